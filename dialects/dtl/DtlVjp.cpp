@@ -1,0 +1,142 @@
+//===- DtlVjp.cpp - the gradient of every differentiable dtl op -----------===//
+//
+// Each buildVjp builds d(loss)/d(operand) from d(loss)/d(result), after the
+// op, for the autodiff pass (passes/Autodiff.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/dtl/DtlOps.h"
+
+#include "mlir/IR/Builders.h"
+
+using namespace mlir;
+using namespace dtl;
+
+// d(a + b) = (g, g)
+void AddOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({grads[0], grads[0]});
+}
+
+// d(a - b) = (g, -g)
+void SubOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Value g = grads[0];
+  out.assign({g, NegOp::create(b, getLoc(), g.getType(), g)});
+}
+
+// d(a * b) = (g * b, g * a)
+void MulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Value g = grads[0];
+  Type t = g.getType();
+  out.assign({MulOp::create(b, getLoc(), t, g, getRhs()),
+         MulOp::create(b, getLoc(), t, g, getLhs())});
+}
+
+// d(a / b) = (g / b, -(g / b) * (a / b))
+void DivOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Type t = grads[0].getType();
+  Value gOverB = DivOp::create(b, getLoc(), t, grads[0], getRhs());
+  Value aOverB = DivOp::create(b, getLoc(), t, getLhs(), getRhs());
+  Value prod = MulOp::create(b, getLoc(), t, gOverB, aOverB);
+  out.assign({gOverB, NegOp::create(b, getLoc(), t, prod)});
+}
+
+// d(-x) = -g
+void NegOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({NegOp::create(b, getLoc(), grads[0].getType(), grads[0])});
+}
+
+// d relu(x) = g * (x > 0)
+void ReluOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({ReluGradOp::create(b, getLoc(), grads[0].getType(), getInput(), grads[0])});
+}
+
+// d exp(x) = g * exp(x)
+void ExpOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({MulOp::create(b, getLoc(), grads[0].getType(), grads[0], getResult())});
+}
+
+// d log(x) = g / x
+void LogOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({DivOp::create(b, getLoc(), grads[0].getType(), grads[0], getInput())});
+}
+
+// d tanh(x) = g * (1 - tanh(x)^2)
+void TanhOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Type t = grads[0].getType();
+  Value y = getResult();
+  Value one = ConstantOp::create(b, getLoc(), t, b.getF64FloatAttr(1.0));
+  Value ySquared = MulOp::create(b, getLoc(), t, y, y);
+  Value slope = SubOp::create(b, getLoc(), t, one, ySquared);
+  out.assign({MulOp::create(b, getLoc(), t, grads[0], slope)});
+}
+
+// d sqrt(x) = g * 0.5 / sqrt(x)
+void SqrtOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Type t = grads[0].getType();
+  Value half = ConstantOp::create(b, getLoc(), t, b.getF64FloatAttr(0.5));
+  Value halfOverY = DivOp::create(b, getLoc(), t, half, getResult());
+  out.assign({MulOp::create(b, getLoc(), t, grads[0], halfOverY)});
+}
+
+// d broadcast(x) = g summed over the repeated and the new dimensions.
+void BroadcastOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  SmallVector<int64_t> shape(getResult().getType().getShape());
+  SmallVector<int64_t> repeated, added;
+  for (auto [i, d] : llvm::enumerate(getDims()))
+    if (in[i] != shape[d])
+      repeated.push_back(d);
+  for (int64_t d = 0; d < (int64_t)shape.size(); ++d)
+    if (!llvm::is_contained(getDims(), d))
+      added.push_back(d);
+  Value g = grads[0];
+  Type elt = getResult().getType().getElementType();
+  if (!repeated.empty()) {
+    for (int64_t d : repeated)
+      shape[d] = 1;
+    g = ReduceSumOp::create(b, getLoc(), RankedTensorType::get(shape, elt), g,
+                            b.getDenseI64ArrayAttr(repeated), b.getUnitAttr());
+  }
+  if (!added.empty())
+    g = ReduceSumOp::create(b, getLoc(), getInput().getType(), g,
+                            b.getDenseI64ArrayAttr(added), UnitAttr());
+  out.assign({g});
+}
+
+// d reduce_sum(x) = g broadcast back over the reduced dimensions.
+void ReduceSumOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  int64_t rank = getInput().getType().getRank();
+  SmallVector<int64_t> kept;
+  for (int64_t d = 0; d < rank; ++d)
+    if (getKeepDims() || !llvm::is_contained(getDims(), d))
+      kept.push_back(d);
+  out.assign({BroadcastOp::create(b, getLoc(), getInput().getType(), grads[0],
+                             b.getDenseI64ArrayAttr(kept))});
+}
+
+// C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC; each case
+// below is that identity with the transposes folded into the flags.
+void MatmulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Value g = grads[0], lhs = getLhs(), rhs = getRhs();
+  Type lt = lhs.getType(), rt = rhs.getType();
+  bool ta = getTransposeLhs(), tb = getTransposeRhs();
+  auto matmul = [&](Type t, Value x, Value y, bool tx, bool ty) -> Value {
+    return MatmulOp::create(b, getLoc(), t, x, y, tx, ty);
+  };
+  if (!ta && !tb)
+    out.assign({matmul(lt, g, rhs, false, true), matmul(rt, lhs, g, true, false)});
+  else if (ta && !tb)
+    out.assign({matmul(lt, rhs, g, false, true), matmul(rt, lhs, g, false, false)});
+  else if (!ta && tb)
+    out.assign({matmul(lt, g, rhs, false, false), matmul(rt, g, lhs, true, false)});
+  else
+    out.assign({matmul(lt, rhs, g, true, true), matmul(rt, g, lhs, true, true)});
+}
+
+// d cross_entropy = (softmax(logits) - onehot(labels)) * g; labels have none.
+void CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange grads,
+                              SmallVectorImpl<Value> &out) {
+  out.assign({CrossEntropyGradOp::create(b, getLoc(), getLogits().getType(), getLogits(),
+                                    getLabels(), grads[0]),
+         Value()});
+}

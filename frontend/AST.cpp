@@ -1,0 +1,131 @@
+//===- AST.cpp - printing the AST (dtlc --emit=ast) -----------------------===//
+
+#include "frontend/AST.h"
+
+using namespace dtl::ast;
+
+namespace {
+
+void dumpExpr(const Expr &e, llvm::raw_ostream &os);
+
+void dumpValue(const Value &v, llvm::raw_ostream &os) {
+  if (v.kind == Value::Kind::Expr)
+    dumpExpr(*v.expr, os);
+  else if (v.kind == Value::Kind::String)
+    os << '"' << v.string << '"';
+  else {
+    os << '(';
+    for (size_t i = 0; i < v.tuple.size(); ++i) {
+      os << (i ? ", " : "");
+      dumpValue(v.tuple[i], os);
+    }
+    os << ')';
+  }
+}
+
+void dumpCall(const Call &c, llvm::raw_ostream &os) {
+  os << c.callee << '(';
+  for (size_t i = 0; i < c.args.size(); ++i) {
+    os << (i ? ", " : "") << (c.args[i].key.empty() ? "" : c.args[i].key + " = ");
+    dumpValue(*c.args[i].value, os);
+  }
+  os << ')';
+}
+
+void dumpExpr(const Expr &e, llvm::raw_ostream &os) {
+  switch (e.kind) {
+  case Expr::Kind::Number:
+    os << e.number;
+    break;
+  case Expr::Kind::Name:
+    os << e.name;
+    break;
+  case Expr::Kind::Neg:
+    os << "(-";
+    dumpExpr(*e.operands[0], os);
+    os << ')';
+    break;
+  case Expr::Kind::Binary:
+    os << '(';
+    dumpExpr(*e.operands[0], os);
+    os << ' ' << e.op << ' ';
+    dumpExpr(*e.operands[1], os);
+    os << ')';
+    break;
+  case Expr::Kind::Call:
+    dumpCall(*e.call, os);
+    break;
+  }
+}
+
+void dumpType(const TensorType &t, const std::optional<Sharding> &s, llvm::raw_ostream &os) {
+  os << t.dtype << '[';
+  for (size_t i = 0; i < t.dims.size(); ++i)
+    os << (i ? ", " : "") << (t.dims[i].symbol.empty() ? std::to_string(t.dims[i].size) : t.dims[i].symbol);
+  os << ']';
+  if (!s)
+    return;
+  os << " shard [";
+  for (size_t i = 0; i < s->dims.size(); ++i) {
+    os << (i ? ", " : "");
+    for (size_t j = 0; j < s->dims[i].size(); ++j)
+      os << (j ? "+" : "") << s->dims[i][j].name;
+  }
+  os << ']';
+}
+
+std::string at(Pos p) { return " @" + std::to_string(p.line) + ":" + std::to_string(p.col); }
+
+} // namespace
+
+void dtl::ast::dump(const Program &program, llvm::raw_ostream &os) {
+  for (const Mesh &m : program.meshes) {
+    os << "Mesh " << m.name << at(m.pos) << "\n";
+    for (const MeshAxis &a : m.axes)
+      os << "  Axis " << a.name << " = " << a.size << at(a.pos) << "\n";
+  }
+  for (const Model &m : program.models) {
+    os << "Model " << m.name << at(m.pos) << "\n";
+    for (const SizeParam &s : m.sizes)
+      os << "  Size " << s.name << (s.defaultValue ? " = " + std::to_string(*s.defaultValue) : "")
+         << at(s.pos) << "\n";
+    for (const Stmt &s : m.body) {
+      switch (s.kind) {
+      case Stmt::Kind::Param:
+      case Stmt::Kind::Input:
+        os << (s.kind == Stmt::Kind::Param ? "  Param " : "  Input ") << s.name << ": ";
+        dumpType(s.type, s.sharding, os);
+        if (s.init) {
+          os << " init ";
+          dumpCall(*s.init, os);
+        }
+        break;
+      case Stmt::Kind::Assign:
+        os << "  Assign " << s.name << " = ";
+        dumpExpr(*s.expr, os);
+        break;
+      case Stmt::Kind::Return:
+        os << "  Return ";
+        dumpExpr(*s.expr, os);
+        break;
+      }
+      os << at(s.pos) << "\n";
+    }
+  }
+  for (const Train &t : program.trains) {
+    os << "Train " << t.model << " on " << t.mesh << at(t.pos) << "\n";
+    for (const DataSource &d : t.data) {
+      os << (d.isEval ? "  Eval " : "  Data ");
+      for (size_t i = 0; i < d.names.size(); ++i)
+        os << (i ? ", " : "") << d.names[i].name;
+      os << " = ";
+      dumpCall(*d.call, os);
+      os << at(d.pos) << "\n";
+    }
+    for (const Setting &s : t.settings) {
+      os << "  Setting " << s.key << " = ";
+      dumpValue(s.value, os);
+      os << at(s.pos) << "\n";
+    }
+  }
+}

@@ -1,0 +1,152 @@
+//===- AST.h - the abstract syntax tree of a .dtl file ----------*- C++ -*-===//
+//
+// What the parser builds from the ANTLR parse tree: plain structs, every
+// node with its source position, no ANTLR types (so no exceptions) beyond
+// Parser.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DTL_FRONTEND_AST_H
+#define DTL_FRONTEND_AST_H
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dtl::ast {
+
+/// 1-based line and column in the source file.
+struct Pos {
+  unsigned line = 0, col = 0;
+};
+
+struct Expr;
+struct Value;
+
+struct Arg {
+  std::string key; ///< empty for positional arguments
+  std::unique_ptr<Value> value;
+  Pos pos;
+};
+
+struct Call {
+  std::string callee;
+  std::vector<Arg> args;
+  Pos pos;
+};
+
+struct Expr {
+  enum class Kind { Number, Name, Neg, Binary, Call };
+  Kind kind;
+  Pos pos;
+  double number = 0;                         ///< Number
+  std::string name;                          ///< Name
+  char op = 0;                               ///< Binary: @ * / + -
+  std::vector<std::unique_ptr<Expr>> operands; ///< Neg, Binary
+  std::unique_ptr<Call> call;                ///< Call
+};
+
+/// A call argument or train setting: an expression, a string or a tuple.
+struct Value {
+  enum class Kind { Expr, String, Tuple };
+  Kind kind;
+  Pos pos;
+  std::unique_ptr<Expr> expr;
+  std::string string;
+  std::vector<Value> tuple;
+};
+
+struct Dim {
+  std::string symbol; ///< empty when the size is a literal
+  int64_t size = 0;
+  Pos pos;
+};
+
+struct TensorType {
+  std::string dtype;
+  std::vector<Dim> dims;
+  Pos pos;
+};
+
+struct AxisRef {
+  std::string name; ///< "_" means replicated
+  Pos pos;
+};
+
+/// One list of axes per tensor dimension.
+struct Sharding {
+  std::vector<std::vector<AxisRef>> dims;
+  Pos pos;
+};
+
+struct Stmt {
+  enum class Kind { Param, Input, Assign, Return };
+  Kind kind;
+  Pos pos;
+  std::string name;                 ///< Param, Input, Assign
+  TensorType type;                  ///< Param, Input
+  std::optional<Sharding> sharding; ///< Param, Input
+  std::unique_ptr<Call> init;       ///< Param
+  std::unique_ptr<Expr> expr;       ///< Assign, Return
+};
+
+struct SizeParam {
+  std::string name;
+  std::optional<int64_t> defaultValue;
+  Pos pos;
+};
+
+struct Model {
+  std::string name;
+  std::vector<SizeParam> sizes;
+  std::vector<Stmt> body;
+  Pos pos;
+};
+
+struct MeshAxis {
+  std::string name;
+  int64_t size;
+  Pos pos;
+};
+
+struct Mesh {
+  std::string name;
+  std::vector<MeshAxis> axes;
+  Pos pos;
+};
+
+struct DataSource {
+  bool isEval = false;
+  std::vector<AxisRef> names; ///< the model inputs it feeds
+  std::unique_ptr<Call> call;
+  Pos pos;
+};
+
+struct Setting {
+  std::string key;
+  Value value;
+  Pos pos;
+};
+
+struct Train {
+  std::string model, mesh;
+  Pos modelPos, meshPos, pos;
+  std::vector<DataSource> data;
+  std::vector<Setting> settings;
+};
+
+struct Program {
+  std::vector<Mesh> meshes;
+  std::vector<Model> models;
+  std::vector<Train> trains;
+};
+
+/// Prints the tree, one node per line (dtlc --emit=ast).
+void dump(const Program &program, llvm::raw_ostream &os);
+
+} // namespace dtl::ast
+
+#endif // DTL_FRONTEND_AST_H

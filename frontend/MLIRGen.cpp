@@ -1,0 +1,804 @@
+//===- MLIRGen.cpp - AST -> dtl dialect, with the semantic checks ---------===//
+//
+// Like Toy's MLIRGen: walks the AST once, checks names, shapes and
+// shardings as it goes, and emits the global-view module. Every value gets
+// the FileLineColLoc of the source that made it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "frontend/MLIRGen.h"
+
+#include "dialects/dtl/DtlOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
+
+using namespace mlir;
+using namespace dtl;
+
+namespace {
+
+std::string formatType(Type type) {
+  auto t = cast<RankedTensorType>(type);
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << (t.getElementType().isF32() ? "f32" : "i32") << '[';
+  llvm::interleaveComma(t.getShape(), os);
+  os << ']';
+  return s;
+}
+
+class Generator {
+public:
+  Generator(MLIRContext &ctx, StringRef file, const FrontendOptions &options)
+      : ctx(ctx), b(&ctx), file(file), options(options) {}
+
+  OwningOpRef<ModuleOp> run(const ast::Program &program);
+
+private:
+  MLIRContext &ctx;
+  OpBuilder b;
+  StringRef file;
+  const FrontendOptions &options;
+  bool hadError = false;
+
+  struct Symbol {
+    Value value;
+    ast::Pos pos;
+  };
+  llvm::StringMap<Symbol> symbols;
+  llvm::StringMap<int64_t> sizes;
+  llvm::StringSet<> inputNames;
+  const ast::Mesh *mesh = nullptr;
+  std::vector<int64_t> meshShape;
+  std::string meshName = "mesh";
+  SmallVector<std::pair<Value, Value>> crossEntropies; // (logits, labels)
+
+  Location loc(ast::Pos p) { return FileLineColLoc::get(&ctx, file, p.line, p.col); }
+  InFlightDiagnostic error(ast::Pos p) {
+    hadError = true;
+    return emitError(loc(p));
+  }
+
+  RankedTensorType f32(ArrayRef<int64_t> shape) {
+    return RankedTensorType::get(shape, b.getF32Type());
+  }
+
+  // Declarations -----------------------------------------------------------
+  bool selectMesh(const ast::Program &program, const ast::Train *train);
+  bool resolveSizes(const ast::Model &model);
+  std::optional<RankedTensorType> tensorType(const ast::TensorType &t, bool isParam);
+  Attribute sharding(const ast::Stmt &decl, RankedTensorType type);
+  Attribute initializer(const ast::Stmt &decl);
+  func::FuncOp emitModel(const ast::Model &model);
+
+  // Expressions -------------------------------------------------------------
+  Value expr(const ast::Expr &e);
+  Value binary(const ast::Expr &e);
+  Value call(const ast::Call &c);
+  Value broadcastTo(Value v, ArrayRef<int64_t> shape, Location l);
+  Value constant(double value, RankedTensorType type, Location l) {
+    return ConstantOp::create(b, l, type, b.getF64FloatAttr(value));
+  }
+  bool requireF32(Value v, const ast::Expr &e, StringRef what);
+
+  // Train section -----------------------------------------------------------
+  void emitTrain(ModuleOp module, const ast::Train &train);
+  std::optional<double> number(const ast::Value &v);
+  DictionaryAttr dataSource(const ast::DataSource &source);
+};
+
+//===----------------------------------------------------------------------===//
+// Declarations
+//===----------------------------------------------------------------------===//
+
+bool Generator::selectMesh(const ast::Program &program, const ast::Train *train) {
+  llvm::StringMap<const ast::Mesh *> meshes;
+  for (const ast::Mesh &m : program.meshes)
+    if (!meshes.try_emplace(m.name, &m).second)
+      error(m.pos) << "mesh '" << m.name << "' is declared twice";
+  if (train) {
+    mesh = meshes.lookup(train->mesh);
+    if (!mesh) {
+      error(train->meshPos) << "unknown mesh '" << train->mesh << "'";
+      return false;
+    }
+  } else if (program.meshes.size() == 1) {
+    mesh = &program.meshes.front();
+  } else if (program.meshes.size() > 1) {
+    error(program.meshes[1].pos) << "several meshes and no train section to choose one";
+    return false;
+  }
+  if (!mesh) {
+    meshShape = {1};
+    return true;
+  }
+  meshName = mesh->name;
+  llvm::StringSet<> seen;
+  for (const ast::MeshAxis &axis : mesh->axes) {
+    if (!seen.insert(axis.name).second)
+      error(axis.pos) << "mesh axis '" << axis.name << "' is declared twice";
+    if (axis.size < 1)
+      error(axis.pos) << "mesh axis '" << axis.name << "' must have a positive size";
+    auto it = options.meshSizes.find(axis.name);
+    meshShape.push_back(it != options.meshSizes.end() ? it->second : axis.size);
+  }
+  for (const auto &[name, size] : options.meshSizes)
+    if (!seen.contains(name))
+      error(mesh->pos) << "--mesh sets axis '" << name << "', which mesh '" << mesh->name
+                       << "' does not have";
+  return !hadError;
+}
+
+bool Generator::resolveSizes(const ast::Model &model) {
+  for (const ast::SizeParam &p : model.sizes) {
+    auto it = options.sizes.find(p.name);
+    if (it != options.sizes.end())
+      sizes[p.name] = it->second;
+    else if (p.defaultValue)
+      sizes[p.name] = *p.defaultValue;
+    else
+      error(p.pos) << "size '" << p.name << "' has no value: give it a default or pass -D "
+                   << p.name << "=N";
+  }
+  for (const auto &[name, value] : options.sizes)
+    if (!sizes.count(name))
+      error(model.pos) << "-D " << name << " does not name a size of model '" << model.name << "'";
+  return !hadError;
+}
+
+std::optional<RankedTensorType> Generator::tensorType(const ast::TensorType &t, bool isParam) {
+  Type elt;
+  if (t.dtype == "f32")
+    elt = b.getF32Type();
+  else if (t.dtype == "i32" && !isParam)
+    elt = b.getI32Type();
+  else if (t.dtype == "bf16" || t.dtype == "f16")
+    error(t.pos) << t.dtype << " is not supported yet (f32 only for now)";
+  else
+    error(t.pos) << "unknown dtype '" << t.dtype << "'" << (isParam ? " (params are f32)" : "");
+  SmallVector<int64_t> shape;
+  for (const ast::Dim &d : t.dims) {
+    int64_t size = d.size;
+    if (!d.symbol.empty()) {
+      auto it = sizes.find(d.symbol);
+      if (it == sizes.end()) {
+        error(d.pos) << "unknown size '" << d.symbol << "'";
+        continue;
+      }
+      size = it->second;
+    }
+    if (size < 1)
+      error(d.pos) << "dimension sizes must be positive, got " << size;
+    shape.push_back(size);
+  }
+  if (!elt || shape.size() != t.dims.size())
+    return std::nullopt;
+  return RankedTensorType::get(shape, elt);
+}
+
+Attribute Generator::sharding(const ast::Stmt &decl, RankedTensorType type) {
+  SmallVector<SmallVector<int16_t>> dims(type.getRank());
+  if (!decl.sharding)
+    return ShardingAttr::get(&ctx, meshName, dims);
+  const ast::Sharding &s = *decl.sharding;
+  if (s.dims.size() != (size_t)type.getRank()) {
+    error(s.pos) << "the sharding has " << s.dims.size() << " entries but '" << decl.name
+                 << "' has " << type.getRank() << " dimensions";
+    return {};
+  }
+  llvm::StringMap<ast::Pos> used;
+  bool ok = true;
+  for (auto [d, axes] : llvm::enumerate(s.dims)) {
+    int64_t span = 1;
+    for (const ast::AxisRef &ref : axes) {
+      if (ref.name == "_") {
+        if (axes.size() > 1) {
+          error(ref.pos) << "'_' (replicated) cannot be combined with mesh axes";
+          ok = false;
+        }
+        continue;
+      }
+      int16_t index = -1;
+      if (mesh)
+        for (auto [i, a] : llvm::enumerate(mesh->axes))
+          if (a.name == ref.name)
+            index = i;
+      if (index < 0) {
+        auto diag = error(ref.pos) << "unknown mesh axis '" << ref.name << "'";
+        if (mesh)
+          diag.attachNote(loc(mesh->pos)) << "mesh '" << mesh->name << "' is declared here";
+        ok = false;
+        continue;
+      }
+      auto [it, fresh] = used.try_emplace(ref.name, ref.pos);
+      if (!fresh) {
+        auto diag = error(ref.pos) << "mesh axis '" << ref.name
+                                   << "' is used twice in the sharding of '" << decl.name << "'";
+        diag.attachNote(loc(it->second)) << "first used here";
+        ok = false;
+        continue;
+      }
+      dims[d].push_back(index);
+      span *= meshShape[index];
+    }
+    if (ok && type.getShape()[d] % span != 0) {
+      auto diag = error(decl.sharding->dims[d].front().pos)
+                  << "dimension " << d << " of '" << decl.name << "' (size "
+                  << type.getShape()[d] << ") is not divisible by " << span
+                  << ", the number of devices it is split over";
+      for (const ast::AxisRef &ref : axes)
+        for (auto [i, a] : llvm::enumerate(mesh->axes))
+          if (a.name == ref.name)
+            diag.attachNote(loc(a.pos)) << "mesh axis '" << a.name << "' has size " << meshShape[i]
+                                        << (meshShape[i] != a.size ? " (set by --mesh)" : "");
+      ok = false;
+    }
+  }
+  return ok ? ShardingAttr::get(&ctx, meshName, dims) : Attribute();
+}
+
+Attribute Generator::initializer(const ast::Stmt &decl) {
+  if (!decl.init)
+    return b.getDictionaryAttr(b.getNamedAttr("kind", b.getStringAttr("zeros")));
+  const ast::Call &c = *decl.init;
+  struct Form {
+    StringRef name;
+    SmallVector<StringRef> params;
+  };
+  static const Form forms[] = {
+      {"zeros", {}}, {"ones", {}}, {"normal", {"mean", "std"}}, {"uniform", {"low", "high"}}};
+  const Form *form = llvm::find_if(forms, [&](const Form &f) { return f.name == c.callee; });
+  if (form == std::end(forms)) {
+    error(c.pos) << "unknown initializer '" << c.callee
+                 << "' (known: zeros, ones, normal(mean, std), uniform(low, high))";
+    return {};
+  }
+  if (c.args.size() != form->params.size()) {
+    error(c.pos) << "'" << c.callee << "' takes " << form->params.size() << " arguments";
+    return {};
+  }
+  SmallVector<NamedAttribute> attrs{b.getNamedAttr("kind", b.getStringAttr(c.callee))};
+  for (auto [arg, param] : llvm::zip(c.args, form->params)) {
+    std::optional<double> v = number(*arg.value);
+    if (!v || (!arg.key.empty() && arg.key != param)) {
+      error(arg.pos) << "expected a number for '" << param << "'";
+      return {};
+    }
+    attrs.push_back(b.getNamedAttr(param, b.getF64FloatAttr(*v)));
+  }
+  return b.getDictionaryAttr(attrs);
+}
+
+func::FuncOp Generator::emitModel(const ast::Model &model) {
+  // Params and inputs become the function's arguments, in declaration order.
+  SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
+  SmallVector<const ast::Stmt *> argDecls;
+  for (const ast::Stmt &s : model.body) {
+    if (s.kind != ast::Stmt::Kind::Param && s.kind != ast::Stmt::Kind::Input)
+      continue;
+    bool isParam = s.kind == ast::Stmt::Kind::Param;
+    std::optional<RankedTensorType> type = tensorType(s.type, isParam);
+    if (!type)
+      continue;
+    Attribute shard = sharding(s, *type);
+    Attribute init = isParam ? initializer(s) : Attribute();
+    if (!shard || (isParam && !init))
+      continue;
+    SmallVector<NamedAttribute> attrs{
+        b.getNamedAttr(attr::role, b.getStringAttr(isParam ? "param" : "input")),
+        b.getNamedAttr(attr::name, b.getStringAttr(s.name)),
+        b.getNamedAttr(attr::sharding, shard)};
+    if (init)
+      attrs.push_back(b.getNamedAttr(attr::init, init));
+    argTypes.push_back(*type);
+    argAttrs.push_back(b.getDictionaryAttr(attrs));
+    argDecls.push_back(&s);
+    if (!isParam)
+      inputNames.insert(s.name);
+  }
+  auto fn = func::FuncOp::create(b, loc(model.pos), model.name, b.getFunctionType(argTypes, {}));
+  fn.setAllArgAttrs(argAttrs);
+  SmallVector<Location> argLocs;
+  for (const ast::Stmt *s : argDecls)
+    argLocs.push_back(loc(s->pos));
+  Block *body = b.createBlock(&fn.getBody(), {}, argTypes, argLocs);
+
+  auto define = [&](const std::string &name, Value v, ast::Pos pos) {
+    auto [it, fresh] = symbols.try_emplace(name, Symbol{v, pos});
+    if (!fresh)
+      error(pos).append("'", name, "' is already defined")
+          .attachNote(loc(it->second.pos))
+          << "previous definition is here";
+  };
+  for (auto [i, s] : llvm::enumerate(argDecls))
+    define(s->name, body->getArgument(i), s->pos);
+
+  Value loss;
+  const ast::Stmt *returnStmt = nullptr;
+  for (const ast::Stmt &s : model.body) {
+    if (s.kind == ast::Stmt::Kind::Assign) {
+      if (Value v = expr(*s.expr))
+        define(s.name, v, s.pos);
+    } else if (s.kind == ast::Stmt::Kind::Return) {
+      if (returnStmt) {
+        error(s.pos).append("a model returns once").attachNote(loc(returnStmt->pos))
+            << "first return is here";
+        continue;
+      }
+      returnStmt = &s;
+      loss = expr(*s.expr);
+    }
+  }
+  if (!returnStmt) {
+    error(model.pos) << "model '" << model.name << "' has no 'return' of its loss";
+    return fn;
+  }
+  if (!loss)
+    return fn;
+  if (cast<RankedTensorType>(loss.getType()).getRank() != 0 ||
+      !cast<RankedTensorType>(loss.getType()).getElementType().isF32()) {
+    error(returnStmt->expr->pos) << "the loss must be an f32 scalar, but it is "
+                                 << formatType(loss.getType())
+                                 << " (reduce it with mean(...) or sum(...))";
+    return fn;
+  }
+  // Evaluation also counts correct predictions when the loss is one cross_entropy.
+  SmallVector<Value> results{loss};
+  SmallVector<DictionaryAttr> resultAttrs{
+      b.getDictionaryAttr(b.getNamedAttr(attr::role, b.getStringAttr("loss")))};
+  if (crossEntropies.size() == 1) {
+    auto [logits, labels] = crossEntropies.front();
+    Location l = loss.getLoc();
+    int64_t batch = cast<RankedTensorType>(labels.getType()).getShape()[0];
+    Value perExample = CorrectOp::create(b, l, f32({batch}), logits, labels);
+    results.push_back(ReduceSumOp::create(b, l, f32({}), perExample,
+                                          b.getDenseI64ArrayAttr({0}), UnitAttr()));
+    resultAttrs.push_back(
+        b.getDictionaryAttr(b.getNamedAttr(attr::role, b.getStringAttr("correct"))));
+  }
+  func::ReturnOp::create(b, loc(returnStmt->pos), results);
+  fn.setType(b.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  fn.setAllResultAttrs(resultAttrs);
+  return fn;
+}
+
+//===----------------------------------------------------------------------===//
+// Expressions
+//===----------------------------------------------------------------------===//
+
+bool Generator::requireF32(Value v, const ast::Expr &e, StringRef what) {
+  if (cast<RankedTensorType>(v.getType()).getElementType().isF32())
+    return true;
+  error(e.pos) << what << " needs f32 operands, but this is " << formatType(v.getType());
+  return false;
+}
+
+Value Generator::expr(const ast::Expr &e) {
+  switch (e.kind) {
+  case ast::Expr::Kind::Number:
+    return constant(e.number, f32({}), loc(e.pos));
+  case ast::Expr::Kind::Name: {
+    auto it = symbols.find(e.name);
+    if (it == symbols.end()) {
+      error(e.pos) << "unknown name '" << e.name << "'";
+      return {};
+    }
+    return it->second.value;
+  }
+  case ast::Expr::Kind::Neg: {
+    Value v = expr(*e.operands[0]);
+    if (!v || !requireF32(v, e, "'-'"))
+      return {};
+    return NegOp::create(b, loc(e.pos), v.getType(), v);
+  }
+  case ast::Expr::Kind::Binary:
+    return binary(e);
+  case ast::Expr::Kind::Call:
+    return call(*e.call);
+  }
+  return {};
+}
+
+Value Generator::broadcastTo(Value v, ArrayRef<int64_t> shape, Location l) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (type.getShape() == shape)
+    return v;
+  int64_t offset = shape.size() - type.getRank();
+  auto dims = llvm::to_vector(llvm::seq<int64_t>(offset, shape.size()));
+  return BroadcastOp::create(b, l, f32(shape), v, b.getDenseI64ArrayAttr(dims));
+}
+
+Value Generator::binary(const ast::Expr &e) {
+  Value lhs = expr(*e.operands[0]), rhs = expr(*e.operands[1]);
+  if (!lhs || !rhs)
+    return {};
+  std::string opName = std::string("'") + e.op + "'";
+  if (!requireF32(lhs, *e.operands[0], opName) || !requireF32(rhs, *e.operands[1], opName))
+    return {};
+  auto lt = cast<RankedTensorType>(lhs.getType()), rt = cast<RankedTensorType>(rhs.getType());
+  auto noteOperands = [&](InFlightDiagnostic &diag) {
+    for (const auto &operand : e.operands)
+      if (operand->kind == ast::Expr::Kind::Name)
+        if (auto it = symbols.find(operand->name); it != symbols.end())
+          diag.attachNote(loc(it->second.pos))
+              << "'" << operand->name << "' is " << formatType(it->second.value.getType());
+  };
+  Location l = loc(e.pos);
+  if (e.op == '@') {
+    if (lt.getRank() != 2 || rt.getRank() != 2) {
+      auto diag = error(e.pos) << "'@' needs 2-D operands, got " << formatType(lt) << " @ "
+                               << formatType(rt);
+      noteOperands(diag);
+      return {};
+    }
+    if (lt.getShape()[1] != rt.getShape()[0]) {
+      auto diag = error(e.pos) << "shape mismatch in '@': " << formatType(lt) << " @ "
+                               << formatType(rt) << " contracts " << lt.getShape()[1]
+                               << " with " << rt.getShape()[0];
+      noteOperands(diag);
+      return {};
+    }
+    return MatmulOp::create(b, l, f32({lt.getShape()[0], rt.getShape()[1]}), lhs, rhs, false,
+                            false);
+  }
+  // Numpy broadcasting: align trailing dimensions; sizes equal or 1.
+  int64_t rank = std::max(lt.getRank(), rt.getRank());
+  SmallVector<int64_t> shape(rank);
+  for (int64_t i = 0; i < rank; ++i) {
+    int64_t li = i - (rank - lt.getRank()), ri = i - (rank - rt.getRank());
+    int64_t a = li >= 0 ? lt.getShape()[li] : 1, c = ri >= 0 ? rt.getShape()[ri] : 1;
+    if (a != c && a != 1 && c != 1) {
+      auto diag = error(e.pos) << "shape mismatch in " << opName << ": " << formatType(lt)
+                               << " and " << formatType(rt) << " do not broadcast";
+      noteOperands(diag);
+      return {};
+    }
+    shape[i] = std::max(a, c);
+  }
+  lhs = broadcastTo(lhs, shape, l);
+  rhs = broadcastTo(rhs, shape, l);
+  Type t = f32(shape);
+  switch (e.op) {
+  case '+':
+    return AddOp::create(b, l, t, lhs, rhs);
+  case '-':
+    return SubOp::create(b, l, t, lhs, rhs);
+  case '*':
+    return MulOp::create(b, l, t, lhs, rhs);
+  default:
+    return DivOp::create(b, l, t, lhs, rhs);
+  }
+}
+
+Value Generator::call(const ast::Call &c) {
+  Location l = loc(c.pos);
+  SmallVector<Value> args;
+  SmallVector<const ast::Expr *> argExprs;
+  std::optional<SmallVector<int64_t>> axes;
+  for (const ast::Arg &a : c.args) {
+    if (a.key == "axis") {
+      axes.emplace();
+      const ast::Value &v = *a.value;
+      SmallVector<const ast::Value *> items;
+      if (v.kind == ast::Value::Kind::Tuple)
+        for (const ast::Value &item : v.tuple)
+          items.push_back(&item);
+      else
+        items.push_back(&v);
+      for (const ast::Value *item : items) {
+        std::optional<double> n = number(*item);
+        if (!n || *n != (int64_t)*n) {
+          error(item->pos) << "axis must be an integer or a tuple of integers";
+          return {};
+        }
+        axes->push_back((int64_t)*n);
+      }
+      continue;
+    }
+    if (!a.key.empty() || a.value->kind != ast::Value::Kind::Expr) {
+      error(a.pos) << "'" << c.callee << "' takes tensor arguments"
+                   << (a.key.empty() ? "" : " (and only 'axis' by name)");
+      return {};
+    }
+    Value v = expr(*a.value->expr);
+    if (!v)
+      return {};
+    args.push_back(v);
+    argExprs.push_back(a.value->expr.get());
+  }
+  auto arity = [&](size_t n) {
+    if (args.size() == n)
+      return true;
+    error(c.pos) << "'" << c.callee << "' takes " << n << " argument" << (n == 1 ? "" : "s")
+                 << ", got " << args.size();
+    return false;
+  };
+  auto unary = [&](auto tag) -> Value {
+    using OpTy = decltype(tag);
+    if (!arity(1) || !requireF32(args[0], *argExprs[0], "'" + c.callee + "'"))
+      return {};
+    return OpTy::create(b, l, args[0].getType(), args[0]);
+  };
+  if (c.callee == "relu")
+    return unary(ReluOp());
+  if (c.callee == "exp")
+    return unary(ExpOp());
+  if (c.callee == "log")
+    return unary(LogOp());
+  if (c.callee == "tanh")
+    return unary(TanhOp());
+  if (c.callee == "sqrt")
+    return unary(SqrtOp());
+  if (c.callee == "sum" || c.callee == "mean") {
+    if (!arity(1) || !requireF32(args[0], *argExprs[0], "'" + c.callee + "'"))
+      return {};
+    auto type = cast<RankedTensorType>(args[0].getType());
+    SmallVector<int64_t> dims;
+    if (!axes)
+      dims = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
+    for (int64_t a : axes.value_or(SmallVector<int64_t>())) {
+      int64_t d = a < 0 ? a + type.getRank() : a;
+      if (d < 0 || d >= type.getRank() || llvm::is_contained(dims, d)) {
+        error(c.pos) << "axis " << a << " is out of range or repeated for "
+                     << formatType(type);
+        return {};
+      }
+      dims.push_back(d);
+    }
+    llvm::sort(dims);
+    SmallVector<int64_t> shape;
+    int64_t count = 1;
+    for (auto [d, size] : llvm::enumerate(type.getShape())) {
+      if (llvm::is_contained(dims, (int64_t)d))
+        count *= size;
+      else
+        shape.push_back(size);
+    }
+    Value sum = ReduceSumOp::create(b, l, f32(shape), args[0], b.getDenseI64ArrayAttr(dims),
+                                    UnitAttr());
+    if (c.callee == "sum")
+      return sum;
+    Value scale = broadcastTo(constant(1.0 / count, f32({}), l), shape, l);
+    return MulOp::create(b, l, f32(shape), sum, scale);
+  }
+  if (c.callee == "cross_entropy") {
+    if (!arity(2))
+      return {};
+    auto logits = cast<RankedTensorType>(args[0].getType());
+    auto labels = cast<RankedTensorType>(args[1].getType());
+    if (logits.getRank() != 2 || !logits.getElementType().isF32() || labels.getRank() != 1 ||
+        !labels.getElementType().isInteger(32) || logits.getShape()[0] != labels.getShape()[0]) {
+      error(c.pos) << "cross_entropy needs f32 logits [B, C] and i32 labels [B], got "
+                   << formatType(logits) << " and " << formatType(labels);
+      return {};
+    }
+    int64_t batch = labels.getShape()[0];
+    crossEntropies.push_back({args[0], args[1]});
+    Value perExample = CrossEntropyOp::create(b, l, f32({batch}), args[0], args[1]);
+    Value sum = ReduceSumOp::create(b, l, f32({}), perExample, b.getDenseI64ArrayAttr({0}),
+                                    UnitAttr());
+    return MulOp::create(b, l, f32({}), sum, constant(1.0 / batch, f32({}), l));
+  }
+  error(c.pos) << "unknown function '" << c.callee
+               << "' (known: relu, exp, log, tanh, sqrt, sum, mean, cross_entropy)";
+  return {};
+}
+
+//===----------------------------------------------------------------------===//
+// Train section
+//===----------------------------------------------------------------------===//
+
+std::optional<double> Generator::number(const ast::Value &v) {
+  if (v.kind != ast::Value::Kind::Expr)
+    return std::nullopt;
+  const ast::Expr *e = v.expr.get();
+  double sign = 1;
+  if (e->kind == ast::Expr::Kind::Neg) {
+    sign = -1;
+    e = e->operands[0].get();
+  }
+  if (e->kind != ast::Expr::Kind::Number)
+    return std::nullopt;
+  return sign * e->number;
+}
+
+DictionaryAttr Generator::dataSource(const ast::DataSource &source) {
+  const ast::Call &c = *source.call;
+  SmallVector<NamedAttribute> attrs;
+  SmallVector<Attribute> inputs;
+  for (const ast::AxisRef &n : source.names) {
+    if (!inputNames.contains(n.name))
+      error(n.pos) << "'" << n.name << "' is not an input of the model";
+    inputs.push_back(b.getStringAttr(n.name));
+  }
+  attrs.push_back(b.getNamedAttr("inputs", b.getArrayAttr(inputs)));
+  attrs.push_back(b.getNamedAttr("source", b.getStringAttr(c.callee)));
+  if (c.callee == "idx") {
+    SmallVector<Attribute> files;
+    for (const ast::Arg &a : c.args) {
+      if (!a.key.empty() || a.value->kind != ast::Value::Kind::String) {
+        error(a.pos) << "idx(...) takes one file path (a string) per input";
+        continue;
+      }
+      files.push_back(b.getStringAttr(a.value->string));
+    }
+    if (files.size() != source.names.size())
+      error(c.pos) << "idx(...) has " << files.size() << " files for " << source.names.size()
+                   << " inputs";
+    attrs.push_back(b.getNamedAttr("files", b.getArrayAttr(files)));
+  } else if (c.callee == "synthetic") {
+    int64_t classes = 10, size = 1024;
+    for (const ast::Arg &a : c.args) {
+      std::optional<double> n = number(*a.value);
+      if ((a.key != "classes" && a.key != "size") || !n || *n < 1) {
+        error(a.pos) << "synthetic(...) takes classes = N and size = N (positive)";
+        continue;
+      }
+      (a.key == "classes" ? classes : size) = (int64_t)*n;
+    }
+    attrs.push_back(b.getNamedAttr("classes", b.getI64IntegerAttr(classes)));
+    attrs.push_back(b.getNamedAttr("size", b.getI64IntegerAttr(size)));
+  } else {
+    error(c.pos) << "unknown data source '" << c.callee << "' (known: idx, synthetic)";
+  }
+  return b.getDictionaryAttr(attrs);
+}
+
+void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
+  SmallVector<NamedAttribute> config;
+  bool haveData = false;
+  for (const ast::DataSource &source : train.data) {
+    StringRef key = source.isEval ? "eval" : "data";
+    if (llvm::any_of(config, [&](NamedAttribute a) { return a.getName() == key; })) {
+      error(source.pos) << "a second '" << key << "' source";
+      continue;
+    }
+    config.push_back(b.getNamedAttr(key, dataSource(source)));
+    if (!source.isEval) {
+      haveData = true;
+      llvm::StringSet<> fed;
+      for (const ast::AxisRef &n : source.names)
+        fed.insert(n.name);
+      for (const auto &name : inputNames)
+        if (!fed.contains(name.getKey()))
+          error(source.pos) << "input '" << name.getKey() << "' gets no data from this source";
+    }
+  }
+  if (!haveData)
+    error(train.pos) << "the train section needs a 'data' source";
+
+  SmallVector<NamedAttribute> optimizer;
+  auto setInt = [&](const ast::Setting &s, int64_t min) {
+    std::optional<double> n = number(s.value);
+    if (!n || *n != (int64_t)*n || *n < min)
+      error(s.value.pos) << "'" << s.key << "' must be an integer >= " << min;
+    else
+      config.push_back(b.getNamedAttr(s.key, b.getI64IntegerAttr((int64_t)*n)));
+  };
+  for (const ast::Setting &s : train.settings) {
+    if (s.key == "steps" || s.key == "log_every") {
+      setInt(s, 1);
+    } else if (s.key == "seed" || s.key == "eval_every") {
+      setInt(s, 0);
+    } else if (s.key == "optimizer" || s.key == "schedule") {
+      if (s.value.kind != ast::Value::Kind::Expr || s.value.expr->kind != ast::Expr::Kind::Call) {
+        error(s.value.pos) << "'" << s.key << "' must be a call such as "
+                           << (s.key == "optimizer" ? "adamw(lr = 1e-3)" : "warmup_cosine(warmup = 100)");
+        continue;
+      }
+      const ast::Call &c = *s.value.expr->call;
+      bool isOptimizer = s.key == "optimizer";
+      static const llvm::StringMap<SmallVector<StringRef>> known = {
+          {"adamw", {"lr", "betas", "eps", "weight_decay"}},
+          {"sgd", {"lr", "momentum", "weight_decay"}},
+          {"constant", {}},
+          {"warmup_cosine", {"warmup", "min_lr"}},
+          {"cosine", {"min_lr"}},
+          {"warmup", {"warmup"}}};
+      bool valid = isOptimizer ? (c.callee == "adamw" || c.callee == "sgd")
+                               : (known.count(c.callee) && c.callee != "adamw" && c.callee != "sgd");
+      if (!valid) {
+        error(c.pos) << "unknown " << s.key << " '" << c.callee << "' (known: "
+                     << (isOptimizer ? "adamw, sgd" : "constant, warmup, cosine, warmup_cosine")
+                     << ")";
+        continue;
+      }
+      (isOptimizer ? optimizer : config)
+          .push_back(b.getNamedAttr(isOptimizer ? "kind" : "schedule", b.getStringAttr(c.callee)));
+      for (const ast::Arg &a : c.args) {
+        const SmallVector<StringRef> &params = known.lookup(c.callee);
+        if (a.key.empty() || !llvm::is_contained(params, a.key)) {
+          error(a.pos) << "'" << c.callee << "' takes named arguments: "
+                       << llvm::join(params, ", ");
+          continue;
+        }
+        if (a.key == "betas") {
+          if (a.value->kind != ast::Value::Kind::Tuple || a.value->tuple.size() != 2 ||
+              !number(a.value->tuple[0]) || !number(a.value->tuple[1])) {
+            error(a.pos) << "betas must be a pair of numbers, e.g. (0.9, 0.999)";
+            continue;
+          }
+          optimizer.push_back(b.getNamedAttr("beta1", b.getF64FloatAttr(*number(a.value->tuple[0]))));
+          optimizer.push_back(b.getNamedAttr("beta2", b.getF64FloatAttr(*number(a.value->tuple[1]))));
+          continue;
+        }
+        std::optional<double> n = number(*a.value);
+        if (!n || *n < 0) {
+          error(a.pos) << "'" << a.key << "' must be a non-negative number";
+          continue;
+        }
+        Attribute value = a.key == "warmup" ? Attribute(b.getI64IntegerAttr((int64_t)*n))
+                                            : Attribute(b.getF64FloatAttr(*n));
+        // lr feeds the schedule, which lives in the runtime; the rest is the update rule.
+        (isOptimizer && a.key != "lr" ? optimizer : config).push_back(b.getNamedAttr(a.key, value));
+      }
+    } else {
+      error(s.pos) << "unknown train setting '" << s.key
+                   << "' (known: data, eval, optimizer, schedule, steps, log_every, "
+                      "eval_every, seed)";
+    }
+  }
+  if (optimizer.empty())
+    optimizer.push_back(b.getNamedAttr("kind", b.getStringAttr("sgd")));
+  module->setAttr(attr::optimizer, b.getDictionaryAttr(optimizer));
+  module->setAttr(attr::train, b.getDictionaryAttr(config));
+}
+
+OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
+  const ast::Train *train = nullptr;
+  for (const ast::Train &t : program.trains) {
+    if (train)
+      error(t.pos) << "only one train section per file";
+    train = &t;
+  }
+  llvm::StringMap<const ast::Model *> models;
+  for (const ast::Model &m : program.models)
+    if (!models.try_emplace(m.name, &m).second)
+      error(m.pos) << "model '" << m.name << "' is declared twice";
+  const ast::Model *model = nullptr;
+  if (train) {
+    model = models.lookup(train->model);
+    if (!model)
+      error(train->modelPos) << "unknown model '" << train->model << "'";
+  } else if (program.models.size() == 1) {
+    model = &program.models.front();
+  } else {
+    error(ast::Pos{1, 1}) << (program.models.empty() ? "no model in this file"
+                                                      : "several models and no train section");
+  }
+  if (!model || !selectMesh(program, train) || !resolveSizes(*model))
+    return nullptr;
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc(model->pos));
+  b.setInsertionPointToEnd(module->getBody());
+  auto grid = shard::GridOp::create(b, loc(mesh ? mesh->pos : model->pos), meshName, meshShape);
+  SmallVector<Attribute> axisNames;
+  if (mesh)
+    for (const ast::MeshAxis &a : mesh->axes)
+      axisNames.push_back(b.getStringAttr(a.name));
+  else
+    axisNames.push_back(b.getStringAttr("devices"));
+  grid->setAttr("dtl.axis_names", b.getArrayAttr(axisNames));
+  OpBuilder::InsertionGuard guard(b);
+  func::FuncOp fn = emitModel(*model);
+  b.setInsertionPointAfter(fn);
+  (*module)->setAttr(attr::model, FlatSymbolRefAttr::get(&ctx, model->name));
+  if (train)
+    emitTrain(*module, *train);
+  if (hadError)
+    return nullptr;
+  return module;
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> dtl::mlirGen(MLIRContext &context, const ast::Program &program,
+                                   StringRef filename, const FrontendOptions &options) {
+  return Generator(context, filename, options).run(program);
+}

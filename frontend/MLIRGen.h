@@ -1,0 +1,30 @@
+//===- MLIRGen.h - AST -> dtl dialect, with the semantic checks -*- C++ -*-===//
+
+#ifndef DTL_FRONTEND_MLIRGEN_H
+#define DTL_FRONTEND_MLIRGEN_H
+
+#include "frontend/AST.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <map>
+
+namespace dtl {
+
+struct FrontendOptions {
+  std::map<std::string, int64_t> sizes;      ///< -D NAME=VALUE
+  std::map<std::string, int64_t> meshSizes;  ///< --mesh dp=4,tp=2
+};
+
+/// Emits the module for `program` (global view: one model function, its
+/// mesh, the train configuration as attributes), or null after reporting
+/// errors at their `file:line:col`.
+mlir::OwningOpRef<mlir::ModuleOp> mlirGen(mlir::MLIRContext &context,
+                                          const ast::Program &program,
+                                          llvm::StringRef filename,
+                                          const FrontendOptions &options);
+
+} // namespace dtl
+
+#endif // DTL_FRONTEND_MLIRGEN_H

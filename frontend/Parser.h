@@ -1,0 +1,22 @@
+//===- Parser.h - .dtl source -> AST ----------------------------*- C++ -*-===//
+
+#ifndef DTL_FRONTEND_PARSER_H
+#define DTL_FRONTEND_PARSER_H
+
+#include "frontend/AST.h"
+
+#include <functional>
+
+namespace dtl {
+
+/// Receives each syntax error (position and message).
+using SyntaxErrorFn = std::function<void(ast::Pos, const std::string &)>;
+
+/// Parses `source`; returns null after reporting syntax errors (ANTLR recovers,
+/// so one run reports several).
+std::unique_ptr<ast::Program> parseProgram(const std::string &source,
+                                           const SyntaxErrorFn &onError);
+
+} // namespace dtl
+
+#endif // DTL_FRONTEND_PARSER_H

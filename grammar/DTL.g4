@@ -1,0 +1,67 @@
+// DTL.g4: the grammar of .dtl files (see docs/language.md).
+grammar DTL;
+
+program : decl* EOF ;
+
+decl : meshDecl | modelDecl | trainDecl ;
+
+// mesh grid = [dp: 2, tp: 2];
+meshDecl : 'mesh' name=ID '=' '[' meshAxis (',' meshAxis)* ']' ';' ;
+meshAxis : name=ID ':' size=INT ;
+
+// model mlp(B = 256, D = 784) { ... }
+modelDecl : 'model' name=ID '(' (sizeParam (',' sizeParam)*)? ')' '{' stmt* '}' ;
+sizeParam : name=ID ('=' size=INT)? ;
+
+stmt
+  : 'param' name=ID ':' tensorType sharding? ('init' init=call)? ';'   # paramStmt
+  | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
+  | name=ID '=' expr ';'                                               # assignStmt
+  | 'return' expr ';'                                                  # returnStmt
+  ;
+
+tensorType : dtype=ID '[' (dim (',' dim)*)? ']' ;
+dim : ID | INT ;
+
+// shard [dp, _] ; a dimension split over several axes: (dp, tp)
+sharding : 'shard' '[' shardDim (',' shardDim)* ']' ;
+shardDim
+  : ID                                  # oneAxis
+  | '(' ID (',' ID)* ')'                # manyAxes
+  ;
+
+expr
+  : '-' expr                            # negExpr
+  | expr op=('@' | '*' | '/') expr      # mulExpr
+  | expr op=('+' | '-') expr            # addExpr
+  | call                                # callExpr
+  | ID                                  # nameExpr
+  | number                              # numberExpr
+  | '(' expr ')'                        # parenExpr
+  ;
+
+call : callee=ID '(' (arg (',' arg)*)? ')' ;
+arg : (key=ID '=')? value ;
+
+// Values in calls and train settings: expressions, strings, tuples.
+value
+  : expr                                # exprValue
+  | STRING                              # stringValue
+  | '(' value (',' value)+ ')'          # tupleValue
+  ;
+
+number : INT | FLOAT ;
+
+// train mlp on grid { ... }
+trainDecl : 'train' model=ID 'on' mesh=ID '{' trainStmt* '}' ;
+trainStmt
+  : kind=('data' | 'eval') ID (',' ID)* '=' call ';'  # dataStmt
+  | key=ID '=' value ';'                             # settingStmt
+  ;
+
+INT : [0-9]+ ;
+FLOAT : [0-9]+ '.' [0-9]* ([eE] [+-]? [0-9]+)? | [0-9]+ [eE] [+-]? [0-9]+ ;
+ID : [a-zA-Z_] [a-zA-Z0-9_]* ;
+STRING : '"' (~["\\\r\n] | '\\' .)* '"' ;
+LINE_COMMENT : '//' ~[\r\n]* -> skip ;
+WS : [ \t\r\n]+ -> skip ;

@@ -1,0 +1,127 @@
+//===- PropagateSharding.cpp - choose a sharding for every value ----------===//
+//
+// Factor-style propagation (as in GSPMD/Shardy): each op's loops tie its
+// operand and result dimensions together; a split known on one dimension
+// flows through the loop to every other dimension it indexes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+#include "passes/Sharding.h"
+
+namespace dtl {
+#define GEN_PASS_DEF_PROPAGATESHARDING
+#include "passes/Passes.h.inc"
+} // namespace dtl
+
+using namespace mlir;
+using namespace dtl;
+
+namespace {
+
+/// Per dimension: the chosen axes, or nothing yet (open).
+using OpenLayout = SmallVector<std::optional<Axes>>;
+
+struct Propagation {
+  DenseMap<Value, OpenLayout> layouts;
+
+  OpenLayout &layoutOf(Value v) {
+    auto it = layouts.find(v);
+    if (it != layouts.end())
+      return it->second;
+    unsigned rank = cast<RankedTensorType>(v.getType()).getRank();
+    return layouts[v] = OpenLayout(rank);
+  }
+
+  /// One application of an op's rule; returns whether anything was decided.
+  bool visit(ShardingRuleOpInterface op) {
+    SmallVector<LoopKind> kinds = op.getLoopKinds();
+    SmallVector<AffineMap> maps = op.getIndexingMaps();
+    SmallVector<Value> values(op->getOperands());
+    values.append(op->result_begin(), op->result_end());
+
+    // Decide the loops from what the values already know, first come first served.
+    SmallVector<std::optional<Axes>> loops(kinds.size());
+    llvm::SmallDenseSet<int16_t> used;
+    for (auto [l, kind] : llvm::enumerate(kinds))
+      if (kind == LoopKind::Whole)
+        loops[l] = Axes();
+    for (auto [v, map] : llvm::zip(values, maps)) {
+      OpenLayout &layout = layoutOf(v);
+      for (auto [d, expr] : llvm::enumerate(map.getResults())) {
+        int64_t l = loopOf(expr);
+        if (l < 0 || loops[l] || !layout[d])
+          continue;
+        if (llvm::any_of(*layout[d], [&](int16_t a) { return used.contains(a); }))
+          continue;
+        loops[l] = *layout[d];
+        used.insert(layout[d]->begin(), layout[d]->end());
+      }
+    }
+
+    // Fill the open dimensions from the decided loops.
+    bool changed = false;
+    for (auto [v, map] : llvm::zip(values, maps)) {
+      OpenLayout &layout = layoutOf(v);
+      for (auto [d, expr] : llvm::enumerate(map.getResults())) {
+        if (layout[d])
+          continue;
+        int64_t l = loopOf(expr);
+        if (l < 0)
+          layout[d] = Axes();
+        else if (loops[l])
+          layout[d] = loops[l];
+        else
+          continue;
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  void run(func::FuncOp fn, shard::GridOp mesh) {
+    for (BlockArgument arg : fn.getArguments()) {
+      Layout layout = argLayout(fn, arg.getArgNumber());
+      OpenLayout &open = layoutOf(arg);
+      for (auto [d, axes] : llvm::enumerate(layout.dims))
+        open[d] = axes;
+    }
+    SmallVector<ShardingRuleOpInterface> ops;
+    fn.walk([&](ShardingRuleOpInterface op) { ops.push_back(op); });
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      for (ShardingRuleOpInterface op : ops)
+        changed |= visit(op);
+      for (ShardingRuleOpInterface op : llvm::reverse(ops))
+        changed |= visit(op);
+    }
+    // Record the result layouts; whatever is still open is replicated.
+    MLIRContext *ctx = fn.getContext();
+    for (ShardingRuleOpInterface op : ops) {
+      SmallVector<Attribute> attrs;
+      for (Value r : op->getResults()) {
+        Layout layout;
+        for (const std::optional<Axes> &axes : layoutOf(r))
+          layout.dims.push_back(axes.value_or(Axes()));
+        attrs.push_back(layout.toAttr(ctx, mesh.getSymName()));
+      }
+      op->setAttr(attr::shardings, ArrayAttr::get(ctx, attrs));
+    }
+  }
+};
+
+struct PropagateSharding : dtl::impl::PropagateShardingBase<PropagateSharding> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    shard::GridOp mesh = getMesh(module);
+    if (!mesh) {
+      module.emitError("sharding propagation needs a shard.grid (the mesh)");
+      return signalPassFailure();
+    }
+    for (auto fn : module.getOps<func::FuncOp>())
+      Propagation().run(fn, mesh);
+  }
+};
+
+} // namespace

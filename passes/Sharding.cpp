@@ -1,0 +1,38 @@
+//===- Sharding.cpp - layouts of values over the mesh ---------------------===//
+
+#include "passes/Sharding.h"
+#include "passes/Passes.h"
+
+using namespace mlir;
+using namespace dtl;
+
+Layout Layout::fromAttr(ShardingAttr attr) {
+  Layout layout;
+  for (DenseI16ArrayAttr axes : attr.getDims())
+    layout.dims.push_back(Axes(axes.asArrayRef()));
+  layout.partial = Axes(attr.getPartial().asArrayRef());
+  return layout;
+}
+
+ShardingAttr Layout::toAttr(MLIRContext *ctx, StringRef grid) const {
+  return ShardingAttr::get(ctx, grid, dims, partial);
+}
+
+Layout dtl::argLayout(func::FuncOp fn, unsigned index) {
+  if (auto attr = fn.getArgAttrOfType<ShardingAttr>(index, attr::sharding))
+    return Layout::fromAttr(attr);
+  return Layout::replicated(cast<RankedTensorType>(fn.getArgument(index).getType()).getRank());
+}
+
+int64_t dtl::meshSpan(shard::GridOp mesh, ArrayRef<int16_t> axes) {
+  int64_t span = 1;
+  for (int16_t axis : axes)
+    span *= mesh.getShape()[axis];
+  return span;
+}
+
+int64_t dtl::loopOf(AffineExpr expr) {
+  if (auto dim = dyn_cast<AffineDimExpr>(expr))
+    return dim.getPosition();
+  return -1;
+}

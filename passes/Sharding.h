@@ -1,0 +1,34 @@
+//===- Sharding.h - layouts of values over the mesh, for the passes -*- C++ -*-===//
+
+#ifndef DTL_PASSES_SHARDING_H
+#define DTL_PASSES_SHARDING_H
+
+#include "dialects/dtl/DtlOps.h"
+
+namespace dtl {
+
+using Axes = llvm::SmallVector<int16_t>;
+
+/// A value's layout: mesh axes per dimension, and pending partial-sum axes.
+struct Layout {
+  llvm::SmallVector<Axes> dims;
+  Axes partial;
+
+  static Layout replicated(unsigned rank) { return Layout{llvm::SmallVector<Axes>(rank), {}}; }
+  static Layout fromAttr(ShardingAttr attr);
+  ShardingAttr toAttr(mlir::MLIRContext *ctx, llvm::StringRef grid) const;
+  bool operator==(const Layout &o) const { return dims == o.dims && partial == o.partial; }
+};
+
+/// The layout recorded for a function argument, or replicated.
+Layout argLayout(mlir::func::FuncOp fn, unsigned index);
+
+/// The number of mesh positions spanned by `axes`.
+int64_t meshSpan(mlir::shard::GridOp mesh, llvm::ArrayRef<int16_t> axes);
+
+/// The loop index a map result refers to, or -1 for a constant (unsplit) dim.
+int64_t loopOf(mlir::AffineExpr expr);
+
+} // namespace dtl
+
+#endif // DTL_PASSES_SHARDING_H

@@ -1,0 +1,47 @@
+//===- Context.h - one rank's place in the mesh and its collectives -*- C++ -*-===//
+
+#ifndef DTLRT_CONTEXT_H
+#define DTLRT_CONTEXT_H
+
+#include "dtlrt/Runtime.h"
+
+#include <mpi.h>
+
+#include <map>
+
+namespace dtlrt {
+
+class Context {
+public:
+  Context(std::vector<int> axisSizes, int rank);
+  ~Context();
+
+  int rank() const { return rank_; }
+  /// This rank's coordinate along each mesh axis (row-major: last axis fastest).
+  const std::vector<int> &coords() const { return coords_; }
+  /// This rank's index among the ranks spanned by `axes` (major to minor),
+  /// and how many they are.
+  int indexAlong(const Axes &axes) const;
+  int spanOf(const Axes &axes) const;
+
+  /// Sum over the ranks that differ only along `axes` (in place).
+  template <typename T> void allReduceSum(T *data, int64_t count, const Axes &axes);
+  /// Concatenates the local tensors of the ranks along `axes` on dimension `dim`.
+  template <typename T>
+  void allGather(const T *in, T *out, const std::vector<int64_t> &localShape, int dim,
+                 const Axes &axes);
+  /// This rank's slice, on dimension `dim`, of a tensor replicated along `axes`.
+  template <typename T>
+  void allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
+                const Axes &axes);
+
+private:
+  MPI_Comm commFor(const Axes &axes);
+  std::vector<int> sizes_, coords_;
+  int rank_;
+  std::map<Axes, MPI_Comm> comms_;
+};
+
+} // namespace dtlrt
+
+#endif // DTLRT_CONTEXT_H

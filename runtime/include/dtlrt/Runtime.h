@@ -1,0 +1,67 @@
+//===- Runtime.h - what a generated program hands the runtime ---*- C++ -*-===//
+//
+// A generated program describes its tensors and step functions in a Program
+// and calls dtlrt::run, which owns everything around the math: ranks, mesh,
+// data, initialisation, the training loop, logs and evaluation.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DTLRT_RUNTIME_H
+#define DTLRT_RUNTIME_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dtlrt {
+
+class Context;
+
+enum class DType { F32, F64, I32 };
+size_t sizeOf(DType t);
+
+/// Mesh axes that split one tensor dimension, major to minor.
+using Axes = std::vector<int>;
+
+/// One argument or result of a step function.
+struct TensorSpec {
+  std::string role;  ///< param, opt_state, input, lr, step; loss, grad_norm, correct
+  std::string name;  ///< e.g. "w1", "w1.m"
+  DType dtype = DType::F32;
+  std::vector<int64_t> globalShape, localShape;
+  std::vector<Axes> dimAxes; ///< per dimension
+  std::string init = "zeros"; ///< params: zeros, ones, normal, uniform
+  double initA = 0, initB = 0; ///< normal: mean, std; uniform: low, high
+  int64_t localSize() const;
+};
+
+using StepFn = void (*)(Context &ctx, void *const *args, void *const *results);
+
+struct StepSpec {
+  StepFn fn = nullptr;
+  std::vector<TensorSpec> args, results;
+};
+
+struct DataSpec {
+  std::string source; ///< idx, synthetic; empty when absent
+  std::vector<std::string> inputs, files;
+  int64_t classes = 10, size = 1024;
+};
+
+struct Program {
+  std::string name, sourceFile;
+  std::vector<std::string> axisNames;
+  std::vector<int> axisSizes;
+  StepSpec trainStep, evalStep;
+  DataSpec data, eval;
+  double lr = 1e-3, minLr = 0;
+  std::string schedule = "constant";
+  int64_t warmup = 0, steps = 100, logEvery = 10, evalEvery = 0, seed = 0;
+};
+
+/// Runs the training loop; returns the process exit code.
+int run(const Program &program, int argc, char **argv);
+
+} // namespace dtlrt
+
+#endif // DTLRT_RUNTIME_H

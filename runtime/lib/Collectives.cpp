@@ -1,0 +1,114 @@
+//===- Collectives.cpp - mesh coordinates and MPI collectives per axis group ===//
+
+#include "dtlrt/Context.h"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+namespace dtlrt {
+
+Context::Context(std::vector<int> axisSizes, int rank) : sizes_(std::move(axisSizes)), rank_(rank) {
+  coords_.resize(sizes_.size());
+  int rest = rank;
+  for (int i = (int)sizes_.size() - 1; i >= 0; --i) {
+    coords_[i] = rest % sizes_[i];
+    rest /= sizes_[i];
+  }
+}
+
+Context::~Context() {
+  for (auto &[axes, comm] : comms_)
+    MPI_Comm_free(&comm);
+}
+
+int Context::indexAlong(const Axes &axes) const {
+  int index = 0;
+  for (int a : axes)
+    index = index * sizes_[a] + coords_[a];
+  return index;
+}
+
+int Context::spanOf(const Axes &axes) const {
+  int span = 1;
+  for (int a : axes)
+    span *= sizes_[a];
+  return span;
+}
+
+/// The ranks that share every coordinate outside `axes` form one group,
+/// ordered by their index along `axes`. Made once per axis set.
+MPI_Comm Context::commFor(const Axes &axes) {
+  auto it = comms_.find(axes);
+  if (it != comms_.end())
+    return it->second;
+  int color = 0;
+  for (size_t a = 0; a < sizes_.size(); ++a)
+    if (std::find(axes.begin(), axes.end(), (int)a) == axes.end())
+      color = color * sizes_[a] + coords_[a];
+  MPI_Comm comm;
+  MPI_Comm_split(MPI_COMM_WORLD, color, indexAlong(axes), &comm);
+  comms_[axes] = comm;
+  return comm;
+}
+
+template <typename T> static MPI_Datatype mpiType() {
+  if (std::is_same_v<T, float>)
+    return MPI_FLOAT;
+  return MPI_DOUBLE;
+}
+
+template <typename T> void Context::allReduceSum(T *data, int64_t count, const Axes &axes) {
+  if (spanOf(axes) == 1)
+    return;
+  MPI_Allreduce(MPI_IN_PLACE, data, (int)count, mpiType<T>(), MPI_SUM, commFor(axes));
+}
+
+/// Views a tensor as [outer, dim, inner] around dimension `dim`.
+static void around(const std::vector<int64_t> &shape, int dim, int64_t &outer, int64_t &inner) {
+  outer = inner = 1;
+  for (int i = 0; i < dim; ++i)
+    outer *= shape[i];
+  for (size_t i = dim + 1; i < shape.size(); ++i)
+    inner *= shape[i];
+}
+
+template <typename T>
+void Context::allGather(const T *in, T *out, const std::vector<int64_t> &localShape, int dim,
+                        const Axes &axes) {
+  int n = spanOf(axes);
+  int64_t outer, inner, local = 1;
+  around(localShape, dim, outer, inner);
+  for (int64_t s : localShape)
+    local *= s;
+  std::vector<T> received(local * n);
+  MPI_Allgather(in, (int)local, mpiType<T>(), received.data(), (int)local, mpiType<T>(),
+                commFor(axes));
+  int64_t chunk = localShape[dim] * inner;
+  for (int j = 0; j < n; ++j)
+    for (int64_t o = 0; o < outer; ++o)
+      std::memcpy(out + (o * n + j) * chunk, received.data() + j * local + o * chunk,
+                  chunk * sizeof(T));
+}
+
+template <typename T>
+void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
+                       const Axes &axes) {
+  int n = spanOf(axes), j = indexAlong(axes);
+  int64_t outer, inner;
+  around(inShape, dim, outer, inner);
+  int64_t chunk = inShape[dim] / n * inner;
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(out + o * chunk, in + (o * n + j) * chunk, chunk * sizeof(T));
+}
+
+#define DTLRT_INSTANTIATE(T)                                                              \
+  template void Context::allReduceSum<T>(T *, int64_t, const Axes &);                     \
+  template void Context::allGather<T>(const T *, T *, const std::vector<int64_t> &, int,   \
+                                      const Axes &);                                      \
+  template void Context::allSlice<T>(const T *, T *, const std::vector<int64_t> &, int,    \
+                                     const Axes &);
+DTLRT_INSTANTIATE(float)
+DTLRT_INSTANTIATE(double)
+
+} // namespace dtlrt

@@ -1,0 +1,116 @@
+//===- Kernels.cpp - GEMM, row-wise and optimizer kernels for the CPU -----===//
+
+#include "dtlrt/Kernels.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace dtlrt {
+
+template <>
+void matmul<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                   const float *b, float *c) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
+}
+
+template <>
+void matmul<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
+                    const double *b, double *c) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              m, n, k, 1.0, a, ta ? m : k, b, tb ? k : n, 0.0, c, n);
+}
+
+/// log(sum(exp(row))) computed stably, in double.
+template <typename T> static double logSumExp(const T *row, int64_t n) {
+  double max = row[0];
+  for (int64_t i = 1; i < n; ++i)
+    max = std::max<double>(max, row[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i)
+    sum += std::exp(row[i] - max);
+  return max + std::log(sum);
+}
+
+template <typename T>
+void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch,
+                  int64_t classes) {
+#pragma omp parallel for if (batch * classes > 65536)
+  for (int64_t b = 0; b < batch; ++b) {
+    const T *row = logits + b * classes;
+    out[b] = labels[b] < 0 ? T(0) : T(logSumExp(row, classes) - row[labels[b]]);
+  }
+}
+
+template <typename T>
+void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out,
+                      int64_t batch, int64_t classes) {
+#pragma omp parallel for if (batch * classes > 65536)
+  for (int64_t b = 0; b < batch; ++b) {
+    const T *row = logits + b * classes;
+    T *o = out + b * classes;
+    if (labels[b] < 0) {
+      std::fill(o, o + classes, T(0));
+      continue;
+    }
+    double lse = logSumExp(row, classes);
+    for (int64_t c = 0; c < classes; ++c)
+      o[c] = T(grad[b] * (std::exp(row[c] - lse) - (c == labels[b] ? 1.0 : 0.0)));
+  }
+}
+
+template <typename T>
+void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T *row = logits + b * classes;
+    out[b] = T(std::max_element(row, row + classes) - row == labels[b]);
+  }
+}
+
+template <typename T>
+void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, T lr, T step,
+                 double beta1, double beta2, double eps, double weightDecay, T *newParam,
+                 T *newM, T *newV, int64_t n) {
+  const T b1 = T(beta1), b2 = T(beta2);
+  const T correction1 = T(1 - std::pow(beta1, double(step)));
+  const T correction2 = T(1 - std::pow(beta2, double(step)));
+  const T decay = T(1 - double(lr) * weightDecay);
+#pragma omp parallel for simd if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    T g = grad[i];
+    T mi = b1 * m[i] + (1 - b1) * g;
+    T vi = b2 * v[i] + (1 - b2) * g * g;
+    newM[i] = mi;
+    newV[i] = vi;
+    newParam[i] = param[i] * decay - lr * (mi / correction1) / (std::sqrt(vi / correction2) + T(eps));
+  }
+}
+
+template <typename T>
+void sgdUpdate(const T *param, const T *grad, const T *buf, T lr, double momentum,
+               double weightDecay, T *newParam, T *newBuf, int64_t n) {
+  const T mu = T(momentum), wd = T(weightDecay);
+#pragma omp parallel for simd if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    T d = grad[i] + wd * param[i];
+    T b = momentum != 0 ? mu * buf[i] + d : d;
+    newBuf[i] = b;
+    newParam[i] = param[i] - lr * b;
+  }
+}
+
+#define DTLRT_INSTANTIATE(T)                                                           \
+  template void crossEntropy<T>(const T *, const int32_t *, T *, int64_t, int64_t);     \
+  template void crossEntropyGrad<T>(const T *, const int32_t *, const T *, T *, int64_t, \
+                                    int64_t);                                          \
+  template void correct<T>(const T *, const int32_t *, T *, int64_t, int64_t);          \
+  template void adamwUpdate<T>(const T *, const T *, const T *, const T *, T, T, double,  \
+                               double, double, double, T *, T *, T *, int64_t);          \
+  template void sgdUpdate<T>(const T *, const T *, const T *, T, double, double, T *, T *, \
+                             int64_t);
+DTLRT_INSTANTIATE(float)
+DTLRT_INSTANTIATE(double)
+
+} // namespace dtlrt

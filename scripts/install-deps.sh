@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dtlc needs; quick when they are already there.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache pkg-config zlib1g-dev python3
+  llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
+  antlr4 libantlr4-runtime-dev default-jre-headless
+  libgtest-dev libopenblas-dev libopenmpi-dev openmpi-bin
+  dataset-fashion-mnist
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
