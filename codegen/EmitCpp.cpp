@@ -1,1 +1,403 @@
-// placeholder
+//===- EmitCpp.cpp - partitioned dtl module -> C++ for the CPU ------------===//
+//
+// Each function becomes a C++ function over flat row-major buffers: GEMMs
+// and row-wise kernels call libdtlrt (OpenBLAS underneath), elementwise ops
+// become inline OpenMP loops, `shard` collectives become calls on the rank's
+// Context. Every intermediate value has its own static buffer, allocated on
+// the first call (no reuse across values yet).
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/EmitCpp.h"
+#include "dialects/dtl/DtlOps.h"
+#include "passes/Passes.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace dtl;
+
+namespace {
+
+/// Elementwise ops of size at least this run on all threads.
+constexpr int64_t kParallelThreshold = 32768;
+
+std::string quoted(StringRef s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string joined(ArrayRef<int64_t> values) {
+  return "{" + llvm::join(llvm::map_range(values, [](int64_t v) { return std::to_string(v); }), ", ") + "}";
+}
+
+/// A double as a C++ literal that reads back exactly.
+std::string literal(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.17g", v);
+  return buffer;
+}
+
+int64_t numElements(Type t) { return cast<RankedTensorType>(t).getNumElements(); }
+
+/// A C++ identifier from a user's name.
+std::string identifier(StringRef name) {
+  std::string s;
+  for (char c : name)
+    s += llvm::isAlnum(c) ? c : '_';
+  return s;
+}
+
+class FunctionEmitter {
+public:
+  FunctionEmitter(func::FuncOp fn, raw_ostream &os) : fn_(fn), os_(os) {}
+
+  LogicalResult emit(StringRef cppName) {
+    os_ << "void " << cppName
+        << "(dtlrt::Context &ctx, void *const *args, void *const *results) {\n";
+    os_ << "  (void)ctx;\n";
+    for (BlockArgument arg : fn_.getArguments()) {
+      std::string name = "a" + std::to_string(arg.getArgNumber());
+      if (auto n = fn_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::name))
+        name += "_" + identifier(n.getValue());
+      os_ << "  const " << elementType(arg.getType()) << " *" << name << " = static_cast<const "
+          << elementType(arg.getType()) << " *>(args[" << arg.getArgNumber() << "]);\n";
+      names_[arg] = name;
+    }
+    for (Operation &op : fn_.getBody().front()) {
+      if (failed(emitOp(op)))
+        return failure();
+    }
+    os_ << "}\n\n";
+    return success();
+  }
+
+private:
+  static std::string elementType(Type t) {
+    return cast<RankedTensorType>(t).getElementType().isInteger(32) ? "int32_t" : "real";
+  }
+
+  /// A fresh static buffer for `v`, named and remembered.
+  std::string define(Value v) {
+    std::string name = "t" + std::to_string(next_++);
+    std::string type = elementType(v.getType());
+    os_ << "  static std::vector<" << type << "> " << name << "_buffer(" << numElements(v.getType())
+        << ");\n  " << type << " *" << name << " = " << name << "_buffer.data();\n";
+    names_[v] = name;
+    return name;
+  }
+
+  const std::string &use(Value v) { return names_.at(v); }
+
+  static std::string shapeOf(Value v) {
+    return joined(cast<RankedTensorType>(v.getType()).getShape());
+  }
+
+  /// out[i] = expr, where `$k` in expr stands for operand k at [i].
+  void elementwise(Operation &op, StringRef expr) {
+    std::string body = expr.str();
+    for (unsigned k = 0; k < op.getNumOperands(); ++k) {
+      std::string placeholder = "$" + std::to_string(k);
+      std::string replacement = use(op.getOperand(k)) + "[i]";
+      for (size_t at; (at = body.find(placeholder)) != std::string::npos;)
+        body.replace(at, placeholder.size(), replacement);
+    }
+    std::string out = define(op.getResult(0));
+    int64_t n = numElements(op.getResult(0).getType());
+    if (n >= kParallelThreshold)
+      os_ << "#pragma omp parallel for simd\n";
+    os_ << "  for (int64_t i = 0; i < " << n << "; ++i)\n    " << out << "[i] = " << body << ";\n";
+  }
+
+  static std::string axesOf(ArrayRef<int16_t> axes) {
+    return "dtlrt::Axes" + joined(SmallVector<int64_t>(axes.begin(), axes.end()));
+  }
+
+  LogicalResult emitOp(Operation &op) {
+    auto rankedShape = [](Value v) { return cast<RankedTensorType>(v.getType()).getShape(); };
+    return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
+        .Case([&](ConstantOp c) {
+          elementwise(op, "real(" + literal(c.getValue().convertToDouble()) + ")");
+          return success();
+        })
+        .Case([&](AddOp) { return elementwise(op, "$0 + $1"), success(); })
+        .Case([&](SubOp) { return elementwise(op, "$0 - $1"), success(); })
+        .Case([&](MulOp) { return elementwise(op, "$0 * $1"), success(); })
+        .Case([&](DivOp) { return elementwise(op, "$0 / $1"), success(); })
+        .Case([&](NegOp) { return elementwise(op, "-$0"), success(); })
+        .Case([&](ReluOp) { return elementwise(op, "$0 > real(0) ? $0 : real(0)"), success(); })
+        .Case([&](ReluGradOp) { return elementwise(op, "$0 > real(0) ? $1 : real(0)"), success(); })
+        .Case([&](ExpOp) { return elementwise(op, "std::exp($0)"), success(); })
+        .Case([&](LogOp) { return elementwise(op, "std::log($0)"), success(); })
+        .Case([&](TanhOp) { return elementwise(op, "std::tanh($0)"), success(); })
+        .Case([&](SqrtOp) { return elementwise(op, "std::sqrt($0)"), success(); })
+        .Case([&](BroadcastOp b) {
+          // Input strides in result-dimension space: 0 where the input repeats.
+          ArrayRef<int64_t> in = rankedShape(b.getInput()), out = rankedShape(b.getResult());
+          SmallVector<int64_t> strides(out.size(), 0);
+          int64_t stride = 1;
+          for (int64_t i = (int64_t)in.size() - 1; i >= 0; --i) {
+            if (in[i] == out[b.getDims()[i]])
+              strides[b.getDims()[i]] = stride;
+            stride *= in[i];
+          }
+          std::string result = define(b.getResult());
+          os_ << "  { static const int64_t shape[] = " << joined(out)
+              << ", strides[] = " << joined(strides) << ";\n    dtlrt::broadcast(" << use(b.getInput())
+              << ", " << result << ", shape, strides, " << out.size() << "); }\n";
+          return success();
+        })
+        .Case([&](ReduceSumOp r) {
+          ArrayRef<int64_t> in = rankedShape(r.getInput());
+          SmallVector<std::string> reduced(in.size(), "false");
+          for (int64_t d : r.getDims())
+            reduced[d] = "true";
+          std::string result = define(r.getResult());
+          os_ << "  { static const int64_t shape[] = " << joined(in) << ";\n"
+              << "    static const bool reduced[] = {" << llvm::join(reduced, ", ") << "};\n"
+              << "    dtlrt::reduceSum(" << use(r.getInput()) << ", " << result
+              << ", shape, reduced, " << in.size() << "); }\n";
+          return success();
+        })
+        .Case([&](MatmulOp m) {
+          ArrayRef<int64_t> lhs = rankedShape(m.getLhs()), out = rankedShape(m.getResult());
+          int64_t k = m.getTransposeLhs() ? lhs[0] : lhs[1];
+          std::string result = define(m.getResult());
+          os_ << "  dtlrt::matmul(" << (m.getTransposeLhs() ? "true" : "false") << ", "
+              << (m.getTransposeRhs() ? "true" : "false") << ", " << out[0] << ", " << out[1]
+              << ", " << k << ", " << use(m.getLhs()) << ", " << use(m.getRhs()) << ", " << result
+              << ");\n";
+          return success();
+        })
+        .Case([&](CrossEntropyOp c) {
+          ArrayRef<int64_t> shape = rankedShape(c.getLogits());
+          std::string result = define(c.getResult());
+          os_ << "  dtlrt::crossEntropy(" << use(c.getLogits()) << ", " << use(c.getLabels())
+              << ", " << result << ", " << shape[0] << ", " << shape[1] << ");\n";
+          return success();
+        })
+        .Case([&](CrossEntropyGradOp c) {
+          ArrayRef<int64_t> shape = rankedShape(c.getLogits());
+          std::string result = define(c.getResult());
+          os_ << "  dtlrt::crossEntropyGrad(" << use(c.getLogits()) << ", " << use(c.getLabels())
+              << ", " << use(c.getGrad()) << ", " << result << ", " << shape[0] << ", "
+              << shape[1] << ");\n";
+          return success();
+        })
+        .Case([&](CorrectOp c) {
+          ArrayRef<int64_t> shape = rankedShape(c.getLogits());
+          std::string result = define(c.getResult());
+          os_ << "  dtlrt::correct(" << use(c.getLogits()) << ", " << use(c.getLabels()) << ", "
+              << result << ", " << shape[0] << ", " << shape[1] << ");\n";
+          return success();
+        })
+        .Case([&](AdamwUpdateOp u) {
+          std::string param = define(u.getNewParam()), m = define(u.getNewM()),
+                      v = define(u.getNewV());
+          os_ << llvm::formatv("  dtlrt::adamwUpdate({0}, {1}, {2}, {3}, {4}[0], {5}[0], {6}, {7}, "
+                               "{8}, {9}, {10}, {11}, {12}, int64_t({13}));\n",
+                               use(u.getParam()), use(u.getGrad()), use(u.getM()), use(u.getV()),
+                               use(u.getLr()), use(u.getStep()),
+                               literal(u.getBeta1().convertToDouble()),
+                               literal(u.getBeta2().convertToDouble()),
+                               literal(u.getEps().convertToDouble()),
+                               literal(u.getWeightDecay().convertToDouble()), param, m, v,
+                               numElements(u.getParam().getType()));
+          return success();
+        })
+        .Case([&](SgdUpdateOp u) {
+          std::string param = define(u.getNewParam()), buf = define(u.getNewMomentumBuf());
+          os_ << llvm::formatv("  dtlrt::sgdUpdate({0}, {1}, {2}, {3}[0], {4}, {5}, {6}, {7}, "
+                               "int64_t({8}));\n",
+                               use(u.getParam()), use(u.getGrad()), use(u.getMomentumBuf()),
+                               use(u.getLr()), literal(u.getMomentum().convertToDouble()),
+                               literal(u.getWeightDecay().convertToDouble()), param, buf,
+                               numElements(u.getParam().getType()));
+          return success();
+        })
+        .Case([&](shard::AllReduceOp r) {
+          std::string result = define(r.getResult());
+          int64_t n = numElements(r.getResult().getType());
+          os_ << "  std::memcpy(" << result << ", " << use(r.getInput()) << ", " << n
+              << " * sizeof(real));\n  ctx.allReduceSum(" << result << ", " << n << ", "
+              << axesOf(r.getGridAxes()) << ");\n";
+          return success();
+        })
+        .Case([&](shard::AllGatherOp g) {
+          std::string result = define(g.getResult());
+          os_ << "  ctx.allGather(" << use(g.getInput()) << ", " << result << ", std::vector<int64_t>"
+              << shapeOf(g.getInput()) << ", " << g.getGatherAxis().getZExtValue() << ", "
+              << axesOf(g.getGridAxes()) << ");\n";
+          return success();
+        })
+        .Case([&](shard::AllSliceOp s) {
+          std::string result = define(s.getResult());
+          os_ << "  ctx.allSlice(" << use(s.getInput()) << ", " << result << ", std::vector<int64_t>"
+              << shapeOf(s.getInput()) << ", " << s.getSliceAxis().getZExtValue() << ", "
+              << axesOf(s.getGridAxes()) << ");\n";
+          return success();
+        })
+        .Case([&](func::ReturnOp r) {
+          for (auto [i, v] : llvm::enumerate(r.getOperands()))
+            os_ << "  std::memcpy(results[" << i << "], " << use(v) << ", "
+                << numElements(v.getType()) << " * sizeof(" << elementType(v.getType())
+                << "));\n";
+          return success();
+        })
+        .Default([&](Operation *other) {
+          return other->emitError("the CPU code generator does not handle this op");
+        });
+  }
+
+  func::FuncOp fn_;
+  raw_ostream &os_;
+  DenseMap<Value, std::string> names_;
+  int next_ = 0;
+};
+
+class ProgramEmitter {
+public:
+  ProgramEmitter(ModuleOp module, const CppOptions &options, raw_ostream &os)
+      : module_(module), options_(options), os_(os), mesh_(getMesh(module)) {}
+
+  LogicalResult emit() {
+    auto model = module_->getAttrOfType<FlatSymbolRefAttr>(attr::model);
+    auto train = module_->getAttrOfType<DictionaryAttr>(attr::train);
+    if (!mesh_ || !model)
+      return module_.emitError("codegen needs a partitioned module with a mesh and `dtl.model`");
+    auto trainStep = module_.lookupSymbol<func::FuncOp>("train_step");
+    auto forward = module_.lookupSymbol<func::FuncOp>(model.getValue());
+    auto grad = module_.lookupSymbol<func::FuncOp>((model.getValue() + "_grad").str());
+    if (!trainStep || !forward || !train)
+      return module_.emitError("codegen needs @train_step, the model's forward function and a "
+                               "train section");
+
+    os_ << "// Generated by dtlc from " << options_.sourceFile << ". Do not edit.\n"
+        << "#include \"dtlrt/Context.h\"\n#include \"dtlrt/Kernels.h\"\n"
+        << "#include \"dtlrt/Runtime.h\"\n\n#include <cmath>\n#include <cstdint>\n"
+        << "#include <cstring>\n#include <vector>\n\n"
+        << "using real = " << (options_.f64 ? "double" : "float") << ";\n\nnamespace {\n\n";
+    for (func::FuncOp fn : {forward, grad, trainStep})
+      if (fn && failed(FunctionEmitter(fn, os_).emit("step_" + identifier(fn.getSymName()))))
+        return failure();
+    os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  dtlrt::Program p;\n";
+    os_ << "  p.name = " << quoted(model.getValue()) << ";\n  p.sourceFile = "
+        << quoted(options_.sourceFile) << ";\n";
+    auto axisNames = mesh_->getAttrOfType<ArrayAttr>("dtl.axis_names");
+    SmallVector<std::string> names;
+    for (Attribute a : axisNames)
+      names.push_back(quoted(cast<StringAttr>(a).getValue()));
+    os_ << "  p.axisNames = {" << llvm::join(names, ", ") << "};\n  p.axisSizes = "
+        << joined(mesh_.getShape()) << ";\n";
+    emitStep("trainStep", trainStep);
+    emitStep("evalStep", forward);
+    if (grad)
+      emitStep("gradStep", grad);
+    emitTrainConfig(train);
+    os_ << "  return dtlrt::run(p, argc, argv);\n}\n";
+    return success();
+  }
+
+private:
+  std::string dtype(Type element) const {
+    if (element.isInteger(32))
+      return "dtlrt::DType::I32";
+    return options_.f64 ? "dtlrt::DType::F64" : "dtlrt::DType::F32";
+  }
+
+  std::string spec(DictionaryAttr attrs, RankedTensorType local) const {
+    auto str = [&](StringRef key) {
+      auto s = attrs ? attrs.getAs<StringAttr>(key) : StringAttr();
+      return quoted(s ? s.getValue() : "");
+    };
+    SmallVector<int64_t> global(local.getShape());
+    SmallVector<std::string> dimAxes(local.getRank(), "{}");
+    if (auto s = attrs ? attrs.getAs<ShardingAttr>(attr::sharding) : ShardingAttr()) {
+      for (auto [d, axes] : llvm::enumerate(s.getDims())) {
+        SmallVector<int64_t> list(axes.asArrayRef().begin(), axes.asArrayRef().end());
+        dimAxes[d] = joined(list);
+        for (int64_t a : list)
+          global[d] *= shard::GridOp(mesh_).getShape()[a];
+      }
+    }
+    std::string init = "\"zeros\"", a = "0", b = "0";
+    if (auto i = attrs ? attrs.getAs<DictionaryAttr>(attr::init) : DictionaryAttr()) {
+      init = quoted(i.getAs<StringAttr>("kind").getValue());
+      auto number = [&](StringRef key) {
+        auto f = i.getAs<FloatAttr>(key);
+        return f ? literal(f.getValueAsDouble()) : std::string("0");
+      };
+      bool normal = i.getAs<StringAttr>("kind").getValue() == "normal";
+      a = number(normal ? "mean" : "low");
+      b = number(normal ? "std" : "high");
+    }
+    return "{" + str(attr::role) + ", " + str(attr::name) + ", " + dtype(local.getElementType()) +
+           ", " + joined(global) + ", " + joined(local.getShape()) + ", {" +
+           llvm::join(dimAxes, ", ") + "}, " + init + ", " + a + ", " + b + "}";
+  }
+
+  void emitStep(StringRef field, func::FuncOp fn) {
+    os_ << "  p." << field << ".fn = step_" << identifier(fn.getSymName()) << ";\n";
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      os_ << "  p." << field << ".args.push_back("
+          << spec(fn.getArgAttrDict(i), cast<RankedTensorType>(fn.getArgumentTypes()[i]))
+          << ");\n";
+    for (unsigned i = 0; i < fn.getNumResults(); ++i)
+      os_ << "  p." << field << ".results.push_back("
+          << spec(fn.getResultAttrDict(i), cast<RankedTensorType>(fn.getResultTypes()[i]))
+          << ");\n";
+  }
+
+  void emitData(StringRef field, DictionaryAttr data) {
+    if (!data)
+      return;
+    auto strings = [&](StringRef key) {
+      SmallVector<std::string> out;
+      if (auto list = data.getAs<ArrayAttr>(key))
+        for (Attribute a : list)
+          out.push_back(quoted(cast<StringAttr>(a).getValue()));
+      return "{" + llvm::join(out, ", ") + "}";
+    };
+    os_ << "  p." << field << ".source = " << quoted(data.getAs<StringAttr>("source").getValue())
+        << ";\n  p." << field << ".inputs = " << strings("inputs") << ";\n  p." << field
+        << ".files = " << strings("files") << ";\n";
+    for (StringRef key : {"classes", "size"})
+      if (auto n = data.getAs<IntegerAttr>(key))
+        os_ << "  p." << field << "." << key << " = " << n.getInt() << ";\n";
+  }
+
+  void emitTrainConfig(DictionaryAttr train) {
+    emitData("data", train.getAs<DictionaryAttr>("data"));
+    emitData("eval", train.getAs<DictionaryAttr>("eval"));
+    static const std::pair<StringRef, StringRef> fields[] = {
+        {"steps", "steps"}, {"log_every", "logEvery"}, {"eval_every", "evalEvery"},
+        {"seed", "seed"},   {"lr", "lr"},              {"min_lr", "minLr"},
+        {"warmup", "warmup"}};
+    for (auto [key, field] : fields) {
+      if (auto n = train.getAs<IntegerAttr>(key))
+        os_ << "  p." << field << " = " << n.getInt() << ";\n";
+      if (auto f = train.getAs<FloatAttr>(key))
+        os_ << "  p." << field << " = " << literal(f.getValueAsDouble()) << ";\n";
+    }
+    if (auto s = train.getAs<StringAttr>("schedule"))
+      os_ << "  p.schedule = " << quoted(s.getValue()) << ";\n";
+  }
+
+  ModuleOp module_;
+  const CppOptions &options_;
+  raw_ostream &os_;
+  shard::GridOp mesh_;
+};
+
+} // namespace
+
+LogicalResult dtl::emitCpp(ModuleOp module, const CppOptions &options, raw_ostream &os) {
+  return ProgramEmitter(module, options, os).emit();
+}

@@ -141,8 +141,15 @@ struct Builder {
       s.name = c->name->getText();
       s.type = tensorType(c->tensorType());
       s.sharding = sharding(c->sharding());
-      if (c->init)
-        s.init = call(c->init);
+      if (auto *init = c->initializer()) {
+        if (init->call()) {
+          s.init = call(init->call());
+        } else {
+          s.init = std::make_unique<Call>();
+          s.init->callee = init->ID()->getText();
+          s.init->pos = posOf(init);
+        }
+      }
     } else if (auto *c = dynamic_cast<DTLParser::InputStmtContext *>(ctx)) {
       s.kind = Stmt::Kind::Input;
       s.name = c->name->getText();

@@ -14,11 +14,14 @@ modelDecl : 'model' name=ID '(' (sizeParam (',' sizeParam)*)? ')' '{' stmt* '}' 
 sizeParam : name=ID ('=' size=INT)? ;
 
 stmt
-  : 'param' name=ID ':' tensorType sharding? ('init' init=call)? ';'   # paramStmt
+  : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ';' # paramStmt
   | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
   | name=ID '=' expr ';'                                               # assignStmt
   | 'return' expr ';'                                                  # returnStmt
   ;
+
+// init normal(0.0, 0.02) ; init zeros
+initializer : call | ID ;
 
 tensorType : dtype=ID '[' (dim (',' dim)*)? ']' ;
 dim : ID | INT ;

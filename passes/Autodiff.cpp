@@ -42,7 +42,7 @@ llvm::DenseSet<Value> activeValues(func::FuncOp fn) {
 /// values nobody asked for), last first so chains go at once.
 void eraseDeadOps(Block &block) {
   for (Operation &op : llvm::make_early_inc_range(llvm::reverse(block)))
-    if (op.use_empty() && isPure(&op))
+    if (op.use_empty() && isPure(&op) && !op.hasTrait<OpTrait::IsTerminator>())
       op.erase();
 }
 

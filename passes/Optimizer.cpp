@@ -45,8 +45,8 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
                                   << "_grad (run dtl-autodiff) and kind = \"sgd\" or \"adamw\"";
       return signalPassFailure();
     }
+    // @grad stays: the gradient check of the generated program calls it.
     buildTrainStep(module, grad, config, kind.getValue());
-    grad.erase();
   }
 
   void buildTrainStep(ModuleOp module, func::FuncOp grad, DictionaryAttr config,

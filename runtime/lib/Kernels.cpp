@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace dtlrt {
 
@@ -21,6 +22,79 @@ void matmul<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const dou
                     const double *b, double *c) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               m, n, k, 1.0, a, ta ? m : k, b, tb ? k : n, 0.0, c, n);
+}
+
+template <typename T>
+void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides,
+               int rank) {
+  if (rank == 0) {
+    out[0] = in[0];
+    return;
+  }
+  int64_t inner = outShape[rank - 1], innerStride = inStrides[rank - 1], rows = 1;
+  for (int d = 0; d < rank - 1; ++d)
+    rows *= outShape[d];
+#pragma omp parallel for if (rows * inner > 65536)
+  for (int64_t row = 0; row < rows; ++row) {
+    int64_t base = 0, rest = row;
+    for (int d = rank - 2; d >= 0; --d) {
+      base += (rest % outShape[d]) * inStrides[d];
+      rest /= outShape[d];
+    }
+    T *o = out + row * inner;
+    for (int64_t j = 0; j < inner; ++j)
+      o[j] = in[base + j * innerStride];
+  }
+}
+
+/// Element offsets, in a row-major tensor of `shape`, of every index over the
+/// dimensions where `select[d] == pick`, in row-major order of those dims.
+static std::vector<int64_t> offsetsOver(const int64_t *shape, const bool *select, bool pick,
+                                        int rank) {
+  std::vector<int64_t> offsets{0};
+  int64_t stride = 1;
+  std::vector<int64_t> strides(rank);
+  for (int d = rank - 1; d >= 0; --d) {
+    strides[d] = stride;
+    stride *= shape[d];
+  }
+  for (int d = 0; d < rank; ++d) {
+    if (select[d] != pick)
+      continue;
+    std::vector<int64_t> next;
+    next.reserve(offsets.size() * shape[d]);
+    for (int64_t base : offsets)
+      for (int64_t i = 0; i < shape[d]; ++i)
+        next.push_back(base + i * strides[d]);
+    offsets.swap(next);
+  }
+  return offsets;
+}
+
+template <typename T>
+void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced, int rank) {
+  if (std::all_of(reduced, reduced + rank, [](bool r) { return r; })) {
+    int64_t n = 1;
+    for (int d = 0; d < rank; ++d)
+      n *= inShape[d];
+    double acc = 0;
+#pragma omp parallel for reduction(+ : acc) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i)
+      acc += in[i];
+    out[0] = T(acc);
+    return;
+  }
+  std::vector<int64_t> kept = offsetsOver(inShape, reduced, false, rank);
+  std::vector<int64_t> summed = offsetsOver(inShape, reduced, true, rank);
+  int64_t nKept = kept.size(), nSummed = summed.size();
+#pragma omp parallel for if (nKept * nSummed > 65536)
+  for (int64_t o = 0; o < nKept; ++o) {
+    double acc = 0;
+    const T *base = in + kept[o];
+    for (int64_t k = 0; k < nSummed; ++k)
+      acc += base[summed[k]];
+    out[o] = T(acc);
+  }
 }
 
 /// log(sum(exp(row))) computed stably, in double.
@@ -102,6 +176,8 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, T lr, double momentu
 }
 
 #define DTLRT_INSTANTIATE(T)                                                           \
+  template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);      \
+  template void reduceSum<T>(const T *, T *, const int64_t *, const bool *, int);         \
   template void crossEntropy<T>(const T *, const int32_t *, T *, int64_t, int64_t);     \
   template void crossEntropyGrad<T>(const T *, const int32_t *, const T *, T *, int64_t, \
                                     int64_t);                                          \

@@ -1,1 +1,293 @@
-int main(){}
+//===- dtlc.cpp - the dtl compiler driver ---------------------------------===//
+//
+// .dtl -> AST -> dtl dialect -> gradients + optimizer -> per-rank program ->
+// C++ -> executable linked against libdtlrt. `--emit` stops at any stage.
+//
+// Exit codes: 0 success, 1 an error in the user's input, 70 an internal error.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DtlcConfig.h"
+#include "codegen/EmitCpp.h"
+#include "dialects/dtl/DtlOps.h"
+#include "frontend/MLIRGen.h"
+#include "frontend/Parser.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
+#include "mlir/Support/ToolUtilities.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileUtilities.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+namespace {
+
+enum class Emit { Ast, Dtl, Grad, Partitioned, Cpp, Exe };
+enum ExitCode { kOk = 0, kUserError = 1, kInternalError = 70 };
+constexpr unsigned kMaxErrors = 20;
+
+cl::OptionCategory dtlcCategory("dtlc options");
+
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.dtl>"), cl::Required,
+                               cl::cat(dtlcCategory));
+cl::opt<std::string> outputFile("o", cl::desc("Output file (default: the input's name "
+                                              "without .dtl, or stdout for --emit other than exe)"),
+                                cl::value_desc("path"), cl::cat(dtlcCategory));
+cl::opt<Emit> emit(
+    "emit", cl::desc("What to produce"), cl::init(Emit::Exe),
+    cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree"),
+               clEnumValN(Emit::Dtl, "dtl", "the dtl dialect, global view (frontend output)"),
+               clEnumValN(Emit::Grad, "grad", "after autodiff: the model and its gradient"),
+               clEnumValN(Emit::Partitioned, "partitioned",
+                          "the per-rank program: train_step with its collectives"),
+               clEnumValN(Emit::Cpp, "cpp", "the generated C++"),
+               clEnumValN(Emit::Exe, "exe", "an executable (default)")),
+    cl::cat(dtlcCategory));
+cl::list<std::string> defines("D", cl::desc("Override a model size: -D H=4096"),
+                              cl::value_desc("NAME=VALUE"), cl::Prefix, cl::cat(dtlcCategory));
+cl::opt<std::string> meshOverride("mesh", cl::desc("Override mesh axis sizes: --mesh dp=4,tp=2"),
+                                  cl::value_desc("axis=size,..."), cl::cat(dtlcCategory));
+cl::opt<unsigned> optLevel("O", cl::desc("Optimization level of the host compiler (0-3)"),
+                           cl::Prefix, cl::init(3), cl::cat(dtlcCategory));
+cl::opt<std::string> target("target", cl::desc("cpu (default) or cuda"), cl::init("cpu"),
+                            cl::cat(dtlcCategory));
+cl::opt<std::string> precision("precision",
+                               cl::desc("f32 (default) or f64 (for gradient checks)"),
+                               cl::init("f32"), cl::cat(dtlcCategory));
+cl::opt<bool> verifyDiagnostics(
+    "verify-diagnostics",
+    cl::desc("Check the errors against expected-error comments in the input (for tests)"),
+    cl::cat(dtlcCategory));
+cl::opt<bool> splitInputFile("split-input-file",
+                             cl::desc("Treat each '// -----' separated chunk as a file"),
+                             cl::cat(dtlcCategory));
+
+/// Parses "NAME=VALUE,..." into `out`; false on a malformed entry.
+bool parseAssignments(llvm::ArrayRef<std::string> items, std::map<std::string, int64_t> &out,
+                      llvm::StringRef flag) {
+  for (llvm::StringRef item : items) {
+    auto [name, value] = item.split('=');
+    int64_t n;
+    if (name.empty() || value.getAsInteger(10, n) || n < 1) {
+      llvm::errs() << "dtlc: error: " << flag << " takes NAME=VALUE with a positive integer, not '"
+                   << item << "'\n";
+      return false;
+    }
+    out[name.trim().str()] = n;
+  }
+  return true;
+}
+
+/// Runs the host C++ compiler on `cppPath`, linking libdtlrt.
+bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath) {
+  std::vector<std::string> args = {DTLC_HOST_CXX, "-std=c++17", "-O" + std::to_string(optLevel),
+                                   "-march=native", "-fopenmp", "-w"};
+  for (llvm::StringRef dir : llvm::split(DTLC_INCLUDE_DIRS, ';'))
+    if (!dir.empty())
+      args.push_back(("-I" + dir).str());
+  args.push_back(cppPath.str());
+  args.push_back("-o");
+  args.push_back(exePath.str());
+  for (llvm::StringRef lib : llvm::split(DTLC_LINK_LIBRARIES, ';'))
+    if (!lib.empty())
+      args.push_back(lib.str());
+  std::vector<llvm::StringRef> argRefs(args.begin(), args.end());
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(DTLC_HOST_CXX, argRefs, std::nullopt, {}, 0, 0, &message);
+  if (rc != 0) {
+    llvm::errs() << "dtlc: internal error: the host compiler failed on generated code ("
+                 << (message.empty() ? "exit " + std::to_string(rc) : message)
+                 << "); command: " << llvm::join(args, " ") << "\n";
+    return false;
+  }
+  return true;
+}
+
+/// Output goes to -o, else stdout (text) or the input's stem (executables).
+std::string outputPath(bool binary) {
+  if (!outputFile.empty())
+    return outputFile;
+  if (!binary)
+    return "-";
+  return llvm::sys::path::stem(inputFile).str();
+}
+
+class Compiler {
+public:
+  Compiler(MLIRContext &ctx, const dtl::FrontendOptions &options)
+      : ctx_(ctx), options_(options) {}
+
+  /// Compiles one buffer; diagnostics go through the context's handlers.
+  ExitCode compile(const llvm::MemoryBuffer &buffer, llvm::raw_ostream &os) {
+    llvm::StringRef filename = buffer.getBufferIdentifier();
+    bool syntaxErrors = false;
+    std::unique_ptr<dtl::ast::Program> program =
+        dtl::parseProgram(buffer.getBuffer().str(), [&](dtl::ast::Pos pos, const std::string &msg) {
+          syntaxErrors = true;
+          emitError(FileLineColLoc::get(&ctx_, filename, pos.line, pos.col), msg);
+        });
+    if (!program || syntaxErrors)
+      return kUserError;
+    if (emit == Emit::Ast) {
+      dtl::ast::dump(*program, os);
+      return kOk;
+    }
+    OwningOpRef<ModuleOp> module = dtl::mlirGen(ctx_, *program, filename, options_);
+    if (!module)
+      return kUserError;
+    if (failed(verify(*module))) {
+      emitError(module->getLoc(), "internal error: the frontend produced invalid IR");
+      return kInternalError;
+    }
+    PassManager pm(&ctx_);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return kUserError;
+    applyDefaultTimingPassManagerCLOptions(pm);
+    dtl::Stage stage = emit == Emit::Dtl    ? dtl::Stage::Dtl
+                       : emit == Emit::Grad ? dtl::Stage::Grad
+                                            : dtl::Stage::Partitioned;
+    dtl::buildPipeline(pm, stage);
+    // The passes report problems with the user's model at its source
+    // locations; anything they reject is the user's to fix.
+    if (failed(pm.run(*module)))
+      return kUserError;
+    if (emit == Emit::Dtl || emit == Emit::Grad || emit == Emit::Partitioned) {
+      module->print(os);
+      return kOk;
+    }
+    dtl::CppOptions cppOptions{inputFile, precision == "f64"};
+    if (emit == Emit::Cpp)
+      return succeeded(dtl::emitCpp(*module, cppOptions, os)) ? kOk : kInternalError;
+
+    llvm::SmallString<128> cppPath;
+    if (std::error_code ec = llvm::sys::fs::createTemporaryFile("dtlc", "cpp", cppPath)) {
+      llvm::errs() << "dtlc: error: cannot create a temporary file: " << ec.message() << "\n";
+      return kInternalError;
+    }
+    llvm::FileRemover removeCpp(cppPath);
+    {
+      std::error_code ec;
+      llvm::raw_fd_ostream cpp(cppPath, ec);
+      if (ec || failed(dtl::emitCpp(*module, cppOptions, cpp)))
+        return kInternalError;
+    }
+    return compileCpp(cppPath, outputPath(true)) ? kOk : kInternalError;
+  }
+
+private:
+  MLIRContext &ctx_;
+  const dtl::FrontendOptions &options_;
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
+  cl::SetVersionPrinter([](llvm::raw_ostream &os) {
+    os << "dtlc " << DTLC_VERSION << " (MLIR " << DTLC_MLIR_VERSION << ")\n";
+  });
+  cl::ParseCommandLineOptions(argc, argv,
+                              "dtlc: compiles a .dtl model into a distributed training program\n");
+
+  dtl::FrontendOptions options;
+  llvm::SmallVector<std::string> meshItems;
+  for (llvm::StringRef item : llvm::split(meshOverride, ','))
+    if (!item.empty())
+      meshItems.push_back(item.str());
+  if (!parseAssignments(defines, options.sizes, "-D") ||
+      !parseAssignments(meshItems, options.meshSizes, "--mesh"))
+    return kUserError;
+  if (target == "cuda") {
+    llvm::errs() << "dtlc: error: --target=cuda is not implemented yet; use --target=cpu\n";
+    return kUserError;
+  }
+  if (target != "cpu" || (precision != "f32" && precision != "f64") || optLevel > 3) {
+    llvm::errs() << "dtlc: error: expected --target=cpu|cuda, --precision=f32|f64, -O0..-O3\n";
+    return kUserError;
+  }
+
+  std::string errorMessage;
+  std::unique_ptr<llvm::MemoryBuffer> input = openInputFile(inputFile, &errorMessage);
+  if (!input) {
+    llvm::errs() << "dtlc: error: " << errorMessage << "\n";
+    return kUserError;
+  }
+  std::string outputName = outputPath(emit == Emit::Exe);
+  std::unique_ptr<llvm::ToolOutputFile> output;
+  if (emit != Emit::Exe) {
+    output = openOutputFile(outputName, &errorMessage);
+    if (!output) {
+      llvm::errs() << "dtlc: error: " << errorMessage << "\n";
+      return kUserError;
+    }
+  }
+  llvm::raw_ostream &os = output ? output->os() : llvm::outs();
+
+  DialectRegistry registry;
+  registry.insert<dtl::DtlDialect, func::FuncDialect, shard::ShardDialect>();
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+
+  int worst = kOk;
+  auto processBuffer = [&](std::unique_ptr<llvm::MemoryBuffer> buffer,
+                           llvm::raw_ostream &out) -> LogicalResult {
+    llvm::SourceMgr sourceMgr;
+    const llvm::MemoryBuffer &ref = *buffer;
+    sourceMgr.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
+    if (verifyDiagnostics) {
+      SourceMgrDiagnosticVerifierHandler handler(sourceMgr, &ctx);
+      Compiler(ctx, options).compile(ref, llvm::nulls());
+      return handler.verify();
+    }
+    SourceMgrDiagnosticHandler handler(sourceMgr, &ctx);
+    // After kMaxErrors errors, later ones are dropped (registered last, so
+    // this handler sees each diagnostic first).
+    unsigned errors = 0;
+    DiagnosticEngine::HandlerID capId = ctx.getDiagEngine().registerHandler([&](Diagnostic &d) {
+      if (d.getSeverity() != DiagnosticSeverity::Error)
+        return failure();
+      if (++errors == kMaxErrors + 1)
+        llvm::errs() << "dtlc: too many errors (" << kMaxErrors << "), stopping here\n";
+      return success(errors > kMaxErrors);
+    });
+    int rc = Compiler(ctx, options).compile(ref, out);
+    ctx.getDiagEngine().eraseHandler(capId);
+    worst = std::max(worst, rc);
+    return success(rc == kOk);
+  };
+
+  LogicalResult result =
+      splitInputFile
+          ? splitAndProcessBuffer(std::move(input),
+                                  [&](std::unique_ptr<llvm::MemoryBuffer> chunk,
+                                      const llvm::MemoryBufferRef &, llvm::raw_ostream &out) {
+                                    return processBuffer(std::move(chunk), out);
+                                  },
+                                  os)
+          : processBuffer(std::move(input), os);
+  if (verifyDiagnostics)
+    return failed(result) ? kUserError : kOk;
+  if (worst == kOk && output)
+    output->keep();
+  return worst;
+}

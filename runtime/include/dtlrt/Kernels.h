@@ -18,6 +18,17 @@ template <typename T>
 void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a,
             const T *b, T *c);
 
+// out[i] = in[sum_d index_d(i) * inStrides[d]] over out's `rank` dims; a
+// stride of 0 repeats the input along that dimension (numpy broadcasting).
+template <typename T>
+void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides,
+               int rank);
+
+// out = in summed over the dimensions d with reduced[d] (accumulated in
+// double); out holds the other dimensions in order.
+template <typename T>
+void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced, int rank);
+
 // out[b] = logsumexp(logits[b, :]) - logits[b, labels[b]]; 0 when labels[b] < 0.
 template <typename T>
 void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch,

@@ -52,7 +52,10 @@ struct Program {
   std::string name, sourceFile;
   std::vector<std::string> axisNames;
   std::vector<int> axisSizes;
-  StepSpec trainStep, evalStep;
+  /// train: params, state, inputs, lr, step -> loss, grad_norm, new params, new state;
+  /// eval: params, inputs -> loss (mean), correct (count);
+  /// grad: params, inputs -> loss, one gradient per param (for --check-grads).
+  StepSpec trainStep, evalStep, gradStep;
   DataSpec data, eval;
   double lr = 1e-3, minLr = 0;
   std::string schedule = "constant";

@@ -1,0 +1,587 @@
+//===- Train.cpp - the training loop around the generated step functions --===//
+//
+// Everything a generated program does besides its math: joins the launch,
+// checks the world against the mesh, initialises params, feeds each rank its
+// part of every global batch, schedules the lr, logs, evaluates, and checks
+// gradients against finite differences on request.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dtlrt/Context.h"
+#include "dtlrt/Data.h"
+#include "dtlrt/Init.h"
+#include "dtlrt/RankDiscovery.h"
+
+#include <cblas.h>
+#include <omp.h>
+#if defined(__SSE__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <thread>
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace dtlrt {
+
+size_t sizeOf(DType t) { return t == DType::F64 ? 8 : 4; }
+
+int64_t TensorSpec::localSize() const {
+  int64_t n = 1;
+  for (int64_t s : localShape)
+    n *= s;
+  return n;
+}
+
+namespace {
+
+struct Options {
+  int64_t steps, logEvery, evalEvery;
+  std::string metrics;
+  int checkGrads = 0; ///< elements checked per param; 0: train
+};
+
+void usage(const Program &p) {
+  std::printf("usage: %s [--steps N] [--log-every N] [--eval-every N] [--metrics PATH]\n"
+              "          [--check-grads[=N]]\n"
+              "Trains the model compiled from %s. Launch with mpirun -np N (N = mesh size).\n"
+              "  --check-grads[=N]  compare N gradient elements per param (default 8)\n"
+              "                     with central finite differences, then exit\n",
+              p.name.c_str(), p.sourceFile.c_str());
+}
+
+/// Parses the flags; returns false (after a message) on bad ones.
+bool parseOptions(const Program &p, int argc, char **argv, Options &o, bool &help) {
+  o = Options{p.steps, p.logEvery, p.evalEvery, "", 0};
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i], value;
+    size_t eq = a.find('=');
+    std::string key = a.substr(0, eq);
+    bool hasValue = eq != std::string::npos;
+    if (hasValue)
+      value = a.substr(eq + 1);
+    auto next = [&]() -> bool {
+      if (hasValue)
+        return true;
+      if (i + 1 >= argc)
+        return false;
+      value = argv[++i];
+      return true;
+    };
+    auto number = [&](int64_t &out, int64_t min) {
+      char *end = nullptr;
+      if (!next() || value.empty())
+        return false;
+      long long n = std::strtoll(value.c_str(), &end, 10);
+      if (*end || n < min)
+        return false;
+      out = n;
+      return true;
+    };
+    bool ok = true;
+    if (key == "--help" || key == "-h")
+      help = true;
+    else if (key == "--steps")
+      ok = number(o.steps, 1);
+    else if (key == "--log-every")
+      ok = number(o.logEvery, 1);
+    else if (key == "--eval-every")
+      ok = number(o.evalEvery, 0);
+    else if (key == "--metrics")
+      ok = next() && !value.empty(), o.metrics = value;
+    else if (key == "--check-grads") {
+      int64_t n = 8;
+      ok = !hasValue || number(n, 1);
+      o.checkGrads = (int)n;
+    } else {
+      std::fprintf(stderr, "error: unknown flag '%s' (see --help)\n", a.c_str());
+      return false;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "error: bad value for %s (see --help)\n", key.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string meshString(const Program &p) {
+  std::string s = "[";
+  for (size_t i = 0; i < p.axisNames.size(); ++i)
+    s += (i ? ", " : "") + p.axisNames[i] + ": " + std::to_string(p.axisSizes[i]);
+  return s + "]";
+}
+
+/// Every thread flushes denormals to zero: they cost ~100x in x86 float math
+/// and no training run needs them. Threads made later inherit the setting.
+void flushDenormals() {
+#if defined(__SSE__)
+#pragma omp parallel
+  {
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+  }
+#endif
+}
+
+/// One buffer per argument or result of a step function.
+struct Buffer {
+  std::vector<unsigned char> bytes;
+  void *data() { return bytes.data(); }
+};
+
+double readScalar(const void *p, DType t) {
+  return t == DType::F64 ? *static_cast<const double *>(p) : *static_cast<const float *>(p);
+}
+void writeScalar(void *p, DType t, double v) {
+  if (t == DType::F64)
+    *static_cast<double *>(p) = v;
+  else
+    *static_cast<float *>(p) = float(v);
+}
+void writeReal(void *p, DType t, int64_t i, double v) {
+  if (t == DType::F64)
+    static_cast<double *>(p)[i] = v;
+  else
+    static_cast<float *>(p)[i] = float(v);
+}
+
+double scheduledLr(const Program &p, int64_t step, int64_t steps) {
+  double peak = p.lr;
+  if ((p.schedule == "warmup" || p.schedule == "warmup_cosine") && step <= p.warmup)
+    return peak * double(step) / double(std::max<int64_t>(p.warmup, 1));
+  if (p.schedule == "cosine" || p.schedule == "warmup_cosine") {
+    int64_t start = p.schedule == "warmup_cosine" ? p.warmup : 0;
+    double progress = double(step - start) / double(std::max<int64_t>(steps - start, 1));
+    return p.minLr + 0.5 * (peak - p.minLr) * (1 + std::cos(M_PI * std::min(progress, 1.0)));
+  }
+  return peak;
+}
+
+/// Feeds the inputs of a step from one data source: each rank fills only the
+/// elements of the global batch its input sharding gives it.
+class Feeder {
+public:
+  Feeder(const DataSpec &spec, const std::vector<TensorSpec> &inputs, uint64_t seed)
+      : spec_(spec), seed_(seed) {
+    for (size_t i = 0; i < spec.inputs.size(); ++i) {
+      const TensorSpec *t = nullptr;
+      for (const TensorSpec &s : inputs)
+        if (s.name == spec.inputs[i])
+          t = &s;
+      if (!t)
+        throw DataError("data source feeds '" + spec.inputs[i] + "', which the step has no input for");
+      sources_.push_back({t, spec.source == "idx" ? readIdx(spec.files[i], t->dtype == DType::I32)
+                                                  : Dataset()});
+      Dataset &d = sources_.back().data;
+      int64_t rowSize = 1;
+      for (size_t k = 1; k < t->globalShape.size(); ++k)
+        rowSize *= t->globalShape[k];
+      if (spec.source == "idx") {
+        if (d.sampleSize() != rowSize)
+          throw DataError(d.path + ": samples have " + std::to_string(d.sampleSize()) +
+                          " values, but input '" + t->name + "' takes " + std::to_string(rowSize) +
+                          " per example");
+        if (count_ >= 0 && d.count != count_)
+          throw DataError(d.path + ": " + std::to_string(d.count) + " samples, but " +
+                          sources_.front().data.path + " has " + std::to_string(count_));
+        count_ = d.count;
+      }
+    }
+    if (spec.source == "synthetic")
+      count_ = spec.size;
+  }
+
+  int64_t count() const { return count_; }
+
+  /// Fills the rank's part of the global batch made of samples `sampleAt(row)`
+  /// (a negative sample index pads: zeros, label -1).
+  template <typename SampleAt>
+  void fill(const Context &ctx, std::map<std::string, void *> &buffers, SampleAt sampleAt) {
+    for (Source &s : sources_) {
+      const TensorSpec &t = *s.spec;
+      int64_t rowSize = 1;
+      for (size_t k = 1; k < t.globalShape.size(); ++k)
+        rowSize *= t.globalShape[k];
+      void *out = buffers.at(t.name);
+      forEachLocal(t, ctx, [&](int64_t local, int64_t global) {
+        int64_t row = global / rowSize, col = global % rowSize;
+        int64_t sample = sampleAt(row);
+        if (t.dtype == DType::I32)
+          static_cast<int32_t *>(out)[local] = sample < 0 ? -1 : label(s, sample);
+        else
+          writeReal(out, t.dtype, local, sample < 0 ? 0.0 : value(s, sample, col, rowSize));
+      });
+    }
+  }
+
+private:
+  struct Source {
+    const TensorSpec *spec;
+    Dataset data;
+  };
+
+  int32_t label(const Source &s, int64_t sample) const {
+    if (spec_.source == "idx")
+      return s.data.labels[sample];
+    return int32_t(hashIndex(seed_, "synthetic.label", sample) % spec_.classes);
+  }
+
+  // Synthetic examples: a per-class centre plus noise, so a model can learn them.
+  double value(const Source &s, int64_t sample, int64_t col, int64_t rowSize) const {
+    if (spec_.source == "idx")
+      return s.data.values[sample * rowSize + col];
+    int64_t cls = hashIndex(seed_, "synthetic.label", sample) % spec_.classes;
+    return normalAt(seed_, "synthetic.centre", cls * rowSize + col) +
+           0.5 * normalAt(seed_, "synthetic.noise", sample * rowSize + col);
+  }
+
+  const DataSpec &spec_;
+  uint64_t seed_;
+  int64_t count_ = -1;
+  std::vector<Source> sources_;
+};
+
+/// The buffers of one step function, bound by name to the shared state.
+struct Step {
+  const StepSpec *spec;
+  std::vector<void *> args, results;
+  std::vector<Buffer> ownedResults;
+  void call(Context &ctx) { spec->fn(ctx, args.data(), results.data()); }
+  int resultIndex(const std::string &role) const {
+    for (size_t i = 0; i < spec->results.size(); ++i)
+      if (spec->results[i].role == role)
+        return int(i);
+    return -1;
+  }
+  double scalarResult(const std::string &role) const {
+    int i = resultIndex(role);
+    return i < 0 ? 0.0 : readScalar(results[i], spec->results[i].dtype);
+  }
+};
+
+class Trainer {
+public:
+  Trainer(const Program &p, const Options &o, Context &ctx, int rank)
+      : p_(p), o_(o), ctx_(ctx), rank_(rank) {}
+
+  int run() {
+    allocateState();
+    if (o_.checkGrads)
+      return checkGrads();
+    std::unique_ptr<Feeder> train = std::make_unique<Feeder>(p_.data, p_.trainStep.args, p_.seed);
+    std::unique_ptr<Feeder> eval;
+    if (!p_.eval.source.empty())
+      eval = std::make_unique<Feeder>(p_.eval, p_.evalStep.args, p_.seed + 1);
+    Step step = bind(p_.trainStep);
+    Sampler sampler(train->count(), p_.seed);
+    int64_t batch = globalBatch(p_.trainStep);
+    int metricsOk = 1;
+    if (rank_ == 0 && !o_.metrics.empty()) {
+      metrics_.open(o_.metrics);
+      metricsOk = bool(metrics_);
+    }
+    MPI_Bcast(&metricsOk, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!metricsOk)
+      throw DataError(o_.metrics + ": cannot open the metrics file for writing");
+    using Clock = std::chrono::steady_clock;
+    auto intervalStart = Clock::now();
+    int64_t intervalSteps = 0;
+    for (int64_t s = 1; s <= o_.steps; ++s) {
+      train->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at((s - 1) * batch + row); });
+      double lr = scheduledLr(p_, s, o_.steps);
+      writeScalar(scalars_["lr"].data(), realType(), lr);
+      writeScalar(scalars_["step"].data(), realType(), double(s));
+      step.call(ctx_);
+      ++intervalSteps;
+      double loss = step.scalarResult("loss"), gradNorm = step.scalarResult("grad_norm");
+      if (!std::isfinite(loss)) {
+        if (rank_ == 0)
+          std::fprintf(stderr, "error: the loss is %g at step %lld; stopping (try a lower lr)\n",
+                       loss, (long long)s);
+        return 1;
+      }
+      adoptResults(step);
+      if (s % o_.logEvery == 0 || s == o_.steps) {
+        double seconds = std::chrono::duration<double>(Clock::now() - intervalStart).count();
+        double msPerStep = 1e3 * seconds / intervalSteps;
+        double samplesPerSecond = batch * intervalSteps / seconds;
+        if (rank_ == 0) {
+          std::printf("step %lld/%lld | loss %.4f | lr %.2e | grad_norm %.4f | %.1fk samples/s | "
+                      "%.2f ms/step\n",
+                      (long long)s, (long long)o_.steps, loss, lr, gradNorm,
+                      samplesPerSecond / 1e3, msPerStep);
+          std::fflush(stdout);
+        }
+        intervalStart = Clock::now();
+        intervalSteps = 0;
+      }
+      if (metrics_.is_open()) {
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.17g, \"grad_norm\": %.17g}\n",
+                      (long long)s, loss, lr, gradNorm);
+        metrics_ << line << std::flush;
+      }
+      if (eval && o_.evalEvery && s % o_.evalEvery == 0 && s != o_.steps)
+        evaluate(*eval, s);
+    }
+    if (eval)
+      evaluate(*eval, o_.steps);
+    return 0;
+  }
+
+private:
+  DType realType() const { return p_.trainStep.args.front().dtype; }
+
+  static int64_t globalBatch(const StepSpec &spec) {
+    for (const TensorSpec &t : spec.args)
+      if (t.role == "input" && !t.globalShape.empty())
+        return t.globalShape[0];
+    return 1;
+  }
+
+  /// Params (initialised) and optimizer state (zeros) by name; inputs and the
+  /// lr/step scalars by name; every step function's arguments point at them.
+  void allocateState() {
+    for (const StepSpec *spec : {&p_.trainStep, &p_.evalStep, &p_.gradStep}) {
+      if (!spec->fn)
+        continue;
+      for (const TensorSpec &t : spec->args) {
+        Buffer &b = t.role == "lr" || t.role == "step" ? scalars_[t.role] : state_[t.name];
+        if (!b.bytes.empty())
+          continue;
+        b.bytes.assign(t.localSize() * sizeOf(t.dtype), 0);
+        if (t.role == "param")
+          initParam(t, p_.seed, ctx_, b.data());
+        if (t.role == "input")
+          inputs_[t.name] = b.data();
+      }
+    }
+  }
+
+  Step bind(const StepSpec &spec) {
+    Step step{&spec, {}, {}, {}};
+    for (const TensorSpec &t : spec.args)
+      step.args.push_back(t.role == "lr" || t.role == "step" ? scalars_[t.role].data()
+                                                             : state_[t.name].data());
+    step.ownedResults.resize(spec.results.size());
+    for (size_t i = 0; i < spec.results.size(); ++i) {
+      step.ownedResults[i].bytes.assign(
+          std::max<int64_t>(spec.results[i].localSize(), 1) * sizeOf(spec.results[i].dtype), 0);
+      step.results.push_back(step.ownedResults[i].data());
+    }
+    return step;
+  }
+
+  /// Updated params and optimizer state become the state for the next step.
+  void adoptResults(Step &step) {
+    for (size_t i = 0; i < step.spec->results.size(); ++i) {
+      const TensorSpec &t = step.spec->results[i];
+      if (t.role != "param" && t.role != "opt_state")
+        continue;
+      Buffer &b = state_.at(t.name);
+      std::memcpy(b.data(), step.results[i], b.bytes.size());
+    }
+  }
+
+  /// Loss and accuracy over the whole eval source, in global batches padded
+  /// with ignored examples (label -1) at the end.
+  void evaluate(Feeder &eval, int64_t atStep) {
+    Step step = bind(p_.evalStep);
+    int64_t batch = globalBatch(p_.evalStep), n = eval.count();
+    double lossSum = 0, correct = 0;
+    for (int64_t start = 0; start < n; start += batch) {
+      eval.fill(ctx_, inputs_, [&](int64_t row) { return start + row < n ? start + row : -1; });
+      step.call(ctx_);
+      // The loss is a mean over the batch size, padding included as zeros.
+      lossSum += step.scalarResult("loss") * batch;
+      correct += step.scalarResult("correct");
+    }
+    bool hasAccuracy = step.resultIndex("correct") >= 0;
+    if (rank_ == 0) {
+      std::printf("eval step %lld | loss %.4f", (long long)atStep, lossSum / n);
+      if (hasAccuracy)
+        std::printf(" | accuracy %.2f%% (%lld/%lld)", 100.0 * correct / n, (long long)correct,
+                    (long long)n);
+      std::printf("\n");
+      std::fflush(stdout);
+      if (metrics_.is_open()) {
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "{\"eval_step\": %lld, \"eval_loss\": %.17g, \"accuracy\": %.17g}\n",
+                      (long long)atStep, lossSum / n, hasAccuracy ? correct / n : 0.0);
+        metrics_ << line << std::flush;
+      }
+    }
+  }
+
+  /// Central differences of the forward loss against the gradient function,
+  /// on a spread of elements of every param, on the first training batch.
+  int checkGrads() {
+    if (!p_.gradStep.fn || !p_.evalStep.fn) {
+      std::fprintf(stderr, "error: this program was compiled without a gradient function\n");
+      return 1;
+    }
+    Feeder train(p_.data, p_.trainStep.args, p_.seed);
+    Sampler sampler(train.count(), p_.seed);
+    train.fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
+    Step grad = bind(p_.gradStep), forward = bind(p_.evalStep);
+    grad.call(ctx_);
+    bool f64 = realType() == DType::F64;
+    double h = f64 ? 1e-6 : 1e-2, tolerance = f64 ? 1e-5 : 5e-2;
+    bool allOk = true;
+    for (size_t r = 0; r < p_.gradStep.results.size(); ++r) {
+      const TensorSpec &g = p_.gradStep.results[r];
+      if (g.role != "grad")
+        continue;
+      const TensorSpec *param = nullptr;
+      for (const TensorSpec &t : p_.gradStep.args)
+        if (t.name == g.name)
+          param = &t;
+      int64_t total = 1;
+      for (int64_t s : param->globalShape)
+        total *= s;
+      double worst = 0;
+      int checked = 0;
+      for (int k = 0; k < o_.checkGrads && k < total; ++k) {
+        int64_t element = int64_t(hashIndex(p_.seed, g.name + ".check", k) % total);
+        // Every rank holding the element perturbs it; its analytic gradient is
+        // averaged over the holders (they agree) so rank 0 sees it too.
+        double analytic[2] = {0, 0};
+        void *values = state_.at(param->name).data();
+        std::vector<int64_t> held;
+        forEachLocal(*param, ctx_, [&](int64_t local, int64_t global) {
+          if (global != element)
+            return;
+          held.push_back(local);
+          analytic[0] += readScalar(static_cast<char *>(grad.results[r]) + local * sizeOf(g.dtype),
+                                    g.dtype);
+          analytic[1] += 1;
+        });
+        MPI_Allreduce(MPI_IN_PLACE, analytic, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        double exact = analytic[0] / analytic[1];
+        auto lossWith = [&](double delta) {
+          std::vector<double> saved;
+          for (int64_t local : held) {
+            char *p = static_cast<char *>(values) + local * sizeOf(param->dtype);
+            saved.push_back(readScalar(p, param->dtype));
+            writeScalar(p, param->dtype, saved.back() + delta);
+          }
+          forward.call(ctx_);
+          for (size_t i = 0; i < held.size(); ++i)
+            writeScalar(static_cast<char *>(values) + held[i] * sizeOf(param->dtype),
+                        param->dtype, saved[i]);
+          return forward.scalarResult("loss");
+        };
+        double numeric = (lossWith(h) - lossWith(-h)) / (2 * h);
+        double error = std::fabs(exact - numeric) / std::max(std::fabs(exact) + std::fabs(numeric), 1e-3);
+        worst = std::max(worst, error);
+        ++checked;
+      }
+      bool ok = worst <= tolerance;
+      allOk &= ok;
+      if (rank_ == 0)
+        std::printf("gradcheck %s: %d elements, max relative error %.3e (tolerance %.0e) %s\n",
+                    g.name.c_str(), checked, worst, tolerance, ok ? "ok" : "FAILED");
+    }
+    return allOk ? 0 : 1;
+  }
+
+  const Program &p_;
+  const Options &o_;
+  Context &ctx_;
+  int rank_;
+  std::map<std::string, Buffer> state_, scalars_;
+  std::map<std::string, void *> inputs_;
+  std::ofstream metrics_;
+};
+
+/// Threads per rank: the machine's cores shared among the ranks on it,
+/// unless OMP_NUM_THREADS says otherwise.
+int threadsPerRank(const LaunchInfo &launch) {
+  if (const char *env = std::getenv("OMP_NUM_THREADS"))
+    if (int n = std::atoi(env); n > 0)
+      return n;
+  int cores = int(std::thread::hardware_concurrency());
+  return std::max(1, cores / std::max(1, launch.localSize));
+}
+
+} // namespace
+
+int run(const Program &program, int argc, char **argv) {
+  Options options;
+  bool help = false;
+  if (!parseOptions(program, argc, argv, options, help))
+    return 2;
+  if (help) {
+    usage(program);
+    return 0;
+  }
+  LaunchInfo launch = discoverLaunch([](const char *name) { return std::getenv(name); });
+  int threads = threadsPerRank(launch);
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+  flushDenormals();
+
+  MPI_Init(&argc, &argv);
+  int worldSize = 1, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int meshSize = 1;
+  for (int s : program.axisSizes)
+    meshSize *= s;
+  int exitCode = 0;
+  if (launch.worldSize != worldSize) {
+    if (rank == 0)
+      std::fprintf(stderr,
+                   "error: the %s launcher says %d processes, but MPI sees %d; this build "
+                   "joins ranks through MPI, so launch it with mpirun or srun\n",
+                   launch.launcher.c_str(), launch.worldSize, worldSize);
+    exitCode = 1;
+  } else if (worldSize != meshSize) {
+    if (rank == 0)
+      std::fprintf(stderr,
+                   "error: the mesh %s of %s needs %d processes, but %d were launched; run "
+                   "`mpirun -np %d %s` or recompile with `dtlc --mesh ...`\n",
+                   meshString(program).c_str(), program.sourceFile.c_str(), meshSize, worldSize,
+                   meshSize, argv[0]);
+    exitCode = 1;
+  }
+  if (exitCode) {
+    MPI_Finalize();
+    return exitCode;
+  }
+  if (rank == 0 && !options.checkGrads) {
+    std::printf("%s: %d rank%s on mesh %s (launcher: %s), %d thread%s per rank, %lld steps\n",
+                program.name.c_str(), worldSize, worldSize == 1 ? "" : "s",
+                meshString(program).c_str(), launch.launcher.c_str(), threads,
+                threads == 1 ? "" : "s", (long long)options.steps);
+    std::fflush(stdout);
+  }
+  {
+    Context ctx(program.axisSizes, rank);
+    try {
+      Trainer trainer(program, options, ctx, rank);
+      exitCode = trainer.run();
+    } catch (const DataError &e) {
+      // Every rank reads the same files, so every rank stops here; say it once.
+      if (rank == 0)
+        std::fprintf(stderr, "error: %s\n", e.what());
+      exitCode = 1;
+    }
+  }
+  MPI_Finalize();
+  return exitCode;
+}
+
+} // namespace dtlrt
