@@ -1,11 +1,13 @@
 //===- Kernels.cpp - GEMM, row-wise and optimizer kernels for the CPU -----===//
 
 #include "dtlrt/Kernels.h"
+#include "dtlrt/Data.h"
 
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 namespace dtlrt {
@@ -108,9 +110,19 @@ template <typename T> static double logSumExp(const T *row, int64_t n) {
   return max + std::log(sum);
 }
 
+/// Labels index the logits: one past the classes would read another row.
+static void checkLabels(const int32_t *labels, int64_t batch, int64_t classes) {
+  for (int64_t b = 0; b < batch; ++b)
+    if (labels[b] >= classes)
+      throw DataError("a label is " + std::to_string(labels[b]) + ", but the classifier has " +
+                      std::to_string(classes) + " classes (labels must be 0.." +
+                      std::to_string(classes - 1) + ")");
+}
+
 template <typename T>
 void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch,
                   int64_t classes) {
+  checkLabels(labels, batch, classes);
 #pragma omp parallel for if (batch * classes > 65536)
   for (int64_t b = 0; b < batch; ++b) {
     const T *row = logits + b * classes;
@@ -121,6 +133,7 @@ void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch,
 template <typename T>
 void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out,
                       int64_t batch, int64_t classes) {
+  checkLabels(labels, batch, classes);
 #pragma omp parallel for if (batch * classes > 65536)
   for (int64_t b = 0; b < batch; ++b) {
     const T *row = logits + b * classes;
@@ -137,6 +150,7 @@ void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *
 
 template <typename T>
 void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes) {
+  checkLabels(labels, batch, classes);
   for (int64_t b = 0; b < batch; ++b) {
     const T *row = logits + b * classes;
     out[b] = T(std::max_element(row, row + classes) - row == labels[b]);

@@ -256,7 +256,10 @@ struct Step {
   const StepSpec *spec;
   std::vector<void *> args, results;
   std::vector<Buffer> ownedResults;
-  void call(Context &ctx) { spec->fn(ctx, args.data(), results.data()); }
+  void call(Context &ctx, bool &stepping) {
+    stepping = true;
+    spec->fn(ctx, args.data(), results.data());
+  }
   int resultIndex(const std::string &role) const {
     for (size_t i = 0; i < spec->results.size(); ++i)
       if (spec->results[i].role == role)
@@ -301,7 +304,7 @@ public:
       double lr = scheduledLr(p_, s, o_.steps);
       writeScalar(scalars_["lr"].data(), realType(), lr);
       writeScalar(scalars_["step"].data(), realType(), double(s));
-      step.call(ctx_);
+      step.call(ctx_, stepping_);
       ++intervalSteps;
       double loss = step.scalarResult("loss"), gradNorm = step.scalarResult("grad_norm");
       if (!std::isfinite(loss)) {
@@ -339,6 +342,9 @@ public:
       evaluate(*eval, o_.steps);
     return 0;
   }
+
+  /// Whether step functions (and their collectives) have started running.
+  bool stepping() const { return stepping_; }
 
 private:
   DType realType() const { return p_.trainStep.args.front().dtype; }
@@ -402,7 +408,7 @@ private:
     double lossSum = 0, correct = 0;
     for (int64_t start = 0; start < n; start += batch) {
       eval.fill(ctx_, inputs_, [&](int64_t row) { return start + row < n ? start + row : -1; });
-      step.call(ctx_);
+      step.call(ctx_, stepping_);
       // The loss is a mean over the batch size, padding included as zeros.
       lossSum += step.scalarResult("loss") * batch;
       correct += step.scalarResult("correct");
@@ -436,7 +442,7 @@ private:
     Sampler sampler(train.count(), p_.seed);
     train.fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
     Step grad = bind(p_.gradStep), forward = bind(p_.evalStep);
-    grad.call(ctx_);
+    grad.call(ctx_, stepping_);
     bool f64 = realType() == DType::F64;
     double h = f64 ? 1e-6 : 1e-2, tolerance = f64 ? 1e-5 : 5e-2;
     bool allOk = true;
@@ -477,7 +483,7 @@ private:
             saved.push_back(readScalar(p, param->dtype));
             writeScalar(p, param->dtype, saved.back() + delta);
           }
-          forward.call(ctx_);
+          forward.call(ctx_, stepping_);
           for (size_t i = 0; i < held.size(); ++i)
             writeScalar(static_cast<char *>(values) + held[i] * sizeOf(param->dtype),
                         param->dtype, saved[i]);
@@ -504,6 +510,7 @@ private:
   std::map<std::string, Buffer> state_, scalars_;
   std::map<std::string, void *> inputs_;
   std::ofstream metrics_;
+  bool stepping_ = false;
 };
 
 /// Threads per rank: the machine's cores shared among the ranks on it,
@@ -551,10 +558,10 @@ int run(const Program &program, int argc, char **argv) {
   } else if (worldSize != meshSize) {
     if (rank == 0)
       std::fprintf(stderr,
-                   "error: the mesh %s of %s needs %d processes, but %d were launched; run "
+                   "error: the mesh %s of %s needs %d processes, but %d %s launched; run "
                    "`mpirun -np %d %s` or recompile with `dtlc --mesh ...`\n",
                    meshString(program).c_str(), program.sourceFile.c_str(), meshSize, worldSize,
-                   meshSize, argv[0]);
+                   worldSize == 1 ? "was" : "were", meshSize, argv[0]);
     exitCode = 1;
   }
   if (exitCode) {
@@ -570,14 +577,22 @@ int run(const Program &program, int argc, char **argv) {
   }
   {
     Context ctx(program.axisSizes, rank);
+    Trainer trainer(program, options, ctx, rank);
     try {
-      Trainer trainer(program, options, ctx, rank);
       exitCode = trainer.run();
     } catch (const DataError &e) {
-      // Every rank reads the same files, so every rank stops here; say it once.
-      if (rank == 0)
-        std::fprintf(stderr, "error: %s\n", e.what());
-      exitCode = 1;
+      if (!trainer.stepping()) {
+        // Every rank reads the same files and fails alike: say it once, exit cleanly.
+        if (rank == 0)
+          std::fprintf(stderr, "error: %s\n", e.what());
+        exitCode = 1;
+      } else {
+        // Only some ranks may have failed, while the others wait in a
+        // collective: abort them all rather than hang.
+        std::fprintf(stderr, "error: rank %d: %s\n", rank, e.what());
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
     }
   }
   MPI_Finalize();

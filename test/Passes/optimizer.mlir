@@ -1,0 +1,49 @@
+// RUN: dtl-opt %s --dtl-optimizer --split-input-file --verify-diagnostics | FileCheck %s
+
+// AdamW: train_step takes params, their m and v, the inputs, lr and step; it
+// returns the loss, the global gradient norm, the new params and new state.
+
+// The gradient function stays for the gradient check of generated programs.
+// CHECK-LABEL: func.func @m_grad
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: %arg0: tensor<3x2xf32> {dtl.init = {kind = "zeros"}, dtl.name = "w", dtl.role = "param"}
+// CHECK-SAME: %arg1: tensor<3x2xf32> {dtl.name = "w.m", dtl.role = "opt_state"}
+// CHECK-SAME: %arg2: tensor<3x2xf32> {dtl.name = "w.v", dtl.role = "opt_state"}
+// CHECK-SAME: %arg3: tensor<4x3xf32> {dtl.name = "x", dtl.role = "input"}
+// CHECK-SAME: %arg4: tensor<f32> {dtl.role = "lr"}, %arg5: tensor<f32> {dtl.role = "step"}
+// CHECK-SAME: -> (tensor<f32> {dtl.role = "loss"}, tensor<f32> {dtl.role = "grad_norm"}, tensor<3x2xf32> {dtl.name = "w", dtl.role = "param"}, tensor<3x2xf32> {dtl.name = "w.m", dtl.role = "opt_state"}, tensor<3x2xf32> {dtl.name = "w.v", dtl.role = "opt_state"})
+// CHECK:      %[[G:.*]] = dtl.matmul %arg3
+// CHECK:      %[[SQ:.*]] = dtl.mul %[[G]], %[[G]]
+// CHECK:      %[[SUM:.*]] = dtl.reduce_sum %[[SQ]] dims [0, 1]
+// CHECK:      %[[NORM:.*]] = dtl.sqrt %[[SUM]]
+// CHECK:      %[[P:.*]], %[[M:.*]], %[[V:.*]] = dtl.adamw_update %arg0, %[[G]], %arg1, %arg2, %arg4, %arg5
+// CHECK-SAME: beta1 = 8.000000e-01 : f64, beta2 = 0.98999999999999999 : f64, eps = 1.000000e-08 : f64, weight_decay = 1.000000e-01 : f64
+// CHECK:      return %{{.*}}, %[[NORM]], %[[P]], %[[M]], %[[V]]
+module attributes {dtl.model = @m, dtl.optimizer = {kind = "adamw", beta1 = 0.8 : f64, beta2 = 0.99 : f64, weight_decay = 0.1 : f64}} {
+  func.func @m_grad(%w: tensor<3x2xf32> {dtl.role = "param", dtl.name = "w", dtl.init = {kind = "zeros"}},
+                    %x: tensor<4x3xf32> {dtl.role = "input", dtl.name = "x"}) -> (tensor<f32>, tensor<3x2xf32>) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    %1 = dtl.constant 1.0 : tensor<4x2xf32>
+    %2 = dtl.matmul %x, %1 {transpose_lhs} : tensor<4x3xf32>, tensor<4x2xf32> -> tensor<3x2xf32>
+    return %0, %2 : tensor<f32>, tensor<3x2xf32>
+  }
+}
+
+// -----
+
+// SGD with momentum keeps one buffer per param.
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: dtl.name = "w.momentum", dtl.role = "opt_state"
+// CHECK:      dtl.sgd_update %arg0, %{{.*}}, %arg1, %arg2 {momentum = 9.000000e-01 : f64, weight_decay = 0.000000e+00 : f64}
+module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", momentum = 0.9 : f64}} {
+  func.func @m_grad(%w: tensor<2xf32> {dtl.role = "param", dtl.name = "w"}) -> (tensor<f32>, tensor<2xf32>) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    return %0, %w : tensor<f32>, tensor<2xf32>
+  }
+}
+
+// -----
+
+// expected-error@+1 {{needs @m_grad (run dtl-autodiff) and kind = "sgd" or "adamw"}}
+module attributes {dtl.model = @m, dtl.optimizer = {kind = "lion"}} {
+}

@@ -1,0 +1,89 @@
+// RUN: dtl-opt %s --dtl-propagate-sharding --dtl-partition --split-input-file | FileCheck %s
+
+// Data parallel: the batch dimension is split over dp, the weight is
+// replicated. The weight gradient contracts the batch dimension, so each rank
+// holds a partial sum: the partitioner all-reduces it over dp because the
+// result must be replicated, not because anything says "data parallel".
+
+// CHECK-LABEL: func.func @dp
+// CHECK-SAME: %arg0: tensor<2x3xf32> {dtl.global_type = tensor<4x3xf32>
+// CHECK-SAME: %arg1: tensor<2x5xf32> {dtl.global_type = tensor<4x5xf32>
+// CHECK:      %[[G:.*]] = dtl.matmul %arg0, %arg1 {transpose_lhs} : tensor<2x3xf32>, tensor<2x5xf32> -> tensor<3x5xf32>
+// CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[G]] on @grid grid_axes = [0] : tensor<3x5xf32> -> tensor<3x5xf32>
+// CHECK-NEXT: return %[[R]]
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @dp(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                %dy: tensor<4x5xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> tensor<3x5xf32> {
+    %0 = dtl.matmul %x, %dy {transpose_lhs} : tensor<4x3xf32>, tensor<4x5xf32> -> tensor<3x5xf32>
+    return %0 : tensor<3x5xf32>
+  }
+}
+
+// -----
+
+// Megatron MLP on tp: w1 split by columns, w2 by rows. The activations
+// between the matmuls stay split (no collective); the second matmul
+// contracts the split dimension and needs the one all-reduce.
+
+// CHECK-LABEL: func.func @megatron
+// CHECK:      %[[H:.*]] = dtl.matmul %arg0, %arg1 : tensor<4x3xf32>, tensor<3x4xf32> -> tensor<4x4xf32>
+// CHECK-NEXT: %[[A:.*]] = dtl.relu %[[H]] : tensor<4x4xf32>
+// CHECK-NEXT: %[[O:.*]] = dtl.matmul %[[A]], %arg2 : tensor<4x4xf32>, tensor<4x3xf32> -> tensor<4x3xf32>
+// CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[O]] on @grid grid_axes = [0]
+// CHECK-NOT:  shard.
+// CHECK:      return %[[R]]
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["tp"]}
+  func.func @megatron(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[], []]>},
+                      %w1: tensor<3x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>},
+                      %w2: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> tensor<4x3xf32> {
+    %0 = dtl.matmul %x, %w1 : tensor<4x3xf32>, tensor<3x8xf32> -> tensor<4x8xf32>
+    %1 = dtl.relu %0 : tensor<4x8xf32>
+    %2 = dtl.matmul %1, %w2 : tensor<4x8xf32>, tensor<8x3xf32> -> tensor<4x3xf32>
+    return %2 : tensor<4x3xf32>
+  }
+}
+
+// -----
+
+// A replicated operand meeting a split one is sliced locally (no
+// communication); a split value returned replicated is all-gathered.
+
+// CHECK-LABEL: func.func @reshard
+// CHECK:      %[[S:.*]] = shard.all_slice %arg1 on @grid grid_axes = [0] slice_axis = 0 : tensor<4x3xf32> -> tensor<2x3xf32>
+// CHECK:      %[[SUM:.*]] = dtl.add %arg0, %[[S]] : tensor<2x3xf32>
+// CHECK:      %[[G:.*]] = shard.all_gather %[[SUM]] on @grid grid_axes = [0] gather_axis = 0 : tensor<2x3xf32> -> tensor<4x3xf32>
+// CHECK:      return %[[G]]
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @reshard(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                     %c: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[], []]>})
+      -> tensor<4x3xf32> {
+    %0 = dtl.add %x, %c : tensor<4x3xf32>
+    return %0 : tensor<4x3xf32>
+  }
+}
+
+// -----
+
+// Partial sums flow through linear ops (a scale) and are reduced once, at the
+// first op that needs the full value.
+
+// CHECK-LABEL: func.func @partial
+// CHECK:      %[[SUM:.*]] = dtl.reduce_sum %arg0 dims [0] : tensor<2xf32> -> tensor<f32>
+// CHECK:      %[[SCALED:.*]] = dtl.mul %[[SUM]], %{{.*}} : tensor<f32>
+// CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[SCALED]]
+// CHECK-NEXT: %[[E:.*]] = dtl.exp %[[R]]
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @partial(%x: tensor<4xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>}) -> tensor<f32> {
+    %0 = dtl.reduce_sum %x dims [0] : tensor<4xf32> -> tensor<f32>
+    %c = dtl.constant 0.25 : tensor<f32>
+    %1 = dtl.mul %0, %c : tensor<f32>
+    %2 = dtl.exp %1 : tensor<f32>
+    return %2 : tensor<f32>
+  }
+}

@@ -1,0 +1,146 @@
+//===- DataTest.cpp - IDX files (plain and gzip), bad files, the sampler --===//
+
+#include "dtlrt/Data.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace dtlrt;
+
+namespace {
+
+std::string tempPath(const std::string &name) {
+  return ::testing::TempDir() + "/dtlrt-" + name;
+}
+
+/// An IDX file: magic 0x0000 <type> <rank>, big-endian dims, then data.
+std::vector<unsigned char> idxBytes(unsigned char type, std::vector<uint32_t> dims,
+                                    const std::vector<unsigned char> &data) {
+  std::vector<unsigned char> out = {0, 0, type, (unsigned char)dims.size()};
+  for (uint32_t d : dims)
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out.push_back((d >> shift) & 0xff);
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+std::string writeFile(const std::string &name, const std::vector<unsigned char> &bytes,
+                      bool gzip = false) {
+  std::string path = tempPath(name);
+  if (gzip) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    gzwrite(f, bytes.data(), (unsigned)bytes.size());
+    gzclose(f);
+  } else {
+    std::ofstream(path, std::ios::binary).write((const char *)bytes.data(), bytes.size());
+  }
+  return path;
+}
+
+TEST(Idx, ReadsImagesAsScaledFloats) {
+  std::string path = writeFile("images.idx", idxBytes(0x08, {2, 2, 2}, {0, 255, 51, 102, 1, 2, 3, 4}));
+  Dataset d = readIdx(path, false);
+  EXPECT_EQ(d.count, 2);
+  EXPECT_EQ(d.sampleShape, (std::vector<int64_t>{2, 2}));
+  ASSERT_EQ(d.values.size(), 8u);
+  EXPECT_FLOAT_EQ(d.values[1], 1.0f);
+  EXPECT_FLOAT_EQ(d.values[2], 0.2f);
+}
+
+TEST(Idx, ReadsGzipLabels) {
+  std::string path = writeFile("labels.idx.gz", idxBytes(0x08, {3}, {7, 0, 9}), true);
+  Dataset d = readIdx(path, true);
+  EXPECT_EQ(d.count, 3);
+  EXPECT_EQ(d.sampleSize(), 1);
+  EXPECT_EQ(d.labels, (std::vector<int32_t>{7, 0, 9}));
+}
+
+TEST(Idx, ReadsTheRealFashionMnistWhenInstalled) {
+  const char *path = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
+  if (!std::ifstream(path))
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  Dataset d = readIdx(path, true);
+  EXPECT_EQ(d.count, 10000);
+  for (int32_t label : d.labels)
+    ASSERT_TRUE(label >= 0 && label < 10);
+}
+
+/// The message of the DataError `fn` throws, or "" when it does not throw.
+template <typename Fn> std::string errorOf(Fn fn) {
+  try {
+    fn();
+  } catch (const DataError &e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Idx, MissingFileNamesThePath) {
+  std::string message = errorOf([] { readIdx("/nonexistent/train.idx", false); });
+  EXPECT_NE(message.find("/nonexistent/train.idx: cannot open"), std::string::npos) << message;
+}
+
+TEST(Idx, BadMagicIsRejected) {
+  std::string path = writeFile("bad-magic.idx", {'P', 'K', 3, 4, 0, 0, 0, 0});
+  std::string message = errorOf([&] { readIdx(path, false); });
+  EXPECT_NE(message.find("not an IDX file"), std::string::npos) << message;
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+}
+
+TEST(Idx, TruncatedDataSaysHowMuchWasThere) {
+  std::vector<unsigned char> bytes = idxBytes(0x08, {10, 4}, {1, 2, 3});
+  std::string path = writeFile("truncated.idx", bytes);
+  std::string message = errorOf([&] { readIdx(path, false); });
+  EXPECT_NE(message.find("truncated"), std::string::npos) << message;
+  EXPECT_NE(message.find("3 of 40 bytes"), std::string::npos) << message;
+}
+
+TEST(Idx, UnsupportedElementTypeIsRejected) {
+  std::string path = writeFile("f64.idx", idxBytes(0x0E, {1}, {0, 0, 0, 0, 0, 0, 0, 0}));
+  std::string message = errorOf([&] { readIdx(path, false); });
+  EXPECT_NE(message.find("not supported"), std::string::npos) << message;
+}
+
+TEST(Sampler, EachEpochIsAPermutation) {
+  Sampler sampler(100, 42);
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    std::set<int64_t> seen;
+    for (int64_t i = 0; i < 100; ++i)
+      seen.insert(sampler.at(epoch * 100 + i));
+    EXPECT_EQ(seen.size(), 100u);
+    EXPECT_EQ(*seen.begin(), 0);
+    EXPECT_EQ(*seen.rbegin(), 99);
+  }
+}
+
+TEST(Sampler, SameSeedSameOrderDifferentEpochsDiffer) {
+  Sampler a(50, 7), b(50, 7);
+  std::vector<int64_t> first, second;
+  for (int64_t i = 0; i < 50; ++i) {
+    EXPECT_EQ(a.at(i), b.at(i));
+    first.push_back(a.at(i));
+  }
+  for (int64_t i = 50; i < 100; ++i)
+    second.push_back(a.at(i));
+  EXPECT_NE(first, second);
+}
+
+TEST(Random, NormalHasUnitMoments) {
+  double sum = 0, squares = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    double x = normalAt(1, "w", i);
+    sum += x;
+    squares += x * x;
+  }
+  EXPECT_NEAR(sum / n, 0.0, 0.01);
+  EXPECT_NEAR(squares / n, 1.0, 0.01);
+}
+
+} // namespace
