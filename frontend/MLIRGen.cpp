@@ -51,6 +51,7 @@ private:
     ast::Pos pos;
   };
   llvm::StringMap<Symbol> symbols;
+  llvm::StringSet<> poisoned; ///< names whose definition failed (already reported)
   llvm::StringMap<int64_t> sizes;
   llvm::StringSet<> inputNames;
   const ast::Mesh *mesh = nullptr;
@@ -284,12 +285,18 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
       continue;
     bool isParam = s.kind == ast::Stmt::Kind::Param;
     std::optional<RankedTensorType> type = tensorType(s.type, isParam);
-    if (!type)
+    if (!type) {
+      poisoned.insert(s.name);
       continue;
+    }
+    // After a reported error in the sharding or initializer, go on as if it
+    // were replicated / zeros, so uses of the name do not cascade into errors.
     Attribute shard = sharding(s, *type);
+    if (!shard)
+      shard = ShardingAttr::get(&ctx, meshName, SmallVector<SmallVector<int16_t>>(type->getRank()));
     Attribute init = isParam ? initializer(s) : Attribute();
-    if (!shard || (isParam && !init))
-      continue;
+    if (isParam && !init)
+      init = b.getDictionaryAttr(b.getNamedAttr("kind", b.getStringAttr("zeros")));
     SmallVector<NamedAttribute> attrs{
         b.getNamedAttr(attr::role, b.getStringAttr(isParam ? "param" : "input")),
         b.getNamedAttr(attr::name, b.getStringAttr(s.name)),
@@ -325,6 +332,8 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
     if (s.kind == ast::Stmt::Kind::Assign) {
       if (Value v = expr(*s.expr))
         define(s.name, v, s.pos);
+      else
+        poisoned.insert(s.name);
     } else if (s.kind == ast::Stmt::Kind::Return) {
       if (returnStmt) {
         error(s.pos).append("a model returns once").attachNote(loc(returnStmt->pos))
@@ -386,7 +395,9 @@ Value Generator::expr(const ast::Expr &e) {
   case ast::Expr::Kind::Name: {
     auto it = symbols.find(e.name);
     if (it == symbols.end()) {
-      error(e.pos) << "unknown name '" << e.name << "'";
+      // A name whose definition already failed was reported there.
+      if (!poisoned.contains(e.name))
+        error(e.pos) << "unknown name '" << e.name << "'";
       return {};
     }
     return it->second.value;
