@@ -105,9 +105,18 @@ struct FunctionPartitioner {
     return current;
   }
 
+  /// Each op's rule, taken while every type is still global: rules may look
+  /// at sizes (a broadcast's repeated size-1 dims), which local types change.
+  struct Rule {
+    SmallVector<LoopKind> kinds;
+    SmallVector<AffineMap> maps;
+  };
+  DenseMap<Operation *, Rule> rules;
+
   LogicalResult partitionOp(ShardingRuleOpInterface op) {
-    SmallVector<LoopKind> kinds = op.getLoopKinds();
-    SmallVector<AffineMap> maps = op.getIndexingMaps();
+    const Rule &rule = rules.at(op);
+    ArrayRef<LoopKind> kinds = rule.kinds;
+    ArrayRef<AffineMap> maps = rule.maps;
     auto resultShardings = op->getAttrOfType<ArrayAttr>(attr::shardings);
     if (!resultShardings)
       return op->emitError("has no `dtl.shardings`: run dtl-propagate-sharding first");
@@ -142,11 +151,18 @@ struct FunctionPartitioner {
       return dims;
     };
 
-    // Which operands may stay partial sums.
+    // Which operands may stay partial sums: not when the op splits its work
+    // over a pending axis (a value cannot be both split and partial on it).
     SmallVector<unsigned> partialOperands;
     for (unsigned i = 0; i < numOperands; ++i)
       if (!layouts.lookup(op->getOperand(i)).partial.empty())
         partialOperands.push_back(i);
+    bool pendingAxisSplits = llvm::any_of(partialOperands, [&](unsigned i) {
+      return llvm::any_of(layouts.lookup(op->getOperand(i)).partial,
+                          [&](int16_t a) { return used.contains(a); });
+    });
+    if (pendingAxisSplits)
+      partialOperands.clear();
     llvm::SmallDenseSet<unsigned> keep;
     if (partialOperands.size() == 1 && op.isLinearIn(partialOperands[0]))
       keep.insert(partialOperands[0]);
@@ -181,6 +197,9 @@ struct FunctionPartitioner {
 
   LogicalResult run(func::FuncOp fn) {
     Block &body = fn.getBody().front();
+    fn.walk([&](ShardingRuleOpInterface op) {
+      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps()};
+    });
     MLIRContext *ctx = fn.getContext();
     SmallVector<Type> argTypes;
     for (BlockArgument arg : fn.getArguments()) {

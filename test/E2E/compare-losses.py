@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Compares the per-step training loss of runs written with --metrics.
+
+usage: compare-losses.py --rtol 1e-5 reference.jsonl other.jsonl...
+Prints the largest relative difference from the reference; exits 1 when it
+is above --rtol or when the runs do not cover the same steps.
+"""
+import argparse
+import json
+import sys
+
+
+def losses(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            record = json.loads(line)
+            if "loss" in record and "step" in record:
+                out[record["step"]] = record["loss"]
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rtol", type=float, required=True)
+    parser.add_argument("reference")
+    parser.add_argument("others", nargs="+")
+    args = parser.parse_args()
+    reference = losses(args.reference)
+    if not reference:
+        sys.exit(f"{args.reference}: no losses")
+    ok = True
+    for path in args.others:
+        other = losses(path)
+        if other.keys() != reference.keys():
+            print(f"{path}: steps {sorted(other)} differ from {sorted(reference)}")
+            ok = False
+            continue
+        worst = max(abs(other[s] - reference[s]) / abs(reference[s]) for s in reference)
+        print(f"{path}: {len(reference)} steps, max relative loss difference {worst:.3e}")
+        ok = ok and worst <= args.rtol
+    print("losses agree" if ok else "losses DIFFER")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
