@@ -2,6 +2,8 @@
 
 #include "frontend/AST.h"
 
+#include "llvm/Support/Format.h"
+
 using namespace dtl::ast;
 
 namespace {
@@ -35,7 +37,7 @@ void dumpCall(const Call &c, llvm::raw_ostream &os) {
 void dumpExpr(const Expr &e, llvm::raw_ostream &os) {
   switch (e.kind) {
   case Expr::Kind::Number:
-    os << e.number;
+    os << llvm::format("%g", e.number);
     break;
   case Expr::Kind::Name:
     os << e.name;
