@@ -87,3 +87,27 @@ module {
     return %2 : tensor<f32>
   }
 }
+
+// -----
+
+// The row-parallel matmul of ../shared/design/upstream-shard-crash.mlir, on
+// which upstream `sharding-propagation{traversal=forward}` + `shard-partition`
+// (MLIR 22.1.8) segfault: dtl's own propagation and partitioner (which use
+// only the shard dialect's grid and collective ops) give a local matmul over
+// each rank's quarter of the contraction and one all-reduce.
+
+// CHECK-LABEL: func.func @rowpar
+// CHECK-SAME: %arg0: tensor<8x4xf32>
+// CHECK-SAME: %arg1: tensor<4x32xf32>
+// CHECK:      %[[Y:.*]] = dtl.matmul %arg0, %arg1 : tensor<8x4xf32>, tensor<4x32xf32> -> tensor<8x32xf32>
+// CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[Y]] on @g grid_axes = [0] : tensor<8x32xf32> -> tensor<8x32xf32>
+// CHECK-NEXT: return %[[R]]
+module {
+  shard.grid @g(shape = 4) {dtl.axis_names = ["tp"]}
+  func.func @rowpar(%x: tensor<8x16xf32> {dtl.sharding = #dtl.sharding<@g, [[], [0]]>},
+                    %w: tensor<16x32xf32> {dtl.sharding = #dtl.sharding<@g, [[0], []]>})
+      -> tensor<8x32xf32> {
+    %y = dtl.matmul %x, %w : tensor<8x16xf32>, tensor<16x32xf32> -> tensor<8x32xf32>
+    return %y : tensor<8x32xf32>
+  }
+}
