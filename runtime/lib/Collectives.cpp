@@ -77,10 +77,8 @@ template <typename T>
 void Context::allGather(const T *in, T *out, const std::vector<int64_t> &localShape, int dim,
                         const Axes &axes) {
   int n = spanOf(axes);
-  int64_t outer, inner, local = 1;
+  int64_t outer, inner, local = numElements(localShape);
   around(localShape, dim, outer, inner);
-  for (int64_t s : localShape)
-    local *= s;
   std::vector<T> received(local * n);
   MPI_Allgather(in, (int)local, mpiType<T>(), received.data(), (int)local, mpiType<T>(),
                 commFor(axes));

@@ -10,12 +10,7 @@
 
 namespace dtlrt {
 
-int64_t Dataset::sampleSize() const {
-  int64_t n = 1;
-  for (int64_t d : sampleShape)
-    n *= d;
-  return n;
-}
+int64_t Dataset::sampleSize() const { return numElements(sampleShape); }
 
 namespace {
 

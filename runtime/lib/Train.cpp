@@ -19,6 +19,8 @@
 #include <xmmintrin.h>
 #endif
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,12 +37,7 @@ namespace dtlrt {
 
 size_t sizeOf(DType t) { return t == DType::F64 ? 8 : 4; }
 
-int64_t TensorSpec::localSize() const {
-  int64_t n = 1;
-  for (int64_t s : localShape)
-    n *= s;
-  return n;
-}
+int64_t TensorSpec::localSize() const { return numElements(localShape); }
 
 namespace {
 
@@ -121,6 +118,13 @@ std::string meshString(const Program &p) {
   return s + "]";
 }
 
+/// This process's peak resident memory.
+double peakMemoryMiB() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0; // KiB on Linux
+}
+
 /// Every thread flushes denormals to zero: they cost ~100x in x86 float math
 /// and no training run needs them. Threads made later inherit the setting.
 void flushDenormals() {
@@ -171,8 +175,12 @@ double scheduledLr(const Program &p, int64_t step, int64_t steps) {
 /// elements of the global batch its input sharding gives it.
 class Feeder {
 public:
-  Feeder(const DataSpec &spec, const std::vector<TensorSpec> &inputs, uint64_t seed)
-      : spec_(spec), seed_(seed) {
+  /// `stream` names the synthetic examples drawn ("train", "eval"); their
+  /// class centres are shared, so a model trained on one can be evaluated on
+  /// the other.
+  Feeder(const DataSpec &spec, const std::vector<TensorSpec> &inputs, uint64_t seed,
+         const std::string &stream)
+      : spec_(spec), seed_(seed), labelStream_(stream + ".label"), noiseStream_(stream + ".noise") {
     for (size_t i = 0; i < spec.inputs.size(); ++i) {
       const TensorSpec *t = nullptr;
       for (const TensorSpec &s : inputs)
@@ -183,9 +191,7 @@ public:
       sources_.push_back({t, spec.source == "idx" ? readIdx(spec.files[i], t->dtype == DType::I32)
                                                   : Dataset()});
       Dataset &d = sources_.back().data;
-      int64_t rowSize = 1;
-      for (size_t k = 1; k < t->globalShape.size(); ++k)
-        rowSize *= t->globalShape[k];
+      int64_t rowSize = numElements(t->globalShape, 1);
       if (spec.source == "idx") {
         if (d.sampleSize() != rowSize)
           throw DataError(d.path + ": samples have " + std::to_string(d.sampleSize()) +
@@ -209,9 +215,7 @@ public:
   void fill(const Context &ctx, std::map<std::string, void *> &buffers, SampleAt sampleAt) {
     for (Source &s : sources_) {
       const TensorSpec &t = *s.spec;
-      int64_t rowSize = 1;
-      for (size_t k = 1; k < t.globalShape.size(); ++k)
-        rowSize *= t.globalShape[k];
+      int64_t rowSize = numElements(t.globalShape, 1);
       void *out = buffers.at(t.name);
       forEachLocal(t, ctx, [&](int64_t local, int64_t global) {
         int64_t row = global / rowSize, col = global % rowSize;
@@ -233,20 +237,21 @@ private:
   int32_t label(const Source &s, int64_t sample) const {
     if (spec_.source == "idx")
       return s.data.labels[sample];
-    return int32_t(hashIndex(seed_, "synthetic.label", sample) % spec_.classes);
+    return int32_t(hashIndex(seed_, labelStream_, sample) % spec_.classes);
   }
 
   // Synthetic examples: a per-class centre plus noise, so a model can learn them.
   double value(const Source &s, int64_t sample, int64_t col, int64_t rowSize) const {
     if (spec_.source == "idx")
       return s.data.values[sample * rowSize + col];
-    int64_t cls = hashIndex(seed_, "synthetic.label", sample) % spec_.classes;
+    int64_t cls = label(s, sample);
     return normalAt(seed_, "synthetic.centre", cls * rowSize + col) +
-           0.5 * normalAt(seed_, "synthetic.noise", sample * rowSize + col);
+           0.5 * normalAt(seed_, noiseStream_, sample * rowSize + col);
   }
 
   const DataSpec &spec_;
   uint64_t seed_;
+  std::string labelStream_, noiseStream_;
   int64_t count_ = -1;
   std::vector<Source> sources_;
 };
@@ -281,10 +286,10 @@ public:
     allocateState();
     if (o_.checkGrads)
       return checkGrads();
-    std::unique_ptr<Feeder> train = std::make_unique<Feeder>(p_.data, p_.trainStep.args, p_.seed);
+    std::unique_ptr<Feeder> train = std::make_unique<Feeder>(p_.data, p_.trainStep.args, p_.seed, "train");
     std::unique_ptr<Feeder> eval;
     if (!p_.eval.source.empty())
-      eval = std::make_unique<Feeder>(p_.eval, p_.evalStep.args, p_.seed + 1);
+      eval = std::make_unique<Feeder>(p_.eval, p_.evalStep.args, p_.seed, "eval");
     Step step = bind(p_.trainStep);
     Sampler sampler(train->count(), p_.seed);
     int64_t batch = globalBatch(p_.trainStep);
@@ -320,9 +325,9 @@ public:
         double samplesPerSecond = batch * intervalSteps / seconds;
         if (rank_ == 0) {
           std::printf("step %lld/%lld | loss %.4f | lr %.2e | grad_norm %.4f | %.1fk samples/s | "
-                      "%.2f ms/step\n",
+                      "%.2f ms/step | mem %.0f MiB\n",
                       (long long)s, (long long)o_.steps, loss, lr, gradNorm,
-                      samplesPerSecond / 1e3, msPerStep);
+                      samplesPerSecond / 1e3, msPerStep, peakMemoryMiB());
           std::fflush(stdout);
         }
         intervalStart = Clock::now();
@@ -438,7 +443,7 @@ private:
       std::fprintf(stderr, "error: this program was compiled without a gradient function\n");
       return 1;
     }
-    Feeder train(p_.data, p_.trainStep.args, p_.seed);
+    Feeder train(p_.data, p_.trainStep.args, p_.seed, "train");
     Sampler sampler(train.count(), p_.seed);
     train.fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
     Step grad = bind(p_.gradStep), forward = bind(p_.evalStep);
@@ -454,9 +459,7 @@ private:
       for (const TensorSpec &t : p_.gradStep.args)
         if (t.name == g.name)
           param = &t;
-      int64_t total = 1;
-      for (int64_t s : param->globalShape)
-        total *= s;
+      int64_t total = numElements(param->globalShape);
       double worst = 0;
       int checked = 0;
       for (int k = 0; k < o_.checkGrads && k < total; ++k) {

@@ -3,6 +3,8 @@
 #ifndef DTLRT_DATA_H
 #define DTLRT_DATA_H
 
+#include "dtlrt/Runtime.h"
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>

@@ -20,6 +20,14 @@ class Context;
 enum class DType { F32, F64, I32 };
 size_t sizeOf(DType t);
 
+/// The number of elements of a tensor of `shape` (dimensions from `first` on).
+inline int64_t numElements(const std::vector<int64_t> &shape, size_t first = 0) {
+  int64_t n = 1;
+  for (size_t d = first; d < shape.size(); ++d)
+    n *= shape[d];
+  return n;
+}
+
 /// Mesh axes that split one tensor dimension, major to minor.
 using Axes = std::vector<int>;
 
