@@ -261,10 +261,7 @@ struct Step {
   const StepSpec *spec;
   std::vector<void *> args, results;
   std::vector<Buffer> ownedResults;
-  void call(Context &ctx, bool &stepping) {
-    stepping = true;
-    spec->fn(ctx, args.data(), results.data());
-  }
+  void call(Context &ctx) { spec->fn(ctx, args.data(), results.data()); }
   int resultIndex(const std::string &role) const {
     for (size_t i = 0; i < spec->results.size(); ++i)
       if (spec->results[i].role == role)
@@ -282,34 +279,25 @@ public:
   Trainer(const Program &p, const Options &o, Context &ctx, int rank)
       : p_(p), o_(o), ctx_(ctx), rank_(rank) {}
 
+  /// Trains (or checks gradients); returns the exit code. Data errors inside
+  /// a step escape as DataError.
   int run() {
-    allocateState();
+    if (!setUp())
+      return 1;
     if (o_.checkGrads)
       return checkGrads();
-    std::unique_ptr<Feeder> train = std::make_unique<Feeder>(p_.data, p_.trainStep.args, p_.seed, "train");
-    std::unique_ptr<Feeder> eval;
-    if (!p_.eval.source.empty())
-      eval = std::make_unique<Feeder>(p_.eval, p_.evalStep.args, p_.seed, "eval");
     Step step = bind(p_.trainStep);
-    Sampler sampler(train->count(), p_.seed);
+    Sampler sampler(train_->count(), p_.seed);
     int64_t batch = globalBatch(p_.trainStep);
-    int metricsOk = 1;
-    if (rank_ == 0 && !o_.metrics.empty()) {
-      metrics_.open(o_.metrics);
-      metricsOk = bool(metrics_);
-    }
-    MPI_Bcast(&metricsOk, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (!metricsOk)
-      throw DataError(o_.metrics + ": cannot open the metrics file for writing");
     using Clock = std::chrono::steady_clock;
     auto intervalStart = Clock::now();
     int64_t intervalSteps = 0;
     for (int64_t s = 1; s <= o_.steps; ++s) {
-      train->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at((s - 1) * batch + row); });
+      train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at((s - 1) * batch + row); });
       double lr = scheduledLr(p_, s, o_.steps);
       writeScalar(scalars_["lr"].data(), realType(), lr);
       writeScalar(scalars_["step"].data(), realType(), double(s));
-      step.call(ctx_, stepping_);
+      step.call(ctx_);
       ++intervalSteps;
       double loss = step.scalarResult("loss"), gradNorm = step.scalarResult("grad_norm");
       if (!std::isfinite(loss)) {
@@ -340,18 +328,47 @@ public:
                       (long long)s, loss, lr, gradNorm);
         metrics_ << line << std::flush;
       }
-      if (eval && o_.evalEvery && s % o_.evalEvery == 0 && s != o_.steps)
-        evaluate(*eval, s);
+      if (eval_ && o_.evalEvery && s % o_.evalEvery == 0 && s != o_.steps)
+        evaluate(*eval_, s);
     }
-    if (eval)
-      evaluate(*eval, o_.steps);
+    if (eval_)
+      evaluate(*eval_, o_.steps);
     return 0;
   }
 
-  /// Whether step functions (and their collectives) have started running.
-  bool stepping() const { return stepping_; }
-
 private:
+  /// Params, data and the metrics file. Every rank learns whether all of
+  /// them succeeded, so a rank that cannot read a file (say, on another
+  /// node's disk) stops the job instead of leaving the others waiting in a
+  /// collective.
+  bool setUp() {
+    std::string error;
+    try {
+      allocateState();
+      train_ = std::make_unique<Feeder>(p_.data, p_.trainStep.args, p_.seed, "train");
+      if (!p_.eval.source.empty() && !o_.checkGrads)
+        eval_ = std::make_unique<Feeder>(p_.eval, p_.evalStep.args, p_.seed, "eval");
+      if (rank_ == 0 && !o_.metrics.empty()) {
+        metrics_.open(o_.metrics);
+        if (!metrics_)
+          throw DataError(o_.metrics + ": cannot open the metrics file for writing");
+      }
+    } catch (const DataError &e) {
+      error = e.what();
+    }
+    int failed = !error.empty(), failedRanks = 0, worldSize = 1;
+    MPI_Allreduce(&failed, &failedRanks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
+    // The same failure everywhere (the usual case: same files) is said once.
+    if (failed && (failedRanks < worldSize || rank_ == 0)) {
+      if (failedRanks < worldSize)
+        std::fprintf(stderr, "error: rank %d: %s\n", rank_, error.c_str());
+      else
+        std::fprintf(stderr, "error: %s\n", error.c_str());
+    }
+    return failedRanks == 0;
+  }
+
   DType realType() const { return p_.trainStep.args.front().dtype; }
 
   static int64_t globalBatch(const StepSpec &spec) {
@@ -413,7 +430,7 @@ private:
     double lossSum = 0, correct = 0;
     for (int64_t start = 0; start < n; start += batch) {
       eval.fill(ctx_, inputs_, [&](int64_t row) { return start + row < n ? start + row : -1; });
-      step.call(ctx_, stepping_);
+      step.call(ctx_);
       // The loss is a mean over the batch size, padding included as zeros.
       lossSum += step.scalarResult("loss") * batch;
       correct += step.scalarResult("correct");
@@ -443,11 +460,10 @@ private:
       std::fprintf(stderr, "error: this program was compiled without a gradient function\n");
       return 1;
     }
-    Feeder train(p_.data, p_.trainStep.args, p_.seed, "train");
-    Sampler sampler(train.count(), p_.seed);
-    train.fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
+    Sampler sampler(train_->count(), p_.seed);
+    train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
     Step grad = bind(p_.gradStep), forward = bind(p_.evalStep);
-    grad.call(ctx_, stepping_);
+    grad.call(ctx_);
     bool f64 = realType() == DType::F64;
     double h = f64 ? 1e-6 : 1e-2, tolerance = f64 ? 1e-5 : 5e-2;
     bool allOk = true;
@@ -486,7 +502,7 @@ private:
             saved.push_back(readScalar(p, param->dtype));
             writeScalar(p, param->dtype, saved.back() + delta);
           }
-          forward.call(ctx_, stepping_);
+          forward.call(ctx_);
           for (size_t i = 0; i < held.size(); ++i)
             writeScalar(static_cast<char *>(values) + held[i] * sizeOf(param->dtype),
                         param->dtype, saved[i]);
@@ -512,8 +528,8 @@ private:
   int rank_;
   std::map<std::string, Buffer> state_, scalars_;
   std::map<std::string, void *> inputs_;
+  std::unique_ptr<Feeder> train_, eval_;
   std::ofstream metrics_;
-  bool stepping_ = false;
 };
 
 /// Threads per rank: the machine's cores shared among the ranks on it,
@@ -580,22 +596,14 @@ int run(const Program &program, int argc, char **argv) {
   }
   {
     Context ctx(program.axisSizes, rank);
-    Trainer trainer(program, options, ctx, rank);
     try {
-      exitCode = trainer.run();
+      exitCode = Trainer(program, options, ctx, rank).run();
     } catch (const DataError &e) {
-      if (!trainer.stepping()) {
-        // Every rank reads the same files and fails alike: say it once, exit cleanly.
-        if (rank == 0)
-          std::fprintf(stderr, "error: %s\n", e.what());
-        exitCode = 1;
-      } else {
-        // Only some ranks may have failed, while the others wait in a
-        // collective: abort them all rather than hang.
-        std::fprintf(stderr, "error: rank %d: %s\n", rank, e.what());
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-      }
+      // Inside a step: other ranks may be waiting in a collective for this
+      // one, so abort them all rather than hang.
+      std::fprintf(stderr, "error: rank %d: %s\n", rank, e.what());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
     }
   }
   MPI_Finalize();

@@ -176,6 +176,13 @@ public:
     if (emit == Emit::Cpp)
       return succeeded(dtl::emitCpp(*module, cppOptions, os)) ? kOk : kInternalError;
 
+    std::string exePath = outputPath(true);
+    llvm::StringRef exeDir = llvm::sys::path::parent_path(exePath);
+    if (!exeDir.empty() && !llvm::sys::fs::is_directory(exeDir)) {
+      llvm::errs() << "dtlc: error: cannot write '" << exePath << "': no directory '" << exeDir
+                   << "'\n";
+      return kUserError;
+    }
     llvm::SmallString<128> cppPath;
     if (std::error_code ec = llvm::sys::fs::createTemporaryFile("dtlc", "cpp", cppPath)) {
       llvm::errs() << "dtlc: error: cannot create a temporary file: " << ec.message() << "\n";
@@ -188,7 +195,7 @@ public:
       if (ec || failed(dtl::emitCpp(*module, cppOptions, cpp)))
         return kInternalError;
     }
-    return compileCpp(cppPath, outputPath(true)) ? kOk : kInternalError;
+    return compileCpp(cppPath, exePath) ? kOk : kInternalError;
   }
 
 private:
