@@ -11,6 +11,10 @@
 #include "DTLParser.h"
 #include "antlr4-runtime.h"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
 using namespace dtl;
 using namespace dtl::ast;
 using dtlgrammar::DTLParser;
@@ -38,6 +42,31 @@ Pos posOf(antlr4::ParserRuleContext *ctx) { return posOf(ctx->getStart()); }
 
 /// Builds the AST from a parse tree that had no syntax errors.
 struct Builder {
+  const SyntaxErrorFn &onError;
+  bool failed = false;
+
+  /// An INT token's value; one that does not fit in 64 bits is an error.
+  int64_t integer(antlr4::Token *token) {
+    errno = 0;
+    long long n = std::strtoll(token->getText().c_str(), nullptr, 10);
+    if (errno == ERANGE) {
+      onError(posOf(token), "integer '" + token->getText() + "' is too large");
+      failed = true;
+      return 1;
+    }
+    return n;
+  }
+
+  /// A number literal's value; one beyond double's range is an error.
+  double number(antlr4::ParserRuleContext *ctx) {
+    double v = std::strtod(ctx->getText().c_str(), nullptr);
+    if (!std::isfinite(v)) {
+      onError(posOf(ctx), "number '" + ctx->getText() + "' is out of range");
+      failed = true;
+      return 0;
+    }
+    return v;
+  }
   std::unique_ptr<Expr> expr(DTLParser::ExprContext *ctx) {
     auto e = std::make_unique<Expr>();
     e->pos = posOf(ctx);
@@ -56,7 +85,7 @@ struct Builder {
       e->name = c->ID()->getText();
     } else if (auto *c = dynamic_cast<DTLParser::NumberExprContext *>(ctx)) {
       e->kind = Expr::Kind::Number;
-      e->number = std::stod(c->number()->getText());
+      e->number = number(c->number());
     } else {
       return expr(dynamic_cast<DTLParser::ParenExprContext *>(ctx)->expr());
     }
@@ -109,7 +138,7 @@ struct Builder {
     for (auto *d : ctx->dim()) {
       Dim dim{"", 0, posOf(d)};
       if (d->INT())
-        dim.size = std::stoll(d->INT()->getText());
+        dim.size = integer(d->INT()->getSymbol());
       else
         dim.symbol = d->ID()->getText();
       t.dims.push_back(dim);
@@ -170,14 +199,14 @@ struct Builder {
     if (auto *m = ctx->meshDecl()) {
       Mesh mesh{m->name->getText(), {}, posOf(m)};
       for (auto *a : m->meshAxis())
-        mesh.axes.push_back(MeshAxis{a->name->getText(), std::stoll(a->size->getText()), posOf(a)});
+        mesh.axes.push_back(MeshAxis{a->name->getText(), integer(a->size), posOf(a)});
       program.meshes.push_back(std::move(mesh));
     } else if (auto *m = ctx->modelDecl()) {
       Model model{m->name->getText(), {}, {}, posOf(m)};
       for (auto *p : m->sizeParam()) {
         SizeParam size{p->name->getText(), std::nullopt, posOf(p)};
         if (p->size)
-          size.defaultValue = std::stoll(p->size->getText());
+          size.defaultValue = integer(p->size);
         model.sizes.push_back(size);
       }
       for (auto *s : m->stmt())
@@ -227,10 +256,10 @@ std::unique_ptr<Program> dtl::parseProgram(const std::string &source,
     if (errors.count > 0)
       return nullptr;
     auto program = std::make_unique<Program>();
-    Builder builder;
+    Builder builder{onError};
     for (auto *d : tree->decl())
       builder.decl(d, *program);
-    return program;
+    return builder.failed ? nullptr : std::move(program);
   } catch (const std::exception &e) {
     onError(Pos{1, 1}, std::string("internal parser error: ") + e.what());
     return nullptr;

@@ -156,6 +156,14 @@ public:
       emitError(module->getLoc(), "internal error: the frontend produced invalid IR");
       return kInternalError;
     }
+    if (emit != Emit::Dtl && emit != Emit::Grad && !(*module)->hasAttr(dtl::attr::train)) {
+      auto model = (*module)->getAttrOfType<FlatSymbolRefAttr>(dtl::attr::model);
+      emitError(module->getLoc())
+          << "model '" << model.getValue()
+          << "' has no train section; a training program needs one (train "
+          << model.getValue() << " on MESH { data ...; optimizer = ...; })";
+      return kUserError;
+    }
     PassManager pm(&ctx_);
     if (failed(applyPassManagerCLOptions(pm)))
       return kUserError;
