@@ -2,89 +2,139 @@
 
 #include "dtlrt/Data.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace dtlrt {
 
-int64_t Dataset::sampleSize() const { return numElements(sampleShape); }
-
 namespace {
-
-/// Reads exactly `n` bytes or explains why not.
-void readExactly(gzFile f, const std::string &path, void *dst, size_t n, const char *what) {
-  size_t done = 0;
-  while (done < n) {
-    int got = gzread(f, static_cast<char *>(dst) + done, (unsigned)std::min<size_t>(n - done, 1u << 30));
-    if (got <= 0) {
-      int err;
-      const char *msg = gzerror(f, &err);
-      throw DataError(path + ": truncated or unreadable while reading the " + what + " (" +
-                      std::to_string(done) + " of " + std::to_string(n) + " bytes" +
-                      (err < 0 ? std::string(": ") + msg : std::string()) + ")");
-    }
-    done += got;
-  }
-}
 
 uint32_t bigEndian(const unsigned char *b) {
   return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3];
 }
 
-} // namespace
+int elementBytes(int type) { return type == 0x08 ? 1 : 4; }
 
-Dataset readIdx(const std::string &path, bool asLabels) {
+/// The whole decompressed content of a gzip file.
+std::shared_ptr<std::vector<unsigned char>> gunzip(const std::string &path) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f)
     throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
-  struct Closer {
-    gzFile f;
-    ~Closer() { gzclose(f); }
-  } closer{f};
-  unsigned char magic[4];
-  readExactly(f, path, magic, 4, "IDX magic number");
-  if (magic[0] != 0 || magic[1] != 0 || magic[3] < 1 || magic[3] > 4)
+  auto bytes = std::make_shared<std::vector<unsigned char>>();
+  unsigned char chunk[1 << 16];
+  int got;
+  while ((got = gzread(f, chunk, sizeof chunk)) > 0)
+    bytes->insert(bytes->end(), chunk, chunk + got);
+  // A stream cut short reads as a short read; gzerror tells it from the end.
+  int err = Z_OK;
+  std::string message = gzerror(f, &err);
+  gzclose(f);
+  if (got < 0 || err != Z_OK)
+    throw DataError(path + ": corrupt gzip data after " + std::to_string(bytes->size()) +
+                    " bytes (" + message + ")");
+  return bytes;
+}
+
+/// A read-only mapping of a whole file (its pages are read when touched).
+std::shared_ptr<const void> mapFile(const std::string &path, size_t &size) {
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0)
+    throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    throw DataError(path + ": not a regular file");
+  }
+  size = st.st_size;
+  void *base = size ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  close(fd);
+  if (base == MAP_FAILED)
+    throw DataError(path + ": cannot map (" + std::strerror(errno) + ")");
+  return std::shared_ptr<const void>(base, [size](const void *p) {
+    if (p)
+      munmap(const_cast<void *>(p), size);
+  });
+}
+
+bool isGzip(const std::string &path) {
+  unsigned char magic[2] = {0, 0};
+  FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
+  size_t got = std::fread(magic, 1, 2, f);
+  std::fclose(f);
+  return got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+}
+
+} // namespace
+
+Dataset readIdx(const std::string &path) {
+  Dataset ds;
+  ds.path = path;
+  const unsigned char *bytes;
+  size_t size = 0;
+  if (isGzip(path)) {
+    auto buffer = gunzip(path);
+    bytes = buffer->data();
+    size = buffer->size();
+    ds.storage = buffer;
+  } else {
+    ds.storage = mapFile(path, size);
+    bytes = static_cast<const unsigned char *>(ds.storage.get());
+  }
+  if (size < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[3] < 1 || bytes[3] > 4)
     throw DataError(path + ": not an IDX file (bad magic number)");
-  int type = magic[2], rank = magic[3];
+  int type = bytes[2], rank = bytes[3];
   if (type != 0x08 && type != 0x0C && type != 0x0D)
     throw DataError(path + ": IDX element type 0x" + std::to_string(type) +
                     " is not supported (u8, i32 and f32 are)");
-  std::vector<unsigned char> header(4 * rank);
-  readExactly(f, path, header.data(), header.size(), "IDX dimensions");
-  Dataset ds;
-  ds.path = path;
-  ds.count = bigEndian(header.data());
+  size_t headerBytes = 4 + 4 * size_t(rank);
+  if (size < headerBytes)
+    throw DataError(path + ": truncated in the IDX dimensions");
+  ds.count = bigEndian(bytes + 4);
   for (int i = 1; i < rank; ++i)
-    ds.sampleShape.push_back(bigEndian(header.data() + 4 * i));
+    ds.sampleShape.push_back(bigEndian(bytes + 4 + 4 * i));
+  ds.elementType = type;
   int64_t total = ds.count * ds.sampleSize();
   if (ds.count == 0 || total > (int64_t(1) << 34))
     throw DataError(path + ": implausible IDX dimensions");
-  if (type == 0x08) {
-    std::vector<unsigned char> raw(total);
-    readExactly(f, path, raw.data(), raw.size(), "IDX data");
-    if (asLabels)
-      ds.labels.assign(raw.begin(), raw.end());
-    else
-      for (unsigned char c : raw)
-        ds.values.push_back(c / 255.0f);
-  } else {
-    std::vector<unsigned char> raw(total * 4);
-    readExactly(f, path, raw.data(), raw.size(), "IDX data");
-    for (int64_t i = 0; i < total; ++i) {
-      uint32_t bits = bigEndian(raw.data() + 4 * i);
-      float fv;
-      std::memcpy(&fv, &bits, 4);
-      int32_t iv = int32_t(bits);
-      if (asLabels)
-        ds.labels.push_back(type == 0x0C ? iv : int32_t(fv));
-      else
-        ds.values.push_back(type == 0x0C ? float(iv) : fv);
-    }
-  }
+  size_t dataBytes = size_t(total) * elementBytes(type);
+  if (size - headerBytes < dataBytes)
+    throw DataError(path + ": truncated: the header promises " + std::to_string(dataBytes) +
+                    " bytes of data, the file has " + std::to_string(size - headerBytes));
+  ds.elements = bytes + headerBytes;
   return ds;
+}
+
+float Dataset::value(int64_t sample, int64_t col) const {
+  int64_t i = sample * sampleSize() + col;
+  if (elementType == 0x08)
+    return elements[i] / 255.0f;
+  uint32_t bits = bigEndian(elements + 4 * i);
+  if (elementType == 0x0C)
+    return float(int32_t(bits));
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+int32_t Dataset::label(int64_t sample) const {
+  if (elementType == 0x08)
+    return elements[sample];
+  uint32_t bits = bigEndian(elements + 4 * sample);
+  if (elementType == 0x0C)
+    return int32_t(bits);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return int32_t(f);
 }
 
 int64_t Sampler::at(int64_t pos) {

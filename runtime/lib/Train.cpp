@@ -188,7 +188,7 @@ public:
           t = &s;
       if (!t)
         throw DataError("data source feeds '" + spec.inputs[i] + "', which the step has no input for");
-      sources_.push_back({t, spec.source == "idx" ? readIdx(spec.files[i], t->dtype == DType::I32)
+      sources_.push_back({t, spec.source == "idx" ? readIdx(spec.files[i])
                                                   : Dataset()});
       Dataset &d = sources_.back().data;
       int64_t rowSize = numElements(t->globalShape, 1);
@@ -236,14 +236,14 @@ private:
 
   int32_t label(const Source &s, int64_t sample) const {
     if (spec_.source == "idx")
-      return s.data.labels[sample];
+      return s.data.label(sample);
     return int32_t(hashIndex(seed_, labelStream_, sample) % spec_.classes);
   }
 
   // Synthetic examples: a per-class centre plus noise, so a model can learn them.
   double value(const Source &s, int64_t sample, int64_t col, int64_t rowSize) const {
     if (spec_.source == "idx")
-      return s.data.values[sample * rowSize + col];
+      return s.data.value(sample, col);
     int64_t cls = label(s, sample);
     return normalAt(seed_, "synthetic.centre", cls * rowSize + col) +
            0.5 * normalAt(seed_, noiseStream_, sample * rowSize + col);

@@ -6,6 +6,7 @@
 #include "dtlrt/Runtime.h"
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,19 +18,28 @@ struct DataError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// All samples of one IDX file, as f32 (u8 scaled to [0, 1]) or as i32 labels.
+/// One IDX file's samples, kept as stored (big-endian u8, i32 or f32) and
+/// converted on access: a plain file is memory-mapped, so a rank touches
+/// only the pages of the samples it feeds; a gzip file is decompressed once.
 struct Dataset {
   std::string path;
   int64_t count = 0;
   std::vector<int64_t> sampleShape;
-  std::vector<float> values;
-  std::vector<int32_t> labels;
-  int64_t sampleSize() const;
+  int64_t sampleSize() const { return numElements(sampleShape); }
+  /// Element `col` of sample `sample` as a model input: u8 pixels as
+  /// value / 255, i32 and f32 as they are.
+  float value(int64_t sample, int64_t col) const;
+  /// Sample `sample` as a class label (files of one value per sample).
+  int32_t label(int64_t sample) const;
+
+  int elementType = 0x08;           ///< IDX type code: 0x08 u8, 0x0C i32, 0x0D f32
+  const unsigned char *elements = nullptr;
+  std::shared_ptr<const void> storage; ///< owns `elements` (a mapping or a buffer)
 };
 
-/// Reads an IDX file (MNIST family; gzip-compressed or not). `asLabels` keeps
-/// integer values as i32; otherwise u8 pixels become value / 255.
-Dataset readIdx(const std::string &path, bool asLabels);
+/// Opens an IDX file (MNIST family; gzip-compressed or not), checking its
+/// header and that it holds every element the header promises.
+Dataset readIdx(const std::string &path);
 
 /// Shuffled sample order, one permutation per epoch, the same on every rank.
 class Sampler {
