@@ -230,6 +230,13 @@ private:
               << axesOf(r.getGridAxes()) << ");\n";
           return success();
         })
+        .Case([&](shard::ReduceScatterOp r) {
+          std::string result = define(r.getResult());
+          os_ << "  ctx.reduceScatterSum(" << use(r.getInput()) << ", " << result
+              << ", std::vector<int64_t>" << shapeOf(r.getInput()) << ", "
+              << r.getScatterAxis().getZExtValue() << ", " << axesOf(r.getGridAxes()) << ");\n";
+          return success();
+        })
         .Case([&](shard::AllGatherOp g) {
           std::string result = define(g.getResult());
           os_ << "  ctx.allGather(" << use(g.getInput()) << ", " << result << ", std::vector<int64_t>"

@@ -60,19 +60,24 @@ void dumpExpr(const Expr &e, llvm::raw_ostream &os) {
   }
 }
 
-void dumpType(const TensorType &t, const std::optional<Sharding> &s, llvm::raw_ostream &os) {
-  os << t.dtype << '[';
-  for (size_t i = 0; i < t.dims.size(); ++i)
-    os << (i ? ", " : "") << (t.dims[i].symbol.empty() ? std::to_string(t.dims[i].size) : t.dims[i].symbol);
-  os << ']';
+void dumpSharding(const std::optional<Sharding> &s, llvm::raw_ostream &os) {
   if (!s)
     return;
   os << " shard [";
   for (size_t i = 0; i < s->dims.size(); ++i) {
-    os << (i ? ", " : "");
-    for (size_t j = 0; j < s->dims[i].size(); ++j)
-      os << (j ? "+" : "") << s->dims[i][j].name;
+    const std::vector<AxisRef> &axes = s->dims[i];
+    os << (i ? ", " : "") << (axes.size() > 1 ? "(" : "");
+    for (size_t j = 0; j < axes.size(); ++j)
+      os << (j ? ", " : "") << axes[j].name;
+    os << (axes.size() > 1 ? ")" : "");
   }
+  os << ']';
+}
+
+void dumpType(const TensorType &t, llvm::raw_ostream &os) {
+  os << t.dtype << '[';
+  for (size_t i = 0; i < t.dims.size(); ++i)
+    os << (i ? ", " : "") << (t.dims[i].symbol.empty() ? std::to_string(t.dims[i].size) : t.dims[i].symbol);
   os << ']';
 }
 
@@ -96,7 +101,8 @@ void dtl::ast::dump(const Program &program, llvm::raw_ostream &os) {
       case Stmt::Kind::Param:
       case Stmt::Kind::Input:
         os << (s.kind == Stmt::Kind::Param ? "  Param " : "  Input ") << s.name << ": ";
-        dumpType(s.type, s.sharding, os);
+        dumpType(s.type, os);
+        dumpSharding(s.sharding, os);
         if (s.init) {
           os << " init ";
           dumpCall(*s.init, os);
@@ -105,6 +111,7 @@ void dtl::ast::dump(const Program &program, llvm::raw_ostream &os) {
       case Stmt::Kind::Assign:
         os << "  Assign " << s.name << " = ";
         dumpExpr(*s.expr, os);
+        dumpSharding(s.sharding, os);
         break;
       case Stmt::Kind::Return:
         os << "  Return ";

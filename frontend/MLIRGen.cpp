@@ -330,7 +330,14 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
   const ast::Stmt *returnStmt = nullptr;
   for (const ast::Stmt &s : model.body) {
     if (s.kind == ast::Stmt::Kind::Assign) {
-      if (Value v = expr(*s.expr))
+      Value v = expr(*s.expr);
+      // `h = expr shard [...]` constrains h's layout (with_sharding_constraint).
+      if (v && s.sharding) {
+        auto type = cast<RankedTensorType>(v.getType());
+        if (auto attr = dyn_cast_or_null<ShardingAttr>(sharding(s, type)))
+          v = ShardingConstraintOp::create(b, loc(s.sharding->pos), type, v, attr);
+      }
+      if (v)
         define(s.name, v, s.pos);
       else
         poisoned.insert(s.name);
@@ -697,6 +704,12 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       setInt(s, 1);
     } else if (s.key == "seed" || s.key == "eval_every") {
       setInt(s, 0);
+    } else if (s.key == "zero") {
+      std::optional<double> n = number(s.value);
+      if (!n || (*n != 0 && *n != 1 && *n != 2 && *n != 3))
+        error(s.value.pos) << "'zero' is the ZeRO stage: 0, 1, 2 or 3";
+      else
+        optimizer.push_back(b.getNamedAttr("zero", b.getI64IntegerAttr((int64_t)*n)));
     } else if (s.key == "optimizer" || s.key == "schedule") {
       if (s.value.kind != ast::Value::Kind::Expr || s.value.expr->kind != ast::Expr::Kind::Call) {
         error(s.value.pos) << "'" << s.key << "' must be a call such as "
@@ -752,7 +765,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
     } else {
       error(s.pos) << "unknown train setting '" << s.key
                    << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-                      "eval_every, seed)";
+                      "eval_every, seed, zero)";
     }
   }
   if (optimizer.empty())

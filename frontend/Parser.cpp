@@ -188,6 +188,7 @@ struct Builder {
       s.kind = Stmt::Kind::Assign;
       s.name = c->name->getText();
       s.expr = expr(c->expr());
+      s.sharding = sharding(c->sharding());
     } else {
       s.kind = Stmt::Kind::Return;
       s.expr = expr(dynamic_cast<DTLParser::ReturnStmtContext *>(ctx)->expr());

@@ -16,7 +16,7 @@ sizeParam : name=ID ('=' size=INT)? ;
 stmt
   : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ';' # paramStmt
   | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
-  | name=ID '=' expr ';'                                               # assignStmt
+  | name=ID '=' expr sharding? ';'                                     # assignStmt
   | 'return' expr ';'                                                  # returnStmt
   ;
 

@@ -1,6 +1,7 @@
 //===- Optimizer.cpp - one train_step: gradients + optimizer update -------===//
 
 #include "passes/Passes.h"
+#include "passes/Sharding.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
@@ -29,6 +30,35 @@ double getF64(DictionaryAttr dict, StringRef key, double fallback) {
   return fallback;
 }
 
+bool hasRole(func::FuncOp fn, unsigned arg, StringRef role) {
+  auto r = fn.getArgAttrOfType<StringAttr>(arg, attr::role);
+  return r && r.getValue() == role;
+}
+
+/// The data axes: those that split the batch (first) dimension of an input.
+Axes dataAxes(func::FuncOp fn) {
+  for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+    if (hasRole(fn, i, "input") && !argLayout(fn, i).dims.empty() &&
+        !argLayout(fn, i).dims[0].empty())
+      return argLayout(fn, i).dims[0];
+  return {};
+}
+
+/// ZeRO's layout for a param of `type` laid out as `layout`: also split over
+/// the data axes, on the first dimension that is not split yet and that they
+/// divide. The same layout when there is none (the tensor stays as it is).
+Layout zeroLayout(shard::GridOp mesh, RankedTensorType type, Layout layout, const Axes &data) {
+  for (const Axes &axes : layout.dims)
+    if (llvm::any_of(axes, [&](int16_t a) { return llvm::is_contained(data, a); }))
+      return layout;
+  for (auto [d, axes] : llvm::enumerate(layout.dims))
+    if (axes.empty() && type.getShape()[d] % meshSpan(mesh, data) == 0) {
+      axes = data;
+      break;
+    }
+  return layout;
+}
+
 struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -45,12 +75,54 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
                                   << "_grad (run dtl-autodiff) and kind = \"sgd\" or \"adamw\"";
       return signalPassFailure();
     }
+    int64_t zero = 0;
+    if (auto z = config.getAs<IntegerAttr>("zero"))
+      zero = z.getInt();
+    shard::GridOp mesh = getMesh(module);
+    Axes data = dataAxes(grad);
+    if (zero > 0 && (!mesh || data.empty())) {
+      module.emitError("ZeRO shards over the data axes, but no input splits its batch "
+                       "dimension over a mesh axis");
+      return signalPassFailure();
+    }
+    // The ZeRO layout of every param (by argument index of @grad).
+    DenseMap<unsigned, ShardingAttr> zeroShardings;
+    if (zero > 0)
+      for (unsigned i = 0; i < grad.getNumArguments(); ++i)
+        if (hasRole(grad, i, "param"))
+          zeroShardings[i] = zeroLayout(mesh, cast<RankedTensorType>(grad.getArgument(i).getType()),
+                                        argLayout(grad, i), data)
+                                 .toAttr(module.getContext(), mesh.getSymName());
+    // Stage 3 keeps params split everywhere: the forward and gradient
+    // functions gather them where they are used.
+    if (zero == 3)
+      for (func::FuncOp fn : {grad, module.lookupSymbol<func::FuncOp>(modelName.getValue())})
+        storeParamsSplit(fn, zeroShardings);
     // @grad stays: the gradient check of the generated program calls it.
-    buildTrainStep(module, grad, config, kind.getValue());
+    buildTrainStep(module, grad, config, kind.getValue(), zero, zeroShardings);
   }
 
+  /// Param arguments (and their gradient results) take the ZeRO-3 layout.
+  static void storeParamsSplit(func::FuncOp fn, const DenseMap<unsigned, ShardingAttr> &zero) {
+    llvm::StringMap<ShardingAttr> byName;
+    for (auto [i, sharding] : zero) {
+      fn.setArgAttr(i, attr::sharding, sharding);
+      byName[fn.getArgAttrOfType<StringAttr>(i, attr::name).getValue()] = sharding;
+    }
+    for (unsigned r = 0; r < fn.getNumResults(); ++r) {
+      auto role = fn.getResultAttrOfType<StringAttr>(r, attr::role);
+      auto name = fn.getResultAttrOfType<StringAttr>(r, attr::name);
+      if (role && role.getValue() == "grad" && name && byName.count(name.getValue()))
+        fn.setResultAttr(r, attr::sharding, byName.lookup(name.getValue()));
+    }
+  }
+
+  /// One train_step. ZeRO stage >= 1 splits the optimizer state over the
+  /// data axes, >= 2 the gradients (a constraint, so the partitioner
+  /// reduce-scatters them), 3 the params too (see storeParamsSplit).
   void buildTrainStep(ModuleOp module, func::FuncOp grad, DictionaryAttr config,
-                      StringRef kind) {
+                      StringRef kind, int64_t zero,
+                      const DenseMap<unsigned, ShardingAttr> &zeroShardings) {
     MLIRContext *ctx = module.getContext();
     OpBuilder b(ctx);
     Location loc = grad.getLoc();
@@ -80,8 +152,10 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
       for (StringRef state : stateNames(kind)) {
         auto name = grad.getArgAttrOfType<StringAttr>(i, attr::name);
         argTypes.push_back(grad.getArgument(i).getType());
+        Attribute sharding = zero >= 1 ? Attribute(zeroShardings.lookup(i))
+                                       : grad.getArgAttr(i, attr::sharding);
         argAttrs.push_back(named("opt_state", b.getStringAttr(name.getValue() + "." + state),
-                                 grad.getArgAttr(i, attr::sharding)));
+                                 sharding));
       }
     for (unsigned i : inputArgs) {
       argTypes.push_back(grad.getArgument(i).getType());
@@ -111,8 +185,13 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     auto gradReturn = cast<func::ReturnOp>(grad.getBody().front().getTerminator());
     Value loss = mapping.lookup(gradReturn.getOperand(0));
     SmallVector<Value> grads;
-    for (Value g : gradReturn.getOperands().drop_front())
-      grads.push_back(mapping.lookup(g));
+    for (auto [k, g] : llvm::enumerate(gradReturn.getOperands().drop_front())) {
+      Value mapped = mapping.lookup(g);
+      if (zero >= 2)
+        mapped = ShardingConstraintOp::create(b, loc, mapped.getType(), mapped,
+                                              zeroShardings.lookup(paramArgs[k]));
+      grads.push_back(mapped);
+    }
 
     // grad_norm = sqrt(sum over params of sum(g * g)).
     Value sumSquares;

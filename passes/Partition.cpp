@@ -61,48 +61,92 @@ struct FunctionPartitioner {
     return s;
   }
 
+  /// Records `v` (made from `from`) as `from` in `layout`, for reuse.
+  Value remember(Value from, Value v, const Layout &layout, bool keepPartial) {
+    layouts[v] = layout;
+    reshardCache[{from.getAsOpaquePointer(), key(layout.dims, keepPartial)}] = v;
+    return v;
+  }
+
+  RankedTensorType withDim(Value v, unsigned d, int64_t size) {
+    auto type = cast<RankedTensorType>(v.getType());
+    SmallVector<int64_t> shape(type.getShape());
+    shape[d] = size;
+    return RankedTensorType::get(shape, type.getElementType());
+  }
+
   /// `v` in the layout `dims`, reducing pending partial sums unless kept.
+  /// One collective at a time, each result cached, so consumers that need
+  /// the same intermediate (say, the all-reduced value) share it:
+  ///   1. pending sums: a reduce-scatter when the target splits a dimension
+  ///      over exactly the pending axes, else an all-reduce;
+  ///   2. all-gathers of every split that must go (before any new split, so
+  ///      an axis is never on two dimensions at once);
+  ///   3. all-slices (local) of every new split.
   Value reshard(Value v, ArrayRef<Axes> dims, bool keepPartial) {
     Layout from = layouts.lookup(v);
     if (from.dims == dims && (keepPartial || from.partial.empty()))
       return v;
-    auto cacheKey = std::make_pair(v.getAsOpaquePointer(), key(dims, keepPartial));
-    if (auto it = reshardCache.find(cacheKey); it != reshardCache.end())
-      return it->second;
+    auto cached = reshardCache.find({v.getAsOpaquePointer(), key(dims, keepPartial)});
+    if (cached != reshardCache.end())
+      return cached->second;
     StringRef grid = mesh.getSymName();
-    Value current = v;
-    Layout layout = from;
-    auto localOf = [&](Value x) { return cast<RankedTensorType>(x.getType()); };
-    if (!keepPartial && !layout.partial.empty()) {
-      OpBuilder b = builderAfter(current);
-      current = shard::AllReduceOp::create(b, v.getLoc(), current, grid, layout.partial,
-                                           shard::ReductionKind::Sum);
-      layout.partial.clear();
-    }
-    for (auto [d, want] : llvm::enumerate(dims)) {
-      if (layout.dims[d] == want)
-        continue;
-      if (!layout.dims[d].empty()) {
-        OpBuilder b = builderAfter(current);
-        SmallVector<int64_t> shape(localOf(current).getShape());
-        shape[d] *= meshSpan(mesh, layout.dims[d]);
-        auto type = RankedTensorType::get(shape, localOf(current).getElementType());
-        current = shard::AllGatherOp::create(b, v.getLoc(), type, grid, layout.dims[d],
-                                             current, llvm::APInt(64, d));
-        layout.dims[d].clear();
+    OpBuilder b = builderAfter(v);
+    Location loc = v.getLoc();
+    Value next;
+    if (!keepPartial && !from.partial.empty()) {
+      Layout reduced{from.dims, {}};
+      std::optional<unsigned> scatterDim;
+      for (auto [d, want] : llvm::enumerate(dims))
+        if (from.dims[d].empty() && want == from.partial)
+          scatterDim = d;
+      auto reducedBefore = reshardCache.find({v.getAsOpaquePointer(), key(from.dims, false)});
+      if (reducedBefore != reshardCache.end()) {
+        next = reducedBefore->second;
+      } else if (scatterDim) {
+        unsigned d = *scatterDim;
+        int64_t size = cast<RankedTensorType>(v.getType()).getShape()[d];
+        next = shard::ReduceScatterOp::create(b, loc, withDim(v, d, size / meshSpan(mesh, from.partial)),
+                                              grid, from.partial, v, shard::ReductionKind::Sum,
+                                              llvm::APInt(64, d));
+        reduced.dims[d] = from.partial;
+        remember(v, next, reduced, false);
+      } else {
+        next = shard::AllReduceOp::create(b, loc, v, grid, from.partial, shard::ReductionKind::Sum);
+        remember(v, next, reduced, false);
       }
-      if (!want.empty()) {
-        OpBuilder b = builderAfter(current);
-        SmallVector<int64_t> shape(localOf(current).getShape());
-        shape[d] /= meshSpan(mesh, want);
-        auto type = RankedTensorType::get(shape, localOf(current).getElementType());
-        current = shard::AllSliceOp::create(b, v.getLoc(), type, current, grid, want, (int64_t)d);
-        layout.dims[d] = want;
+    } else if (llvm::any_of(llvm::seq<size_t>(0, dims.size()), [&](size_t d) {
+                 return !from.dims[d].empty() && from.dims[d] != dims[d];
+               })) {
+      Layout gathered = from;
+      next = v;
+      for (auto [d, want] : llvm::enumerate(dims)) {
+        if (from.dims[d].empty() || from.dims[d] == want)
+          continue;
+        int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
+        OpBuilder after = builderAfter(next);
+        next = shard::AllGatherOp::create(after, loc, withDim(next, d, size * meshSpan(mesh, from.dims[d])),
+                                          grid, from.dims[d], next, llvm::APInt(64, d));
+        gathered.dims[d].clear();
       }
+      remember(v, next, gathered, keepPartial);
+    } else {
+      Layout sliced = from;
+      next = v;
+      for (auto [d, want] : llvm::enumerate(dims)) {
+        if (want.empty() || from.dims[d] == want)
+          continue;
+        int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
+        OpBuilder after = builderAfter(next);
+        next = shard::AllSliceOp::create(after, loc, withDim(next, d, size / meshSpan(mesh, want)),
+                                         next, grid, want, (int64_t)d);
+        sliced.dims[d] = want;
+      }
+      remember(v, next, sliced, keepPartial);
     }
-    layouts[current] = layout;
-    reshardCache[cacheKey] = current;
-    return current;
+    Value result = reshard(next, dims, keepPartial);
+    reshardCache[{v.getAsOpaquePointer(), key(dims, keepPartial)}] = result;
+    return result;
   }
 
   /// Each op's rule, taken while every type is still global: rules may look
@@ -122,26 +166,27 @@ struct FunctionPartitioner {
       return op->emitError("has no `dtl.shardings`: run dtl-propagate-sharding first");
     unsigned numOperands = op->getNumOperands();
 
-    // Loops: from the chosen result layouts, then (sum loops) from operands.
+    // Loops: split as the operands already are (so no operand moves when it
+    // need not: a split contraction leaves a partial sum to reduce later,
+    // rather than gathering an operand now), then as propagation chose for
+    // the results; an axis splits one loop only.
     SmallVector<std::optional<Axes>> loops(kinds.size());
     llvm::SmallDenseSet<int16_t> used;
     auto claim = [&](int64_t l, const Axes &axes) {
-      if (l < 0 || loops[l] || kinds[l] == LoopKind::Whole ||
+      if (l < 0 || axes.empty() || loops[l] || kinds[l] == LoopKind::Whole ||
           llvm::any_of(axes, [&](int16_t a) { return used.contains(a); }))
         return;
       loops[l] = axes;
       used.insert(axes.begin(), axes.end());
     };
-    SmallVector<Layout> resultLayouts;
-    for (auto [i, r] : llvm::enumerate(op->getResults())) {
-      resultLayouts.push_back(Layout::fromAttr(cast<ShardingAttr>(resultShardings[i])));
-      for (auto [d, expr] : llvm::enumerate(maps[numOperands + i].getResults()))
-        claim(loopOf(expr), resultLayouts.back().dims[d]);
-    }
     for (auto [operand, map] : llvm::zip(op->getOperands(), maps))
       for (auto [d, expr] : llvm::enumerate(map.getResults()))
-        if (!layouts.lookup(operand).dims[d].empty())
-          claim(loopOf(expr), layouts.lookup(operand).dims[d]);
+        claim(loopOf(expr), layouts.lookup(operand).dims[d]);
+    for (auto [i, r] : llvm::enumerate(op->getResults())) {
+      Layout recorded = Layout::fromAttr(cast<ShardingAttr>(resultShardings[i]));
+      for (auto [d, expr] : llvm::enumerate(maps[numOperands + i].getResults()))
+        claim(loopOf(expr), recorded.dims[d]);
+    }
     auto dimsUnder = [&](AffineMap map) {
       SmallVector<Axes> dims;
       for (AffineExpr expr : map.getResults()) {
@@ -214,8 +259,15 @@ struct FunctionPartitioner {
       layouts[arg] = layout;
     }
     for (Operation &op : llvm::make_early_inc_range(body.without_terminator())) {
-      if (isa<shard::AllReduceOp, shard::AllGatherOp, shard::AllSliceOp>(op))
+      if (isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllSliceOp>(op))
         continue;
+      if (auto constraint = dyn_cast<ShardingConstraintOp>(op)) {
+        Value resharded = reshard(constraint.getInput(),
+                                  Layout::fromAttr(constraint.getSharding()).dims, false);
+        constraint.getResult().replaceAllUsesWith(resharded);
+        constraint.erase();
+        continue;
+      }
       auto rule = dyn_cast<ShardingRuleOpInterface>(op);
       if (!rule)
         return op.emitError("has no sharding rule; cannot partition it");

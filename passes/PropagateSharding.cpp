@@ -40,24 +40,27 @@ struct Propagation {
     SmallVector<Value> values(op->getOperands());
     values.append(op->result_begin(), op->result_end());
 
-    // Decide the loops from what the values already know, first come first served.
+    // Decide the loops from what the values already know: splits first
+    // (operands, then results, first come first served), so a split is never
+    // undone by a replicated value meeting it; then known replication.
     SmallVector<std::optional<Axes>> loops(kinds.size());
     llvm::SmallDenseSet<int16_t> used;
     for (auto [l, kind] : llvm::enumerate(kinds))
       if (kind == LoopKind::Whole)
         loops[l] = Axes();
-    for (auto [v, map] : llvm::zip(values, maps)) {
-      OpenLayout &layout = layoutOf(v);
-      for (auto [d, expr] : llvm::enumerate(map.getResults())) {
-        int64_t l = loopOf(expr);
-        if (l < 0 || loops[l] || !layout[d])
-          continue;
-        if (llvm::any_of(*layout[d], [&](int16_t a) { return used.contains(a); }))
-          continue;
-        loops[l] = *layout[d];
-        used.insert(layout[d]->begin(), layout[d]->end());
+    for (bool splits : {true, false})
+      for (auto [v, map] : llvm::zip(values, maps)) {
+        OpenLayout &layout = layoutOf(v);
+        for (auto [d, expr] : llvm::enumerate(map.getResults())) {
+          int64_t l = loopOf(expr);
+          if (l < 0 || loops[l] || !layout[d] || layout[d]->empty() == splits)
+            continue;
+          if (llvm::any_of(*layout[d], [&](int16_t a) { return used.contains(a); }))
+            continue;
+          loops[l] = *layout[d];
+          used.insert(layout[d]->begin(), layout[d]->end());
+        }
       }
-    }
 
     // Fill the open dimensions from the decided loops.
     bool changed = false;
@@ -86,6 +89,12 @@ struct Propagation {
       for (auto [d, axes] : llvm::enumerate(layout.dims))
         open[d] = axes;
     }
+    // Constraints are decided before anything flows, so they win.
+    fn.walk([&](ShardingConstraintOp c) {
+      OpenLayout &open = layoutOf(c.getResult());
+      for (auto [d, axes] : llvm::enumerate(Layout::fromAttr(c.getSharding()).dims))
+        open[d] = axes;
+    });
     SmallVector<ShardingRuleOpInterface> ops;
     fn.walk([&](ShardingRuleOpInterface op) { ops.push_back(op); });
     bool changed = true;

@@ -80,6 +80,29 @@ def Dtl_ReluGradOp : Dtl_Op<"relu_grad", [Pure, SameOperandsAndResultType,
 }
 
 //===----------------------------------------------------------------------===//
+// Sharding constraints
+//===----------------------------------------------------------------------===//
+
+def Dtl_ShardingConstraintOp : Dtl_MathOp<"sharding_constraint",
+    [SameOperandsAndResultType, Dtl_ShardingRuleOpInterface]> {
+  let summary = "The value, required to have a given sharding (an identity).";
+  let description = [{
+    Like JAX's `with_sharding_constraint`: propagation starts from the
+    constraint as from an annotated argument (and it wins over what would
+    flow in), and the partitioner reshards the input to it. Its gradient is
+    the incoming gradient under the same constraint. The frontend makes one
+    for `h = expr shard [...];`; ZeRO stage 2 makes one for each gradient.
+
+    ```mlir
+    %h2 = dtl.sharding_constraint %h : tensor<256x1024xf32> to #dtl.sharding<@grid, [[0], [1]]>
+    ```
+  }];
+  let arguments = (ins AnyTensor:$input, Dtl_ShardingAttr:$sharding);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat = "$input `:` type($result) `to` qualified($sharding) attr-dict";
+}
+
+//===----------------------------------------------------------------------===//
 // Shape: broadcast and reduction
 //===----------------------------------------------------------------------===//
 

@@ -45,6 +45,12 @@ void NegOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out
   out.assign({NegOp::create(b, getLoc(), grads[0].getType(), grads[0])});
 }
 
+// d constrain(x) = g under the same constraint
+void ShardingConstraintOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({ShardingConstraintOp::create(b, getLoc(), grads[0].getType(), grads[0],
+                                           getSharding())});
+}
+
 // d relu(x) = g * (x > 0)
 void ReluOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   out.assign({ReluGradOp::create(b, getLoc(), grads[0].getType(), getInput(), grads[0])});

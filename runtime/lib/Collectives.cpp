@@ -90,6 +90,22 @@ void Context::allGather(const T *in, T *out, const std::vector<int64_t> &localSh
 }
 
 template <typename T>
+void Context::reduceScatterSum(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
+                               const Axes &axes) {
+  int n = spanOf(axes);
+  int64_t outer, inner, total = numElements(inShape);
+  around(inShape, dim, outer, inner);
+  int64_t chunk = inShape[dim] / n * inner, local = total / n;
+  // Lay out each destination's slice contiguously, in rank order.
+  std::vector<T> staged(total);
+  for (int j = 0; j < n; ++j)
+    for (int64_t o = 0; o < outer; ++o)
+      std::memcpy(staged.data() + j * local + o * chunk, in + (o * n + j) * chunk,
+                  chunk * sizeof(T));
+  MPI_Reduce_scatter_block(staged.data(), out, (int)local, mpiType<T>(), MPI_SUM, commFor(axes));
+}
+
+template <typename T>
 void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
                        const Axes &axes) {
   int n = spanOf(axes), j = indexAlong(axes);
@@ -105,7 +121,9 @@ void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape,
   template void Context::allGather<T>(const T *, T *, const std::vector<int64_t> &, int,   \
                                       const Axes &);                                      \
   template void Context::allSlice<T>(const T *, T *, const std::vector<int64_t> &, int,    \
-                                     const Axes &);
+                                     const Axes &);                                      \
+  template void Context::reduceScatterSum<T>(const T *, T *, const std::vector<int64_t> &,  \
+                                             int, const Axes &);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 

@@ -386,9 +386,15 @@ private:
         continue;
       for (const TensorSpec &t : spec->args) {
         Buffer &b = t.role == "lr" || t.role == "step" ? scalars_[t.role] : state_[t.name];
-        if (!b.bytes.empty())
+        size_t bytes = t.localSize() * sizeOf(t.dtype);
+        if (!b.bytes.empty()) {
+          // Step functions share tensors by name: they must agree on the layout.
+          if (b.bytes.size() != bytes)
+            throw DataError("internal error: the step functions disagree on the local size of '" +
+                            t.name + "'");
           continue;
-        b.bytes.assign(t.localSize() * sizeOf(t.dtype), 0);
+        }
+        b.bytes.assign(bytes, 0);
         if (t.role == "param")
           initParam(t, p_.seed, ctx_, b.data());
         if (t.role == "input")

@@ -30,6 +30,11 @@ public:
   template <typename T>
   void allGather(const T *in, T *out, const std::vector<int64_t> &localShape, int dim,
                  const Axes &axes);
+  /// Sums over the ranks along `axes` and keeps this rank's slice of the sum
+  /// on dimension `dim` (all-reduce + slice for the price of half).
+  template <typename T>
+  void reduceScatterSum(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
+                        const Axes &axes);
   /// This rank's slice, on dimension `dim`, of a tensor replicated along `axes`.
   template <typename T>
   void allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
