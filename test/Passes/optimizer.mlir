@@ -47,3 +47,78 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", momentum = 0.9
 // expected-error@+1 {{needs @m_grad (run dtl-autodiff) and kind = "sgd" or "adamw"}}
 module attributes {dtl.model = @m, dtl.optimizer = {kind = "lion"}} {
 }
+
+// -----
+
+// ZeRO splits over the data axes (those that split an input's batch), on
+// each tensor's first unsplit dimension they divide. Stage 1: the optimizer
+// state only; the param and its gradient stay replicated.
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: %arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[], []]>}
+// CHECK-SAME: %arg1: tensor<8x6xf32> {dtl.name = "w.momentum", dtl.role = "opt_state", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-NOT:  dtl.sharding_constraint
+module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 1 : i64}} {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], []]>},
+                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<f32> {dtl.role = "loss"}, tensor<8x6xf32> {dtl.role = "grad", dtl.name = "w"}) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    return %0, %w : tensor<f32>, tensor<8x6xf32>
+  }
+}
+
+// -----
+
+// Stage 2: the gradients too, as a constraint the partitioner meets with a
+// reduce-scatter. A dimension already split (here over tp) is skipped.
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: dtl.name = "w.momentum", dtl.role = "opt_state", dtl.sharding = #dtl.sharding<@grid, {{\[}}[1], [0]]>
+// CHECK:      %[[G:.*]] = dtl.sharding_constraint %arg0 : tensor<8x6xf32> to #dtl.sharding<@grid, {{\[}}[1], [0]]>
+// CHECK:      dtl.sgd_update %arg0, %[[G]]
+module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 2 : i64}} {
+  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["tp", "dp"]}
+  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], [0]]>},
+                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[1], []]>})
+      -> (tensor<f32> {dtl.role = "loss"}, tensor<8x6xf32> {dtl.role = "grad", dtl.name = "w"}) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    return %0, %w : tensor<f32>, tensor<8x6xf32>
+  }
+}
+
+// -----
+
+// Stage 3: params are stored split in every function (the forward and the
+// gradient functions gather them where they are used), and so are the
+// gradients the gradient function returns.
+// CHECK-LABEL: func.func @m(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-LABEL: func.func @m_grad(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-SAME: tensor<8x6xf32> {dtl.name = "w", dtl.role = "grad", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: %arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 3 : i64}} {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @m(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w"},
+               %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<f32> {dtl.role = "loss"}) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    return %0 : tensor<f32>
+  }
+  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w"},
+                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<f32> {dtl.role = "loss"}, tensor<8x6xf32> {dtl.role = "grad", dtl.name = "w"}) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    return %0, %w : tensor<f32>, tensor<8x6xf32>
+  }
+}
+
+// -----
+
+// expected-error@+1 {{ZeRO shards over the data axes, but no input splits its batch dimension over a mesh axis}}
+module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 1 : i64}} {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @m_grad(%w: tensor<8xf32> {dtl.role = "param", dtl.name = "w"},
+                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x"}) -> (tensor<f32>, tensor<8xf32>) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    return %0, %w : tensor<f32>, tensor<8xf32>
+  }
+}

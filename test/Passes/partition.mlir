@@ -111,3 +111,68 @@ module {
     return %y : tensor<8x32xf32>
   }
 }
+
+// -----
+
+// ZeRO-2's gradient: a partial sum over dp constrained to be split over dp
+// becomes one reduce-scatter, shared by both consumers; the all-reduced
+// value is never formed.
+
+// CHECK-LABEL: func.func @reduce_scatter
+// CHECK:      %[[G:.*]] = dtl.matmul %arg0, %arg1 {transpose_lhs} : tensor<4x8xf32>, tensor<4x6xf32> -> tensor<8x6xf32>
+// CHECK-NEXT: %[[RS:.*]] = shard.reduce_scatter %[[G]] on @grid grid_axes = [0] scatter_axis = 0 : tensor<8x6xf32> -> tensor<4x6xf32>
+// CHECK-NOT:  shard.all_reduce %[[G]]
+// CHECK:      dtl.mul %[[RS]], %[[RS]] : tensor<4x6xf32>
+// CHECK:      dtl.neg %[[RS]] : tensor<4x6xf32>
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @reduce_scatter(%x: tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                            %dy: tensor<8x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<8x6xf32>, tensor<8x6xf32>) {
+    %g = dtl.matmul %x, %dy {transpose_lhs} : tensor<8x8xf32>, tensor<8x6xf32> -> tensor<8x6xf32>
+    %s = dtl.sharding_constraint %g : tensor<8x6xf32> to #dtl.sharding<@grid, [[0], []]>
+    %sq = dtl.mul %s, %s : tensor<8x6xf32>
+    %n = dtl.neg %s : tensor<8x6xf32>
+    return %sq, %n : tensor<8x6xf32>, tensor<8x6xf32>
+  }
+}
+
+// -----
+
+// Moving a split from one dimension to another on the same axis gathers
+// first, then slices (an axis is never on two dimensions at once).
+
+// CHECK-LABEL: func.func @move_split
+// CHECK:      %[[G:.*]] = shard.all_gather %arg0 on @grid grid_axes = [0] gather_axis = 1 : tensor<4x2xf32> -> tensor<4x4xf32>
+// CHECK-NEXT: %[[S:.*]] = shard.all_slice %[[G]] on @grid grid_axes = [0] slice_axis = 0 : tensor<4x4xf32> -> tensor<2x4xf32>
+// CHECK:      return %[[S]]
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @move_split(%x: tensor<4x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>})
+      -> (tensor<4x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
+    return %x : tensor<4x4xf32>
+  }
+}
+
+// -----
+
+// ZeRO-1's update: the optimizer state is split over dp, the param and its
+// (all-reduced) gradient are replicated. The update runs on each rank's
+// slice (local slices, no communication) and the new param is gathered.
+
+// CHECK-LABEL: func.func @zero1_update
+// CHECK-DAG:  %[[P:.*]] = shard.all_slice %arg0 on @grid grid_axes = [0] slice_axis = 0 : tensor<8x3xf32> -> tensor<4x3xf32>
+// CHECK-DAG:  %[[G:.*]] = shard.all_slice %arg1 on @grid grid_axes = [0] slice_axis = 0 : tensor<8x3xf32> -> tensor<4x3xf32>
+// CHECK:      %[[NEW:.*]], %{{.*}} = dtl.sgd_update %[[P]], %[[G]], %arg2, %arg3 {{.*}} : tensor<4x3xf32>, tensor<f32>
+// CHECK-NEXT: %[[FULL:.*]] = shard.all_gather %[[NEW]] on @grid grid_axes = [0] gather_axis = 0 : tensor<4x3xf32> -> tensor<8x3xf32>
+// CHECK:      return %[[FULL]]
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @zero1_update(%p: tensor<8x3xf32>, %g: tensor<8x3xf32>,
+                          %buf: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                          %lr: tensor<f32>)
+      -> (tensor<8x3xf32>, tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
+    %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
+    return %new, %newbuf : tensor<8x3xf32>, tensor<8x3xf32>
+  }
+}

@@ -1,4 +1,4 @@
-// RUN: dtl-opt %s --dtl-propagate-sharding | FileCheck %s
+// RUN: dtl-opt %s --dtl-propagate-sharding --split-input-file | FileCheck %s
 
 // On a 2-D mesh, x split by rows over dp and w by columns over tp give
 // x @ w both splits; the elementwise chain keeps them; the sum over rows
@@ -27,5 +27,49 @@ module attributes {dtl.model = @m} {
     %3 = dtl.reduce_sum %2 dims [0] : tensor<4x8xf32> -> tensor<8xf32>
     %4 = dtl.matmul %x, %v {transpose_lhs} : tensor<4x3xf32>, tensor<4x5xf32> -> tensor<3x5xf32>
     return %3, %4 : tensor<8xf32>, tensor<3x5xf32>
+  }
+}
+
+// -----
+
+// A constraint is decided before anything flows and wins: the sum stays
+// split on rows though x @ w is split on columns (the partitioner
+// reshards). The constant feeding the constraint has no layout of its own
+// and takes it (propagation runs backwards too).
+
+// CHECK-LABEL: func.func @constraint
+// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], [0]]>]}
+// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.sharding_constraint {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], [0]]>]}
+module attributes {dtl.model = @m} {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @constraint(%x: tensor<4x3xf32>,
+                        %w: tensor<3x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>})
+      -> tensor<4x8xf32> {
+    %0 = dtl.matmul %x, %w : tensor<4x3xf32>, tensor<3x8xf32> -> tensor<4x8xf32>
+    %1 = dtl.constant 2.0 : tensor<4x8xf32>
+    %2 = dtl.sharding_constraint %1 : tensor<4x8xf32> to #dtl.sharding<@grid, [[0], []]>
+    %3 = dtl.add %0, %2 : tensor<4x8xf32>
+    return %3 : tensor<4x8xf32>
+  }
+}
+
+// -----
+
+// Splits are decided before replication: the replicated param and gradient
+// do not undo the split of the optimizer state they meet (ZeRO-1), so the
+// update runs split.
+
+// CHECK-LABEL: func.func @split_wins
+// CHECK:      dtl.sgd_update {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[0], []]>]
+module attributes {dtl.model = @m} {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @split_wins(%p: tensor<8x3xf32>, %x: tensor<8x3xf32>,
+                        %buf: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                        %lr: tensor<f32>) -> (tensor<8x3xf32>, tensor<8x3xf32>) {
+    %g = dtl.mul %x, %x : tensor<8x3xf32>
+    %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
+    return %new, %newbuf : tensor<8x3xf32>, tensor<8x3xf32>
   }
 }
