@@ -88,8 +88,8 @@ private:
   std::string define(Value v) {
     std::string name = "t" + std::to_string(next_++);
     std::string type = elementType(v.getType());
-    os_ << "  static std::vector<" << type << "> " << name << "_buffer(" << numElements(v.getType())
-        << ");\n  " << type << " *" << name << " = " << name << "_buffer.data();\n";
+    os_ << "  static " << type << " *const " << name << " = dtlrt::stepBuffer<" << type << ">("
+        << numElements(v.getType()) << ");\n";
     names_[v] = name;
     return name;
   }

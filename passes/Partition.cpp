@@ -24,6 +24,7 @@ namespace {
 
 struct FunctionPartitioner {
   shard::GridOp mesh;
+  bool annotate = false;
   DenseMap<Value, Layout> layouts;
   std::map<std::pair<void *, std::string>, Value> reshardCache;
 
@@ -64,6 +65,8 @@ struct FunctionPartitioner {
   /// Records `v` (made from `from`) as `from` in `layout`, for reuse.
   Value remember(Value from, Value v, const Layout &layout, bool keepPartial) {
     layouts[v] = layout;
+    if (annotate && v.getDefiningOp())
+      annotateLayouts(v.getDefiningOp());
     reshardCache[{from.getAsOpaquePointer(), key(layout.dims, keepPartial)}] = v;
     return v;
   }
@@ -237,7 +240,16 @@ struct FunctionPartitioner {
       layouts[r] = layout;
     }
     op->removeAttr(attr::shardings);
+    if (annotate)
+      annotateLayouts(op);
     return success();
+  }
+
+  void annotateLayouts(Operation *op) {
+    SmallVector<Attribute> attrs;
+    for (Value r : op->getResults())
+      attrs.push_back(layouts.lookup(r).toAttr(op->getContext(), mesh.getSymName()));
+    op->setAttr(attr::shardings, ArrayAttr::get(op->getContext(), attrs));
   }
 
   LogicalResult run(func::FuncOp fn) {
@@ -289,6 +301,8 @@ struct FunctionPartitioner {
 };
 
 struct Partition : dtl::impl::PartitionBase<Partition> {
+  using PartitionBase::PartitionBase;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     shard::GridOp mesh = getMesh(module);
@@ -297,7 +311,7 @@ struct Partition : dtl::impl::PartitionBase<Partition> {
       return signalPassFailure();
     }
     for (auto fn : module.getOps<func::FuncOp>())
-      if (failed(FunctionPartitioner{mesh}.run(fn)))
+      if (failed(FunctionPartitioner{mesh, annotate.getValue()}.run(fn)))
         return signalPassFailure();
   }
 };

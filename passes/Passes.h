@@ -18,8 +18,9 @@ namespace dtl {
 /// The stages a user can stop after (`dtlc --emit=`).
 enum class Stage { Dtl, Grad, Partitioned };
 
-/// Adds the passes that take a frontend module to `stage`.
-void buildPipeline(mlir::OpPassManager &pm, Stage stage);
+/// Adds the passes that take a frontend module to `stage`. With
+/// `annotateLayouts`, partitioned ops keep their layouts (for --explain).
+void buildPipeline(mlir::OpPassManager &pm, Stage stage, bool annotateLayouts = false);
 
 /// Attribute names shared by the frontend, the passes and codegen.
 namespace attr {

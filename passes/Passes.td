@@ -51,12 +51,19 @@ def Partition : Pass<"dtl-partition", "mlir::ModuleOp"> {
     Rewrites every function to local shapes using the shardings chosen by
     `dtl-propagate-sharding`, and inserts the collectives (upstream `shard`
     ops) where a value's sharding differs between producer and consumer: a
-    partial sum meets an op that is not linear in it (`shard.all_reduce`), a
-    split dimension is needed whole (`shard.all_gather`), or a replicated
-    dimension is needed split (`shard.all_slice`, local, no communication).
+    partial sum meets an op that is not linear in it (`shard.all_reduce`, or
+    `shard.reduce_scatter` when the consumer wants it split over the same
+    axes), a split dimension is needed whole (`shard.all_gather`), or a
+    replicated dimension is needed split (`shard.all_slice`, local, no
+    communication). `dtl.sharding_constraint` ops are resolved here.
     Data parallelism is not a special case: the gradient all-reduce appears
     because the batch loop of the weight-gradient matmul is split.
   }];
+  let options = [
+    Option<"annotate", "annotate", "bool", /*default=*/"false",
+           "Keep each result's actual layout (with pending partial sums) in "
+           "`dtl.shardings`, for --explain">,
+  ];
   let dependentDialects = ["::dtl::DtlDialect", "::mlir::shard::ShardDialect"];
 }
 

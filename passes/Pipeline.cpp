@@ -6,7 +6,7 @@
 
 using namespace mlir;
 
-void dtl::buildPipeline(OpPassManager &pm, Stage stage) {
+void dtl::buildPipeline(OpPassManager &pm, Stage stage, bool annotateLayouts) {
   if (stage == Stage::Dtl)
     return;
   // The frontend repeats subexpressions as written (`x @ w` twice is two
@@ -18,7 +18,7 @@ void dtl::buildPipeline(OpPassManager &pm, Stage stage) {
     return;
   pm.addPass(createOptimizer());
   pm.addPass(createPropagateSharding());
-  pm.addPass(createPartition());
+  pm.addPass(createPartition(PartitionOptions{annotateLayouts}));
 }
 
 shard::GridOp dtl::getMesh(ModuleOp module) {

@@ -37,6 +37,9 @@ namespace dtlrt {
 
 size_t sizeOf(DType t) { return t == DType::F64 ? 8 : 4; }
 
+int64_t stepBufferBytesAllocated = 0;
+int64_t stepBufferBytes() { return stepBufferBytesAllocated; }
+
 int64_t TensorSpec::localSize() const { return numElements(localShape); }
 
 namespace {
@@ -45,14 +48,17 @@ struct Options {
   int64_t steps, logEvery, evalEvery;
   std::string metrics;
   int checkGrads = 0; ///< elements checked per param; 0: train
+  bool memory = false; ///< report what each rank allocated, after the first step
 };
 
 void usage(const Program &p) {
   std::printf("usage: %s [--steps N] [--log-every N] [--eval-every N] [--metrics PATH]\n"
-              "          [--check-grads[=N]]\n"
+              "          [--check-grads[=N]] [--memory]\n"
               "Trains the model compiled from %s. Launch with mpirun -np N (N = mesh size).\n"
               "  --check-grads[=N]  compare N gradient elements per param (default 8)\n"
-              "                     with central finite differences, then exit\n",
+              "                     with central finite differences, then exit\n"
+              "  --memory           after the first step, print what rank 0 allocated\n"
+              "                     (compare with dtlc --explain)\n",
               p.name.c_str(), p.sourceFile.c_str());
 }
 
@@ -93,6 +99,8 @@ bool parseOptions(const Program &p, int argc, char **argv, Options &o, bool &hel
       ok = number(o.logEvery, 1);
     else if (key == "--eval-every")
       ok = number(o.evalEvery, 0);
+    else if (key == "--memory")
+      o.memory = true;
     else if (key == "--metrics")
       ok = next() && !value.empty(), o.metrics = value;
     else if (key == "--check-grads") {
@@ -307,6 +315,8 @@ public:
         return 1;
       }
       adoptResults(step);
+      if (s == 1 && o_.memory)
+        reportMemory(step);
       if (s % o_.logEvery == 0 || s == o_.steps) {
         double seconds = std::chrono::duration<double>(Clock::now() - intervalStart).count();
         double msPerStep = 1e3 * seconds / intervalSteps;
@@ -415,6 +425,28 @@ private:
       step.results.push_back(step.ownedResults[i].data());
     }
     return step;
+  }
+
+  /// What this rank allocated: the state by role, the train step's result
+  /// buffers and the step functions' intermediate buffers, in bytes.
+  void reportMemory(const Step &step) {
+    std::map<std::string, int64_t> byRole;
+    for (const TensorSpec &t : p_.trainStep.args)
+      byRole[t.role] += t.localSize() * sizeOf(t.dtype);
+    int64_t results = 0;
+    for (const TensorSpec &t : step.spec->results)
+      results += std::max<int64_t>(t.localSize(), 1) * sizeOf(t.dtype);
+    int64_t state = 0;
+    for (auto &[role, bytes] : byRole)
+      state += bytes;
+    if (rank_ != 0)
+      return;
+    std::printf("memory (rank 0, bytes): params %lld | optimizer state %lld | inputs %lld | "
+                "step results %lld | step buffers %lld | total %lld\n",
+                (long long)byRole["param"], (long long)byRole["opt_state"],
+                (long long)byRole["input"], (long long)results, (long long)stepBufferBytes(),
+                (long long)(state + results + stepBufferBytes()));
+    std::fflush(stdout);
   }
 
   /// Updated params and optimizer state become the state for the next step.

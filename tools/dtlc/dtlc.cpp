@@ -9,6 +9,7 @@
 
 #include "DtlcConfig.h"
 #include "codegen/EmitCpp.h"
+#include "codegen/Explain.h"
 #include "dialects/dtl/DtlOps.h"
 #include "frontend/MLIRGen.h"
 #include "frontend/Parser.h"
@@ -75,6 +76,26 @@ cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("Check the errors against expected-error comments in the input (for tests)"),
     cl::cat(dtlcCategory));
+enum class Explain { None, Text, Json };
+cl::opt<Explain> explainMode(
+    "explain", cl::desc("Instead of compiling, explain the partitioned program: shardings, "
+                        "collectives, memory per rank, predicted step time"),
+    cl::ValueOptional, cl::init(Explain::None),
+    cl::values(clEnumValN(Explain::Text, "", "as text"), clEnumValN(Explain::Text, "text", "as text"),
+               clEnumValN(Explain::Json, "json", "as JSON, for tools")),
+    cl::cat(dtlcCategory));
+cl::list<std::string> links("link",
+                            cl::desc("--explain: alpha (us) and beta (GB/s) of a mesh axis's "
+                                     "links, e.g. --link dp=15,45"),
+                            cl::value_desc("AXIS=ALPHA_US,BETA_GB_PER_S"), cl::cat(dtlcCategory));
+cl::opt<double> explainTeraflops("explain-tflops",
+                                 cl::desc("--explain: sustained TFLOP/s per rank (default: 40% "
+                                          "of an H100's 989 bf16)"),
+                                 cl::init(0.4 * 989), cl::cat(dtlcCategory));
+cl::opt<int> ranksPerNode("ranks-per-node",
+                          cl::desc("--explain: ranks per node (groups within one use NVLink "
+                                   "figures)"),
+                          cl::init(8), cl::cat(dtlcCategory));
 cl::opt<bool> splitInputFile("split-input-file",
                              cl::desc("Treat each '// -----' separated chunk as a file"),
                              cl::cat(dtlcCategory));
@@ -156,7 +177,8 @@ public:
       emitError(module->getLoc(), "internal error: the frontend produced invalid IR");
       return kInternalError;
     }
-    if (emit != Emit::Dtl && emit != Emit::Grad && !(*module)->hasAttr(dtl::attr::train)) {
+    if ((explainMode != Explain::None || (emit != Emit::Dtl && emit != Emit::Grad)) &&
+        !(*module)->hasAttr(dtl::attr::train)) {
       auto model = (*module)->getAttrOfType<FlatSymbolRefAttr>(dtl::attr::model);
       emitError(module->getLoc())
           << "model '" << model.getValue()
@@ -171,11 +193,28 @@ public:
     dtl::Stage stage = emit == Emit::Dtl    ? dtl::Stage::Dtl
                        : emit == Emit::Grad ? dtl::Stage::Grad
                                             : dtl::Stage::Partitioned;
-    dtl::buildPipeline(pm, stage);
+    bool explaining = explainMode != Explain::None;
+    dtl::buildPipeline(pm, explaining ? dtl::Stage::Partitioned : stage, explaining);
     // The passes report problems with the user's model at its source
     // locations; anything they reject is the user's to fix.
     if (failed(pm.run(*module)))
       return kUserError;
+    if (explaining) {
+      dtl::ExplainOptions options{inputFile, explainMode == Explain::Json, {}, explainTeraflops,
+                                  ranksPerNode};
+      for (llvm::StringRef link : links) {
+        auto [axis, figures] = link.split('=');
+        auto [alpha, beta] = figures.split(',');
+        double a, b;
+        if (axis.empty() || alpha.getAsDouble(a) || beta.getAsDouble(b) || a < 0 || b <= 0) {
+          llvm::errs() << "dtlc: error: --link takes AXIS=ALPHA_US,BETA_GB_PER_S, not '" << link
+                       << "'\n";
+          return kUserError;
+        }
+        options.links[axis.str()] = {a * 1e-6, b * 1e9, "--link"};
+      }
+      return succeeded(dtl::explain(*module, options, os)) ? kOk : kInternalError;
+    }
     if (emit == Emit::Dtl || emit == Emit::Grad || emit == Emit::Partitioned) {
       module->print(os);
       return kOk;
@@ -251,9 +290,10 @@ int main(int argc, char **argv) {
     llvm::errs() << "dtlc: error: " << errorMessage << "\n";
     return kUserError;
   }
-  std::string outputName = outputPath(emit == Emit::Exe);
+  bool writesText = emit != Emit::Exe || explainMode != Explain::None;
+  std::string outputName = outputPath(!writesText);
   std::unique_ptr<llvm::ToolOutputFile> output;
-  if (emit != Emit::Exe) {
+  if (writesText) {
     output = openOutputFile(outputName, &errorMessage);
     if (!output) {
       llvm::errs() << "dtlc: error: " << errorMessage << "\n";

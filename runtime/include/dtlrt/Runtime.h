@@ -70,6 +70,18 @@ struct Program {
   int64_t warmup = 0, steps = 100, logEvery = 10, evalEvery = 0, seed = 0;
 };
 
+/// Bytes allocated so far for the intermediate values of step functions
+/// (each has one buffer, made on the step's first call).
+int64_t stepBufferBytes();
+
+/// A zeroed buffer of `n` elements for one intermediate value of a step
+/// function; it lives as long as the program. Counted in stepBufferBytes().
+template <typename T> T *stepBuffer(int64_t n) {
+  extern int64_t stepBufferBytesAllocated;
+  stepBufferBytesAllocated += n * int64_t(sizeof(T));
+  return new T[n > 0 ? n : 1]();
+}
+
 /// Runs the training loop; returns the process exit code.
 int run(const Program &program, int argc, char **argv);
 

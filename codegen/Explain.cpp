@@ -1,0 +1,434 @@
+//===- Explain.cpp - dtlc --explain: shardings, collectives, memory, time -===//
+//
+// Everything here is read off the partitioned train_step (with the layouts
+// the partitioner annotated): nothing runs. The memory figures are what the
+// generated program allocates: the state (arguments), the step's result
+// buffers and one buffer per intermediate value; `./model --memory` prints
+// the same categories as allocated, for comparison.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/Explain.h"
+#include "dialects/dtl/DtlOps.h"
+#include "passes/Passes.h"
+#include "passes/Sharding.h"
+
+#include "llvm/ADT/SetVector.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+
+using namespace mlir;
+using namespace dtl;
+namespace json = llvm::json;
+
+namespace {
+
+int64_t bytesOf(Type t) {
+  auto type = cast<RankedTensorType>(t);
+  return type.getNumElements() * int64_t(type.getElementTypeBitWidth() / 8);
+}
+
+std::string typeString(Type t) {
+  auto type = cast<RankedTensorType>(t);
+  std::string s = type.getElementType().isInteger(32) ? "i32[" : "f32[";
+  for (auto [i, d] : llvm::enumerate(type.getShape()))
+    s += (i ? ", " : "") + std::to_string(d);
+  return s + "]";
+}
+
+std::string sizeString(double bytes) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return u == 0 ? llvm::formatv("{0} B", (int64_t)bytes).str()
+                : llvm::formatv("{0:f1} {1}", bytes, units[u]).str();
+}
+
+std::string timeString(double seconds) {
+  if (seconds >= 1e-3)
+    return llvm::formatv("{0:f2} ms", seconds * 1e3).str();
+  return llvm::formatv("{0:f1} us", seconds * 1e6).str();
+}
+
+std::string where(Location loc) {
+  if (auto file = dyn_cast<FileLineColLoc>(loc))
+    return llvm::formatv("{0}:{1}:{2}", file.getFilename().getValue(), file.getLine(),
+                         file.getColumn())
+        .str();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location inner : fused.getLocations())
+      if (std::string s = where(inner); !s.empty())
+        return s;
+  return "";
+}
+
+class Explainer {
+public:
+  Explainer(ModuleOp module, const ExplainOptions &options)
+      : module_(module), options_(options), mesh_(getMesh(module)) {}
+
+  LogicalResult run(raw_ostream &os) {
+    step_ = module_.lookupSymbol<func::FuncOp>("train_step");
+    auto model = module_->getAttrOfType<FlatSymbolRefAttr>(attr::model);
+    if (!mesh_ || !step_ || !model)
+      return module_.emitError("--explain needs a partitioned module with a train_step");
+    for (auto a : mesh_->getAttrOfType<ArrayAttr>("dtl.axis_names"))
+      axisNames_.push_back(cast<StringAttr>(a).getValue().str());
+    classifyPhases();
+    json::Object report{{"source", options_.sourceFile},
+                        {"model", model.getValue().str()},
+                        {"mesh", meshJson()},
+                        {"ranks", meshSize()},
+                        {"links", linksJson()},
+                        {"tensors", tensorsJson()},
+                        {"activations", activationsJson()},
+                        {"collectives", collectivesJson()},
+                        {"memory", memoryJson()},
+                        {"step_time", stepTimeJson()}};
+    if (options_.json)
+      os << llvm::formatv("{0:2}", json::Value(std::move(report))) << "\n";
+    else
+      printText(report, os);
+    return success();
+  }
+
+private:
+  int64_t meshSize() const {
+    int64_t n = 1;
+    for (int64_t s : mesh_.getShape())
+      n *= s;
+    return n;
+  }
+
+  std::string axesString(ArrayRef<int16_t> axes) const {
+    std::string s;
+    for (auto [i, a] : llvm::enumerate(axes))
+      s += (i ? ", " : "") + axisNames_[a];
+    return axes.size() > 1 ? "(" + s + ")" : s;
+  }
+
+  std::string layoutString(const Layout &layout) const {
+    std::string s = "[";
+    for (auto [i, axes] : llvm::enumerate(layout.dims))
+      s += (i ? ", " : "") + (axes.empty() ? std::string("_") : axesString(axes));
+    s += "]";
+    if (!layout.partial.empty())
+      s += " partial " + axesString(layout.partial);
+    return s;
+  }
+
+  /// The layout the partitioner gave `v` (annotated on its op), or the
+  /// argument's.
+  Layout layoutOf(Value v) const {
+    if (auto arg = dyn_cast<BlockArgument>(v))
+      return argLayout(step_, arg.getArgNumber());
+    Operation *op = v.getDefiningOp();
+    auto layouts = op->getAttrOfType<ArrayAttr>(attr::shardings);
+    if (!layouts)
+      return Layout::replicated(cast<RankedTensorType>(v.getType()).getRank());
+    return Layout::fromAttr(cast<ShardingAttr>(layouts[cast<OpResult>(v).getResultNumber()]));
+  }
+
+  /// The link model of a group spanning `axes`: its slowest axis.
+  LinkModel linkFor(ArrayRef<int16_t> axes) const {
+    LinkModel worst{0, 1e30, ""};
+    for (int16_t a : axes) {
+      LinkModel m = linkOfAxis(a);
+      if (m.bytesPerSecond < worst.bytesPerSecond)
+        worst = m;
+    }
+    return worst;
+  }
+
+  LinkModel linkOfAxis(int16_t axis) const {
+    auto it = options_.links.find(axisNames_[axis]);
+    if (it != options_.links.end())
+      return it->second;
+    // Ranks are row-major: a group along `axis` spans stride * size ranks.
+    int64_t stride = 1;
+    for (size_t a = axis + 1; a < mesh_.getShape().size(); ++a)
+      stride *= mesh_.getShape()[a];
+    if (stride * mesh_.getShape()[axis] <= options_.ranksPerNode)
+      return {5e-6, 450e9, "H100 NVLink (group within a node)"};
+    return {15e-6, 45e9, "InfiniBand NDR 400G (group across nodes)"};
+  }
+
+  /// Forward: what the loss depends on; backward: what the gradients fed to
+  /// the optimizer depend on, beyond that; the rest is the optimizer.
+  void classifyPhases() {
+    auto sliceOf = [](Value root, llvm::DenseSet<Operation *> &into) {
+      SmallVector<Value> work{root};
+      while (!work.empty()) {
+        Operation *op = work.pop_back_val().getDefiningOp();
+        if (!op || !into.insert(op).second)
+          continue;
+        work.append(op->operand_begin(), op->operand_end());
+      }
+    };
+    auto ret = cast<func::ReturnOp>(step_.getBody().front().getTerminator());
+    sliceOf(ret.getOperand(0), forward_);
+    step_.walk([&](Operation *op) {
+      if (isa<AdamwUpdateOp, SgdUpdateOp>(op))
+        sliceOf(op->getOperand(1), backward_);
+    });
+  }
+
+  std::string phaseOf(Operation *op) const {
+    if (forward_.contains(op))
+      return "forward";
+    if (backward_.contains(op))
+      return "backward";
+    return "optimizer";
+  }
+
+  json::Array meshJson() const {
+    json::Array axes;
+    for (auto [name, size] : llvm::zip(axisNames_, mesh_.getShape()))
+      axes.push_back(json::Object{{"axis", name}, {"size", size}});
+    return axes;
+  }
+
+  json::Array linksJson() const {
+    json::Array links;
+    for (size_t a = 0; a < axisNames_.size(); ++a) {
+      LinkModel m = linkOfAxis(a);
+      links.push_back(json::Object{{"axis", axisNames_[a]},
+                                   {"alpha_us", m.alphaSeconds * 1e6},
+                                   {"beta_gb_per_s", m.bytesPerSecond / 1e9},
+                                   {"model", m.what}});
+    }
+    return links;
+  }
+
+  json::Object tensorJson(StringRef role, StringRef name, Type global, const Layout &layout,
+                          Type local) const {
+    return json::Object{{"role", role},          {"name", name},
+                        {"global", typeString(global)}, {"sharding", layoutString(layout)},
+                        {"local", typeString(local)},   {"bytes", bytesOf(local)}};
+  }
+
+  /// Params, their gradients (as the optimizer gets them), optimizer state
+  /// and inputs.
+  json::Array tensorsJson() {
+    json::Array tensors;
+    auto nameOf = [&](unsigned i) {
+      auto n = step_.getArgAttrOfType<StringAttr>(i, attr::name);
+      return n ? n.getValue() : StringRef();
+    };
+    for (StringRef role : {"param", "grad", "opt_state", "input"}) {
+      if (role == "grad") {
+        step_.walk([&](Operation *op) {
+          if (!isa<AdamwUpdateOp, SgdUpdateOp>(op))
+            return;
+          Value param = op->getOperand(0), grad = op->getOperand(1);
+          while (param.getDefiningOp())
+            param = param.getDefiningOp()->getOperand(0); // through the collectives
+          unsigned arg = cast<BlockArgument>(param).getArgNumber();
+          auto global = step_.getArgAttrOfType<TypeAttr>(arg, attr::globalType);
+          gradBytes_ += bytesOf(grad.getType());
+          tensors.push_back(tensorJson("grad", nameOf(arg), global.getValue(), layoutOf(grad),
+                                       grad.getType()));
+        });
+        continue;
+      }
+      for (BlockArgument arg : step_.getArguments()) {
+        auto r = step_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::role);
+        if (!r || r.getValue() != role)
+          continue;
+        auto global = step_.getArgAttrOfType<TypeAttr>(arg.getArgNumber(), attr::globalType);
+        tensors.push_back(tensorJson(role, nameOf(arg.getArgNumber()), global.getValue(),
+                                     layoutOf(arg), arg.getType()));
+      }
+    }
+    return tensors;
+  }
+
+  /// The largest values of the forward pass.
+  json::Array activationsJson() const {
+    SmallVector<Value> values;
+    step_.walk([&](Operation *op) {
+      if (forward_.contains(op) && !isa<shard::AllSliceOp>(op))
+        values.append(op->result_begin(), op->result_end());
+    });
+    llvm::stable_sort(values, [](Value a, Value b) { return bytesOf(a.getType()) > bytesOf(b.getType()); });
+    json::Array out;
+    for (Value v : ArrayRef<Value>(values).take_front(8))
+      out.push_back(json::Object{{"op", v.getDefiningOp()->getName().getStringRef()},
+                                 {"local", typeString(v.getType())},
+                                 {"sharding", layoutString(layoutOf(v))},
+                                 {"bytes", bytesOf(v.getType())},
+                                 {"source", where(v.getLoc())}});
+    return out;
+  }
+
+  /// Ring algorithms: an all-reduce of S bytes over n ranks sends
+  /// 2 (n-1)/n S per rank in 2 (n-1) steps; an all-gather (S gathered) or a
+  /// reduce-scatter (S scattered) sends (n-1)/n S in n-1 steps.
+  json::Array collectivesJson() {
+    json::Array out;
+    step_.walk([&](Operation *op) {
+      ArrayRef<int16_t> axes;
+      int64_t full = 0;
+      double factor = 0;
+      StringRef kind;
+      if (auto r = dyn_cast<shard::AllReduceOp>(op)) {
+        kind = "all_reduce", axes = r.getGridAxes(), full = bytesOf(r.getInput().getType()), factor = 2;
+      } else if (auto g = dyn_cast<shard::AllGatherOp>(op)) {
+        kind = "all_gather", axes = g.getGridAxes(), full = bytesOf(g.getResult().getType()), factor = 1;
+      } else if (auto s = dyn_cast<shard::ReduceScatterOp>(op)) {
+        kind = "reduce_scatter", axes = s.getGridAxes(), full = bytesOf(s.getInput().getType()), factor = 1;
+      } else if (auto s = dyn_cast<shard::AllSliceOp>(op)) {
+        kind = "all_slice", axes = s.getGridAxes(), full = bytesOf(s.getInput().getType());
+      } else {
+        return;
+      }
+      int64_t n = 1;
+      for (int16_t a : axes)
+        n *= mesh_.getShape()[a];
+      double sent = n > 1 ? factor * double(n - 1) / n * full : 0;
+      LinkModel link = linkFor(axes);
+      double seconds = sent > 0 ? factor * (n - 1) * link.alphaSeconds + sent / link.bytesPerSecond : 0;
+      commSeconds_ += seconds;
+      commBytes_ += sent;
+      out.push_back(json::Object{{"kind", kind},
+                                 {"axes", axesString(axes)},
+                                 {"ranks", n},
+                                 {"tensor", typeString(op->getOperand(0).getType())},
+                                 {"result", typeString(op->getResult(0).getType())},
+                                 {"bytes_sent_per_rank", (int64_t)sent},
+                                 {"seconds", seconds},
+                                 {"phase", phaseOf(op)},
+                                 {"source", where(op->getLoc())}});
+    });
+    return out;
+  }
+
+  /// What the generated program allocates per rank, by category.
+  json::Object memoryJson() {
+    std::map<std::string, int64_t> byRole;
+    for (BlockArgument arg : step_.getArguments()) {
+      auto role = step_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::role);
+      byRole[role ? role.getValue().str() : ""] += bytesOf(arg.getType());
+    }
+    int64_t state = 0, results = 0, buffers = 0;
+    for (auto &[role, bytes] : byRole)
+      state += bytes;
+    for (Type t : step_.getResultTypes())
+      results += bytesOf(t);
+    step_.walk([&](Operation *op) {
+      if (op != step_.getOperation() && !isa<func::ReturnOp>(op))
+        for (Type t : op->getResultTypes())
+          buffers += bytesOf(t);
+    });
+    return json::Object{{"params", byRole["param"]},
+                        {"gradients", gradBytes_},
+                        {"optimizer_state", byRole["opt_state"]},
+                        {"inputs", byRole["input"]},
+                        {"activations_and_temporaries", buffers - gradBytes_},
+                        {"step_results", results},
+                        {"step_buffers", buffers},
+                        {"total", state + results + buffers}};
+  }
+
+  json::Object stepTimeJson() const {
+    double flops = 0;
+    step_.walk([&](Operation *op) {
+      if (auto m = dyn_cast<MatmulOp>(op)) {
+        auto lhs = m.getLhs().getType().getShape();
+        auto out = m.getResult().getType().getShape();
+        flops += 2.0 * out[0] * out[1] * (m.getTransposeLhs() ? lhs[0] : lhs[1]);
+      } else if (isa<AdamwUpdateOp>(op)) {
+        flops += 12.0 * cast<RankedTensorType>(op->getResult(0).getType()).getNumElements();
+      } else if (isa<DtlDialect>(op->getDialect()) && op->getNumOperands() > 0) {
+        // Elementwise, broadcasts, reductions, losses: about one per element.
+        flops += cast<RankedTensorType>(op->getOperand(0).getType()).getNumElements();
+      }
+    });
+    double compute = flops / (options_.teraflops * 1e12);
+    return json::Object{{"flops_per_rank", flops},
+                        {"teraflops_per_rank", options_.teraflops},
+                        {"compute_seconds", compute},
+                        {"communication_seconds", commSeconds_},
+                        {"communication_bytes_per_rank", (int64_t)commBytes_},
+                        {"total_seconds", compute + commSeconds_}};
+  }
+
+  void printText(const json::Object &r, raw_ostream &os) const {
+    auto str = [](const json::Value *v) { return v ? v->getAsString().value_or("").str() : ""; };
+    auto num = [](const json::Value *v) { return v ? v->getAsNumber().value_or(0) : 0.0; };
+    auto integer = [](const json::Value *v) { return v ? v->getAsInteger().value_or(0) : 0; };
+    os << "dtlc --explain " << options_.sourceFile << ": model " << str(r.get("model"))
+       << ", mesh " << mesh_.getSymName() << " [";
+    for (auto [i, name] : llvm::enumerate(axisNames_))
+      os << (i ? ", " : "") << name << ": " << mesh_.getShape()[i];
+    os << "] = " << meshSize() << " ranks\n\nTensors, per rank:\n";
+    os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", "role", "name",
+                        "global", "sharding", "local", "size");
+    for (const json::Value &t : *r.getArray("tensors")) {
+      const json::Object &o = *t.getAsObject();
+      os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", str(o.get("role")),
+                          str(o.get("name")), str(o.get("global")), str(o.get("sharding")),
+                          str(o.get("local")), sizeString(integer(o.get("bytes"))));
+    }
+    os << "\nLargest activations (forward), per rank:\n";
+    for (const json::Value &a : *r.getArray("activations")) {
+      const json::Object &o = *a.getAsObject();
+      os << llvm::formatv("  {0,-18} {1,-22} {2,-10} {3,-18} {4}\n", str(o.get("local")),
+                          str(o.get("sharding")), sizeString(integer(o.get("bytes"))),
+                          str(o.get("op")), str(o.get("source")));
+    }
+    os << "\nCollectives of one train step, in order:\n";
+    os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}\n", "#",
+                        "kind", "axes", "tensor (local)", "sent/rank", "time", "phase", "source");
+    int index = 0;
+    for (const json::Value &c : *r.getArray("collectives")) {
+      const json::Object &o = *c.getAsObject();
+      os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}\n", ++index,
+                          str(o.get("kind")), str(o.get("axes")), str(o.get("tensor")),
+                          sizeString(integer(o.get("bytes_sent_per_rank"))),
+                          timeString(num(o.get("seconds"))), str(o.get("phase")),
+                          str(o.get("source")));
+    }
+    const json::Object &m = *r.getObject("memory");
+    os << "\nMemory per rank (what the program allocates):\n";
+    for (auto [key, label] :
+         {std::pair{"params", "params"}, {"gradients", "gradients"},
+          {"optimizer_state", "optimizer state"}, {"inputs", "inputs"},
+          {"activations_and_temporaries", "activations and temporaries (no reuse yet)"},
+          {"step_results", "step results (new params and state)"}, {"total", "total"}})
+      os << llvm::formatv("  {0,-44} {1}\n", label, sizeString(integer(m.get(key))));
+    const json::Object &t = *r.getObject("step_time");
+    os << "\nPredicted step time, per rank (no overlap of compute and communication):\n"
+       << llvm::formatv("  compute        {0:f3} GFLOP at {1:f0} TFLOP/s = {2}\n",
+                        num(t.get("flops_per_rank")) / 1e9, num(t.get("teraflops_per_rank")),
+                        timeString(num(t.get("compute_seconds"))))
+       << llvm::formatv("  communication  {0} sent = {1}\n",
+                        sizeString(integer(t.get("communication_bytes_per_rank"))),
+                        timeString(num(t.get("communication_seconds"))))
+       << llvm::formatv("  total          {0}\n", timeString(num(t.get("total_seconds"))));
+    os << "  links (--link AXIS=ALPHA_US,BETA_GB_PER_S overrides):\n";
+    for (const json::Value &l : *r.getArray("links")) {
+      const json::Object &o = *l.getAsObject();
+      os << llvm::formatv("    {0}: alpha {1} us, beta {2} GB/s ({3})\n", str(o.get("axis")),
+                          num(o.get("alpha_us")), num(o.get("beta_gb_per_s")), str(o.get("model")));
+    }
+  }
+
+  ModuleOp module_;
+  const ExplainOptions &options_;
+  mutable shard::GridOp mesh_; // op handles: their accessors are not const
+  mutable func::FuncOp step_;
+  std::vector<std::string> axisNames_;
+  llvm::DenseSet<Operation *> forward_, backward_;
+  int64_t gradBytes_ = 0;
+  double commSeconds_ = 0, commBytes_ = 0;
+};
+
+} // namespace
+
+LogicalResult dtl::explain(ModuleOp module, const ExplainOptions &options, raw_ostream &os) {
+  return Explainer(module, options).run(os);
+}

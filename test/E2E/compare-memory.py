@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Compares `dtlc --explain=json` memory with what the program allocated.
+
+usage: compare-memory.py --rtol 0.1 explain.json run.log
+run.log holds the line `./model --memory` printed. Prints both totals and
+exits 1 when a category differs by more than --rtol (relative).
+"""
+import argparse
+import json
+import re
+import sys
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rtol", type=float, required=True)
+    parser.add_argument("explain")
+    parser.add_argument("log")
+    args = parser.parse_args()
+    predicted = json.load(open(args.explain))["memory"]
+    line = next((l for l in open(args.log) if l.startswith("memory (rank 0, bytes):")), None)
+    if line is None:
+        sys.exit(f"{args.log}: no memory line")
+    measured = {k.strip(): int(v) for k, v in re.findall(r"([a-z ]+?) (\d+)(?: \||$)", line.split(":", 1)[1])}
+    pairs = [("params", "params"), ("optimizer_state", "optimizer state"), ("inputs", "inputs"),
+             ("step_results", "step results"), ("step_buffers", "step buffers"), ("total", "total")]
+    ok = True
+    for key, label in pairs:
+        p, m = predicted[key], measured[label]
+        error = abs(p - m) / max(m, 1)
+        print(f"{label}: explain {p} bytes, allocated {m} bytes, difference {error:.1%}")
+        ok = ok and error <= args.rtol
+    print("memory agrees" if ok else "memory DIFFERS")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
