@@ -237,6 +237,13 @@ private:
               << r.getScatterAxis().getZExtValue() << ", " << axesOf(r.getGridAxes()) << ");\n";
           return success();
         })
+        .Case([&](shard::AllToAllOp a) {
+          std::string result = define(a.getResult());
+          os_ << "  ctx.allToAll(" << use(a.getInput()) << ", " << result << ", std::vector<int64_t>"
+              << shapeOf(a.getInput()) << ", " << a.getSplitAxis().getZExtValue() << ", "
+              << a.getConcatAxis().getZExtValue() << ", " << axesOf(a.getGridAxes()) << ");\n";
+          return success();
+        })
         .Case([&](shard::AllGatherOp g) {
           std::string result = define(g.getResult());
           os_ << "  ctx.allGather(" << use(g.getInput()) << ", " << result << ", std::vector<int64_t>"

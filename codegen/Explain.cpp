@@ -280,6 +280,9 @@ private:
         kind = "all_gather", axes = g.getGridAxes(), full = bytesOf(g.getResult().getType()), factor = 1;
       } else if (auto s = dyn_cast<shard::ReduceScatterOp>(op)) {
         kind = "reduce_scatter", axes = s.getGridAxes(), full = bytesOf(s.getInput().getType()), factor = 1;
+      } else if (auto a = dyn_cast<shard::AllToAllOp>(op)) {
+        // Each rank keeps 1/n of its tensor and sends the rest, in n-1 steps.
+        kind = "all_to_all", axes = a.getGridAxes(), full = bytesOf(a.getInput().getType()), factor = 1;
       } else if (auto s = dyn_cast<shard::AllSliceOp>(op)) {
         kind = "all_slice", axes = s.getGridAxes(), full = bytesOf(s.getInput().getType());
       } else {

@@ -71,6 +71,20 @@ struct FunctionPartitioner {
     return v;
   }
 
+  /// A split that goes from one dimension (unsplit in `dims`) to another
+  /// (unsplit now), as (from, to).
+  static std::optional<std::pair<unsigned, unsigned>> movedSplit(const Layout &from,
+                                                                 ArrayRef<Axes> dims) {
+    for (auto [d1, axes] : llvm::enumerate(from.dims)) {
+      if (axes.empty() || !dims[d1].empty())
+        continue;
+      for (auto [d2, want] : llvm::enumerate(dims))
+        if (d2 != d1 && want == axes && from.dims[d2].empty())
+          return std::make_pair(unsigned(d1), unsigned(d2));
+    }
+    return std::nullopt;
+  }
+
   RankedTensorType withDim(Value v, unsigned d, int64_t size) {
     auto type = cast<RankedTensorType>(v.getType());
     SmallVector<int64_t> shape(type.getShape());
@@ -83,9 +97,10 @@ struct FunctionPartitioner {
   /// the same intermediate (say, the all-reduced value) share it:
   ///   1. pending sums: a reduce-scatter when the target splits a dimension
   ///      over exactly the pending axes, else an all-reduce;
-  ///   2. all-gathers of every split that must go (before any new split, so
+  ///   2. an all-to-all where a split moves from one dimension to another;
+  ///   3. all-gathers of every split that must go (before any new split, so
   ///      an axis is never on two dimensions at once);
-  ///   3. all-slices (local) of every new split.
+  ///   4. all-slices (local) of every new split.
   Value reshard(Value v, ArrayRef<Axes> dims, bool keepPartial) {
     Layout from = layouts.lookup(v);
     if (from.dims == dims && (keepPartial || from.partial.empty()))
@@ -118,6 +133,20 @@ struct FunctionPartitioner {
         next = shard::AllReduceOp::create(b, loc, v, grid, from.partial, shard::ReductionKind::Sum);
         remember(v, next, reduced, false);
       }
+    } else if (std::optional<std::pair<unsigned, unsigned>> move = movedSplit(from, dims)) {
+      auto [fromDim, toDim] = *move;
+      auto type = cast<RankedTensorType>(v.getType());
+      SmallVector<int64_t> shape(type.getShape());
+      int64_t span = meshSpan(mesh, from.dims[fromDim]);
+      shape[fromDim] *= span;
+      shape[toDim] /= span;
+      next = shard::AllToAllOp::create(b, loc, RankedTensorType::get(shape, type.getElementType()),
+                                       grid, from.dims[fromDim], v, llvm::APInt(64, toDim),
+                                       llvm::APInt(64, fromDim));
+      Layout moved = from;
+      moved.dims[toDim] = moved.dims[fromDim];
+      moved.dims[fromDim].clear();
+      remember(v, next, moved, keepPartial);
     } else if (llvm::any_of(llvm::seq<size_t>(0, dims.size()), [&](size_t d) {
                  return !from.dims[d].empty() && from.dims[d] != dims[d];
                })) {
@@ -271,7 +300,8 @@ struct FunctionPartitioner {
       layouts[arg] = layout;
     }
     for (Operation &op : llvm::make_early_inc_range(body.without_terminator())) {
-      if (isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllSliceOp>(op))
+      if (isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllSliceOp,
+              shard::AllToAllOp>(op))
         continue;
       if (auto constraint = dyn_cast<ShardingConstraintOp>(op)) {
         Value resharded = reshard(constraint.getInput(),

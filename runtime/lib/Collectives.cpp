@@ -55,6 +55,8 @@ MPI_Comm Context::commFor(const Axes &axes) {
 template <typename T> static MPI_Datatype mpiType() {
   if (std::is_same_v<T, float>)
     return MPI_FLOAT;
+  if (std::is_same_v<T, int32_t>)
+    return MPI_INT32_T;
   return MPI_DOUBLE;
 }
 
@@ -105,6 +107,46 @@ void Context::reduceScatterSum(const T *in, T *out, const std::vector<int64_t> &
   MPI_Reduce_scatter_block(staged.data(), out, (int)local, mpiType<T>(), MPI_SUM, commFor(axes));
 }
 
+/// Row-major index <-> flat offset.
+static void unravel(int64_t flat, const std::vector<int64_t> &shape, std::vector<int64_t> &index) {
+  for (int d = (int)shape.size() - 1; d >= 0; --d) {
+    index[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+}
+static int64_t ravel(const std::vector<int64_t> &index, const std::vector<int64_t> &shape) {
+  int64_t flat = 0;
+  for (size_t d = 0; d < shape.size(); ++d)
+    flat = flat * shape[d] + index[d];
+  return flat;
+}
+
+template <typename T>
+void Context::allToAll(const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
+                       int concatDim, const Axes &axes) {
+  int n = spanOf(axes);
+  std::vector<int64_t> chunkShape = inShape, index(inShape.size());
+  chunkShape[splitDim] /= n;
+  int64_t chunk = numElements(chunkShape), total = numElements(inShape);
+  std::vector<T> sent(total), received(total);
+  for (int64_t flat = 0; flat < total; ++flat) {
+    unravel(flat, inShape, index);
+    int64_t to = index[splitDim] / chunkShape[splitDim];
+    index[splitDim] %= chunkShape[splitDim];
+    sent[to * chunk + ravel(index, chunkShape)] = in[flat];
+  }
+  MPI_Alltoall(sent.data(), (int)chunk, mpiType<T>(), received.data(), (int)chunk, mpiType<T>(),
+               commFor(axes));
+  std::vector<int64_t> outShape = chunkShape;
+  outShape[concatDim] *= n;
+  for (int from = 0; from < n; ++from)
+    for (int64_t c = 0; c < chunk; ++c) {
+      unravel(c, chunkShape, index);
+      index[concatDim] += from * chunkShape[concatDim];
+      out[ravel(index, outShape)] = received[from * chunk + c];
+    }
+}
+
 template <typename T>
 void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
                        const Axes &axes) {
@@ -123,8 +165,12 @@ void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape,
   template void Context::allSlice<T>(const T *, T *, const std::vector<int64_t> &, int,    \
                                      const Axes &);                                      \
   template void Context::reduceScatterSum<T>(const T *, T *, const std::vector<int64_t> &,  \
-                                             int, const Axes &);
+                                             int, const Axes &);                         \
+  template void Context::allToAll<T>(const T *, T *, const std::vector<int64_t> &, int, int, \
+                                     const Axes &);
+// Labels (i32) are sliced and gathered like any tensor.
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
+DTLRT_INSTANTIATE(int32_t)
 
 } // namespace dtlrt

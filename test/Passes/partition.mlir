@@ -139,13 +139,12 @@ module {
 
 // -----
 
-// Moving a split from one dimension to another on the same axis gathers
-// first, then slices (an axis is never on two dimensions at once).
+// Moving a split from one dimension to another on the same axis is one
+// all-to-all (not a gather and a slice).
 
 // CHECK-LABEL: func.func @move_split
-// CHECK:      %[[G:.*]] = shard.all_gather %arg0 on @grid grid_axes = [0] gather_axis = 1 : tensor<4x2xf32> -> tensor<4x4xf32>
-// CHECK-NEXT: %[[S:.*]] = shard.all_slice %[[G]] on @grid grid_axes = [0] slice_axis = 0 : tensor<4x4xf32> -> tensor<2x4xf32>
-// CHECK:      return %[[S]]
+// CHECK:      %[[A:.*]] = shard.all_to_all %arg0 on @grid grid_axes = [0] split_axis = 0 concat_axis = 1 : tensor<4x2xf32> -> tensor<2x4xf32>
+// CHECK-NEXT: return %[[A]]
 module {
   shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
   func.func @move_split(%x: tensor<4x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>})

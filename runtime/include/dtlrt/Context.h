@@ -35,6 +35,12 @@ public:
   template <typename T>
   void reduceScatterSum(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
                         const Axes &axes);
+  /// Moves the split along `axes` from dimension `concatDim` to `splitDim`:
+  /// each rank sends the j-th part of its `splitDim` to rank j and
+  /// concatenates what it receives along `concatDim`.
+  template <typename T>
+  void allToAll(const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
+                int concatDim, const Axes &axes);
   /// This rank's slice, on dimension `dim`, of a tensor replicated along `axes`.
   template <typename T>
   void allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
