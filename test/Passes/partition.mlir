@@ -175,3 +175,40 @@ module {
     return %new, %newbuf : tensor<8x3xf32>, tensor<8x3xf32>
   }
 }
+
+// -----
+
+// A norm over each row (sum over dimension 1, then a broadcast back): with
+// the rows split over dp, every rank holds whole rows and no collective is
+// needed; with the columns split over tp, the row sums are partial and one
+// all-reduce of the [rows] vector completes them.
+
+// CHECK-LABEL: func.func @norm_rows_split
+// CHECK-NOT:  shard.
+// CHECK:      return
+// CHECK-LABEL: func.func @norm_columns_split
+// CHECK:      %[[S:.*]] = dtl.reduce_sum %{{.*}} dims [1] : tensor<4x3xf32> -> tensor<4xf32>
+// CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[S]] on @grid grid_axes = [1] : tensor<4xf32> -> tensor<4xf32>
+// CHECK-NEXT: dtl.broadcast %[[R]] dims [0] : tensor<4xf32> -> tensor<4x3xf32>
+// CHECK-NOT:  shard.
+module {
+  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["dp", "tp"]}
+  func.func @norm_rows_split(%x: tensor<4x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<4x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
+    %sq = dtl.mul %x, %x : tensor<4x6xf32>
+    %s = dtl.reduce_sum %sq dims [1] : tensor<4x6xf32> -> tensor<4xf32>
+    %b = dtl.broadcast %s dims [0] : tensor<4xf32> -> tensor<4x6xf32>
+    %r = dtl.sqrt %b : tensor<4x6xf32>
+    %n = dtl.div %x, %r : tensor<4x6xf32>
+    return %n : tensor<4x6xf32>
+  }
+  func.func @norm_columns_split(%x: tensor<4x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [1]]>})
+      -> (tensor<4x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [1]]>}) {
+    %sq = dtl.mul %x, %x : tensor<4x6xf32>
+    %s = dtl.reduce_sum %sq dims [1] : tensor<4x6xf32> -> tensor<4xf32>
+    %b = dtl.broadcast %s dims [0] : tensor<4xf32> -> tensor<4x6xf32>
+    %r = dtl.sqrt %b : tensor<4x6xf32>
+    %n = dtl.div %x, %r : tensor<4x6xf32>
+    return %n : tensor<4x6xf32>
+  }
+}
