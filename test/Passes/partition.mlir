@@ -191,6 +191,7 @@ module {
 // CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[S]] on @grid grid_axes = [1] : tensor<4xf32> -> tensor<4xf32>
 // CHECK-NEXT: dtl.broadcast %[[R]] dims [0] : tensor<4xf32> -> tensor<4x3xf32>
 // CHECK-NOT:  shard.
+// CHECK:      return
 module {
   shard.grid @grid(shape = 2x2) {dtl.axis_names = ["dp", "tp"]}
   func.func @norm_rows_split(%x: tensor<4x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
@@ -210,5 +211,23 @@ module {
     %r = dtl.sqrt %b : tensor<4x6xf32>
     %n = dtl.div %x, %r : tensor<4x6xf32>
     return %n : tensor<4x6xf32>
+  }
+}
+
+// -----
+
+// The batch split over both axes of a 2-D mesh: the replicated weight's
+// gradient is a partial sum over both, all-reduced over both.
+
+// CHECK-LABEL: func.func @dp_over_both
+// CHECK:      %[[G:.*]] = dtl.matmul %arg0, %arg1 {transpose_lhs} : tensor<2x3xf32>, tensor<2x5xf32> -> tensor<3x5xf32>
+// CHECK-NEXT: shard.all_reduce %[[G]] on @grid grid_axes = [0, 1] : tensor<3x5xf32> -> tensor<3x5xf32>
+module {
+  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["dp", "tp"]}
+  func.func @dp_over_both(%x: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0, 1], []]>},
+                          %dy: tensor<8x5xf32> {dtl.sharding = #dtl.sharding<@grid, [[0, 1], []]>})
+      -> tensor<3x5xf32> {
+    %0 = dtl.matmul %x, %dy {transpose_lhs} : tensor<8x3xf32>, tensor<8x5xf32> -> tensor<3x5xf32>
+    return %0 : tensor<3x5xf32>
   }
 }
