@@ -3,12 +3,13 @@
 // Each function becomes a C++ function over flat row-major buffers: GEMMs
 // and row-wise kernels call libdtlrt (OpenBLAS underneath), elementwise ops
 // become inline OpenMP loops, `shard` collectives become calls on the rank's
-// Context. Every intermediate value has its own static buffer, allocated on
-// the first call (no reuse across values yet).
+// Context. Intermediate values live in one arena per function, allocated on
+// the first call; a value's bytes are reused once it is dead (BufferPlan).
 //
 //===----------------------------------------------------------------------===//
 
 #include "codegen/EmitCpp.h"
+#include "codegen/BufferPlan.h"
 #include "dialects/dtl/DtlOps.h"
 #include "passes/Passes.h"
 
@@ -57,12 +58,14 @@ std::string identifier(StringRef name) {
 
 class FunctionEmitter {
 public:
-  FunctionEmitter(func::FuncOp fn, raw_ostream &os) : fn_(fn), os_(os) {}
+  FunctionEmitter(func::FuncOp fn, int64_t realBytes, raw_ostream &os)
+      : fn_(fn), os_(os), plan_(planBuffers(fn, realBytes)) {}
 
   LogicalResult emit(StringRef cppName) {
     os_ << "void " << cppName
         << "(dtlrt::Context &ctx, void *const *args, void *const *results) {\n";
-    os_ << "  (void)ctx;\n";
+    os_ << "  (void)ctx;\n  static char *const arena = dtlrt::stepBuffer<char>(" << plan_.arenaBytes
+        << ");\n";
     for (BlockArgument arg : fn_.getArguments()) {
       std::string name = "a" + std::to_string(arg.getArgNumber());
       if (auto n = fn_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::name))
@@ -84,12 +87,12 @@ private:
     return cast<RankedTensorType>(t).getElementType().isInteger(32) ? "int32_t" : "real";
   }
 
-  /// A fresh static buffer for `v`, named and remembered.
+  /// `v`'s place in the arena, named and remembered.
   std::string define(Value v) {
     std::string name = "t" + std::to_string(next_++);
     std::string type = elementType(v.getType());
-    os_ << "  static " << type << " *const " << name << " = dtlrt::stepBuffer<" << type << ">("
-        << numElements(v.getType()) << ");\n";
+    os_ << "  " << type << " *const " << name << " = reinterpret_cast<" << type << " *>(arena + "
+        << plan_.offsets.lookup(v) << ");\n";
     names_[v] = name;
     return name;
   }
@@ -274,6 +277,7 @@ private:
   raw_ostream &os_;
   DenseMap<Value, std::string> names_;
   int next_ = 0;
+  BufferPlan plan_;
 };
 
 class ProgramEmitter {
@@ -299,7 +303,8 @@ public:
         << "#include <cstring>\n#include <vector>\n\n"
         << "using real = " << (options_.f64 ? "double" : "float") << ";\n\nnamespace {\n\n";
     for (func::FuncOp fn : {forward, grad, trainStep})
-      if (fn && failed(FunctionEmitter(fn, os_).emit("step_" + identifier(fn.getSymName()))))
+      if (fn && failed(FunctionEmitter(fn, options_.f64 ? 8 : 4, os_)
+                                .emit("step_" + identifier(fn.getSymName()))))
         return failure();
     os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  dtlrt::Program p;\n";
     os_ << "  p.name = " << quoted(model.getValue()) << ";\n  p.sourceFile = "

@@ -3,12 +3,13 @@
 // Everything here is read off the partitioned train_step (with the layouts
 // the partitioner annotated): nothing runs. The memory figures are what the
 // generated program allocates: the state (arguments), the step's result
-// buffers and one buffer per intermediate value; `./model --memory` prints
+// buffers and the arena of intermediate values (reused as values die); `./model --memory` prints
 // the same categories as allocated, for comparison.
 //
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Explain.h"
+#include "codegen/BufferPlan.h"
 #include "dialects/dtl/DtlOps.h"
 #include "passes/Passes.h"
 #include "passes/Sharding.h"
@@ -316,21 +317,17 @@ private:
       auto role = step_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::role);
       byRole[role ? role.getValue().str() : ""] += bytesOf(arg.getType());
     }
-    int64_t state = 0, results = 0, buffers = 0;
+    int64_t state = 0, results = 0;
     for (auto &[role, bytes] : byRole)
       state += bytes;
     for (Type t : step_.getResultTypes())
       results += bytesOf(t);
-    step_.walk([&](Operation *op) {
-      if (op != step_.getOperation() && !isa<func::ReturnOp>(op))
-        for (Type t : op->getResultTypes())
-          buffers += bytesOf(t);
-    });
+    // The intermediates share one arena, at its peak (the same plan codegen uses).
+    int64_t buffers = planBuffers(step_, 4).arenaBytes;
     return json::Object{{"params", byRole["param"]},
                         {"gradients", gradBytes_},
                         {"optimizer_state", byRole["opt_state"]},
                         {"inputs", byRole["input"]},
-                        {"activations_and_temporaries", buffers - gradBytes_},
                         {"step_results", results},
                         {"step_buffers", buffers},
                         {"total", state + results + buffers}};
@@ -398,9 +395,9 @@ private:
     const json::Object &m = *r.getObject("memory");
     os << "\nMemory per rank (what the program allocates):\n";
     for (auto [key, label] :
-         {std::pair{"params", "params"}, {"gradients", "gradients"},
+         {std::pair{"params", "params"}, {"gradients", "gradients (within the peak below)"},
           {"optimizer_state", "optimizer state"}, {"inputs", "inputs"},
-          {"activations_and_temporaries", "activations and temporaries (no reuse yet)"},
+          {"step_buffers", "activations, gradients, temporaries (peak)"},
           {"step_results", "step results (new params and state)"}, {"total", "total"}})
       os << llvm::formatv("  {0,-44} {1}\n", label, sizeString(integer(m.get(key))));
     const json::Object &t = *r.getObject("step_time");

@@ -1,0 +1,61 @@
+//===- BufferPlan.cpp - liveness-based reuse of intermediate buffers ------===//
+
+#include "codegen/BufferPlan.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+
+#include <map>
+
+using namespace mlir;
+
+namespace {
+/// Buffers start on cache-line (and AVX-512 vector) boundaries.
+constexpr int64_t kAlignment = 64;
+
+int64_t aligned(int64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+} // namespace
+
+int64_t dtl::bufferBytes(Value v, int64_t realBytes) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t element = type.getElementType().isInteger(32) ? 4 : realBytes;
+  return type.getNumElements() * element;
+}
+
+dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
+  Block &body = fn.getBody().front();
+  DenseMap<Operation *, int64_t> position;
+  int64_t index = 0;
+  for (Operation &op : body)
+    position[&op] = index++;
+
+  struct Interval {
+    Value value;
+    int64_t start, end, bytes;
+  };
+  SmallVector<Interval> intervals;
+  for (Operation &op : body.without_terminator())
+    for (Value r : op.getResults()) {
+      int64_t end = position[&op];
+      for (Operation *user : r.getUsers())
+        end = std::max(end, position[body.findAncestorOpInBlock(*user)]);
+      intervals.push_back({r, position[&op], end, aligned(std::max<int64_t>(bufferBytes(r, realBytes), 1))});
+    }
+
+  // First fit in definition order over the live blocks, kept by offset.
+  BufferPlan plan;
+  std::multimap<int64_t, const Interval *> live; // offset -> interval
+  for (const Interval &next : intervals) {
+    for (auto it = live.begin(); it != live.end();)
+      it = it->second->end < next.start ? live.erase(it) : std::next(it);
+    int64_t offset = 0;
+    for (auto &[start, used] : live) {
+      if (offset + next.bytes <= start)
+        break;
+      offset = std::max(offset, start + used->bytes);
+    }
+    live.emplace(offset, &next);
+    plan.offsets[next.value] = offset;
+    plan.arenaBytes = std::max(plan.arenaBytes, offset + next.bytes);
+  }
+  return plan;
+}

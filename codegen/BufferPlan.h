@@ -1,0 +1,28 @@
+//===- BufferPlan.h - where each intermediate value lives -------*- C++ -*-===//
+
+#ifndef DTL_CODEGEN_BUFFERPLAN_H
+#define DTL_CODEGEN_BUFFERPLAN_H
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
+
+namespace dtl {
+
+/// One arena per step function: each op result gets a byte offset in it,
+/// reused once the value is dead. Liveness runs from the defining op to the
+/// last use (inclusive), so a result never overlaps an operand of its own op.
+struct BufferPlan {
+  llvm::DenseMap<mlir::Value, int64_t> offsets;
+  int64_t arenaBytes = 0;
+};
+
+/// Plans the intermediates of `fn` (a partitioned step function) by first
+/// fit in definition order; floats take `realBytes` each (4 or 8).
+BufferPlan planBuffers(mlir::func::FuncOp fn, int64_t realBytes);
+
+/// Bytes of one value's buffer.
+int64_t bufferBytes(mlir::Value v, int64_t realBytes);
+
+} // namespace dtl
+
+#endif // DTL_CODEGEN_BUFFERPLAN_H
