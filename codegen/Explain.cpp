@@ -111,13 +111,22 @@ private:
     return axes.size() > 1 ? "(" + s + ")" : s;
   }
 
+  /// A layout as the user writes it; axes of one device split nothing and
+  /// are left out.
   std::string layoutString(const Layout &layout) const {
+    auto split = [&](const Axes &axes) {
+      Axes kept;
+      for (int16_t a : axes)
+        if (mesh_.getShape()[a] > 1)
+          kept.push_back(a);
+      return kept;
+    };
     std::string s = "[";
     for (auto [i, axes] : llvm::enumerate(layout.dims))
-      s += (i ? ", " : "") + (axes.empty() ? std::string("_") : axesString(axes));
+      s += (i ? ", " : "") + (split(axes).empty() ? std::string("_") : axesString(split(axes)));
     s += "]";
-    if (!layout.partial.empty())
-      s += " partial " + axesString(layout.partial);
+    if (!split(layout.partial).empty())
+      s += " partial " + axesString(split(layout.partial));
     return s;
   }
 
