@@ -123,6 +123,19 @@ private:
     return "dtlrt::Axes" + joined(SmallVector<int64_t>(axes.begin(), axes.end()));
   }
 
+  /// ctx.method(input, result, {input shape}, dims..., axes): the shape-
+  /// aware collectives of the runtime's Context.
+  LogicalResult collective(StringRef method, Operation *op, ArrayRef<uint64_t> dims,
+                           ArrayRef<int16_t> axes) {
+    std::string result = define(op->getResult(0));
+    os_ << "  ctx." << method << "(" << use(op->getOperand(0)) << ", " << result
+        << ", std::vector<int64_t>" << shapeOf(op->getOperand(0));
+    for (uint64_t d : dims)
+      os_ << ", " << d;
+    os_ << ", " << axesOf(axes) << ");\n";
+    return success();
+  }
+
   LogicalResult emitOp(Operation &op) {
     auto rankedShape = [](Value v) { return cast<RankedTensorType>(v.getType()).getShape(); };
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
@@ -234,32 +247,19 @@ private:
           return success();
         })
         .Case([&](shard::ReduceScatterOp r) {
-          std::string result = define(r.getResult());
-          os_ << "  ctx.reduceScatterSum(" << use(r.getInput()) << ", " << result
-              << ", std::vector<int64_t>" << shapeOf(r.getInput()) << ", "
-              << r.getScatterAxis().getZExtValue() << ", " << axesOf(r.getGridAxes()) << ");\n";
-          return success();
+          return collective("reduceScatterSum", r, {r.getScatterAxis().getZExtValue()},
+                            r.getGridAxes());
         })
         .Case([&](shard::AllToAllOp a) {
-          std::string result = define(a.getResult());
-          os_ << "  ctx.allToAll(" << use(a.getInput()) << ", " << result << ", std::vector<int64_t>"
-              << shapeOf(a.getInput()) << ", " << a.getSplitAxis().getZExtValue() << ", "
-              << a.getConcatAxis().getZExtValue() << ", " << axesOf(a.getGridAxes()) << ");\n";
-          return success();
+          return collective("allToAll", a,
+                            {a.getSplitAxis().getZExtValue(), a.getConcatAxis().getZExtValue()},
+                            a.getGridAxes());
         })
         .Case([&](shard::AllGatherOp g) {
-          std::string result = define(g.getResult());
-          os_ << "  ctx.allGather(" << use(g.getInput()) << ", " << result << ", std::vector<int64_t>"
-              << shapeOf(g.getInput()) << ", " << g.getGatherAxis().getZExtValue() << ", "
-              << axesOf(g.getGridAxes()) << ");\n";
-          return success();
+          return collective("allGather", g, {g.getGatherAxis().getZExtValue()}, g.getGridAxes());
         })
         .Case([&](shard::AllSliceOp s) {
-          std::string result = define(s.getResult());
-          os_ << "  ctx.allSlice(" << use(s.getInput()) << ", " << result << ", std::vector<int64_t>"
-              << shapeOf(s.getInput()) << ", " << s.getSliceAxis().getZExtValue() << ", "
-              << axesOf(s.getGridAxes()) << ");\n";
-          return success();
+          return collective("allSlice", s, {s.getSliceAxis().getZExtValue()}, s.getGridAxes());
         })
         .Case([&](func::ReturnOp r) {
           for (auto [i, v] : llvm::enumerate(r.getOperands()))
