@@ -261,6 +261,13 @@ int main(int argc, char **argv) {
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();
+  // --help lists dtlc's options and MLIR's IR-printing and timing ones, not
+  // every option of the LLVM libraries linked in.
+  static cl::OptionCategory mlirCategory("MLIR instrumentation");
+  for (auto &[name, option] : cl::getRegisteredOptions())
+    if (name.starts_with("mlir-"))
+      option->addCategory(mlirCategory);
+  cl::HideUnrelatedOptions({&dtlcCategory, &mlirCategory});
   cl::SetVersionPrinter([](llvm::raw_ostream &os) {
     os << "dtlc " << DTLC_VERSION << " (MLIR " << DTLC_MLIR_VERSION << ")\n";
   });
