@@ -45,14 +45,16 @@ Axes dataAxes(func::FuncOp fn) {
 }
 
 /// ZeRO's layout for a param of `type` laid out as `layout`: also split over
-/// the data axes, on the first dimension that is not split yet and that they
-/// divide. The same layout when there is none (the tensor stays as it is).
+/// the data axes, on the first dimension that is not split yet (or only over
+/// axes of one device) and that they divide. The same layout when there is
+/// none (the tensor stays as it is).
 Layout zeroLayout(shard::GridOp mesh, RankedTensorType type, Layout layout, const Axes &data) {
   for (const Axes &axes : layout.dims)
     if (llvm::any_of(axes, [&](int16_t a) { return llvm::is_contained(data, a); }))
       return layout;
+  // A dimension split over axes of one device is not split.
   for (auto [d, axes] : llvm::enumerate(layout.dims))
-    if (axes.empty() && type.getShape()[d] % meshSpan(mesh, data) == 0) {
+    if (meshSpan(mesh, axes) == 1 && type.getShape()[d] % meshSpan(mesh, data) == 0) {
       axes = data;
       break;
     }

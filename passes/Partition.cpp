@@ -196,6 +196,7 @@ struct FunctionPartitioner {
   struct Rule {
     SmallVector<LoopKind> kinds;
     SmallVector<AffineMap> maps;
+    SmallVector<unsigned> largestFirst;
   };
   DenseMap<Operation *, Rule> rules;
 
@@ -208,10 +209,10 @@ struct FunctionPartitioner {
       return op->emitError("has no `dtl.shardings`: run dtl-propagate-sharding first");
     unsigned numOperands = op->getNumOperands();
 
-    // Loops: split as the operands already are (so no operand moves when it
-    // need not: a split contraction leaves a partial sum to reduce later,
-    // rather than gathering an operand now), then as propagation chose for
-    // the results; an axis splits one loop only.
+    // Loops: split as the largest tensors are (operands as they are, results
+    // as propagation chose), so the smaller ones move; at equal sizes
+    // operands first, so a split contraction leaves a partial sum to reduce
+    // later rather than an operand to gather now. An axis splits one loop.
     SmallVector<std::optional<Axes>> loops(kinds.size());
     llvm::SmallDenseSet<int16_t> used;
     auto claim = [&](int64_t l, const Axes &axes) {
@@ -221,13 +222,13 @@ struct FunctionPartitioner {
       loops[l] = axes;
       used.insert(axes.begin(), axes.end());
     };
-    for (auto [operand, map] : llvm::zip(op->getOperands(), maps))
-      for (auto [d, expr] : llvm::enumerate(map.getResults()))
-        claim(loopOf(expr), layouts.lookup(operand).dims[d]);
-    for (auto [i, r] : llvm::enumerate(op->getResults())) {
-      Layout recorded = withoutTrivialAxes(Layout::fromAttr(cast<ShardingAttr>(resultShardings[i])));
-      for (auto [d, expr] : llvm::enumerate(maps[numOperands + i].getResults()))
-        claim(loopOf(expr), recorded.dims[d]);
+    for (unsigned i : rule.largestFirst) {
+      Layout layout = i < numOperands
+                          ? layouts.lookup(op->getOperand(i))
+                          : withoutTrivialAxes(Layout::fromAttr(
+                                cast<ShardingAttr>(resultShardings[i - numOperands])));
+      for (auto [d, expr] : llvm::enumerate(maps[i].getResults()))
+        claim(loopOf(expr), layout.dims[d]);
     }
     auto dimsUnder = [&](AffineMap map) {
       SmallVector<Axes> dims;
@@ -294,7 +295,7 @@ struct FunctionPartitioner {
   LogicalResult run(func::FuncOp fn) {
     Block &body = fn.getBody().front();
     fn.walk([&](ShardingRuleOpInterface op) {
-      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps()};
+      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps(), largestFirst(op)};
     });
     MLIRContext *ctx = fn.getContext();
     SmallVector<Type> argTypes;

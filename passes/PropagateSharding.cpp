@@ -48,8 +48,11 @@ struct Propagation {
     for (auto [l, kind] : llvm::enumerate(kinds))
       if (kind == LoopKind::Whole)
         loops[l] = Axes();
+    SmallVector<unsigned> order = largestFirst(op);
     for (bool splits : {true, false})
-      for (auto [v, map] : llvm::zip(values, maps)) {
+      for (unsigned i : order) {
+        Value v = values[i];
+        AffineMap map = maps[i];
         OpenLayout &layout = layoutOf(v);
         for (auto [d, expr] : llvm::enumerate(map.getResults())) {
           int64_t l = loopOf(expr);

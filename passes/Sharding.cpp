@@ -31,6 +31,17 @@ int64_t dtl::meshSpan(shard::GridOp mesh, ArrayRef<int16_t> axes) {
   return span;
 }
 
+SmallVector<unsigned> dtl::largestFirst(Operation *op) {
+  SmallVector<int64_t> sizes;
+  for (Value v : op->getOperands())
+    sizes.push_back(cast<RankedTensorType>(v.getType()).getNumElements());
+  for (Value v : op->getResults())
+    sizes.push_back(cast<RankedTensorType>(v.getType()).getNumElements());
+  SmallVector<unsigned> order = llvm::to_vector(llvm::seq<unsigned>(0, sizes.size()));
+  llvm::stable_sort(order, [&](unsigned a, unsigned b) { return sizes[a] > sizes[b]; });
+  return order;
+}
+
 int64_t dtl::loopOf(AffineExpr expr) {
   if (auto dim = dyn_cast<AffineDimExpr>(expr))
     return dim.getPosition();

@@ -29,6 +29,11 @@ int64_t meshSpan(mlir::shard::GridOp mesh, llvm::ArrayRef<int16_t> axes);
 /// The loop index a map result refers to, or -1 for a constant (unsplit) dim.
 int64_t loopOf(mlir::AffineExpr expr);
 
+/// The positions of an op's operands then results, largest global tensor
+/// first (stably): the cost rule of both propagation and partitioning, where
+/// the layout of the biggest tensor decides and smaller ones move.
+llvm::SmallVector<unsigned> largestFirst(mlir::Operation *op);
+
 } // namespace dtl
 
 #endif // DTL_PASSES_SHARDING_H
