@@ -499,7 +499,19 @@ Value Generator::call(const ast::Call &c) {
   SmallVector<Value> args;
   SmallVector<const ast::Expr *> argExprs;
   std::optional<SmallVector<int64_t>> axes;
+  bool keepDims = false;
   for (const ast::Arg &a : c.args) {
+    if (a.key == "keepdims") {
+      const ast::Value &v = *a.value;
+      bool isBool = v.kind == ast::Value::Kind::Expr && v.expr->kind == ast::Expr::Kind::Name &&
+                    (v.expr->name == "true" || v.expr->name == "false");
+      if (!isBool) {
+        error(a.pos) << "keepdims is true or false";
+        return {};
+      }
+      keepDims = v.expr->name == "true";
+      continue;
+    }
     if (a.key == "axis") {
       axes.emplace();
       const ast::Value &v = *a.value;
@@ -521,7 +533,7 @@ Value Generator::call(const ast::Call &c) {
     }
     if (!a.key.empty() || a.value->kind != ast::Value::Kind::Expr) {
       error(a.pos) << "'" << c.callee << "' takes tensor arguments"
-                   << (a.key.empty() ? "" : " (and only 'axis' by name)");
+                   << (a.key.empty() ? "" : " (and only 'axis' and 'keepdims' by name)");
       return {};
     }
     Value v = expr(*a.value->expr);
@@ -573,13 +585,14 @@ Value Generator::call(const ast::Call &c) {
     SmallVector<int64_t> shape;
     int64_t count = 1;
     for (auto [d, size] : llvm::enumerate(type.getShape())) {
-      if (llvm::is_contained(dims, (int64_t)d))
+      bool reduced = llvm::is_contained(dims, (int64_t)d);
+      if (reduced)
         count *= size;
-      else
-        shape.push_back(size);
+      if (!reduced || keepDims)
+        shape.push_back(reduced ? 1 : size);
     }
     Value sum = ReduceSumOp::create(b, l, f32(shape), args[0], b.getDenseI64ArrayAttr(dims),
-                                    UnitAttr());
+                                    keepDims ? b.getUnitAttr() : UnitAttr());
     if (c.callee == "sum")
       return sum;
     Value scale = broadcastTo(constant(1.0 / count, f32({}), l), shape, l);

@@ -9,6 +9,8 @@
 #include "passes/Passes.h"
 #include "passes/Sharding.h"
 
+#include <limits>
+
 namespace dtl {
 #define GEN_PASS_DEF_PROPAGATESHARDING
 #include "passes/Passes.h.inc"
@@ -34,7 +36,10 @@ struct Propagation {
   }
 
   /// One application of an op's rule; returns whether anything was decided.
-  bool visit(ShardingRuleOpInterface op) {
+  /// Unless `intoLarger`, a loop's decision (split or replicated) only
+  /// reaches values no larger than the value it came from: a bias's split
+  /// waits for the activation it is added to instead of deciding it.
+  bool visit(ShardingRuleOpInterface op, bool intoLarger) {
     SmallVector<LoopKind> kinds = op.getLoopKinds();
     SmallVector<AffineMap> maps = op.getIndexingMaps();
     SmallVector<Value> values(op->getOperands());
@@ -44,10 +49,12 @@ struct Propagation {
     // (operands, then results, first come first served), so a split is never
     // undone by a replicated value meeting it; then known replication.
     SmallVector<std::optional<Axes>> loops(kinds.size());
+    SmallVector<int64_t> sourceSize(kinds.size(), std::numeric_limits<int64_t>::max());
     llvm::SmallDenseSet<int16_t> used;
     for (auto [l, kind] : llvm::enumerate(kinds))
       if (kind == LoopKind::Whole)
         loops[l] = Axes();
+    auto sizeOf = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
     SmallVector<unsigned> order = largestFirst(op);
     for (bool splits : {true, false})
       for (unsigned i : order) {
@@ -61,6 +68,7 @@ struct Propagation {
           if (llvm::any_of(*layout[d], [&](int16_t a) { return used.contains(a); }))
             continue;
           loops[l] = *layout[d];
+          sourceSize[l] = sizeOf(v);
           used.insert(layout[d]->begin(), layout[d]->end());
         }
       }
@@ -75,7 +83,7 @@ struct Propagation {
         int64_t l = loopOf(expr);
         if (l < 0)
           layout[d] = Axes();
-        else if (loops[l])
+        else if (loops[l] && (intoLarger || sizeOf(v) <= sourceSize[l]))
           layout[d] = loops[l];
         else
           continue;
@@ -141,13 +149,17 @@ struct Propagation {
     });
     SmallVector<ShardingRuleOpInterface> ops;
     fn.walk([&](ShardingRuleOpInterface op) { ops.push_back(op); });
-    bool changed = true;
-    while (changed) {
-      changed = false;
-      for (ShardingRuleOpInterface op : ops)
-        changed |= visit(op);
-      for (ShardingRuleOpInterface op : llvm::reverse(ops))
-        changed |= visit(op);
+    // To a fixpoint, forwards and backwards: first with splits flowing only
+    // into values no larger than their source, then anywhere.
+    for (bool intoLarger : {false, true}) {
+      bool changed = true;
+      while (changed) {
+        changed = false;
+        for (ShardingRuleOpInterface op : ops)
+          changed |= visit(op, intoLarger);
+        for (ShardingRuleOpInterface op : llvm::reverse(ops))
+          changed |= visit(op, intoLarger);
+      }
     }
     // Record the result layouts; whatever is still open is replicated.
     MLIRContext *ctx = fn.getContext();

@@ -231,3 +231,21 @@ module {
     return %0 : tensor<3x5xf32>
   }
 }
+
+// -----
+
+// So the bias is gathered (its 10 values), not the activation exchanged.
+// CHECK-LABEL: func.func @bias_moves
+// CHECK:      %[[B:.*]] = shard.all_gather %arg0 on @grid grid_axes = [0] gather_axis = 0 : tensor<5xf32> -> tensor<10xf32>
+// CHECK-NEXT: dtl.broadcast %[[B]] dims [1] : tensor<10xf32> -> tensor<128x10xf32>
+// CHECK-NOT:  shard.all_to_all
+module {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @bias_moves(%b: tensor<10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>},
+                        %h: tensor<256x10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<256x10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
+    %bb = dtl.broadcast %b dims [1] : tensor<10xf32> -> tensor<256x10xf32>
+    %s = dtl.add %h, %bb : tensor<256x10xf32>
+    return %s : tensor<256x10xf32>
+  }
+}

@@ -32,16 +32,17 @@ module attributes {dtl.model = @m} {
 
 // -----
 
-// A constraint is decided before anything flows and wins: the sum stays
-// split on rows though x @ w is split on columns (the partitioner
-// reshards). The constant feeding the constraint has no layout of its own
-// and takes it (propagation runs backwards too).
+// A constraint is decided before anything flows and wins, and as the
+// largest value around it decides the layout of x @ w too: w's column split
+// (a smaller tensor) does not, so the partitioner will gather w rather than
+// move the product. The constant feeding the constraint takes it
+// (propagation runs backwards too).
 
 // CHECK-LABEL: func.func @constraint
-// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], [0]]>]}
+// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 // CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 // CHECK:      dtl.sharding_constraint {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
-// CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], [0]]>]}
+// CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 module attributes {dtl.model = @m} {
   shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
   func.func @constraint(%x: tensor<4x3xf32>,
@@ -71,5 +72,25 @@ module attributes {dtl.model = @m} {
     %g = dtl.mul %x, %x : tensor<8x3xf32>
     %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
     return %new, %newbuf : tensor<8x3xf32>, tensor<8x3xf32>
+  }
+}
+
+// -----
+
+// The largest tensor decides: a split bias does not decide the layout of the
+// activation it is broadcast into and added to; the activation's rows split
+// does, and the (small) bias is the one to move.
+
+// CHECK-LABEL: func.func @largest_decides
+// CHECK:      dtl.broadcast {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+module attributes {dtl.model = @m} {
+  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+  func.func @largest_decides(%b: tensor<10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>},
+                             %h: tensor<256x10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> tensor<256x10xf32> {
+    %bb = dtl.broadcast %b dims [1] : tensor<10xf32> -> tensor<256x10xf32>
+    %s = dtl.add %h, %bb : tensor<256x10xf32>
+    return %s : tensor<256x10xf32>
   }
 }
