@@ -195,9 +195,24 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
       grads.push_back(mapped);
     }
 
-    // grad_norm = sqrt(sum over params of sum(g * g)).
+    // grad_norm = sqrt(sum over params of sum(g * g)), summed grouped by the
+    // gradients' layouts: sums of split gradients are partial over the same
+    // axes, and partial sums add without communication, so each group costs
+    // one all-reduce of a scalar, not one per param.
+    auto layoutKey = [&](unsigned k) {
+      Attribute sharding = zero >= 2 ? Attribute(zeroShardings.lookup(paramArgs[k]))
+                                     : step.getArgAttr(k, attr::sharding);
+      std::string key;
+      llvm::raw_string_ostream os(key);
+      if (sharding)
+        sharding.print(os);
+      return key;
+    };
+    SmallVector<unsigned> byLayout = llvm::to_vector(llvm::seq<unsigned>(0, grads.size()));
+    llvm::stable_sort(byLayout, [&](unsigned x, unsigned y) { return layoutKey(x) < layoutKey(y); });
     Value sumSquares;
-    for (Value g : grads) {
+    for (unsigned k : byLayout) {
+      Value g = grads[k];
       auto type = cast<RankedTensorType>(g.getType());
       Value squares = MulOp::create(b, loc, type, g, g);
       SmallVector<int64_t> all = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
