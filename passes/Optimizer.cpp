@@ -105,9 +105,20 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
   }
 
   /// Param arguments (and their gradient results) take the ZeRO-3 layout.
+  /// That layout is for storage: where a param is used it is constrained
+  /// back to the layout the user gave it, so it is all-gathered before use
+  /// (FSDP) rather than steering the computation by its storage split.
   static void storeParamsSplit(func::FuncOp fn, const DenseMap<unsigned, ShardingAttr> &zero) {
     llvm::StringMap<ShardingAttr> byName;
+    OpBuilder b = OpBuilder::atBlockBegin(&fn.getBody().front());
     for (auto [i, sharding] : zero) {
+      BlockArgument param = fn.getArgument(i);
+      if (auto computed = fn.getArgAttrOfType<ShardingAttr>(i, attr::sharding);
+          computed && computed != sharding && !param.use_empty()) {
+        auto gathered = ShardingConstraintOp::create(b, param.getLoc(), param.getType(), param,
+                                                     computed);
+        param.replaceAllUsesExcept(gathered, gathered);
+      }
       fn.setArgAttr(i, attr::sharding, sharding);
       byName[fn.getArgAttrOfType<StringAttr>(i, attr::name).getValue()] = sharding;
     }

@@ -87,20 +87,22 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 2 : i64
 
 // -----
 
-// Stage 3: params are stored split in every function (the forward and the
-// gradient functions gather them where they are used), and so are the
-// gradients the gradient function returns.
+// Stage 3: params are stored split in every function, and so are the
+// gradients the gradient function returns; where a param is used it is
+// constrained back to its own layout, so it is gathered before use (FSDP).
 // CHECK-LABEL: func.func @m(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-NEXT: %[[W:.*]] = dtl.sharding_constraint %arg0 : tensor<8x6xf32> to #dtl.sharding<@grid, {{\[}}[], []]>
+// CHECK:      dtl.reduce_sum %[[W]]
 // CHECK-LABEL: func.func @m_grad(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
 // CHECK-SAME: tensor<8x6xf32> {dtl.name = "w", dtl.role = "grad", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
 // CHECK-LABEL: func.func @train_step
 // CHECK-SAME: %arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
 module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 3 : i64}} {
   shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
-  func.func @m(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w"},
+  func.func @m(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], []]>},
                %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
       -> (tensor<f32> {dtl.role = "loss"}) {
-    %0 = dtl.constant 1.0 : tensor<f32>
+    %0 = dtl.reduce_sum %w dims [0, 1] : tensor<8x6xf32> -> tensor<f32>
     return %0 : tensor<f32>
   }
   func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w"},
