@@ -113,20 +113,14 @@ private:
 
   /// A layout as the user writes it; axes of one device split nothing and
   /// are left out.
-  std::string layoutString(const Layout &layout) const {
-    auto split = [&](const Axes &axes) {
-      Axes kept;
-      for (int16_t a : axes)
-        if (mesh_.getShape()[a] > 1)
-          kept.push_back(a);
-      return kept;
-    };
+  std::string layoutString(const Layout &given) const {
+    Layout layout = withoutTrivialAxes(mesh_, given);
     std::string s = "[";
     for (auto [i, axes] : llvm::enumerate(layout.dims))
-      s += (i ? ", " : "") + (split(axes).empty() ? std::string("_") : axesString(split(axes)));
+      s += (i ? ", " : "") + (axes.empty() ? std::string("_") : axesString(axes));
     s += "]";
-    if (!split(layout.partial).empty())
-      s += " partial " + axesString(split(layout.partial));
+    if (!layout.partial.empty())
+      s += " partial " + axesString(layout.partial);
     return s;
   }
 

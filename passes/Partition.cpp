@@ -181,16 +181,6 @@ struct FunctionPartitioner {
     return result;
   }
 
-  /// `layout` without the mesh axes of size 1: splitting over one device is
-  /// no split, and must not cost a collective (`--mesh dp=2,tp=1`).
-  Layout withoutTrivialAxes(Layout layout) const {
-    auto trivial = [&](int16_t a) { return meshSpan(mesh, {a}) == 1; };
-    for (Axes &axes : layout.dims)
-      llvm::erase_if(axes, trivial);
-    llvm::erase_if(layout.partial, trivial);
-    return layout;
-  }
-
   /// Each op's rule, taken while every type is still global: rules may look
   /// at sizes (a broadcast's repeated size-1 dims), which local types change.
   struct Rule {
@@ -225,7 +215,7 @@ struct FunctionPartitioner {
     for (unsigned i : rule.largestFirst) {
       Layout layout = i < numOperands
                           ? layouts.lookup(op->getOperand(i))
-                          : withoutTrivialAxes(Layout::fromAttr(
+                          : withoutTrivialAxes(mesh, Layout::fromAttr(
                                 cast<ShardingAttr>(resultShardings[i - numOperands])));
       for (auto [d, expr] : llvm::enumerate(maps[i].getResults()))
         claim(loopOf(expr), layout.dims[d]);
@@ -300,7 +290,7 @@ struct FunctionPartitioner {
     MLIRContext *ctx = fn.getContext();
     SmallVector<Type> argTypes;
     for (BlockArgument arg : fn.getArguments()) {
-      Layout layout = withoutTrivialAxes(argLayout(fn, arg.getArgNumber()));
+      Layout layout = withoutTrivialAxes(mesh, argLayout(fn, arg.getArgNumber()));
       auto global = cast<RankedTensorType>(arg.getType());
       FailureOr<RankedTensorType> local = localType(arg.getLoc(), global, layout);
       if (failed(local))
@@ -316,7 +306,7 @@ struct FunctionPartitioner {
         continue;
       if (auto constraint = dyn_cast<ShardingConstraintOp>(op)) {
         Value resharded = reshard(constraint.getInput(),
-                                  withoutTrivialAxes(Layout::fromAttr(constraint.getSharding())).dims,
+                                  withoutTrivialAxes(mesh, Layout::fromAttr(constraint.getSharding())).dims,
                                   false);
         constraint.getResult().replaceAllUsesWith(resharded);
         constraint.erase();
@@ -333,7 +323,7 @@ struct FunctionPartitioner {
     for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
       Layout want = Layout::replicated(cast<RankedTensorType>(v.getType()).getRank());
       if (auto s = fn.getResultAttrOfType<ShardingAttr>(i, attr::sharding))
-        want = withoutTrivialAxes(Layout::fromAttr(s));
+        want = withoutTrivialAxes(mesh, Layout::fromAttr(s));
       ret.setOperand(i, reshard(v, want.dims, false));
       resultTypes.push_back(ret.getOperand(i).getType());
     }

@@ -42,6 +42,14 @@ SmallVector<unsigned> dtl::largestFirst(Operation *op) {
   return order;
 }
 
+Layout dtl::withoutTrivialAxes(shard::GridOp mesh, Layout layout) {
+  auto trivial = [&](int16_t a) { return meshSpan(mesh, {a}) == 1; };
+  for (Axes &axes : layout.dims)
+    llvm::erase_if(axes, trivial);
+  llvm::erase_if(layout.partial, trivial);
+  return layout;
+}
+
 int64_t dtl::loopOf(AffineExpr expr) {
   if (auto dim = dyn_cast<AffineDimExpr>(expr))
     return dim.getPosition();

@@ -17,7 +17,6 @@ struct Layout {
   static Layout replicated(unsigned rank) { return Layout{llvm::SmallVector<Axes>(rank), {}}; }
   static Layout fromAttr(ShardingAttr attr);
   ShardingAttr toAttr(mlir::MLIRContext *ctx, llvm::StringRef grid) const;
-  bool operator==(const Layout &o) const { return dims == o.dims && partial == o.partial; }
 };
 
 /// The layout recorded for a function argument, or replicated.
@@ -25,6 +24,10 @@ Layout argLayout(mlir::func::FuncOp fn, unsigned index);
 
 /// The number of mesh positions spanned by `axes`.
 int64_t meshSpan(mlir::shard::GridOp mesh, llvm::ArrayRef<int16_t> axes);
+
+/// `layout` without the mesh axes of size 1: splitting over one device is no
+/// split (`--mesh dp=2,tp=1`), so it must not cost a collective nor show.
+Layout withoutTrivialAxes(mlir::shard::GridOp mesh, Layout layout);
 
 /// The loop index a map result refers to, or -1 for a constant (unsplit) dim.
 int64_t loopOf(mlir::AffineExpr expr);

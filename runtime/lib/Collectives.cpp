@@ -8,7 +8,7 @@
 
 namespace dtlrt {
 
-Context::Context(std::vector<int> axisSizes, int rank) : sizes_(std::move(axisSizes)), rank_(rank) {
+Context::Context(std::vector<int> axisSizes, int rank) : sizes_(std::move(axisSizes)) {
   coords_.resize(sizes_.size());
   int rest = rank;
   for (int i = (int)sizes_.size() - 1; i >= 0; --i) {

@@ -154,18 +154,13 @@ struct Buffer {
 double readScalar(const void *p, DType t) {
   return t == DType::F64 ? *static_cast<const double *>(p) : *static_cast<const float *>(p);
 }
-void writeScalar(void *p, DType t, double v) {
-  if (t == DType::F64)
-    *static_cast<double *>(p) = v;
-  else
-    *static_cast<float *>(p) = float(v);
-}
 void writeReal(void *p, DType t, int64_t i, double v) {
   if (t == DType::F64)
     static_cast<double *>(p)[i] = v;
   else
     static_cast<float *>(p)[i] = float(v);
 }
+void writeScalar(void *p, DType t, double v) { writeReal(p, t, 0, v); }
 
 double scheduledLr(const Program &p, int64_t step, int64_t steps) {
   double peak = p.lr;

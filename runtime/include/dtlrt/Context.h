@@ -16,9 +16,6 @@ public:
   Context(std::vector<int> axisSizes, int rank);
   ~Context();
 
-  int rank() const { return rank_; }
-  /// This rank's coordinate along each mesh axis (row-major: last axis fastest).
-  const std::vector<int> &coords() const { return coords_; }
   /// This rank's index among the ranks spanned by `axes` (major to minor),
   /// and how many they are.
   int indexAlong(const Axes &axes) const;
@@ -48,8 +45,8 @@ public:
 
 private:
   MPI_Comm commFor(const Axes &axes);
-  std::vector<int> sizes_, coords_;
-  int rank_;
+  std::vector<int> sizes_;
+  std::vector<int> coords_; ///< along each mesh axis (row-major: last axis fastest)
   std::map<Axes, MPI_Comm> comms_;
 };
 
