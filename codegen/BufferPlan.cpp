@@ -1,6 +1,7 @@
 //===- BufferPlan.cpp - liveness-based reuse of intermediate buffers ------===//
 
 #include "codegen/BufferPlan.h"
+#include "dialects/dtl/DtlOps.h"
 
 #include "mlir/IR/BuiltinTypes.h"
 
@@ -21,6 +22,8 @@ int64_t dtl::bufferBytes(Value v, int64_t realBytes) {
   return type.getNumElements() * element;
 }
 
+bool dtl::isView(Operation *op) { return isa<ReshapeOp, LayerOp>(op); }
+
 dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
   Block &body = fn.getBody().front();
   DenseMap<Operation *, int64_t> position;
@@ -32,13 +35,27 @@ dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
     Value value;
     int64_t start, end, bytes;
   };
+  // A view's uses keep its source (a buffer, or an argument) alive.
+  DenseMap<Value, Value> sourceOf;
+  auto source = [&](Value v) { return sourceOf.lookup(v) ? sourceOf.lookup(v) : v; };
   SmallVector<Interval> intervals;
-  for (Operation &op : body.without_terminator())
+  DenseMap<Value, size_t> intervalOf;
+  for (Operation &op : body.without_terminator()) {
+    if (isView(&op)) {
+      sourceOf[op.getResult(0)] = source(op.getOperand(0));
+      continue;
+    }
     for (Value r : op.getResults()) {
-      int64_t end = position[&op];
-      for (Operation *user : r.getUsers())
-        end = std::max(end, position[body.findAncestorOpInBlock(*user)]);
-      intervals.push_back({r, position[&op], end, aligned(std::max<int64_t>(bufferBytes(r, realBytes), 1))});
+      intervalOf[r] = intervals.size();
+      intervals.push_back({r, position[&op], position[&op],
+                           aligned(std::max<int64_t>(bufferBytes(r, realBytes), 1))});
+    }
+  }
+  for (Operation &op : body)
+    for (Value operand : op.getOperands()) {
+      auto it = intervalOf.find(source(operand));
+      if (it != intervalOf.end())
+        intervals[it->second].end = std::max(intervals[it->second].end, position[&op]);
     }
 
   // First fit in definition order over the live blocks, kept by offset.

@@ -11,10 +11,15 @@ namespace dtl {
 /// One arena per step function: each op result gets a byte offset in it,
 /// reused once the value is dead. Liveness runs from the defining op to the
 /// last use (inclusive), so a result never overlaps an operand of its own op.
+/// Views (reshape, one layer of a stacked tensor) get no bytes of their own:
+/// they point into their source, which lives as long as any view of it.
 struct BufferPlan {
   llvm::DenseMap<mlir::Value, int64_t> offsets;
   int64_t arenaBytes = 0;
 };
+
+/// Whether `op`'s result is a view of its first operand (no copy).
+bool isView(mlir::Operation *op);
 
 /// Plans the intermediates of `fn` (a partitioned step function) by first
 /// fit in definition order; floats take `realBytes` each (4 or 8).

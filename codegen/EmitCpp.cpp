@@ -58,8 +58,9 @@ std::string identifier(StringRef name) {
 
 class FunctionEmitter {
 public:
-  FunctionEmitter(func::FuncOp fn, int64_t realBytes, raw_ostream &os)
-      : fn_(fn), os_(os), plan_(planBuffers(fn, realBytes)) {}
+  FunctionEmitter(func::FuncOp fn, int64_t realBytes, ArrayRef<int64_t> meshShape,
+                  uint64_t seed, raw_ostream &os)
+      : fn_(fn), os_(os), plan_(planBuffers(fn, realBytes)), meshShape_(meshShape), seed_(seed) {}
 
   LogicalResult emit(StringRef cppName) {
     os_ << "void " << cppName
@@ -99,6 +100,22 @@ private:
 
   const std::string &use(Value v) { return names_.at(v); }
 
+  /// `v` as a read-only pointer into `source`'s buffer, `offset` elements in.
+  void defineView(Value v, Value source, int64_t offset) {
+    std::string name = "t" + std::to_string(next_++);
+    os_ << "  const " << elementType(v.getType()) << " *const " << name << " = " << use(source)
+        << " + " << offset << ";\n";
+    names_[v] = name;
+  }
+
+  /// A call `dtlrt::kernel(args...)` whose arguments are given in order;
+  /// results are defined first.
+  void call(StringRef kernel, ArrayRef<std::string> args) {
+    os_ << "  dtlrt::" << kernel << "(" << llvm::join(args, ", ") << ");\n";
+  }
+
+  static std::string str(int64_t v) { return std::to_string(v); }
+
   static std::string shapeOf(Value v) {
     return joined(cast<RankedTensorType>(v.getType()).getShape());
   }
@@ -133,6 +150,41 @@ private:
     for (uint64_t d : dims)
       os_ << ", " << d;
     os_ << ", " << axesOf(axes) << ");\n";
+    return success();
+  }
+
+  /// (product of the leading dims, last dim) of `v`'s local shape.
+  static std::pair<int64_t, int64_t> rowsAndLast(Value v) {
+    auto type = cast<RankedTensorType>(v.getType());
+    int64_t last = type.getShape().back();
+    return {type.getNumElements() / last, last};
+  }
+
+  /// Dropout draws its mask by global index: the partitioner leaves the
+  /// input's layout on the op, from which each rank finds its offsets.
+  LogicalResult emitDropout(DropoutOp d) {
+    auto layouts = d->getAttrOfType<ArrayAttr>(attr::shardings);
+    if (!layouts)
+      return d.emitError("dropout needs its layout (`dtl.shardings`) from dtl-partition");
+    auto layout = cast<ShardingAttr>(layouts[0]);
+    ArrayRef<int64_t> local = cast<RankedTensorType>(d.getInput().getType()).getShape();
+    SmallVector<int64_t> global(local);
+    SmallVector<std::string> offsets;
+    for (auto [i, axes] : llvm::enumerate(layout.getDims())) {
+      SmallVector<int64_t> list(axes.asArrayRef().begin(), axes.asArrayRef().end());
+      for (int64_t a : list)
+        global[i] *= meshShape_[a];
+      offsets.push_back(list.empty() ? "0"
+                                     : "int64_t(ctx.indexAlong(" + axesOf(axes.asArrayRef()) +
+                                           ")) * " + str(local[i]));
+    }
+    std::string result = define(d.getResult());
+    os_ << "  { static const int64_t local[] = " << joined(local) << ", global[] = "
+        << joined(global) << ";\n    const int64_t offsets[] = {" << llvm::join(offsets, ", ")
+        << "};\n    dtlrt::dropout(" << use(d.getInput()) << ", " << result << ", "
+        << local.size() << ", local, global, offsets, "
+        << literal(d.getRate().convertToDouble()) << ", " << seed_ << "ull, " << d.getStream()
+        << ", int64_t(" << use(d.getStep()) << "[0])); }\n";
     return success();
   }
 
@@ -183,37 +235,144 @@ private:
           return success();
         })
         .Case([&](MatmulOp m) {
+          // An lhs [M..., K] is a matrix of prod(M...) rows.
           ArrayRef<int64_t> lhs = rankedShape(m.getLhs()), out = rankedShape(m.getResult());
-          int64_t k = m.getTransposeLhs() ? lhs[0] : lhs[1];
+          int64_t k = m.getTransposeLhs() ? lhs[0] : lhs.back();
+          int64_t rows = numElements(m.getResult().getType()) / out.back();
           std::string result = define(m.getResult());
           os_ << "  dtlrt::matmul(" << (m.getTransposeLhs() ? "true" : "false") << ", "
-              << (m.getTransposeRhs() ? "true" : "false") << ", " << out[0] << ", " << out[1]
+              << (m.getTransposeRhs() ? "true" : "false") << ", " << rows << ", " << out.back()
               << ", " << k << ", " << use(m.getLhs()) << ", " << use(m.getRhs()) << ", " << result
               << ");\n";
           return success();
         })
         .Case([&](CrossEntropyOp c) {
-          ArrayRef<int64_t> shape = rankedShape(c.getLogits());
+          auto [rows, classes] = rowsAndLast(c.getLogits());
           std::string result = define(c.getResult());
           os_ << "  dtlrt::crossEntropy(" << use(c.getLogits()) << ", " << use(c.getLabels())
-              << ", " << result << ", " << shape[0] << ", " << shape[1] << ");\n";
+              << ", " << result << ", " << rows << ", " << classes << ");\n";
           return success();
         })
         .Case([&](CrossEntropyGradOp c) {
-          ArrayRef<int64_t> shape = rankedShape(c.getLogits());
+          auto [rows, classes] = rowsAndLast(c.getLogits());
           std::string result = define(c.getResult());
           os_ << "  dtlrt::crossEntropyGrad(" << use(c.getLogits()) << ", " << use(c.getLabels())
-              << ", " << use(c.getGrad()) << ", " << result << ", " << shape[0] << ", "
-              << shape[1] << ");\n";
+              << ", " << use(c.getGrad()) << ", " << result << ", " << rows << ", " << classes
+              << ");\n";
           return success();
         })
         .Case([&](CorrectOp c) {
-          ArrayRef<int64_t> shape = rankedShape(c.getLogits());
+          auto [rows, classes] = rowsAndLast(c.getLogits());
           std::string result = define(c.getResult());
           os_ << "  dtlrt::correct(" << use(c.getLogits()) << ", " << use(c.getLabels()) << ", "
-              << result << ", " << shape[0] << ", " << shape[1] << ");\n";
+              << result << ", " << rows << ", " << classes << ");\n";
           return success();
         })
+        .Case([&](GeluOp) { return elementwise(op, "dtlrt::gelu($0)"), success(); })
+        .Case([&](GeluGradOp) { return elementwise(op, "dtlrt::geluGrad($0, $1)"), success(); })
+        .Case([&](SoftmaxOp s) {
+          auto [rows, n] = rowsAndLast(s.getInput());
+          std::string result = define(s.getResult());
+          call("softmax", {use(s.getInput()), result, str(rows), str(n)});
+          return success();
+        })
+        .Case([&](SoftmaxGradOp s) {
+          auto [rows, n] = rowsAndLast(s.getOutput());
+          std::string result = define(s.getResult());
+          call("softmaxGrad", {use(s.getOutput()), use(s.getGrad()), result, str(rows), str(n)});
+          return success();
+        })
+        .Case([&](LayerNormOp l) {
+          auto [rows, n] = rowsAndLast(l.getInput());
+          std::string result = define(l.getResult()), mean = define(l.getMean()),
+                      rstd = define(l.getRstd());
+          call("layerNorm", {use(l.getInput()), use(l.getWeight()), use(l.getBias()),
+                             literal(l.getEps().convertToDouble()), result, mean, rstd, str(rows),
+                             str(n)});
+          return success();
+        })
+        .Case([&](LayerNormGradInputOp l) {
+          auto [rows, n] = rowsAndLast(l.getInput());
+          std::string result = define(l.getResult());
+          call("layerNormGradInput", {use(l.getInput()), use(l.getWeight()), use(l.getMean()),
+                                      use(l.getRstd()), use(l.getGrad()), result, str(rows),
+                                      str(n)});
+          return success();
+        })
+        .Case([&](LayerNormGradParamsOp l) {
+          auto [rows, n] = rowsAndLast(l.getInput());
+          std::string dw = define(l.getWeightGrad()), db = define(l.getBiasGrad());
+          call("layerNormGradParams", {use(l.getInput()), use(l.getMean()), use(l.getRstd()),
+                                       use(l.getGrad()), dw, db, str(rows), str(n)});
+          return success();
+        })
+        .Case([&](EmbeddingOp e) {
+          ArrayRef<int64_t> table = rankedShape(e.getTable());
+          std::string result = define(e.getResult());
+          call("embedding", {use(e.getTable()), use(e.getIndices()), result,
+                             str(numElements(e.getIndices().getType())), str(table[0]),
+                             str(table[1])});
+          return success();
+        })
+        .Case([&](EmbeddingGradOp e) {
+          ArrayRef<int64_t> table = rankedShape(e.getResult());
+          std::string result = define(e.getResult());
+          call("embeddingGrad", {use(e.getIndices()), use(e.getGrad()), result,
+                                 str(numElements(e.getIndices().getType())), str(table[0]),
+                                 str(table[1])});
+          return success();
+        })
+        .Case([&](CausalAttentionOp a) {
+          ArrayRef<int64_t> q = rankedShape(a.getQ());
+          // Local heads: the channels may be split into whole heads.
+          int64_t heads = rankedShape(a.getProbs())[1];
+          std::string result = define(a.getResult()), probs = define(a.getProbs());
+          call("causalAttention", {use(a.getQ()), use(a.getK()), use(a.getV()), result, probs,
+                                   str(q[0]), str(q[1]), str(q[2]), str(heads)});
+          return success();
+        })
+        .Case([&](CausalAttentionGradOp a) {
+          ArrayRef<int64_t> q = rankedShape(a.getQ());
+          int64_t heads = rankedShape(a.getProbs())[1];
+          std::string dq = define(a.getQGrad()), dk = define(a.getKGrad()),
+                      dv = define(a.getVGrad());
+          call("causalAttentionGrad", {use(a.getQ()), use(a.getK()), use(a.getV()),
+                                       use(a.getProbs()), use(a.getGrad()), dq, dk, dv, str(q[0]),
+                                       str(q[1]), str(q[2]), str(heads)});
+          return success();
+        })
+        .Case([&](ReshapeOp r) {
+          defineView(r.getResult(), r.getInput(), 0);
+          return success();
+        })
+        .Case([&](LayerOp l) {
+          defineView(l.getResult(), l.getInput(),
+                     l.getIndex() * numElements(l.getResult().getType()));
+          return success();
+        })
+        .Case([&](StackOp s) {
+          std::string result = define(s.getResult());
+          int64_t n = numElements(s.getInputs().front().getType());
+          for (auto [i, v] : llvm::enumerate(s.getInputs()))
+            os_ << "  std::memcpy(" << result << " + " << i * n << ", " << use(v) << ", " << n
+                << " * sizeof(real));\n";
+          return success();
+        })
+        .Case([&](TransposeOp t) {
+          // A strided gather: result dim i walks input dim perm[i].
+          ArrayRef<int64_t> in = rankedShape(t.getInput()), out = rankedShape(t.getResult());
+          SmallVector<int64_t> inStrides(in.size()), strides;
+          for (int64_t d = (int64_t)in.size() - 1, stride = 1; d >= 0; stride *= in[d--])
+            inStrides[d] = stride;
+          for (int64_t p : t.getPermutation())
+            strides.push_back(inStrides[p]);
+          std::string result = define(t.getResult());
+          os_ << "  { static const int64_t shape[] = " << joined(out)
+              << ", strides[] = " << joined(strides) << ";\n    dtlrt::broadcast(" << use(t.getInput())
+              << ", " << result << ", shape, strides, " << out.size() << "); }\n";
+          return success();
+        })
+        .Case([&](DropoutOp d) { return emitDropout(d); })
         .Case([&](AdamwUpdateOp u) {
           std::string param = define(u.getNewParam()), m = define(u.getNewM()),
                       v = define(u.getNewV());
@@ -278,6 +437,8 @@ private:
   DenseMap<Value, std::string> names_;
   int next_ = 0;
   BufferPlan plan_;
+  ArrayRef<int64_t> meshShape_;
+  uint64_t seed_;
 };
 
 class ProgramEmitter {
@@ -302,8 +463,10 @@ public:
         << "#include \"dtlrt/Runtime.h\"\n\n#include <cmath>\n#include <cstdint>\n"
         << "#include <cstring>\n#include <vector>\n\n"
         << "using real = " << (options_.f64 ? "double" : "float") << ";\n\nnamespace {\n\n";
+    auto seed = train.getAs<IntegerAttr>("seed");
     for (func::FuncOp fn : {forward, grad, trainStep})
-      if (fn && failed(FunctionEmitter(fn, options_.f64 ? 8 : 4, os_)
+      if (fn && failed(FunctionEmitter(fn, options_.f64 ? 8 : 4, mesh_.getShape(),
+                                       seed ? seed.getInt() : 0, os_)
                                 .emit("step_" + identifier(fn.getSymName()))))
         return failure();
     os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  dtlrt::Program p;\n";
@@ -398,7 +561,7 @@ private:
     static const std::pair<StringRef, StringRef> fields[] = {
         {"steps", "steps"}, {"log_every", "logEvery"}, {"eval_every", "evalEvery"},
         {"seed", "seed"},   {"lr", "lr"},              {"min_lr", "minLr"},
-        {"warmup", "warmup"}};
+        {"warmup", "warmup"},  {"eval_batches", "evalBatches"}};
     for (auto [key, field] : fields) {
       if (auto n = train.getAs<IntegerAttr>(key))
         os_ << "  p." << field << " = " << n.getInt() << ";\n";

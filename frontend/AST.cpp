@@ -77,15 +77,50 @@ void dumpSharding(const std::optional<Sharding> &s, llvm::raw_ostream &os) {
 void dumpType(const TensorType &t, llvm::raw_ostream &os) {
   os << t.dtype << '[';
   for (size_t i = 0; i < t.dims.size(); ++i)
-    os << (i ? ", " : "") << (t.dims[i].symbol.empty() ? std::to_string(t.dims[i].size) : t.dims[i].symbol);
+    os << (i ? ", " : ""), dumpExpr(*t.dims[i].expr, os);
   os << ']';
 }
 
 std::string at(Pos p) { return " @" + std::to_string(p.line) + ":" + std::to_string(p.col); }
 
+void dumpStmts(const std::vector<Stmt> &body, llvm::raw_ostream &os) {
+  for (const Stmt &s : body) {
+    switch (s.kind) {
+    case Stmt::Kind::Param:
+    case Stmt::Kind::Input:
+      os << (s.kind == Stmt::Kind::Param ? "  Param " : "  Input ") << s.name << ": ";
+      dumpType(s.type, os);
+      dumpSharding(s.sharding, os);
+      if (s.init) {
+        os << " init ";
+        dumpCall(*s.init, os);
+      }
+      break;
+    case Stmt::Kind::Assign:
+      os << "  Assign " << s.name << " = ";
+      dumpExpr(*s.expr, os);
+      dumpSharding(s.sharding, os);
+      break;
+    case Stmt::Kind::Repeat:
+      os << "  Repeat " << s.name << " = repeat ";
+      dumpExpr(*s.count, os);
+      os << " ";
+      dumpExpr(*s.expr, os);
+      break;
+    case Stmt::Kind::Return:
+      os << "  Return ";
+      dumpExpr(*s.expr, os);
+      break;
+    }
+    os << at(s.pos) << "\n";
+  }
+}
+
 } // namespace
 
 void dtl::ast::dump(const Program &program, llvm::raw_ostream &os) {
+  for (const Import &i : program.imports)
+    os << "Import \"" << i.path << "\"" << at(i.pos) << "\n";
   for (const Mesh &m : program.meshes) {
     os << "Mesh " << m.name << at(m.pos) << "\n";
     for (const MeshAxis &a : m.axes)
@@ -96,30 +131,14 @@ void dtl::ast::dump(const Program &program, llvm::raw_ostream &os) {
     for (const SizeParam &s : m.sizes)
       os << "  Size " << s.name << (s.defaultValue ? " = " + std::to_string(*s.defaultValue) : "")
          << at(s.pos) << "\n";
-    for (const Stmt &s : m.body) {
-      switch (s.kind) {
-      case Stmt::Kind::Param:
-      case Stmt::Kind::Input:
-        os << (s.kind == Stmt::Kind::Param ? "  Param " : "  Input ") << s.name << ": ";
-        dumpType(s.type, os);
-        dumpSharding(s.sharding, os);
-        if (s.init) {
-          os << " init ";
-          dumpCall(*s.init, os);
-        }
-        break;
-      case Stmt::Kind::Assign:
-        os << "  Assign " << s.name << " = ";
-        dumpExpr(*s.expr, os);
-        dumpSharding(s.sharding, os);
-        break;
-      case Stmt::Kind::Return:
-        os << "  Return ";
-        dumpExpr(*s.expr, os);
-        break;
-      }
-      os << at(s.pos) << "\n";
-    }
+    dumpStmts(m.body, os);
+  }
+  for (const Block &blk : program.blocks) {
+    os << "Block " << blk.name << "(";
+    for (size_t i = 0; i < blk.args.size(); ++i)
+      os << (i ? ", " : "") << blk.args[i];
+    os << ")" << at(blk.pos) << "\n";
+    dumpStmts(blk.body, os);
   }
   for (const Train &t : program.trains) {
     os << "Train " << t.model << " on " << t.mesh << at(t.pos) << "\n";

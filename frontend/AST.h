@@ -18,9 +18,11 @@
 
 namespace dtl::ast {
 
-/// 1-based line and column in the source file.
+/// 1-based line and column in a source file; `file` is null for the file
+/// being compiled, else an imported file's path (owned by the Program).
 struct Pos {
   unsigned line = 0, col = 0;
+  const std::string *file = nullptr;
 };
 
 struct Expr;
@@ -59,9 +61,9 @@ struct Value {
   std::vector<Value> tuple;
 };
 
+/// A dimension: an integer expression of sizes (`C`, `4 * C`, `64`).
 struct Dim {
-  std::string symbol; ///< empty when the size is a literal
-  int64_t size = 0;
+  std::shared_ptr<Expr> expr;
   Pos pos;
 };
 
@@ -83,14 +85,15 @@ struct Sharding {
 };
 
 struct Stmt {
-  enum class Kind { Param, Input, Assign, Return };
+  enum class Kind { Param, Input, Assign, Repeat, Return };
   Kind kind;
   Pos pos;
   std::string name;                 ///< Param, Input, Assign
   TensorType type;                  ///< Param, Input
   std::optional<Sharding> sharding; ///< Param, Input
   std::unique_ptr<Call> init;       ///< Param
-  std::unique_ptr<Expr> expr;       ///< Assign, Return
+  std::unique_ptr<Expr> expr;       ///< Assign, Return; Repeat: the block call
+  std::unique_ptr<Expr> count;      ///< Repeat: how many times
 };
 
 struct SizeParam {
@@ -103,6 +106,20 @@ struct Model {
   std::string name;
   std::vector<SizeParam> sizes;
   std::vector<Stmt> body;
+  Pos pos;
+};
+
+/// `block NAME(ARGS) { ... }`: statements with their own params, called
+/// like a function; `x = repeat N NAME(x)` stacks N copies.
+struct Block {
+  std::string name;
+  std::vector<std::string> args;
+  std::vector<Stmt> body;
+  Pos pos;
+};
+
+struct Import {
+  std::string path;
   Pos pos;
 };
 
@@ -139,9 +156,13 @@ struct Train {
 };
 
 struct Program {
+  std::vector<Import> imports;
   std::vector<Mesh> meshes;
   std::vector<Model> models;
+  std::vector<Block> blocks;
   std::vector<Train> trains;
+  /// Paths of the imported files the positions point to.
+  std::vector<std::unique_ptr<std::string>> files;
 };
 
 /// Prints the tree, one node per line (dtlc --emit=ast).

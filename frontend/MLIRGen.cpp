@@ -58,8 +58,20 @@ private:
   std::vector<int64_t> meshShape;
   std::string meshName = "mesh";
   SmallVector<std::pair<Value, Value>> crossEntropies; // (logits, labels)
+  func::FuncOp fn;
+  llvm::StringMap<const ast::Block *> blocks;
+  /// Params made by block calls, by full name (`h.w_fc`).
+  llvm::StringMap<BlockArgument> blockParams;
+  /// The `step` argument dropout draws its mask with, made on first use.
+  Value stepArg;
+  int64_t dropoutStreams = 0;
+  /// Enclosing `repeat`s of the block being expanded: (count, this layer).
+  SmallVector<std::pair<int64_t, int64_t>> layerStack;
+  unsigned blockDepth = 0;
 
-  Location loc(ast::Pos p) { return FileLineColLoc::get(&ctx, file, p.line, p.col); }
+  Location loc(ast::Pos p) {
+    return FileLineColLoc::get(&ctx, p.file ? StringRef(*p.file) : file, p.line, p.col);
+  }
   InFlightDiagnostic error(ast::Pos p) {
     hadError = true;
     return emitError(loc(p));
@@ -76,11 +88,25 @@ private:
   Attribute sharding(const ast::Stmt &decl, RankedTensorType type);
   Attribute initializer(const ast::Stmt &decl);
   func::FuncOp emitModel(const ast::Model &model);
+  void define(const std::string &name, Value v, ast::Pos pos);
+  BlockArgument addArgument(RankedTensorType type, DictionaryAttr attrs, Location l);
+  DictionaryAttr argAttrs(const ast::Stmt &decl, RankedTensorType type, StringRef name,
+                          unsigned stacked);
+  /// Emits assignments (and blocks' params); returns the `return` value, or
+  /// null (with `returnStmt` null when there was none).
+  Value emitStatements(const std::vector<ast::Stmt> &body, StringRef prefix,
+                       const ast::Stmt *&returnStmt);
+  Value callBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
+                  std::optional<int64_t> repeat);
+  std::optional<int64_t> sizeValue(const ast::Expr &e);
 
   // Expressions -------------------------------------------------------------
   Value expr(const ast::Expr &e);
   Value binary(const ast::Expr &e);
   Value call(const ast::Call &c);
+  Value reduction(const ast::Call &c, ArrayRef<Value> args, ArrayRef<const ast::Expr *> argExprs,
+                  const llvm::StringMap<const ast::Arg *> &named);
+  Value matmul(const ast::Expr &e, Value lhs, const ast::Expr &rhsExpr);
   Value broadcastTo(Value v, ArrayRef<int64_t> shape, Location l);
   Value constant(double value, RankedTensorType type, Location l) {
     return ConstantOp::create(b, l, type, b.getF64FloatAttr(value));
@@ -152,6 +178,45 @@ bool Generator::resolveSizes(const ast::Model &model) {
   return !hadError;
 }
 
+std::optional<int64_t> Generator::sizeValue(const ast::Expr &e) {
+  switch (e.kind) {
+  case ast::Expr::Kind::Number:
+    if (e.number == (int64_t)e.number)
+      return (int64_t)e.number;
+    break;
+  case ast::Expr::Kind::Name: {
+    auto it = sizes.find(e.name);
+    if (it != sizes.end())
+      return it->second;
+    error(e.pos) << "unknown size '" << e.name << "'";
+    return std::nullopt;
+  }
+  case ast::Expr::Kind::Binary: {
+    std::optional<int64_t> a = sizeValue(*e.operands[0]), c = sizeValue(*e.operands[1]);
+    if (!a || !c)
+      return std::nullopt;
+    switch (e.op) {
+    case '+':
+      return *a + *c;
+    case '-':
+      return *a - *c;
+    case '*':
+      return *a * *c;
+    case '/':
+      if (*c != 0 && *a % *c == 0)
+        return *a / *c;
+      error(e.pos) << *a << " / " << *c << " is not a whole number";
+      return std::nullopt;
+    }
+    break;
+  }
+  default:
+    break;
+  }
+  error(e.pos) << "expected a size: an integer expression of sizes such as 4 * C";
+  return std::nullopt;
+}
+
 std::optional<RankedTensorType> Generator::tensorType(const ast::TensorType &t, bool isParam) {
   Type elt;
   if (t.dtype == "f32")
@@ -164,18 +229,12 @@ std::optional<RankedTensorType> Generator::tensorType(const ast::TensorType &t, 
     error(t.pos) << "unknown dtype '" << t.dtype << "'" << (isParam ? " (params are f32)" : "");
   SmallVector<int64_t> shape;
   for (const ast::Dim &d : t.dims) {
-    int64_t size = d.size;
-    if (!d.symbol.empty()) {
-      auto it = sizes.find(d.symbol);
-      if (it == sizes.end()) {
-        error(d.pos) << "unknown size '" << d.symbol << "'";
-        continue;
-      }
-      size = it->second;
-    }
-    if (size < 1)
-      error(d.pos) << "dimension sizes must be positive, got " << size;
-    shape.push_back(size);
+    std::optional<int64_t> size = sizeValue(*d.expr);
+    if (!size)
+      continue;
+    if (*size < 1)
+      error(d.pos) << "dimension sizes must be positive, got " << *size;
+    shape.push_back(*size);
   }
   if (!elt || shape.size() != t.dims.size())
     return std::nullopt;
@@ -275,11 +334,48 @@ Attribute Generator::initializer(const ast::Stmt &decl) {
   return b.getDictionaryAttr(attrs);
 }
 
+void Generator::define(const std::string &name, Value v, ast::Pos pos) {
+  auto [it, fresh] = symbols.try_emplace(name, Symbol{v, pos});
+  if (!fresh)
+    error(pos).append("'", name, "' is already defined").attachNote(loc(it->second.pos))
+        << "previous definition is here";
+}
+
+BlockArgument Generator::addArgument(RankedTensorType type, DictionaryAttr attrs, Location l) {
+  unsigned index = fn.getNumArguments();
+  (void)fn.insertArgument(index, type, attrs, l);
+  return fn.getArgument(index);
+}
+
+DictionaryAttr Generator::argAttrs(const ast::Stmt &s, RankedTensorType type, StringRef name,
+                                   unsigned stacked) {
+  bool isParam = s.kind == ast::Stmt::Kind::Param;
+  // After a reported error in the sharding or initializer, go on as if it
+  // were replicated / zeros, so uses of the name do not cascade into errors.
+  auto shard = dyn_cast_or_null<ShardingAttr>(sharding(s, type));
+  SmallVector<SmallVector<int16_t>> dims(stacked);
+  if (shard)
+    for (ArrayRef<int16_t> axes : shard.getDims())
+      dims.push_back(SmallVector<int16_t>(axes));
+  else
+    dims.resize(stacked + type.getRank());
+  Attribute init = isParam ? initializer(s) : Attribute();
+  if (isParam && !init)
+    init = b.getDictionaryAttr(b.getNamedAttr("kind", b.getStringAttr("zeros")));
+  SmallVector<NamedAttribute> attrs{
+      b.getNamedAttr(attr::role, b.getStringAttr(isParam ? "param" : "input")),
+      b.getNamedAttr(attr::name, b.getStringAttr(name)),
+      b.getNamedAttr(attr::sharding, ShardingAttr::get(&ctx, meshName, dims))};
+  if (init)
+    attrs.push_back(b.getNamedAttr(attr::init, init));
+  return b.getDictionaryAttr(attrs);
+}
+
 func::FuncOp Generator::emitModel(const ast::Model &model) {
-  // Params and inputs become the function's arguments, in declaration order.
-  SmallVector<Type> argTypes;
-  SmallVector<DictionaryAttr> argAttrs;
-  SmallVector<const ast::Stmt *> argDecls;
+  // The model's params and inputs become the function's arguments, in
+  // declaration order; the params of called blocks follow as they are made.
+  fn = func::FuncOp::create(b, loc(model.pos), model.name, b.getFunctionType({}, {}));
+  b.setInsertionPointToStart(fn.addEntryBlock());
   for (const ast::Stmt &s : model.body) {
     if (s.kind != ast::Stmt::Kind::Param && s.kind != ast::Stmt::Kind::Input)
       continue;
@@ -289,68 +385,13 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
       poisoned.insert(s.name);
       continue;
     }
-    // After a reported error in the sharding or initializer, go on as if it
-    // were replicated / zeros, so uses of the name do not cascade into errors.
-    Attribute shard = sharding(s, *type);
-    if (!shard)
-      shard = ShardingAttr::get(&ctx, meshName, SmallVector<SmallVector<int16_t>>(type->getRank()));
-    Attribute init = isParam ? initializer(s) : Attribute();
-    if (isParam && !init)
-      init = b.getDictionaryAttr(b.getNamedAttr("kind", b.getStringAttr("zeros")));
-    SmallVector<NamedAttribute> attrs{
-        b.getNamedAttr(attr::role, b.getStringAttr(isParam ? "param" : "input")),
-        b.getNamedAttr(attr::name, b.getStringAttr(s.name)),
-        b.getNamedAttr(attr::sharding, shard)};
-    if (init)
-      attrs.push_back(b.getNamedAttr(attr::init, init));
-    argTypes.push_back(*type);
-    argAttrs.push_back(b.getDictionaryAttr(attrs));
-    argDecls.push_back(&s);
+    define(s.name, addArgument(*type, argAttrs(s, *type, s.name, 0), loc(s.pos)), s.pos);
     if (!isParam)
       inputNames.insert(s.name);
   }
-  auto fn = func::FuncOp::create(b, loc(model.pos), model.name, b.getFunctionType(argTypes, {}));
-  fn.setAllArgAttrs(argAttrs);
-  SmallVector<Location> argLocs;
-  for (const ast::Stmt *s : argDecls)
-    argLocs.push_back(loc(s->pos));
-  Block *body = b.createBlock(&fn.getBody(), {}, argTypes, argLocs);
 
-  auto define = [&](const std::string &name, Value v, ast::Pos pos) {
-    auto [it, fresh] = symbols.try_emplace(name, Symbol{v, pos});
-    if (!fresh)
-      error(pos).append("'", name, "' is already defined")
-          .attachNote(loc(it->second.pos))
-          << "previous definition is here";
-  };
-  for (auto [i, s] : llvm::enumerate(argDecls))
-    define(s->name, body->getArgument(i), s->pos);
-
-  Value loss;
   const ast::Stmt *returnStmt = nullptr;
-  for (const ast::Stmt &s : model.body) {
-    if (s.kind == ast::Stmt::Kind::Assign) {
-      Value v = expr(*s.expr);
-      // `h = expr shard [...]` constrains h's layout (with_sharding_constraint).
-      if (v && s.sharding) {
-        auto type = cast<RankedTensorType>(v.getType());
-        if (auto attr = dyn_cast_or_null<ShardingAttr>(sharding(s, type)))
-          v = ShardingConstraintOp::create(b, loc(s.sharding->pos), type, v, attr);
-      }
-      if (v)
-        define(s.name, v, s.pos);
-      else
-        poisoned.insert(s.name);
-    } else if (s.kind == ast::Stmt::Kind::Return) {
-      if (returnStmt) {
-        error(s.pos).append("a model returns once").attachNote(loc(returnStmt->pos))
-            << "first return is here";
-        continue;
-      }
-      returnStmt = &s;
-      loss = expr(*s.expr);
-    }
-  }
+  Value loss = emitStatements(model.body, "", returnStmt);
   if (!returnStmt) {
     error(model.pos) << "model '" << model.name << "' has no 'return' of its loss";
     return fn;
@@ -379,9 +420,157 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
         b.getDictionaryAttr(b.getNamedAttr(attr::role, b.getStringAttr("correct"))));
   }
   func::ReturnOp::create(b, loc(returnStmt->pos), results);
-  fn.setType(b.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  fn.setType(b.getFunctionType(fn.getArgumentTypes(), ValueRange(results).getTypes()));
   fn.setAllResultAttrs(resultAttrs);
   return fn;
+}
+
+Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef prefix,
+                                const ast::Stmt *&returnStmt) {
+  Value result;
+  auto qualified = [&](const std::string &name) {
+    return prefix.empty() ? name : (prefix + "." + name).str();
+  };
+  for (const ast::Stmt &s : body) {
+    switch (s.kind) {
+    case ast::Stmt::Kind::Param: {
+      if (blockDepth == 0)
+        break; // the model's own params are arguments already
+      std::optional<RankedTensorType> type = tensorType(s.type, true);
+      if (!type) {
+        poisoned.insert(s.name);
+        break;
+      }
+      // Inside `repeat`s the param is stacked: one leading dim per repeat.
+      std::string name = qualified(s.name);
+      BlockArgument arg = blockParams.lookup(name);
+      if (!arg) {
+        SmallVector<int64_t> shape;
+        for (auto [count, layer] : layerStack)
+          shape.push_back(count);
+        shape.append(type->getShape().begin(), type->getShape().end());
+        arg = addArgument(f32(shape), argAttrs(s, *type, name, layerStack.size()), loc(s.pos));
+        blockParams[name] = arg;
+      }
+      Value v = arg;
+      for (auto [count, layer] : layerStack) {
+        auto t = cast<RankedTensorType>(v.getType());
+        v = LayerOp::create(b, loc(s.pos), f32(t.getShape().drop_front()), v, layer);
+      }
+      define(s.name, v, s.pos);
+      break;
+    }
+    case ast::Stmt::Kind::Input:
+      if (blockDepth > 0)
+        error(s.pos) << "a block takes its inputs as arguments, not 'input' declarations";
+      break;
+    case ast::Stmt::Kind::Assign:
+    case ast::Stmt::Kind::Repeat: {
+      Value v;
+      const ast::Call *c = s.expr->kind == ast::Expr::Kind::Call ? s.expr->call.get() : nullptr;
+      const ast::Block *blk = c ? blocks.lookup(c->callee) : nullptr;
+      if (s.kind == ast::Stmt::Kind::Repeat) {
+        std::optional<int64_t> count = sizeValue(*s.count);
+        if (!blk)
+          error(s.expr->pos) << "'repeat' needs a block call, e.g. h = repeat L layer(x)";
+        else if (count && *count < 1)
+          error(s.count->pos) << "'repeat' needs a positive count, got " << *count;
+        else if (count)
+          v = callBlock(*blk, *c, qualified(s.name), *count);
+      } else if (blk) {
+        v = callBlock(*blk, *c, qualified(s.name), std::nullopt);
+      } else {
+        v = expr(*s.expr);
+      }
+      // `h = expr shard [...]` constrains h's layout (with_sharding_constraint).
+      if (v && s.sharding) {
+        auto type = cast<RankedTensorType>(v.getType());
+        if (auto attr = dyn_cast_or_null<ShardingAttr>(sharding(s, type)))
+          v = ShardingConstraintOp::create(b, loc(s.sharding->pos), type, v, attr);
+      }
+      if (v)
+        define(s.name, v, s.pos);
+      else
+        poisoned.insert(s.name);
+      break;
+    }
+    case ast::Stmt::Kind::Return:
+      if (returnStmt) {
+        error(s.pos).append(blockDepth ? "a block returns once" : "a model returns once")
+                .attachNote(loc(returnStmt->pos))
+            << "first return is here";
+        break;
+      }
+      returnStmt = &s;
+      result = expr(*s.expr);
+      break;
+    }
+  }
+  return result;
+}
+
+Value Generator::callBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
+                           std::optional<int64_t> repeat) {
+  SmallVector<Value> args;
+  for (const ast::Arg &a : c.args) {
+    if (!a.key.empty() || a.value->kind != ast::Value::Kind::Expr) {
+      error(a.pos) << "block '" << blk.name << "' takes tensor arguments";
+      return {};
+    }
+    Value v = expr(*a.value->expr);
+    if (!v)
+      return {};
+    args.push_back(v);
+  }
+  if (args.size() != blk.args.size()) {
+    error(c.pos).append("block '", blk.name, "' takes ", blk.args.size(), " argument",
+                        blk.args.size() == 1 ? "" : "s", ", got ", args.size())
+            .attachNote(loc(blk.pos))
+        << "'" << blk.name << "' is declared here";
+    return {};
+  }
+  if (repeat && args.size() != 1) {
+    error(c.pos) << "'repeat' feeds a block's result back as its argument, so the block must "
+                    "take one argument";
+    return {};
+  }
+  if (blockDepth >= 16) {
+    error(c.pos) << "blocks nest more than 16 deep (does '" << blk.name << "' call itself?)";
+    return {};
+  }
+  // One expansion per layer, in a scope of its own (sizes stay visible).
+  auto expand = [&](ArrayRef<Value> values) -> Value {
+    llvm::StringMap<Symbol> outer = std::move(symbols);
+    llvm::StringSet<> outerPoisoned = std::move(poisoned);
+    symbols.clear();
+    poisoned.clear();
+    ++blockDepth;
+    for (auto [name, v] : llvm::zip(blk.args, values))
+      define(name, v, blk.pos);
+    const ast::Stmt *returnStmt = nullptr;
+    Value result = emitStatements(blk.body, prefix, returnStmt);
+    if (!returnStmt)
+      error(blk.pos) << "block '" << blk.name << "' has no 'return'";
+    --blockDepth;
+    symbols = std::move(outer);
+    poisoned = std::move(outerPoisoned);
+    return result;
+  };
+  if (!repeat)
+    return expand(args);
+  Value x = args[0];
+  for (int64_t layer = 0; layer < *repeat && x; ++layer) {
+    layerStack.push_back({*repeat, layer});
+    Value next = expand({x});
+    layerStack.pop_back();
+    if (next && next.getType() != x.getType()) {
+      error(c.pos) << "'repeat' needs block '" << blk.name << "' to return what it takes, but "
+                   << formatType(x.getType()) << " became " << formatType(next.getType());
+      return {};
+    }
+    x = next;
+  }
+  return x;
 }
 
 //===----------------------------------------------------------------------===//
@@ -432,8 +621,55 @@ Value Generator::broadcastTo(Value v, ArrayRef<int64_t> shape, Location l) {
   return BroadcastOp::create(b, l, f32(shape), v, b.getDenseI64ArrayAttr(dims));
 }
 
+/// `a @ b`: a [M..., K] (any rank >= 2) times a matrix b [K, N]; `a @
+/// transpose(b)` multiplies by b^T without materialising it.
+Value Generator::matmul(const ast::Expr &e, Value lhs, const ast::Expr &rhsExpr) {
+  bool transposed = false;
+  const ast::Expr *operand = &rhsExpr;
+  if (rhsExpr.kind == ast::Expr::Kind::Call && rhsExpr.call->callee == "transpose" &&
+      rhsExpr.call->args.size() == 1 && rhsExpr.call->args[0].key.empty() &&
+      rhsExpr.call->args[0].value->kind == ast::Value::Kind::Expr) {
+    transposed = true;
+    operand = rhsExpr.call->args[0].value->expr.get();
+  }
+  Value rhs = expr(*operand);
+  if (!rhs)
+    return {};
+  if (!requireF32(lhs, *e.operands[0], "'@'") || !requireF32(rhs, *operand, "'@'"))
+    return {};
+  auto lt = cast<RankedTensorType>(lhs.getType()), rt = cast<RankedTensorType>(rhs.getType());
+  auto noteOperands = [&](InFlightDiagnostic &diag) {
+    for (const ast::Expr *operand : std::initializer_list<const ast::Expr *>{e.operands[0].get(), operand})
+      if (operand->kind == ast::Expr::Kind::Name)
+        if (auto it = symbols.find(operand->name); it != symbols.end())
+          diag.attachNote(loc(it->second.pos))
+              << "'" << operand->name << "' is " << formatType(it->second.value.getType());
+  };
+  if (lt.getRank() < 2 || rt.getRank() != 2) {
+    auto diag = error(e.pos) << "'@' needs a 2-D (or batched, [..., K]) lhs and a 2-D rhs, got "
+                             << formatType(lt) << " @ " << formatType(rt);
+    noteOperands(diag);
+    return {};
+  }
+  int64_t k = lt.getShape().back(), k2 = rt.getShape()[transposed ? 1 : 0],
+          n = rt.getShape()[transposed ? 0 : 1];
+  if (k != k2) {
+    auto diag = error(e.pos) << "shape mismatch in '@': " << formatType(lt) << " @ "
+                             << (transposed ? "transpose(" : "") << formatType(rt)
+                             << (transposed ? ")" : "") << " contracts " << k << " with " << k2;
+    noteOperands(diag);
+    return {};
+  }
+  SmallVector<int64_t> shape(lt.getShape().drop_back());
+  shape.push_back(n);
+  return MatmulOp::create(b, loc(e.pos), f32(shape), lhs, rhs, false, transposed);
+}
+
 Value Generator::binary(const ast::Expr &e) {
-  Value lhs = expr(*e.operands[0]), rhs = expr(*e.operands[1]);
+  Value lhs = expr(*e.operands[0]);
+  if (lhs && e.op == '@')
+    return matmul(e, lhs, *e.operands[1]);
+  Value rhs = expr(*e.operands[1]);
   if (!lhs || !rhs)
     return {};
   std::string opName = std::string("'") + e.op + "'";
@@ -448,23 +684,6 @@ Value Generator::binary(const ast::Expr &e) {
               << "'" << operand->name << "' is " << formatType(it->second.value.getType());
   };
   Location l = loc(e.pos);
-  if (e.op == '@') {
-    if (lt.getRank() != 2 || rt.getRank() != 2) {
-      auto diag = error(e.pos) << "'@' needs 2-D operands, got " << formatType(lt) << " @ "
-                               << formatType(rt);
-      noteOperands(diag);
-      return {};
-    }
-    if (lt.getShape()[1] != rt.getShape()[0]) {
-      auto diag = error(e.pos) << "shape mismatch in '@': " << formatType(lt) << " @ "
-                               << formatType(rt) << " contracts " << lt.getShape()[1]
-                               << " with " << rt.getShape()[0];
-      noteOperands(diag);
-      return {};
-    }
-    return MatmulOp::create(b, l, f32({lt.getShape()[0], rt.getShape()[1]}), lhs, rhs, false,
-                            false);
-  }
   // Numpy broadcasting: align trailing dimensions; sizes equal or 1.
   int64_t rank = std::max(lt.getRank(), rt.getRank());
   SmallVector<int64_t> shape(rank);
@@ -496,44 +715,37 @@ Value Generator::binary(const ast::Expr &e) {
 
 Value Generator::call(const ast::Call &c) {
   Location l = loc(c.pos);
+  if (blocks.count(c.callee)) {
+    error(c.pos) << "block '" << c.callee << "' is called as a whole statement: NAME = "
+                 << c.callee << "(...) or NAME = repeat N " << c.callee << "(...)";
+    return {};
+  }
+  // Named arguments each function accepts; the rest are tensors, in order.
+  static const llvm::StringMap<SmallVector<StringRef>> namedArgs = {
+      {"sum", {"axis", "keepdims"}},   {"mean", {"axis", "keepdims"}},
+      {"layernorm", {"eps"}},          {"causal_attention", {"heads"}},
+      {"dropout", {"rate"}},           {"reshape", {}},
+      {"transpose", {}}};
   SmallVector<Value> args;
   SmallVector<const ast::Expr *> argExprs;
-  std::optional<SmallVector<int64_t>> axes;
-  bool keepDims = false;
+  llvm::StringMap<const ast::Arg *> named;
+  const ast::Value *shapeArg = nullptr; // reshape's / transpose's tuple
   for (const ast::Arg &a : c.args) {
-    if (a.key == "keepdims") {
-      const ast::Value &v = *a.value;
-      bool isBool = v.kind == ast::Value::Kind::Expr && v.expr->kind == ast::Expr::Kind::Name &&
-                    (v.expr->name == "true" || v.expr->name == "false");
-      if (!isBool) {
-        error(a.pos) << "keepdims is true or false";
+    if (!a.key.empty()) {
+      auto known = namedArgs.find(c.callee);
+      if (known == namedArgs.end() || !llvm::is_contained(known->second, a.key)) {
+        error(a.pos) << "'" << c.callee << "' has no argument named '" << a.key << "'";
         return {};
       }
-      keepDims = v.expr->name == "true";
+      named[a.key] = &a;
       continue;
     }
-    if (a.key == "axis") {
-      axes.emplace();
-      const ast::Value &v = *a.value;
-      SmallVector<const ast::Value *> items;
-      if (v.kind == ast::Value::Kind::Tuple)
-        for (const ast::Value &item : v.tuple)
-          items.push_back(&item);
-      else
-        items.push_back(&v);
-      for (const ast::Value *item : items) {
-        std::optional<double> n = number(*item);
-        if (!n || *n != (int64_t)*n) {
-          error(item->pos) << "axis must be an integer or a tuple of integers";
-          return {};
-        }
-        axes->push_back((int64_t)*n);
-      }
+    if ((c.callee == "reshape" || c.callee == "transpose") && !args.empty() && !shapeArg) {
+      shapeArg = a.value.get();
       continue;
     }
-    if (!a.key.empty() || a.value->kind != ast::Value::Kind::Expr) {
-      error(a.pos) << "'" << c.callee << "' takes tensor arguments"
-                   << (a.key.empty() ? "" : " (and only 'axis' and 'keepdims' by name)");
+    if (a.value->kind != ast::Value::Kind::Expr) {
+      error(a.pos) << "'" << c.callee << "' takes tensor arguments";
       return {};
     }
     Value v = expr(*a.value->expr);
@@ -545,13 +757,53 @@ Value Generator::call(const ast::Call &c) {
   auto arity = [&](size_t n) {
     if (args.size() == n)
       return true;
-    error(c.pos) << "'" << c.callee << "' takes " << n << " argument" << (n == 1 ? "" : "s")
+    error(c.pos) << "'" << c.callee << "' takes " << n << " tensor argument" << (n == 1 ? "" : "s")
                  << ", got " << args.size();
     return false;
   };
+  auto f32Args = [&](size_t n) {
+    if (!arity(n))
+      return false;
+    for (size_t i = 0; i < n; ++i)
+      if (!requireF32(args[i], *argExprs[i], "'" + c.callee + "'"))
+        return false;
+    return true;
+  };
+  auto typeOf = [&](size_t i) { return cast<RankedTensorType>(args[i].getType()); };
+  /// A named number (default when absent), or nullopt after an error.
+  auto namedNumber = [&](StringRef key, double fallback) -> std::optional<double> {
+    const ast::Arg *a = named.lookup(key);
+    if (!a)
+      return fallback;
+    std::optional<double> v = number(*a->value);
+    if (!v)
+      error(a->pos) << "'" << key << "' must be a number";
+    return v;
+  };
+  /// Integer entries of a size or a tuple of sizes.
+  auto sizesOf = [&](const ast::Value &v) -> std::optional<SmallVector<int64_t>> {
+    SmallVector<const ast::Value *> items;
+    if (v.kind == ast::Value::Kind::Tuple)
+      for (const ast::Value &item : v.tuple)
+        items.push_back(&item);
+    else
+      items.push_back(&v);
+    SmallVector<int64_t> out;
+    for (const ast::Value *item : items) {
+      if (item->kind != ast::Value::Kind::Expr) {
+        error(item->pos) << "expected a size";
+        return std::nullopt;
+      }
+      std::optional<int64_t> n = sizeValue(*item->expr);
+      if (!n)
+        return std::nullopt;
+      out.push_back(*n);
+    }
+    return out;
+  };
   auto unary = [&](auto tag) -> Value {
     using OpTy = decltype(tag);
-    if (!arity(1) || !requireF32(args[0], *argExprs[0], "'" + c.callee + "'"))
+    if (!f32Args(1))
       return {};
     return OpTy::create(b, l, args[0].getType(), args[0]);
   };
@@ -565,60 +817,230 @@ Value Generator::call(const ast::Call &c) {
     return unary(TanhOp());
   if (c.callee == "sqrt")
     return unary(SqrtOp());
-  if (c.callee == "sum" || c.callee == "mean") {
-    if (!arity(1) || !requireF32(args[0], *argExprs[0], "'" + c.callee + "'"))
+  if (c.callee == "gelu")
+    return unary(GeluOp());
+  if (c.callee == "softmax")
+    return f32Args(1) && typeOf(0).getRank() >= 1 ? unary(SoftmaxOp()) : Value();
+  if (c.callee == "sum" || c.callee == "mean")
+    return reduction(c, args, argExprs, named);
+  if (c.callee == "layernorm") {
+    std::optional<double> eps = namedNumber("eps", 1e-5);
+    if (!eps || !f32Args(3))
       return {};
-    auto type = cast<RankedTensorType>(args[0].getType());
-    SmallVector<int64_t> dims;
-    if (!axes)
-      dims = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
-    for (int64_t a : axes.value_or(SmallVector<int64_t>())) {
-      int64_t d = a < 0 ? a + type.getRank() : a;
-      if (d < 0 || d >= type.getRank() || llvm::is_contained(dims, d)) {
-        error(c.pos) << "axis " << a << " is out of range or repeated for "
-                     << formatType(type);
+    auto x = typeOf(0);
+    if (x.getRank() < 1 || typeOf(1).getShape() != x.getShape().take_back() ||
+        typeOf(2).getShape() != x.getShape().take_back()) {
+      error(c.pos) << "layernorm(x, weight, bias) needs weight and bias shaped like x's last "
+                      "dimension, got "
+                   << formatType(x) << ", " << formatType(typeOf(1)) << ", "
+                   << formatType(typeOf(2));
+      return {};
+    }
+    auto rows = f32(x.getShape().drop_back());
+    return LayerNormOp::create(b, l, x, rows, rows, args[0], args[1], args[2],
+                               b.getF64FloatAttr(*eps))
+        .getResult();
+  }
+  if (c.callee == "embedding") {
+    if (!arity(2))
+      return {};
+    auto table = typeOf(0), ids = typeOf(1);
+    if (table.getRank() != 2 || !table.getElementType().isF32() ||
+        !ids.getElementType().isInteger(32)) {
+      error(c.pos) << "embedding(table, ids) needs an f32 table [V, C] and i32 ids, got "
+                   << formatType(table) << " and " << formatType(ids);
+      return {};
+    }
+    SmallVector<int64_t> shape(ids.getShape());
+    shape.push_back(table.getShape()[1]);
+    return EmbeddingOp::create(b, l, f32(shape), args[0], args[1]);
+  }
+  if (c.callee == "causal_attention") {
+    const ast::Arg *headsArg = named.lookup("heads");
+    if (!headsArg) {
+      error(c.pos) << "causal_attention(q, k, v, heads = H) needs the number of heads";
+      return {};
+    }
+    std::optional<SmallVector<int64_t>> heads = sizesOf(*headsArg->value);
+    if (!heads || !f32Args(3))
+      return {};
+    auto q = typeOf(0);
+    if (q.getRank() != 3 || typeOf(1) != q || typeOf(2) != q) {
+      error(c.pos) << "causal_attention needs q, k and v of one shape [B, T, C], got "
+                   << formatType(q) << ", " << formatType(typeOf(1)) << ", "
+                   << formatType(typeOf(2));
+      return {};
+    }
+    int64_t h = heads->front();
+    if (heads->size() != 1 || h < 1 || q.getShape()[2] % h != 0) {
+      error(headsArg->pos) << "heads must divide the channels (" << q.getShape()[2] << ")";
+      return {};
+    }
+    int64_t batch = q.getShape()[0], seq = q.getShape()[1];
+    return CausalAttentionOp::create(b, l, q, f32({batch, h, seq, seq}), args[0], args[1],
+                                     args[2], b.getI64IntegerAttr(h))
+        .getResult();
+  }
+  if (c.callee == "reshape" || c.callee == "transpose") {
+    if (!arity(1))
+      return {};
+    auto type = typeOf(0);
+    SmallVector<int64_t> list;
+    if (shapeArg) {
+      std::optional<SmallVector<int64_t>> sizes = sizesOf(*shapeArg);
+      if (!sizes)
+        return {};
+      list = *sizes;
+    } else if (c.callee == "reshape") {
+      error(c.pos) << "reshape(x, (D0, D1, ...)) needs the new shape";
+      return {};
+    } else if (type.getRank() == 2) {
+      list = {1, 0};
+    } else {
+      error(c.pos) << "transpose(x) swaps the dims of a matrix; for " << formatType(type)
+                   << " give the permutation: transpose(x, (0, 2, 1, 3))";
+      return {};
+    }
+    if (c.callee == "reshape") {
+      auto result = RankedTensorType::get(list, type.getElementType());
+      if (llvm::any_of(list, [](int64_t d) { return d < 1; }) ||
+          result.getNumElements() != type.getNumElements() ||
+          !reshapeGroups(type.getShape(), list)) {
+        error(c.pos) << "cannot reshape " << formatType(type) << " to "
+                     << formatType(result)
+                     << ": reshapes keep the element count and merge or split neighbouring "
+                        "dimensions";
         return {};
       }
-      dims.push_back(d);
+      return ReshapeOp::create(b, l, result, args[0]);
     }
-    llvm::sort(dims);
     SmallVector<int64_t> shape;
-    int64_t count = 1;
-    for (auto [d, size] : llvm::enumerate(type.getShape())) {
-      bool reduced = llvm::is_contained(dims, (int64_t)d);
-      if (reduced)
-        count *= size;
-      if (!reduced || keepDims)
-        shape.push_back(reduced ? 1 : size);
+    SmallVector<bool> seen(type.getRank(), false);
+    for (int64_t p : list) {
+      if (p < 0 || p >= type.getRank() || seen[p] || list.size() != (size_t)type.getRank()) {
+        error(c.pos) << "the permutation must list each of the " << type.getRank()
+                     << " dimensions once";
+        return {};
+      }
+      seen[p] = true;
+      shape.push_back(type.getShape()[p]);
     }
-    Value sum = ReduceSumOp::create(b, l, f32(shape), args[0], b.getDenseI64ArrayAttr(dims),
-                                    keepDims ? b.getUnitAttr() : UnitAttr());
-    if (c.callee == "sum")
-      return sum;
-    Value scale = broadcastTo(constant(1.0 / count, f32({}), l), shape, l);
-    return MulOp::create(b, l, f32(shape), sum, scale);
+    if (!requireF32(args[0], *argExprs[0], "'transpose'"))
+      return {};
+    return TransposeOp::create(b, l, f32(shape), args[0], b.getDenseI64ArrayAttr(list));
+  }
+  if (c.callee == "dropout") {
+    std::optional<double> rate = namedNumber("rate", 0.1);
+    if (!rate || !f32Args(1))
+      return {};
+    if (*rate < 0 || *rate >= 1) {
+      error(c.pos) << "dropout's rate must be in [0, 1), got " << *rate;
+      return {};
+    }
+    if (!stepArg) {
+      auto attrs = b.getDictionaryAttr(
+          {b.getNamedAttr(attr::role, b.getStringAttr("step")),
+           b.getNamedAttr(attr::name, b.getStringAttr("step")),
+           b.getNamedAttr(attr::sharding, ShardingAttr::get(&ctx, meshName, {}))});
+      stepArg = addArgument(f32({}), attrs, l);
+    }
+    return DropoutOp::create(b, l, args[0].getType(), args[0], stepArg,
+                             b.getF64FloatAttr(*rate), b.getI64IntegerAttr(dropoutStreams++));
   }
   if (c.callee == "cross_entropy") {
     if (!arity(2))
       return {};
-    auto logits = cast<RankedTensorType>(args[0].getType());
-    auto labels = cast<RankedTensorType>(args[1].getType());
-    if (logits.getRank() != 2 || !logits.getElementType().isF32() || labels.getRank() != 1 ||
-        !labels.getElementType().isInteger(32) || logits.getShape()[0] != labels.getShape()[0]) {
-      error(c.pos) << "cross_entropy needs f32 logits [B, C] and i32 labels [B], got "
+    auto logits = typeOf(0), labels = typeOf(1);
+    if (logits.getRank() < 2 || !logits.getElementType().isF32() ||
+        !labels.getElementType().isInteger(32) ||
+        logits.getShape().drop_back() != labels.getShape()) {
+      error(c.pos) << "cross_entropy needs f32 logits [..., C] and i32 labels [...], got "
                    << formatType(logits) << " and " << formatType(labels);
       return {};
     }
-    int64_t batch = labels.getShape()[0];
     crossEntropies.push_back({args[0], args[1]});
-    Value perExample = CrossEntropyOp::create(b, l, f32({batch}), args[0], args[1]);
-    Value sum = ReduceSumOp::create(b, l, f32({}), perExample, b.getDenseI64ArrayAttr({0}),
+    Value perExample = CrossEntropyOp::create(b, l, f32(labels.getShape()), args[0], args[1]);
+    auto all = llvm::to_vector(llvm::seq<int64_t>(0, labels.getRank()));
+    Value sum = ReduceSumOp::create(b, l, f32({}), perExample, b.getDenseI64ArrayAttr(all),
                                     UnitAttr());
-    return MulOp::create(b, l, f32({}), sum, constant(1.0 / batch, f32({}), l));
+    return MulOp::create(b, l, f32({}), sum,
+                         constant(1.0 / labels.getNumElements(), f32({}), l));
   }
   error(c.pos) << "unknown function '" << c.callee
-               << "' (known: relu, exp, log, tanh, sqrt, sum, mean, cross_entropy)";
+               << "' (known: relu, gelu, exp, log, tanh, sqrt, softmax, sum, mean, layernorm, "
+                  "embedding, causal_attention, reshape, transpose, dropout, cross_entropy, "
+                  "and the blocks declared with 'block')";
   return {};
+}
+
+Value Generator::reduction(const ast::Call &c, ArrayRef<Value> args,
+                           ArrayRef<const ast::Expr *> argExprs,
+                           const llvm::StringMap<const ast::Arg *> &named) {
+  Location l = loc(c.pos);
+  bool keepDims = false;
+  if (const ast::Arg *a = named.lookup("keepdims")) {
+    const ast::Value &v = *a->value;
+    bool isBool = v.kind == ast::Value::Kind::Expr && v.expr->kind == ast::Expr::Kind::Name &&
+                  (v.expr->name == "true" || v.expr->name == "false");
+    if (!isBool) {
+      error(a->pos) << "keepdims is true or false";
+      return {};
+    }
+    keepDims = v.expr->name == "true";
+  }
+  std::optional<SmallVector<int64_t>> axes;
+  if (const ast::Arg *a = named.lookup("axis")) {
+    axes.emplace();
+    const ast::Value &v = *a->value;
+    SmallVector<const ast::Value *> items;
+    if (v.kind == ast::Value::Kind::Tuple)
+      for (const ast::Value &item : v.tuple)
+        items.push_back(&item);
+    else
+      items.push_back(&v);
+    for (const ast::Value *item : items) {
+      std::optional<double> n = number(*item);
+      if (!n || *n != (int64_t)*n) {
+        error(item->pos) << "axis must be an integer or a tuple of integers";
+        return {};
+      }
+      axes->push_back((int64_t)*n);
+    }
+  }
+  if (args.size() != 1) {
+    error(c.pos) << "'" << c.callee << "' takes 1 tensor argument, got " << args.size();
+    return {};
+  }
+  if (!requireF32(args[0], *argExprs[0], "'" + c.callee + "'"))
+    return {};
+  auto type = cast<RankedTensorType>(args[0].getType());
+  SmallVector<int64_t> dims;
+  if (!axes)
+    dims = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
+  for (int64_t a : axes.value_or(SmallVector<int64_t>())) {
+    int64_t d = a < 0 ? a + type.getRank() : a;
+    if (d < 0 || d >= type.getRank() || llvm::is_contained(dims, d)) {
+      error(c.pos) << "axis " << a << " is out of range or repeated for " << formatType(type);
+      return {};
+    }
+    dims.push_back(d);
+  }
+  llvm::sort(dims);
+  SmallVector<int64_t> shape;
+  int64_t count = 1;
+  for (auto [d, size] : llvm::enumerate(type.getShape())) {
+    bool reduced = llvm::is_contained(dims, (int64_t)d);
+    if (reduced)
+      count *= size;
+    if (!reduced || keepDims)
+      shape.push_back(reduced ? 1 : size);
+  }
+  Value sum = ReduceSumOp::create(b, l, f32(shape), args[0], b.getDenseI64ArrayAttr(dims),
+                                  keepDims ? b.getUnitAttr() : UnitAttr());
+  if (c.callee == "sum")
+    return sum;
+  Value scale = broadcastTo(constant(1.0 / count, f32({}), l), shape, l);
+  return MulOp::create(b, l, f32(shape), sum, scale);
 }
 
 //===----------------------------------------------------------------------===//
@@ -675,8 +1097,29 @@ DictionaryAttr Generator::dataSource(const ast::DataSource &source) {
     }
     attrs.push_back(b.getNamedAttr("classes", b.getI64IntegerAttr(classes)));
     attrs.push_back(b.getNamedAttr("size", b.getI64IntegerAttr(size)));
+  } else if (c.callee == "tokens") {
+    // llm.c token shards: windows of T + 1 tokens feed (ids, next-token targets).
+    if (c.args.size() != 1 || !c.args[0].key.empty() ||
+        c.args[0].value->kind != ast::Value::Kind::String)
+      error(c.pos) << "tokens(...) takes one file path (a string)";
+    else
+      attrs.push_back(b.getNamedAttr(
+          "files", b.getArrayAttr({b.getStringAttr(c.args[0].value->string)})));
+    auto inputType = [&](const ast::AxisRef &n) -> RankedTensorType {
+      for (BlockArgument arg : fn.getArguments())
+        if (auto name = fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::name))
+          if (name.getValue() == n.name)
+            return cast<RankedTensorType>(arg.getType());
+      return {};
+    };
+    RankedTensorType first = source.names.size() == 2 ? inputType(source.names[0]) : nullptr;
+    RankedTensorType second = source.names.size() == 2 ? inputType(source.names[1]) : nullptr;
+    if (source.names.size() != 2 || !first || !second || first != second ||
+        first.getRank() != 2 || !first.getElementType().isInteger(32))
+      error(source.pos) << "tokens(...) feeds two i32 [B, T] inputs: the token ids and the "
+                           "next-token targets (data idx, targets = tokens(\"train.bin\"))";
   } else {
-    error(c.pos) << "unknown data source '" << c.callee << "' (known: idx, synthetic)";
+    error(c.pos) << "unknown data source '" << c.callee << "' (known: idx, synthetic, tokens)";
   }
   return b.getDictionaryAttr(attrs);
 }
@@ -715,7 +1158,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   for (const ast::Setting &s : train.settings) {
     if (s.key == "steps" || s.key == "log_every") {
       setInt(s, 1);
-    } else if (s.key == "seed" || s.key == "eval_every") {
+    } else if (s.key == "seed" || s.key == "eval_every" || s.key == "eval_batches") {
       setInt(s, 0);
     } else if (s.key == "zero") {
       std::optional<double> n = number(s.value);
@@ -778,7 +1221,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
     } else {
       error(s.pos) << "unknown train setting '" << s.key
                    << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-                      "eval_every, seed, zero)";
+                      "eval_every, eval_batches, seed, zero)";
     }
   }
   if (optimizer.empty())
@@ -823,7 +1266,14 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
     axisNames.push_back(b.getStringAttr("devices"));
   grid->setAttr("dtl.axis_names", b.getArrayAttr(axisNames));
   OpBuilder::InsertionGuard guard(b);
-  func::FuncOp fn = emitModel(*model);
+  for (const ast::Block &blk : program.blocks) {
+    auto [it, fresh] = blocks.try_emplace(blk.name, &blk);
+    if (!fresh)
+      error(blk.pos).append("block '", blk.name, "' is declared twice")
+              .attachNote(loc(it->second->pos))
+          << "first declared here";
+  }
+  emitModel(*model);
   b.setInsertionPointAfter(fn);
   (*module)->setAttr(attr::model, FlatSymbolRefAttr::get(&ctx, model->name));
   if (train)

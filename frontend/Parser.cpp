@@ -23,27 +23,30 @@ namespace {
 
 class ErrorCollector : public antlr4::BaseErrorListener {
 public:
-  explicit ErrorCollector(const SyntaxErrorFn &onError) : onError(onError) {}
+  ErrorCollector(const SyntaxErrorFn &onError, const std::string *file)
+      : onError(onError), file(file) {}
   void syntaxError(antlr4::Recognizer *, antlr4::Token *, size_t line, size_t col,
                    const std::string &msg, std::exception_ptr) override {
-    onError(Pos{(unsigned)line, (unsigned)col + 1}, "syntax error: " + msg);
+    onError(Pos{(unsigned)line, (unsigned)col + 1, file}, "syntax error: " + msg);
     ++count;
   }
   unsigned count = 0;
 
 private:
   const SyntaxErrorFn &onError;
+  const std::string *file;
 };
-
-Pos posOf(antlr4::Token *t) {
-  return Pos{(unsigned)t->getLine(), (unsigned)t->getCharPositionInLine() + 1};
-}
-Pos posOf(antlr4::ParserRuleContext *ctx) { return posOf(ctx->getStart()); }
 
 /// Builds the AST from a parse tree that had no syntax errors.
 struct Builder {
   const SyntaxErrorFn &onError;
+  const std::string *file;
   bool failed = false;
+
+  Pos posOf(antlr4::Token *t) {
+    return Pos{(unsigned)t->getLine(), (unsigned)t->getCharPositionInLine() + 1, file};
+  }
+  Pos posOf(antlr4::ParserRuleContext *ctx) { return posOf(ctx->getStart()); }
 
   /// An INT token's value; one that does not fit in 64 bits is an error.
   int64_t integer(antlr4::Token *token) {
@@ -135,14 +138,8 @@ struct Builder {
 
   TensorType tensorType(DTLParser::TensorTypeContext *ctx) {
     TensorType t{ctx->dtype->getText(), {}, posOf(ctx)};
-    for (auto *d : ctx->dim()) {
-      Dim dim{"", 0, posOf(d)};
-      if (d->INT())
-        dim.size = integer(d->INT()->getSymbol());
-      else
-        dim.symbol = d->ID()->getText();
-      t.dims.push_back(dim);
-    }
+    for (auto *d : ctx->dim())
+      t.dims.push_back(Dim{std::shared_ptr<Expr>(expr(d->expr())), posOf(d)});
     return t;
   }
 
@@ -189,6 +186,14 @@ struct Builder {
       s.name = c->name->getText();
       s.expr = expr(c->expr());
       s.sharding = sharding(c->sharding());
+    } else if (auto *c = dynamic_cast<DTLParser::RepeatStmtContext *>(ctx)) {
+      s.kind = Stmt::Kind::Repeat;
+      s.name = c->name->getText();
+      s.count = expr(c->count);
+      s.expr = std::make_unique<Expr>();
+      s.expr->kind = Expr::Kind::Call;
+      s.expr->call = call(c->call());
+      s.expr->pos = s.expr->call->pos;
     } else {
       s.kind = Stmt::Kind::Return;
       s.expr = expr(dynamic_cast<DTLParser::ReturnStmtContext *>(ctx)->expr());
@@ -197,7 +202,17 @@ struct Builder {
   }
 
   void decl(DTLParser::DeclContext *ctx, Program &program) {
-    if (auto *m = ctx->meshDecl()) {
+    if (auto *i = ctx->importDecl()) {
+      std::string text = i->path->getText();
+      program.imports.push_back(Import{text.substr(1, text.size() - 2), posOf(i)});
+    } else if (auto *b = ctx->blockDecl()) {
+      Block block{b->name->getText(), {}, {}, posOf(b)};
+      for (antlr4::Token *arg : b->args)
+        block.args.push_back(arg->getText());
+      for (auto *s : b->stmt())
+        block.body.push_back(stmt(s));
+      program.blocks.push_back(std::move(block));
+    } else if (auto *m = ctx->meshDecl()) {
       Mesh mesh{m->name->getText(), {}, posOf(m)};
       for (auto *a : m->meshAxis())
         mesh.axes.push_back(MeshAxis{a->name->getText(), integer(a->size), posOf(a)});
@@ -242,13 +257,14 @@ struct Builder {
 } // namespace
 
 std::unique_ptr<Program> dtl::parseProgram(const std::string &source,
-                                           const SyntaxErrorFn &onError) {
+                                           const SyntaxErrorFn &onError,
+                                           const std::string *file) {
   try {
     antlr4::ANTLRInputStream input(source);
     dtlgrammar::DTLLexer lexer(&input);
     antlr4::CommonTokenStream tokens(&lexer);
     DTLParser parser(&tokens);
-    ErrorCollector errors(onError);
+    ErrorCollector errors(onError, file);
     lexer.removeErrorListeners();
     lexer.addErrorListener(&errors);
     parser.removeErrorListeners();
@@ -257,12 +273,12 @@ std::unique_ptr<Program> dtl::parseProgram(const std::string &source,
     if (errors.count > 0)
       return nullptr;
     auto program = std::make_unique<Program>();
-    Builder builder{onError};
+    Builder builder{onError, file};
     for (auto *d : tree->decl())
       builder.decl(d, *program);
     return builder.failed ? nullptr : std::move(program);
   } catch (const std::exception &e) {
-    onError(Pos{1, 1}, std::string("internal parser error: ") + e.what());
+    onError(Pos{1, 1, file}, std::string("internal parser error: ") + e.what());
     return nullptr;
   }
 }

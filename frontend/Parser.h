@@ -13,9 +13,16 @@ namespace dtl {
 using SyntaxErrorFn = std::function<void(ast::Pos, const std::string &)>;
 
 /// Parses `source`; returns null after reporting syntax errors (ANTLR recovers,
-/// so one run reports several).
+/// so one run reports several). Positions carry `file` (null: the main file).
 std::unique_ptr<ast::Program> parseProgram(const std::string &source,
-                                           const SyntaxErrorFn &onError);
+                                           const SyntaxErrorFn &onError,
+                                           const std::string *file = nullptr);
+
+/// Reads, parses and merges the files `program` imports (and theirs),
+/// relative to the importing file; `mainFile` is the compiled file's path.
+/// Returns false after reporting a missing file, a cycle or syntax errors.
+bool resolveImports(ast::Program &program, const std::string &mainFile,
+                    const SyntaxErrorFn &onError);
 
 } // namespace dtl
 

@@ -3,7 +3,10 @@ grammar DTL;
 
 program : decl* EOF ;
 
-decl : meshDecl | modelDecl | trainDecl ;
+decl : importDecl | meshDecl | modelDecl | blockDecl | trainDecl ;
+
+// import "blocks.dtl"; (relative to the importing file)
+importDecl : 'import' path=STRING ';' ;
 
 // mesh grid = [dp: 2, tp: 2];
 meshDecl : 'mesh' name=ID '=' '[' meshAxis (',' meshAxis)* ']' ';' ;
@@ -13,10 +16,14 @@ meshAxis : name=ID ':' size=INT ;
 modelDecl : 'model' name=ID '(' (sizeParam (',' sizeParam)*)? ')' '{' stmt* '}' ;
 sizeParam : name=ID ('=' size=INT)? ;
 
+// block layer(x) { param ...; y = ...; return y; } : reusable, with its own params
+blockDecl : 'block' name=ID '(' (args+=ID (',' args+=ID)*)? ')' '{' stmt* '}' ;
+
 stmt
   : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ';' # paramStmt
   | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
   | name=ID '=' expr sharding? ';'                                     # assignStmt
+  | name=ID '=' 'repeat' count=expr call ';'                           # repeatStmt
   | 'return' expr ';'                                                  # returnStmt
   ;
 
@@ -24,7 +31,8 @@ stmt
 initializer : call | ID ;
 
 tensorType : dtype=ID '[' (dim (',' dim)*)? ']' ;
-dim : ID | INT ;
+// a size: an integer expression of sizes, e.g. 4 * C
+dim : expr ;
 
 // shard [dp, _] ; a dimension split over several axes: (dp, tp)
 sharding : 'shard' '[' shardDim (',' shardDim)* ']' ;

@@ -9,6 +9,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/MapVector.h"
 
 namespace dtl {
 #define GEN_PASS_DEF_AUTODIFF
@@ -86,6 +87,10 @@ struct Autodiff : dtl::impl::AutodiffBase<Autodiff> {
     };
     accumulate(loss, ConstantOp::create(b, loss.getLoc(), lossType, b.getF64FloatAttr(1.0)));
 
+    // Layers of one stacked tensor: their gradients are stacked once at the
+    // end, rather than each added into a mostly-zero stacked tensor.
+    llvm::MapVector<Value, SmallVector<Value>> layerGrads;
+
     SmallVector<Operation *> forwardOps;
     for (Operation &op : body.without_terminator())
       forwardOps.push_back(&op);
@@ -96,6 +101,14 @@ struct Autodiff : dtl::impl::AutodiffBase<Autodiff> {
       if (llvm::all_of(resultGrads, [](Value g) { return !g; }) ||
           llvm::none_of(op->getOperands(), [&](Value v) { return active.contains(v); }))
         continue;
+      if (auto layer = dyn_cast<LayerOp>(op)) {
+        SmallVector<Value> &slots = layerGrads[layer.getInput()];
+        slots.resize(layer.getInput().getType().getShape()[0]);
+        Value &slot = slots[layer.getIndex()];
+        slot = slot ? AddOp::create(b, op->getLoc(), slot.getType(), slot, resultGrads[0])
+                    : resultGrads[0];
+        continue;
+      }
       auto vjp = dyn_cast<VjpOpInterface>(op);
       if (!vjp)
         return op->emitError("'") << op->getName()
@@ -108,6 +121,15 @@ struct Autodiff : dtl::impl::AutodiffBase<Autodiff> {
       for (auto [operand, g] : llvm::zip(op->getOperands(), operandGrads))
         if (g && active.contains(operand))
           accumulate(operand, g);
+    }
+
+    for (auto &[stacked, slots] : layerGrads) {
+      auto type = cast<RankedTensorType>(stacked.getType());
+      auto layerType = RankedTensorType::get(type.getShape().drop_front(), type.getElementType());
+      for (Value &slot : slots)
+        if (!slot)
+          slot = ConstantOp::create(b, stacked.getLoc(), layerType, b.getF64FloatAttr(0.0));
+      accumulate(stacked, StackOp::create(b, stacked.getLoc(), type, slots));
     }
 
     // Results: the loss, then one gradient per param, in argument order.

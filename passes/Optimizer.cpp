@@ -153,9 +153,13 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     SmallVector<Type> argTypes;
     SmallVector<DictionaryAttr> argAttrs;
     SmallVector<unsigned> paramArgs, inputArgs;
+    std::optional<unsigned> modelStepArg; // the model's own step (for dropout)
     for (BlockArgument arg : grad.getArguments()) {
-      auto role = grad.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::role);
-      (role && role.getValue() == "param" ? paramArgs : inputArgs).push_back(arg.getArgNumber());
+      unsigned i = arg.getArgNumber();
+      if (hasRole(grad, i, "step"))
+        modelStepArg = i;
+      else
+        (hasRole(grad, i, "param") ? paramArgs : inputArgs).push_back(i);
     }
     for (unsigned i : paramArgs) {
       argTypes.push_back(grad.getArgument(i).getType());
@@ -192,6 +196,8 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     for (unsigned i : inputArgs)
       mapping.map(grad.getArgument(i), body->getArgument(next++));
     Value lr = body->getArgument(next), stepNumber = body->getArgument(next + 1);
+    if (modelStepArg)
+      mapping.map(grad.getArgument(*modelStepArg), stepNumber);
 
     for (Operation &op : grad.getBody().front().without_terminator())
       b.clone(op, mapping);

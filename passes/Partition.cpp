@@ -270,7 +270,8 @@ struct FunctionPartitioner {
       layouts[r] = layout;
     }
     op->removeAttr(attr::shardings);
-    if (annotate)
+    // Dropout keeps its layout: its mask is drawn by global index.
+    if (annotate || isa<DropoutOp>(op))
       annotateLayouts(op);
     return success();
   }

@@ -25,6 +25,16 @@ enum class LoopKind {
 /// The elementwise sharding rule (the interface's default).
 llvm::SmallVector<LoopKind> elementwiseLoopKinds(mlir::Operation *op);
 llvm::SmallVector<mlir::AffineMap> elementwiseIndexingMaps(mlir::Operation *op);
+
+/// One group of a reshape: input dims [inBegin, inEnd) become result dims
+/// [outBegin, outEnd), one side holding a single dim (a merge or a split).
+struct ReshapeGroup {
+  int64_t inBegin, inEnd, outBegin, outEnd;
+};
+/// The groups of a reshape from `in` to `out`, or nothing when it is not a
+/// sequence of merges and splits (e.g. [6, 4] -> [4, 6]).
+std::optional<llvm::SmallVector<ReshapeGroup>> reshapeGroups(llvm::ArrayRef<int64_t> in,
+                                                             llvm::ArrayRef<int64_t> out);
 } // namespace dtl
 
 #include "dialects/dtl/DtlDialect.h.inc"

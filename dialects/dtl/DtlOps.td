@@ -79,6 +79,18 @@ def Dtl_ReluGradOp : Dtl_Op<"relu_grad", [Pure, SameOperandsAndResultType,
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
 }
 
+def Dtl_GeluOp : Dtl_UnaryOp<"gelu",
+    "GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+    [Dtl_ShardingRuleOpInterface]>;
+
+def Dtl_GeluGradOp : Dtl_Op<"gelu_grad", [Pure, SameOperandsAndResultType,
+    Dtl_ShardingRuleOpInterface]> {
+  let summary = "The gradient of gelu (tanh form): grad * gelu'(input).";
+  let arguments = (ins F32Tensor:$input, F32Tensor:$grad);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
+}
+
 //===----------------------------------------------------------------------===//
 // Sharding constraints
 //===----------------------------------------------------------------------===//
@@ -165,6 +177,233 @@ def Dtl_MatmulOp : Dtl_MathOp<"matmul",
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)";
   let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Row-wise normalisations (over the last dimension)
+//===----------------------------------------------------------------------===//
+
+class Dtl_RowOp<string mnemonic, list<Trait> traits = []> :
+    Dtl_Op<mnemonic, !listconcat(traits, [Pure,
+      DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                                ["getLoopKinds", "getIndexingMaps"]>])>;
+
+def Dtl_SoftmaxOp : Dtl_RowOp<"softmax", [SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<Dtl_VjpOpInterface>]> {
+  let summary = "Softmax over the last dimension.";
+  let arguments = (ins F32Tensor:$input);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Dtl_SoftmaxGradOp : Dtl_RowOp<"softmax_grad", [SameOperandsAndResultType]> {
+  let summary = "Gradient of softmax from its output y: y * (g - sum(g * y)) per row.";
+  let arguments = (ins F32Tensor:$output, F32Tensor:$grad);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$output `,` $grad attr-dict `:` type($result)";
+}
+
+def Dtl_LayerNormOp : Dtl_RowOp<"layernorm",
+    [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>, AllTypesMatch<["input", "result"]>,
+     AllTypesMatch<["weight", "bias"]>, AllTypesMatch<["mean", "rstd"]>]> {
+  let summary = "Layer normalisation over the last dimension, with weight and bias.";
+  let description = [{
+    `result = (x - mean) * rstd * weight + bias` per row, `rstd =
+    1 / sqrt(var + eps)` (biased variance, as torch.nn.LayerNorm). Also
+    returns each row's mean and rstd, which the gradient reuses.
+
+    ```mlir
+    %y, %mean, %rstd = dtl.layernorm %x, %w, %b {eps = 1.0e-05}
+        : tensor<12x64x128xf32>, tensor<128xf32> -> tensor<12x64x128xf32>, tensor<12x64xf32>
+    ```
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$weight, F32Tensor:$bias, F64Attr:$eps);
+  let results = (outs F32Tensor:$result, F32Tensor:$mean, F32Tensor:$rstd);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $bias attr-dict `:` type($input) `,` type($weight) `->`
+    type($result) `,` type($mean)
+  }];
+  let hasVerifier = 1;
+}
+
+def Dtl_LayerNormGradInputOp : Dtl_RowOp<"layernorm_grad_input",
+    [AllTypesMatch<["input", "grad", "result"]>, AllTypesMatch<["mean", "rstd"]>]> {
+  let summary = "d(loss)/d(input) of layernorm.";
+  let description = [{
+    With `xhat = (x - mean) * rstd` and `dxhat = grad * weight`:
+    `result = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))` per row.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$weight, F32Tensor:$mean,
+                   F32Tensor:$rstd, F32Tensor:$grad);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `,` $mean `,` $rstd `,` $grad attr-dict `:` type($input) `,`
+    type($weight) `,` type($mean)
+  }];
+}
+
+def Dtl_LayerNormGradParamsOp : Dtl_Op<"layernorm_grad_params", [Pure,
+    AllTypesMatch<["input", "grad"]>, AllTypesMatch<["mean", "rstd"]>,
+    AllTypesMatch<["weight_grad", "bias_grad"]>,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                              ["getLoopKinds", "getIndexingMaps"]>]> {
+  let summary = "d(loss)/d(weight) and d(loss)/d(bias) of layernorm.";
+  let description = [{
+    `weight_grad = sum over rows of grad * xhat`, `bias_grad = sum over rows
+    of grad`; the rows are sum loops, so a batch split leaves partial sums.
+  }];
+  let arguments = (ins F32Tensor:$input, F32Tensor:$mean, F32Tensor:$rstd, F32Tensor:$grad);
+  let results = (outs F32Tensor:$weight_grad, F32Tensor:$bias_grad);
+  let assemblyFormat = [{
+    $input `,` $mean `,` $rstd `,` $grad attr-dict `:` type($input) `,` type($mean) `->`
+    type($weight_grad)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Embedding and attention
+//===----------------------------------------------------------------------===//
+
+def Dtl_EmbeddingOp : Dtl_Op<"embedding", [Pure,
+    DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                              ["getLoopKinds", "getIndexingMaps"]>]> {
+  let summary = "Rows of a table picked by integer indices.";
+  let description = [{
+    `result[i..., c] = table[indices[i...], c]`; an index outside the table
+    stops the program with a message.
+
+    ```mlir
+    %x = dtl.embedding %wte, %idx : tensor<128x64xf32>, tensor<12x64xi32> -> tensor<12x64x64xf32>
+    ```
+  }];
+  let arguments = (ins F32Tensor:$table, I32Tensor:$indices);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$table `,` $indices attr-dict `:` type($table) `,` type($indices) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Dtl_EmbeddingGradOp : Dtl_Op<"embedding_grad", [Pure,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                              ["getLoopKinds", "getIndexingMaps"]>]> {
+  let summary = "Gradient of embedding for the table: grad rows added at their indices.";
+  let arguments = (ins I32Tensor:$indices, F32Tensor:$grad);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$indices `,` $grad attr-dict `:` type($indices) `,` type($grad) `->` type($result)";
+}
+
+def Dtl_CausalAttentionOp : Dtl_Op<"causal_attention", [Pure,
+    AllTypesMatch<["q", "k", "v", "result"]>,
+    DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                              ["getLoopKinds", "getIndexingMaps"]>]> {
+  let summary = "Fused multi-head causal self-attention.";
+  let description = [{
+    `q`, `k`, `v` are `[B, T, C]` with the channels split into `heads`
+    heads of `C / heads`: for each batch row, head and position `t`,
+    `result[t] = sum_{s <= t} softmax_s(q[t] . k[s] / sqrt(C / heads)) v[s]`.
+    Also returns the attention probabilities `[B, heads, T, T]` for the
+    gradient. Heads are independent, so a split of the channels into whole
+    heads (tensor parallelism) needs no communication.
+  }];
+  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, I64Attr:$heads);
+  let results = (outs F32Tensor:$result, F32Tensor:$probs);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v attr-dict `:` type($q) `->` type($probs)
+  }];
+  let hasVerifier = 1;
+}
+
+def Dtl_CausalAttentionGradOp : Dtl_Op<"causal_attention_grad", [Pure,
+    AllTypesMatch<["q", "k", "v", "grad", "q_grad", "k_grad", "v_grad"]>,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                              ["getLoopKinds", "getIndexingMaps"]>]> {
+  let summary = "Gradients of causal_attention for q, k and v.";
+  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, F32Tensor:$probs,
+                   F32Tensor:$grad, I64Attr:$heads);
+  let results = (outs F32Tensor:$q_grad, F32Tensor:$k_grad, F32Tensor:$v_grad);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $probs `,` $grad attr-dict `:` type($q) `,` type($probs)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Layout: reshape, transpose, stacked layers
+//===----------------------------------------------------------------------===//
+
+def Dtl_ReshapeOp : Dtl_MathOp<"reshape",
+    [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
+  let summary = "The same elements (row-major order) in another shape.";
+  let description = [{
+    The shapes must match group by group: each run of input dimensions
+    merges into one result dimension, or one input dimension splits into a
+    run of result dimensions (as tensor.collapse_shape / expand_shape). A
+    split of a merged dimension is a split of its leading (major) part, so
+    a batch split survives `[B, T, C] -> [B*T, C]`. Free: a view of the
+    input's buffer.
+  }];
+  let arguments = (ins AnyTensor:$input);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Dtl_TransposeOp : Dtl_MathOp<"transpose",
+    [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
+  let summary = "Permuted dimensions: result dim i is input dim permutation[i].";
+  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$input `permutation` $permutation attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Dtl_LayerOp : Dtl_Op<"layer", [Pure,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                              ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
+  let summary = "Layer `index` of a stacked tensor (its leading dimension).";
+  let description = [{
+    `repeat N` stacks a block's params along a new leading dimension; each
+    layer reads its slice through this op (a view, free). The gradient of
+    all slices of one stacked tensor is one `dtl.stack` (built by the
+    autodiff pass, which sees every slice at once).
+  }];
+  let arguments = (ins F32Tensor:$input, I64Attr:$index);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$input `[` $index `]` attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Dtl_StackOp : Dtl_Op<"stack", [Pure,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                              ["getLoopKinds", "getIndexingMaps", "isAdditive"]>]> {
+  let summary = "Equal-shaped tensors stacked along a new leading dimension.";
+  let arguments = (ins Variadic<F32Tensor>:$inputs);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Dropout
+//===----------------------------------------------------------------------===//
+
+def Dtl_DropoutOp : Dtl_Op<"dropout", [Pure,
+    AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface, ["isLinearIn"]>]> {
+  let summary = "Inverted dropout with a mask drawn from (seed, stream, step, global index).";
+  let description = [{
+    `result = input * mask / (1 - rate)` where element `i` of the global
+    tensor is kept when `hash(seed, stream, step, i) >= rate`. The mask
+    depends on nothing else, so every mesh shape and every recomputation
+    draws the same one; the gradient applies the same mask. `step` is the
+    1-based training step; in evaluation (step 0) dropout is the identity.
+  }];
+  let arguments = (ins F32Tensor:$input, Dtl_F32Scalar:$step, F64Attr:$rate, I64Attr:$stream);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$input `,` $step attr-dict `:` type($input) `,` type($step)";
 }
 
 //===----------------------------------------------------------------------===//

@@ -85,51 +85,269 @@ SmallVector<AffineMap> ReduceSumOp::getIndexingMaps() {
 bool ReduceSumOp::isLinearIn(unsigned) { return true; }
 
 //===----------------------------------------------------------------------===//
-// Matmul: loops (m, n, k), k a sum.
+// Matmul: loops (m..., n, k), k a sum; an lhs of rank > 2 has one m loop
+// per leading dimension.
 //===----------------------------------------------------------------------===//
 
 SmallVector<LoopKind> MatmulOp::getLoopKinds() {
-  return {LoopKind::Parallel, LoopKind::Parallel, LoopKind::Sum};
+  SmallVector<LoopKind> kinds(getResult().getType().getRank(), LoopKind::Parallel);
+  kinds.push_back(LoopKind::Sum);
+  return kinds;
 }
 
 SmallVector<AffineMap> MatmulOp::getIndexingMaps() {
   MLIRContext *ctx = getContext();
-  AffineExpr m = getAffineDimExpr(0, ctx), n = getAffineDimExpr(1, ctx),
-             k = getAffineDimExpr(2, ctx);
-  auto map = [&](AffineExpr a, AffineExpr b) { return AffineMap::get(3, 0, {a, b}, ctx); };
-  return {getTransposeLhs() ? map(k, m) : map(m, k),
-          getTransposeRhs() ? map(n, k) : map(k, n), map(m, n)};
+  unsigned rank = getResult().getType().getRank(), loops = rank + 1;
+  SmallVector<AffineExpr> rows;
+  for (unsigned i = 0; i + 1 < rank; ++i)
+    rows.push_back(getAffineDimExpr(i, ctx));
+  AffineExpr n = getAffineDimExpr(rank - 1, ctx), k = getAffineDimExpr(rank, ctx);
+  auto map = [&](ArrayRef<AffineExpr> exprs) { return AffineMap::get(loops, 0, exprs, ctx); };
+  SmallVector<AffineExpr> lhs(rows), result(rows);
+  lhs.push_back(k);
+  result.push_back(n);
+  if (getTransposeLhs())
+    lhs = {k, rows[0]};
+  return {map(lhs), getTransposeRhs() ? map({n, k}) : map({k, n}), map(result)};
 }
 
 bool MatmulOp::isLinearIn(unsigned) { return true; }
 
 //===----------------------------------------------------------------------===//
-// Classifier ops: loops (b, c); the class loop needs whole rows.
+// Row-wise ops: loops (rows..., c); what each operand or result holds.
 //===----------------------------------------------------------------------===//
 
-static SmallVector<LoopKind> classifierLoopKinds() {
-  return {LoopKind::Parallel, LoopKind::Whole};
+namespace {
+enum class RowPart { Full, Rows, Channels };
+
+AffineMap rowMap(MLIRContext *ctx, unsigned loops, RowPart part) {
+  SmallVector<AffineExpr> exprs;
+  if (part == RowPart::Channels)
+    exprs.push_back(getAffineDimExpr(loops - 1, ctx));
+  else
+    for (unsigned i = 0; i < (part == RowPart::Full ? loops : loops - 1); ++i)
+      exprs.push_back(getAffineDimExpr(i, ctx));
+  return AffineMap::get(loops, 0, exprs, ctx);
 }
 
-/// Maps for operands/results that are [B, C] (`perClass`) or [B].
-static SmallVector<AffineMap> classifierMaps(MLIRContext *ctx,
-                                             ArrayRef<bool> perClass) {
-  AffineExpr b = getAffineDimExpr(0, ctx), c = getAffineDimExpr(1, ctx);
-  SmallVector<AffineMap> maps;
-  for (bool rows : perClass)
-    maps.push_back(rows ? AffineMap::get(2, 0, {b, c}, ctx) : AffineMap::get(2, 0, {b}, ctx));
+SmallVector<AffineMap> rowMaps(Operation *op, ArrayRef<RowPart> parts) {
+  unsigned loops = rankOf(op->getOperand(0));
+  return llvm::to_vector(
+      llvm::map_range(parts, [&](RowPart p) { return rowMap(op->getContext(), loops, p); }));
+}
+
+/// Rows split freely; the channel loop is `channels`.
+SmallVector<LoopKind> rowKinds(Operation *op, LoopKind rows, LoopKind channels) {
+  SmallVector<LoopKind> kinds(rankOf(op->getOperand(0)) - 1, rows);
+  kinds.push_back(channels);
+  return kinds;
+}
+} // namespace
+
+using RP = RowPart;
+
+SmallVector<LoopKind> SoftmaxOp::getLoopKinds() {
+  return rowKinds(*this, LoopKind::Parallel, LoopKind::Whole);
+}
+SmallVector<AffineMap> SoftmaxOp::getIndexingMaps() { return rowMaps(*this, {RP::Full, RP::Full}); }
+SmallVector<LoopKind> SoftmaxGradOp::getLoopKinds() {
+  return rowKinds(*this, LoopKind::Parallel, LoopKind::Whole);
+}
+SmallVector<AffineMap> SoftmaxGradOp::getIndexingMaps() {
+  return rowMaps(*this, {RP::Full, RP::Full, RP::Full});
+}
+SmallVector<LoopKind> LayerNormOp::getLoopKinds() {
+  return rowKinds(*this, LoopKind::Parallel, LoopKind::Whole);
+}
+SmallVector<AffineMap> LayerNormOp::getIndexingMaps() {
+  return rowMaps(*this, {RP::Full, RP::Channels, RP::Channels, RP::Full, RP::Rows, RP::Rows});
+}
+SmallVector<LoopKind> LayerNormGradInputOp::getLoopKinds() {
+  return rowKinds(*this, LoopKind::Parallel, LoopKind::Whole);
+}
+SmallVector<AffineMap> LayerNormGradInputOp::getIndexingMaps() {
+  return rowMaps(*this, {RP::Full, RP::Channels, RP::Rows, RP::Rows, RP::Full, RP::Full});
+}
+SmallVector<LoopKind> LayerNormGradParamsOp::getLoopKinds() {
+  return rowKinds(*this, LoopKind::Sum, LoopKind::Whole);
+}
+SmallVector<AffineMap> LayerNormGradParamsOp::getIndexingMaps() {
+  return rowMaps(*this, {RP::Full, RP::Rows, RP::Rows, RP::Full, RP::Channels, RP::Channels});
+}
+
+//===----------------------------------------------------------------------===//
+// Embedding: loops (i..., c, v), v (the table row) whole; the gradient sums
+// over the index loops.
+//===----------------------------------------------------------------------===//
+
+static SmallVector<AffineMap> embeddingMaps(MLIRContext *ctx, unsigned indexRank,
+                                            bool gradient) {
+  unsigned loops = indexRank + 2;
+  SmallVector<AffineExpr> index, indexAndChannel;
+  for (unsigned i = 0; i < indexRank; ++i)
+    index.push_back(getAffineDimExpr(i, ctx));
+  indexAndChannel = index;
+  indexAndChannel.push_back(getAffineDimExpr(indexRank, ctx));
+  AffineMap table = AffineMap::get(
+      loops, 0, {getAffineDimExpr(indexRank + 1, ctx), getAffineDimExpr(indexRank, ctx)}, ctx);
+  AffineMap indices = AffineMap::get(loops, 0, index, ctx);
+  AffineMap rows = AffineMap::get(loops, 0, indexAndChannel, ctx);
+  if (gradient)
+    return {indices, rows, table};
+  return {table, indices, rows};
+}
+
+SmallVector<LoopKind> EmbeddingOp::getLoopKinds() {
+  SmallVector<LoopKind> kinds(rankOf(getIndices()) + 1, LoopKind::Parallel);
+  kinds.push_back(LoopKind::Whole);
+  return kinds;
+}
+SmallVector<AffineMap> EmbeddingOp::getIndexingMaps() {
+  return embeddingMaps(getContext(), rankOf(getIndices()), false);
+}
+SmallVector<LoopKind> EmbeddingGradOp::getLoopKinds() {
+  SmallVector<LoopKind> kinds(rankOf(getIndices()), LoopKind::Sum);
+  kinds.append({LoopKind::Parallel, LoopKind::Whole});
+  return kinds;
+}
+SmallVector<AffineMap> EmbeddingGradOp::getIndexingMaps() {
+  return embeddingMaps(getContext(), rankOf(getIndices()), true);
+}
+
+//===----------------------------------------------------------------------===//
+// Attention: loops (b, t, c, s); t and s (positions) whole. The heads
+// dimension of probs follows the channel loop: splitting the channels into
+// whole heads splits the heads alike (the partitioner checks divisibility).
+//===----------------------------------------------------------------------===//
+
+static SmallVector<LoopKind> attentionKinds() {
+  return {LoopKind::Parallel, LoopKind::Whole, LoopKind::Parallel, LoopKind::Whole};
+}
+
+/// `count` maps of (b, t, c) activations, but probs (b, c, t, s) at `probsAt`.
+static SmallVector<AffineMap> attentionMaps(MLIRContext *ctx, unsigned probsAt,
+                                            unsigned count) {
+  AffineExpr b = getAffineDimExpr(0, ctx), t = getAffineDimExpr(1, ctx),
+             c = getAffineDimExpr(2, ctx), s = getAffineDimExpr(3, ctx);
+  SmallVector<AffineMap> maps(count, AffineMap::get(4, 0, {b, t, c}, ctx));
+  maps[probsAt] = AffineMap::get(4, 0, {b, c, t, s}, ctx);
   return maps;
 }
 
-SmallVector<LoopKind> CrossEntropyOp::getLoopKinds() { return classifierLoopKinds(); }
+SmallVector<LoopKind> CausalAttentionOp::getLoopKinds() { return attentionKinds(); }
+SmallVector<AffineMap> CausalAttentionOp::getIndexingMaps() {
+  // q, k, v, result, probs
+  return attentionMaps(getContext(), 4, 5);
+}
+SmallVector<LoopKind> CausalAttentionGradOp::getLoopKinds() { return attentionKinds(); }
+SmallVector<AffineMap> CausalAttentionGradOp::getIndexingMaps() {
+  // q, k, v, probs, grad, q_grad, k_grad, v_grad
+  return attentionMaps(getContext(), 3, 8);
+}
+
+//===----------------------------------------------------------------------===//
+// Layout ops
+//===----------------------------------------------------------------------===//
+
+// One loop per result dim. A merged group is indexed by its major non-unit
+// input dim (its split is the merged dim's split); the minor loops of a
+// split group are whole, since the input cannot show their split.
+SmallVector<LoopKind> ReshapeOp::getLoopKinds() {
+  SmallVector<LoopKind> kinds(rankOf(getResult()), LoopKind::Whole);
+  auto groups = reshapeGroups(getInput().getType().getShape(), getResult().getType().getShape());
+  for (const ReshapeGroup &g : groups.value_or(SmallVector<ReshapeGroup>()))
+    kinds[g.outBegin] = LoopKind::Parallel;
+  return kinds;
+}
+
+SmallVector<AffineMap> ReshapeOp::getIndexingMaps() {
+  MLIRContext *ctx = getContext();
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  unsigned loops = rankOf(getResult());
+  SmallVector<AffineExpr> exprs(in.size(), getAffineConstantExpr(0, ctx));
+  auto groups = reshapeGroups(in, getResult().getType().getShape());
+  for (const ReshapeGroup &g : groups.value_or(SmallVector<ReshapeGroup>())) {
+    int64_t major = g.inBegin;
+    while (major + 1 < g.inEnd && in[major] == 1)
+      ++major;
+    exprs[major] = getAffineDimExpr(g.outBegin, ctx);
+  }
+  return {AffineMap::get(loops, 0, exprs, ctx), AffineMap::getMultiDimIdentityMap(loops, ctx)};
+}
+
+bool ReshapeOp::isLinearIn(unsigned) { return true; }
+
+SmallVector<LoopKind> TransposeOp::getLoopKinds() { return elementwiseLoopKinds(*this); }
+
+SmallVector<AffineMap> TransposeOp::getIndexingMaps() {
+  MLIRContext *ctx = getContext();
+  ArrayRef<int64_t> perm = getPermutation();
+  SmallVector<AffineExpr> exprs(perm.size());
+  for (auto [loop, d] : llvm::enumerate(perm))
+    exprs[d] = getAffineDimExpr(loop, ctx);
+  return {AffineMap::get(perm.size(), 0, exprs, ctx),
+          AffineMap::getMultiDimIdentityMap(perm.size(), ctx)};
+}
+
+bool TransposeOp::isLinearIn(unsigned) { return true; }
+
+/// Maps between a stacked tensor (leading layer dim, never split) and one layer.
+static AffineMap stackedMap(MLIRContext *ctx, unsigned loops) {
+  SmallVector<AffineExpr> exprs{getAffineConstantExpr(0, ctx)};
+  for (unsigned i = 0; i < loops; ++i)
+    exprs.push_back(getAffineDimExpr(i, ctx));
+  return AffineMap::get(loops, 0, exprs, ctx);
+}
+
+SmallVector<LoopKind> LayerOp::getLoopKinds() { return elementwiseLoopKinds(*this); }
+SmallVector<AffineMap> LayerOp::getIndexingMaps() {
+  unsigned loops = rankOf(getResult());
+  return {stackedMap(getContext(), loops), AffineMap::getMultiDimIdentityMap(loops, getContext())};
+}
+bool LayerOp::isLinearIn(unsigned) { return true; }
+
+SmallVector<LoopKind> StackOp::getLoopKinds() {
+  return SmallVector<LoopKind>(rankOf(getResult()) - 1, LoopKind::Parallel);
+}
+SmallVector<AffineMap> StackOp::getIndexingMaps() {
+  unsigned loops = rankOf(getResult()) - 1;
+  SmallVector<AffineMap> maps(getInputs().size(),
+                              AffineMap::getMultiDimIdentityMap(loops, getContext()));
+  maps.push_back(stackedMap(getContext(), loops));
+  return maps;
+}
+bool StackOp::isAdditive() { return true; }
+
+bool DropoutOp::isLinearIn(unsigned index) { return index == 0; }
+
+//===----------------------------------------------------------------------===//
+// Classifier ops: loops (rows..., c); the class loop needs whole rows.
+//===----------------------------------------------------------------------===//
+
+static SmallVector<LoopKind> classifierLoopKinds(Operation *op) {
+  SmallVector<LoopKind> kinds(rankOf(op->getOperand(0)) - 1, LoopKind::Parallel);
+  kinds.push_back(LoopKind::Whole);
+  return kinds;
+}
+
+/// Maps for operands/results that are [rows..., C] (`perClass`) or [rows...].
+static SmallVector<AffineMap> classifierMaps(Operation *op, ArrayRef<bool> perClass) {
+  unsigned loops = rankOf(op->getOperand(0));
+  SmallVector<AffineMap> maps;
+  for (bool full : perClass)
+    maps.push_back(rowMap(op->getContext(), loops, full ? RowPart::Full : RowPart::Rows));
+  return maps;
+}
+
+SmallVector<LoopKind> CrossEntropyOp::getLoopKinds() { return classifierLoopKinds(*this); }
 SmallVector<AffineMap> CrossEntropyOp::getIndexingMaps() {
-  return classifierMaps(getContext(), {true, false, false});
+  return classifierMaps(*this, {true, false, false});
 }
-SmallVector<LoopKind> CrossEntropyGradOp::getLoopKinds() { return classifierLoopKinds(); }
+SmallVector<LoopKind> CrossEntropyGradOp::getLoopKinds() { return classifierLoopKinds(*this); }
 SmallVector<AffineMap> CrossEntropyGradOp::getIndexingMaps() {
-  return classifierMaps(getContext(), {true, false, false, true});
+  return classifierMaps(*this, {true, false, false, true});
 }
-SmallVector<LoopKind> CorrectOp::getLoopKinds() { return classifierLoopKinds(); }
+SmallVector<LoopKind> CorrectOp::getLoopKinds() { return classifierLoopKinds(*this); }
 SmallVector<AffineMap> CorrectOp::getIndexingMaps() {
-  return classifierMaps(getContext(), {true, false, false});
+  return classifierMaps(*this, {true, false, false});
 }

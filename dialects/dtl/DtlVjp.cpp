@@ -121,7 +121,8 @@ void ReduceSumOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
 }
 
 // C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC; each case
-// below is that identity with the transposes folded into the flags.
+// below is that identity with the transposes folded into the flags. An lhs
+// [M..., K] of rank > 2 is viewed as [M, K] for the rhs's gradient.
 void MatmulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   Value g = grads[0], lhs = getLhs(), rhs = getRhs();
   Type lt = lhs.getType(), rt = rhs.getType();
@@ -129,12 +130,22 @@ void MatmulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &
   auto matmul = [&](Type t, Value x, Value y, bool tx, bool ty) -> Value {
     return MatmulOp::create(b, getLoc(), t, x, y, tx, ty);
   };
+  auto as2d = [&](Value v) -> Value {
+    auto type = cast<RankedTensorType>(v.getType());
+    if (type.getRank() == 2)
+      return v;
+    int64_t rows = type.getNumElements() / type.getShape().back();
+    return ReshapeOp::create(b, getLoc(),
+                             RankedTensorType::get({rows, type.getShape().back()},
+                                                   type.getElementType()),
+                             v);
+  };
   if (!ta && !tb)
-    out.assign({matmul(lt, g, rhs, false, true), matmul(rt, lhs, g, true, false)});
+    out.assign({matmul(lt, g, rhs, false, true), matmul(rt, as2d(lhs), as2d(g), true, false)});
   else if (ta && !tb)
     out.assign({matmul(lt, rhs, g, false, true), matmul(rt, lhs, g, false, false)});
   else if (!ta && tb)
-    out.assign({matmul(lt, g, rhs, false, false), matmul(rt, g, lhs, true, false)});
+    out.assign({matmul(lt, g, rhs, false, false), matmul(rt, as2d(g), as2d(lhs), true, false)});
   else
     out.assign({matmul(lt, rhs, g, true, true), matmul(rt, g, lhs, true, true)});
 }
@@ -145,4 +156,62 @@ void CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange grads,
   out.assign({CrossEntropyGradOp::create(b, getLoc(), getLogits().getType(), getLogits(),
                                     getLabels(), grads[0]),
          Value()});
+}
+
+// d gelu(x) = g * gelu'(x)
+void GeluOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({GeluGradOp::create(b, getLoc(), grads[0].getType(), getInput(), grads[0])});
+}
+
+// d softmax = y * (g - sum(g * y)), from the output y
+void SoftmaxOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({SoftmaxGradOp::create(b, getLoc(), grads[0].getType(), getResult(), grads[0])});
+}
+
+// d layernorm: the input's gradient per row, the params' summed over rows.
+// mean and rstd are saved statistics; nothing differentiates through them.
+void LayerNormOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Value g = grads[0];
+  Value input = LayerNormGradInputOp::create(b, getLoc(), getInput().getType(), getInput(),
+                                             getWeight(), getMean(), getRstd(), g);
+  auto params = LayerNormGradParamsOp::create(b, getLoc(), getWeight().getType(),
+                                              getBias().getType(), getInput(), getMean(),
+                                              getRstd(), g);
+  out.assign({input, params.getWeightGrad(), params.getBiasGrad()});
+}
+
+// d embedding: grad rows added into the table's rows; indices have none.
+void EmbeddingOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({EmbeddingGradOp::create(b, getLoc(), getTable().getType(), getIndices(), grads[0]),
+              Value()});
+}
+
+// d attention from the saved probabilities; probs themselves reach no loss.
+void CausalAttentionOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  Type t = getQ().getType();
+  auto g = CausalAttentionGradOp::create(b, getLoc(), t, t, t, getQ(), getK(), getV(),
+                                         getProbs(), grads[0], getHeads());
+  out.assign({g.getQGrad(), g.getKGrad(), g.getVGrad()});
+}
+
+// d reshape(x) = g reshaped back
+void ReshapeOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({ReshapeOp::create(b, getLoc(), getInput().getType(), grads[0])});
+}
+
+// d transpose(x, p) = transpose(g, p^-1)
+void TransposeOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  ArrayRef<int64_t> perm = getPermutation();
+  SmallVector<int64_t> inverse(perm.size());
+  for (auto [i, p] : llvm::enumerate(perm))
+    inverse[p] = i;
+  out.assign({TransposeOp::create(b, getLoc(), getInput().getType(), grads[0],
+                                  b.getDenseI64ArrayAttr(inverse))});
+}
+
+// d dropout(x) = dropout(g) with the same mask; the step has none.
+void DropoutOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.assign({DropoutOp::create(b, getLoc(), grads[0].getType(), grads[0], getStep(),
+                                getRateAttr(), getStreamAttr()),
+              Value()});
 }

@@ -45,8 +45,9 @@ TEST(Parser, DeclarationsWithPositions) {
   EXPECT_FALSE(model.sizes[1].defaultValue.has_value());
   const Stmt &w = model.body[0];
   EXPECT_EQ(w.kind, Stmt::Kind::Param);
-  EXPECT_EQ(w.type.dims[0].symbol, "D");
-  EXPECT_EQ(w.type.dims[1].size, 16);
+  EXPECT_EQ(w.type.dims[0].expr->kind, Expr::Kind::Name);
+  EXPECT_EQ(w.type.dims[0].expr->name, "D");
+  EXPECT_EQ(w.type.dims[1].expr->number, 16);
   ASSERT_TRUE(w.sharding);
   ASSERT_EQ(w.sharding->dims[1].size(), 2u);
   EXPECT_EQ(w.sharding->dims[1][0].name, "dp");

@@ -159,12 +159,16 @@ public:
   ExitCode compile(const llvm::MemoryBuffer &buffer, llvm::raw_ostream &os) {
     llvm::StringRef filename = buffer.getBufferIdentifier();
     bool syntaxErrors = false;
+    auto onError = [&](dtl::ast::Pos pos, const std::string &msg) {
+      syntaxErrors = true;
+      emitError(FileLineColLoc::get(&ctx_, pos.file ? llvm::StringRef(*pos.file) : filename,
+                                    pos.line, pos.col),
+                msg);
+    };
     std::unique_ptr<dtl::ast::Program> program =
-        dtl::parseProgram(buffer.getBuffer().str(), [&](dtl::ast::Pos pos, const std::string &msg) {
-          syntaxErrors = true;
-          emitError(FileLineColLoc::get(&ctx_, filename, pos.line, pos.col), msg);
-        });
-    if (!program || syntaxErrors)
+        dtl::parseProgram(buffer.getBuffer().str(), onError);
+    if (!program || syntaxErrors ||
+        !dtl::resolveImports(*program, filename.str(), onError) || syntaxErrors)
       return kUserError;
     if (emit == Emit::Ast) {
       dtl::ast::dump(*program, os);

@@ -9,6 +9,7 @@
 #ifndef DTLRT_KERNELS_H
 #define DTLRT_KERNELS_H
 
+#include <cmath>
 #include <cstdint>
 
 namespace dtlrt {
@@ -53,6 +54,76 @@ void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, T lr, T 
 template <typename T>
 void sgdUpdate(const T *param, const T *grad, const T *buf, T lr, double momentum,
                double weightDecay, T *newParam, T *newBuf, int64_t n);
+
+// Transformer kernels (TransformerKernels.cpp); "rows" count every leading
+// index, `n` or `channels` is the last dimension.
+
+// gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), GPT-2's form;
+// inline so the generated elementwise loops vectorise.
+template <typename T> inline T gelu(T x) {
+  const T s = T(0.7978845608028654), c = T(0.044715);
+  return T(0.5) * x * (T(1) + std::tanh(s * (x + c * x * x * x)));
+}
+
+// g * d gelu(x) / dx.
+template <typename T> inline T geluGrad(T x, T g) {
+  const T s = T(0.7978845608028654), c = T(0.044715);
+  T u = s * (x + c * x * x * x), th = std::tanh(u);
+  T sech2 = T(1) - th * th;
+  return g * (T(0.5) * (T(1) + th) + T(0.5) * x * sech2 * s * (T(1) + T(3) * c * x * x));
+}
+
+// out[r, :] = softmax(in[r, :]).
+template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n);
+
+// out[r, :] = y[r, :] * (g[r, :] - sum(g[r, :] * y[r, :])), y = softmax output.
+template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t rows, int64_t n);
+
+// out[r, :] = (x[r, :] - mean[r]) * rstd[r] * w + b, rstd = 1 / sqrt(var + eps).
+template <typename T>
+void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, T *mean, T *rstd,
+               int64_t rows, int64_t n);
+
+// out = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w.
+template <typename T>
+void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g,
+                        T *out, int64_t rows, int64_t n);
+
+// dw = sum over rows of g * xhat, db = sum over rows of g.
+template <typename T>
+void layerNormGradParams(const T *x, const T *mean, const T *rstd, const T *g, T *dw, T *db,
+                         int64_t rows, int64_t n);
+
+// out[i, :] = table[ids[i], :]; an id outside [0, vocab) is a DataError.
+template <typename T>
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
+               int64_t channels);
+
+// out = zeros(vocab, channels); out[ids[i], :] += g[i, :].
+template <typename T>
+void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_t vocab,
+                   int64_t channels);
+
+// Causal self-attention over [batch, seq, channels] with `heads` heads:
+// probs[b, h, t, s] = softmax_{s <= t}(q_t . k_s / sqrt(d)) (0 for s > t),
+// out[b, t, h] = sum_s probs[b, h, t, s] v[b, s, h].
+template <typename T>
+void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64_t batch,
+                     int64_t seq, int64_t channels, int64_t heads);
+
+// The gradients of causalAttention for q, k and v, from its saved probs.
+template <typename T>
+void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, const T *g, T *dq,
+                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
+                         int64_t heads);
+
+// out[i] = in[i] * keep(i) / (1 - rate), keep(i) = hash(seed, stream, step,
+// global index of i) >= rate; `globalIndex(i)` is the global position of
+// local element i (passed as row-major shapes and offsets per dimension).
+template <typename T>
+void dropout(const T *in, T *out, int rank, const int64_t *localShape,
+             const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
+             int64_t stream, int64_t step);
 
 } // namespace dtlrt
 

@@ -51,7 +51,7 @@ struct StepSpec {
 };
 
 struct DataSpec {
-  std::string source; ///< idx, synthetic; empty when absent
+  std::string source; ///< idx, synthetic, tokens; empty when absent
   std::vector<std::string> inputs, files;
   int64_t classes = 10, size = 1024;
 };
@@ -68,6 +68,7 @@ struct Program {
   double lr = 1e-3, minLr = 0;
   std::string schedule = "constant";
   int64_t warmup = 0, steps = 100, logEvery = 10, evalEvery = 0, seed = 0;
+  int64_t evalBatches = 0; ///< batches per evaluation; 0: the whole eval source
 };
 
 /// Bytes allocated so far for the intermediate values of step functions

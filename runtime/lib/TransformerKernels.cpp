@@ -1,0 +1,279 @@
+//===- TransformerKernels.cpp - the row-wise and attention kernels of a GPT ===//
+//
+// Plain loops over contiguous rows, parallel over rows (or batch x heads)
+// with OpenMP; each kernel's math is above its declaration in Kernels.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dtlrt/Data.h"
+#include "dtlrt/Kernels.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace dtlrt {
+
+/// Row kernels go parallel once there is this much work.
+constexpr int64_t kParallelWork = 32768;
+
+template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n) {
+#pragma omp parallel for if (rows * n > kParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *x = in + r * n;
+    T *y = out + r * n;
+    T max = *std::max_element(x, x + n), sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      sum += y[i] = std::exp(x[i] - max);
+    T inv = T(1) / sum;
+    for (int64_t i = 0; i < n; ++i)
+      y[i] *= inv;
+  }
+}
+
+template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t rows, int64_t n) {
+#pragma omp parallel for if (rows * n > kParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *yr = y + r * n, *gr = g + r * n;
+    T dot = 0;
+    for (int64_t i = 0; i < n; ++i)
+      dot += yr[i] * gr[i];
+    for (int64_t i = 0; i < n; ++i)
+      out[r * n + i] = yr[i] * (gr[i] - dot);
+  }
+}
+
+template <typename T>
+void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, T *mean, T *rstd,
+               int64_t rows, int64_t n) {
+#pragma omp parallel for if (rows * n > kParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *xr = x + r * n;
+    T sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      sum += xr[i];
+    T mu = sum / T(n), var = 0;
+    for (int64_t i = 0; i < n; ++i)
+      var += (xr[i] - mu) * (xr[i] - mu);
+    T s = T(1) / std::sqrt(var / T(n) + T(eps));
+    T *o = out + r * n;
+    for (int64_t i = 0; i < n; ++i)
+      o[i] = (xr[i] - mu) * s * w[i] + b[i];
+    mean[r] = mu;
+    rstd[r] = s;
+  }
+}
+
+template <typename T>
+void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g,
+                        T *out, int64_t rows, int64_t n) {
+#pragma omp parallel for if (rows * n > kParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *xr = x + r * n, *gr = g + r * n;
+    T mu = mean[r], s = rstd[r], meanD = 0, meanDX = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      T d = gr[i] * w[i];
+      meanD += d;
+      meanDX += d * (xr[i] - mu) * s;
+    }
+    meanD /= T(n);
+    meanDX /= T(n);
+    T *o = out + r * n;
+    for (int64_t i = 0; i < n; ++i)
+      o[i] = s * (gr[i] * w[i] - meanD - (xr[i] - mu) * s * meanDX);
+  }
+}
+
+template <typename T>
+void layerNormGradParams(const T *x, const T *mean, const T *rstd, const T *g, T *dw, T *db,
+                         int64_t rows, int64_t n) {
+  std::fill(dw, dw + n, T(0));
+  std::fill(db, db + n, T(0));
+#pragma omp parallel if (rows * n > kParallelWork)
+  {
+    std::vector<T> w(n, T(0)), b(n, T(0));
+#pragma omp for
+    for (int64_t r = 0; r < rows; ++r) {
+      const T *xr = x + r * n, *gr = g + r * n;
+      T mu = mean[r], s = rstd[r];
+      for (int64_t i = 0; i < n; ++i) {
+        w[i] += gr[i] * (xr[i] - mu) * s;
+        b[i] += gr[i];
+      }
+    }
+#pragma omp critical
+    for (int64_t i = 0; i < n; ++i) {
+      dw[i] += w[i];
+      db[i] += b[i];
+    }
+  }
+}
+
+static void checkIds(const int32_t *ids, int64_t count, int64_t vocab) {
+  for (int64_t i = 0; i < count; ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw DataError("a token id is " + std::to_string(ids[i]) + ", but the embedding table has " +
+                      std::to_string(vocab) + " rows (ids must be 0.." +
+                      std::to_string(vocab - 1) + ")");
+}
+
+template <typename T>
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
+               int64_t channels) {
+  checkIds(ids, count, vocab);
+#pragma omp parallel for if (count * channels > kParallelWork)
+  for (int64_t i = 0; i < count; ++i)
+    std::memcpy(out + i * channels, table + int64_t(ids[i]) * channels, channels * sizeof(T));
+}
+
+template <typename T>
+void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_t vocab,
+                   int64_t channels) {
+  checkIds(ids, count, vocab);
+  std::fill(out, out + vocab * channels, T(0));
+  // Parallel over channel blocks: rows that share an id never race.
+  constexpr int64_t kBlock = 64;
+#pragma omp parallel for if (count * channels > kParallelWork)
+  for (int64_t c0 = 0; c0 < channels; c0 += kBlock) {
+    int64_t c1 = std::min(channels, c0 + kBlock);
+    for (int64_t i = 0; i < count; ++i) {
+      T *o = out + int64_t(ids[i]) * channels;
+      const T *gi = g + i * channels;
+      for (int64_t c = c0; c < c1; ++c)
+        o[c] += gi[c];
+    }
+  }
+}
+
+template <typename T>
+void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64_t batch,
+                     int64_t seq, int64_t channels, int64_t heads) {
+  const int64_t d = channels / heads;
+  const T scale = T(1) / std::sqrt(T(d));
+#pragma omp parallel for collapse(2) if (batch * heads * seq * seq * d > kParallelWork)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t t = 0; t < seq; ++t) {
+        const T *qt = q + (b * seq + t) * channels + h * d;
+        T *p = probs + ((b * heads + h) * seq + t) * seq;
+        T max = -std::numeric_limits<T>::infinity();
+        for (int64_t s = 0; s <= t; ++s) {
+          const T *ks = k + (b * seq + s) * channels + h * d;
+          T dot = 0;
+          for (int64_t i = 0; i < d; ++i)
+            dot += qt[i] * ks[i];
+          p[s] = dot * scale;
+          max = std::max(max, p[s]);
+        }
+        T sum = 0;
+        for (int64_t s = 0; s <= t; ++s)
+          sum += p[s] = std::exp(p[s] - max);
+        T inv = T(1) / sum;
+        for (int64_t s = 0; s <= t; ++s)
+          p[s] *= inv;
+        std::fill(p + t + 1, p + seq, T(0));
+        T *ot = out + (b * seq + t) * channels + h * d;
+        std::fill(ot, ot + d, T(0));
+        for (int64_t s = 0; s <= t; ++s) {
+          const T *vs = v + (b * seq + s) * channels + h * d;
+          for (int64_t i = 0; i < d; ++i)
+            ot[i] += p[s] * vs[i];
+        }
+      }
+    }
+}
+
+template <typename T>
+void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, const T *g, T *dq,
+                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
+                         int64_t heads) {
+  const int64_t d = channels / heads;
+  const T scale = T(1) / std::sqrt(T(d));
+#pragma omp parallel for collapse(2) if (batch * heads * seq * seq * d > kParallelWork)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<T> dp(seq);
+      for (int64_t t = 0; t < seq; ++t) {
+        int64_t row = (b * seq + t) * channels + h * d;
+        std::fill(dq + row, dq + row + d, T(0));
+        std::fill(dk + row, dk + row + d, T(0));
+        std::fill(dv + row, dv + row + d, T(0));
+      }
+      for (int64_t t = 0; t < seq; ++t) {
+        const T *p = probs + ((b * heads + h) * seq + t) * seq;
+        const T *gt = g + (b * seq + t) * channels + h * d;
+        const T *qt = q + (b * seq + t) * channels + h * d;
+        T *dqt = dq + (b * seq + t) * channels + h * d;
+        T weighted = 0;
+        for (int64_t s = 0; s <= t; ++s) {
+          const T *vs = v + (b * seq + s) * channels + h * d;
+          T *dvs = dv + (b * seq + s) * channels + h * d;
+          T dot = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            dot += gt[i] * vs[i];
+            dvs[i] += p[s] * gt[i];
+          }
+          dp[s] = dot;
+          weighted += p[s] * dot;
+        }
+        for (int64_t s = 0; s <= t; ++s) {
+          T ds = p[s] * (dp[s] - weighted) * scale;
+          const T *ks = k + (b * seq + s) * channels + h * d;
+          T *dks = dk + (b * seq + s) * channels + h * d;
+          for (int64_t i = 0; i < d; ++i) {
+            dqt[i] += ds * ks[i];
+            dks[i] += ds * qt[i];
+          }
+        }
+      }
+    }
+}
+
+template <typename T>
+void dropout(const T *in, T *out, int rank, const int64_t *localShape,
+             const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
+             int64_t stream, int64_t step) {
+  int64_t n = 1;
+  for (int d = 0; d < rank; ++d)
+    n *= localShape[d];
+  if (step <= 0 || rate <= 0) {
+    std::memcpy(out, in, n * sizeof(T));
+    return;
+  }
+  const T scale = T(1 / (1 - rate));
+  const std::string key = "dropout" + std::to_string(stream) + "@" + std::to_string(step);
+#pragma omp parallel for if (n > kParallelWork)
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t rest = i, global = 0, stride = 1;
+    for (int d = rank - 1; d >= 0; --d) {
+      global += (rest % localShape[d] + offsets[d]) * stride;
+      rest /= localShape[d];
+      stride *= globalShape[d];
+    }
+    out[i] = uniformAt(seed, key, uint64_t(global)) >= rate ? in[i] * scale : T(0);
+  }
+}
+
+#define DTLRT_INSTANTIATE(T)                                                                 \
+  template void softmax<T>(const T *, T *, int64_t, int64_t);                               \
+  template void softmaxGrad<T>(const T *, const T *, T *, int64_t, int64_t);                \
+  template void layerNorm<T>(const T *, const T *, const T *, double, T *, T *, T *, int64_t, \
+                             int64_t);                                                      \
+  template void layerNormGradInput<T>(const T *, const T *, const T *, const T *, const T *,  \
+                                      T *, int64_t, int64_t);                               \
+  template void layerNormGradParams<T>(const T *, const T *, const T *, const T *, T *, T *,  \
+                                       int64_t, int64_t);                                   \
+  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);   \
+  template void embeddingGrad<T>(const int32_t *, const T *, T *, int64_t, int64_t, int64_t); \
+  template void causalAttention<T>(const T *, const T *, const T *, T *, T *, int64_t,      \
+                                   int64_t, int64_t, int64_t);                              \
+  template void causalAttentionGrad<T>(const T *, const T *, const T *, const T *, const T *, \
+                                       T *, T *, T *, int64_t, int64_t, int64_t, int64_t);  \
+  template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *,           \
+                           const int64_t *, double, uint64_t, int64_t, int64_t);
+DTLRT_INSTANTIATE(float)
+DTLRT_INSTANTIATE(double)
+
+} // namespace dtlrt
