@@ -17,6 +17,8 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace dtl;
 
@@ -99,6 +101,9 @@ private:
   Value callBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
                   std::optional<int64_t> repeat);
   std::optional<int64_t> sizeValue(const ast::Expr &e);
+  /// A number computed from literals and sizes (`0.02 / sqrt(2 * L)`), or
+  /// nullopt (unreported) when `e` is not such an expression.
+  std::optional<double> constantValue(const ast::Expr &e);
 
   // Expressions -------------------------------------------------------------
   Value expr(const ast::Expr &e);
@@ -217,6 +222,38 @@ std::optional<int64_t> Generator::sizeValue(const ast::Expr &e) {
   return std::nullopt;
 }
 
+std::optional<double> Generator::constantValue(const ast::Expr &e) {
+  switch (e.kind) {
+  case ast::Expr::Kind::Number:
+    return e.number;
+  case ast::Expr::Kind::Name:
+    if (auto it = sizes.find(e.name); it != sizes.end())
+      return double(it->second);
+    return std::nullopt;
+  case ast::Expr::Kind::Neg:
+    if (std::optional<double> v = constantValue(*e.operands[0]))
+      return -*v;
+    return std::nullopt;
+  case ast::Expr::Kind::Binary: {
+    std::optional<double> a = constantValue(*e.operands[0]), c = constantValue(*e.operands[1]);
+    if (!a || !c || e.op == '@' || (e.op == '/' && *c == 0))
+      return std::nullopt;
+    return e.op == '+' ? *a + *c : e.op == '-' ? *a - *c : e.op == '*' ? *a * *c : *a / *c;
+  }
+  case ast::Expr::Kind::Call: {
+    const ast::Call &c = *e.call;
+    if (c.callee != "sqrt" || c.args.size() != 1 || !c.args[0].key.empty() ||
+        c.args[0].value->kind != ast::Value::Kind::Expr)
+      return std::nullopt;
+    std::optional<double> v = constantValue(*c.args[0].value->expr);
+    if (!v || *v < 0)
+      return std::nullopt;
+    return std::sqrt(*v);
+  }
+  }
+  return std::nullopt;
+}
+
 std::optional<RankedTensorType> Generator::tensorType(const ast::TensorType &t, bool isParam) {
   Type elt;
   if (t.dtype == "f32")
@@ -324,9 +361,11 @@ Attribute Generator::initializer(const ast::Stmt &decl) {
   }
   SmallVector<NamedAttribute> attrs{b.getNamedAttr("kind", b.getStringAttr(c.callee))};
   for (auto [arg, param] : llvm::zip(c.args, form->params)) {
-    std::optional<double> v = number(*arg.value);
+    std::optional<double> v =
+        arg.value->kind == ast::Value::Kind::Expr ? constantValue(*arg.value->expr) : std::nullopt;
     if (!v || (!arg.key.empty() && arg.key != param)) {
-      error(arg.pos) << "expected a number for '" << param << "'";
+      error(arg.pos) << "expected a number for '" << param
+                     << "' (numbers, sizes, + - * / and sqrt(...))";
       return {};
     }
     attrs.push_back(b.getNamedAttr(param, b.getF64FloatAttr(*v)));
@@ -412,10 +451,11 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
   if (crossEntropies.size() == 1) {
     auto [logits, labels] = crossEntropies.front();
     Location l = loss.getLoc();
-    int64_t batch = cast<RankedTensorType>(labels.getType()).getShape()[0];
-    Value perExample = CorrectOp::create(b, l, f32({batch}), logits, labels);
+    auto labelsType = cast<RankedTensorType>(labels.getType());
+    Value perExample = CorrectOp::create(b, l, f32(labelsType.getShape()), logits, labels);
+    auto all = llvm::to_vector(llvm::seq<int64_t>(0, labelsType.getRank()));
     results.push_back(ReduceSumOp::create(b, l, f32({}), perExample,
-                                          b.getDenseI64ArrayAttr({0}), UnitAttr()));
+                                          b.getDenseI64ArrayAttr(all), UnitAttr()));
     resultAttrs.push_back(
         b.getDictionaryAttr(b.getNamedAttr(attr::role, b.getStringAttr("correct"))));
   }
@@ -775,9 +815,10 @@ Value Generator::call(const ast::Call &c) {
     const ast::Arg *a = named.lookup(key);
     if (!a)
       return fallback;
-    std::optional<double> v = number(*a->value);
+    std::optional<double> v =
+        a->value->kind == ast::Value::Kind::Expr ? constantValue(*a->value->expr) : std::nullopt;
     if (!v)
-      error(a->pos) << "'" << key << "' must be a number";
+      error(a->pos) << "'" << key << "' must be a number (numbers, sizes, + - * / and sqrt)";
     return v;
   };
   /// Integer entries of a size or a tuple of sizes.
@@ -937,6 +978,8 @@ Value Generator::call(const ast::Call &c) {
       error(c.pos) << "dropout's rate must be in [0, 1), got " << *rate;
       return {};
     }
+    if (*rate == 0)
+      return args[0]; // the identity, at no cost
     if (!stepArg) {
       auto attrs = b.getDictionaryAttr(
           {b.getNamedAttr(attr::role, b.getStringAttr("step")),

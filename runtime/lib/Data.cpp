@@ -114,6 +114,34 @@ Dataset readIdx(const std::string &path) {
   return ds;
 }
 
+TokenFile readTokens(const std::string &path) {
+  TokenFile file;
+  file.path = path;
+  size_t size = 0;
+  file.storage = mapFile(path, size);
+  const unsigned char *bytes = static_cast<const unsigned char *>(file.storage.get());
+  constexpr size_t kHeaderBytes = 256 * sizeof(int32_t);
+  if (size < kHeaderBytes)
+    throw DataError(path + ": not a token shard (" + std::to_string(size) +
+                    " bytes, shorter than the 1024-byte header)");
+  int32_t header[3];
+  std::memcpy(header, bytes, sizeof header);
+  if (header[0] != TokenFile::kMagic)
+    throw DataError(path + ": not a token shard (magic " + std::to_string(header[0]) +
+                    ", expected " + std::to_string(TokenFile::kMagic) + ")");
+  if (header[1] != TokenFile::kVersion)
+    throw DataError(path + ": token shard version " + std::to_string(header[1]) +
+                    " is not supported (1 is: uint16 tokens)");
+  file.count = header[2];
+  size_t expected = kHeaderBytes + size_t(std::max(file.count, int64_t(0))) * sizeof(uint16_t);
+  if (file.count <= 0 || size != expected)
+    throw DataError(path + ": the header promises " + std::to_string(file.count) +
+                    " tokens (" + std::to_string(expected) + " bytes), the file has " +
+                    std::to_string(size) + " bytes");
+  file.tokens = reinterpret_cast<const uint16_t *>(bytes + kHeaderBytes);
+  return file;
+}
+
 float Dataset::value(int64_t sample, int64_t col) const {
   int64_t i = sample * sampleSize() + col;
   if (elementType == 0x08)

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dtlrt/Checkpoint.h"
 #include "dtlrt/Context.h"
 #include "dtlrt/Data.h"
 #include "dtlrt/Init.h"
@@ -49,12 +50,18 @@ struct Options {
   std::string metrics;
   int checkGrads = 0; ///< elements checked per param; 0: train
   bool memory = false; ///< report what each rank allocated, after the first step
+  std::string save;    ///< safetensors file for the trained params
+  std::vector<std::string> data, evalData; ///< files replacing the train section's
 };
 
 void usage(const Program &p) {
   std::printf("usage: %s [--steps N] [--log-every N] [--eval-every N] [--metrics PATH]\n"
-              "          [--check-grads[=N]] [--memory]\n"
+              "          [--save PATH] [--check-grads[=N]] [--memory]\n"
               "Trains the model compiled from %s. Launch with mpirun -np N (N = mesh size).\n"
+              "  --steps N          training steps (0: only evaluate and save the init)\n"
+              "  --save PATH        write the trained params as safetensors at the end\n"
+              "  --data F[,F]       read the training data from these files instead\n"
+              "  --eval-data F[,F]  read the evaluation data from these files instead\n"
               "  --check-grads[=N]  compare N gradient elements per param (default 8)\n"
               "                     with central finite differences, then exit\n"
               "  --memory           after the first step, print what rank 0 allocated\n"
@@ -94,7 +101,7 @@ bool parseOptions(const Program &p, int argc, char **argv, Options &o, bool &hel
     if (key == "--help" || key == "-h")
       help = true;
     else if (key == "--steps")
-      ok = number(o.steps, 1);
+      ok = number(o.steps, 0);
     else if (key == "--log-every")
       ok = number(o.logEvery, 1);
     else if (key == "--eval-every")
@@ -103,6 +110,17 @@ bool parseOptions(const Program &p, int argc, char **argv, Options &o, bool &hel
       o.memory = true;
     else if (key == "--metrics")
       ok = next() && !value.empty(), o.metrics = value;
+    else if (key == "--save")
+      ok = next() && !value.empty(), o.save = value;
+    else if (key == "--data" || key == "--eval-data") {
+      ok = next() && !value.empty();
+      std::vector<std::string> &files = key == "--data" ? o.data : o.evalData;
+      for (size_t start = 0; ok && start <= value.size();) {
+        size_t comma = std::min(value.find(',', start), value.size());
+        files.push_back(value.substr(start, comma - start));
+        start = comma + 1;
+      }
+    }
     else if (key == "--check-grads") {
       int64_t n = 8;
       ok = !hasValue || number(n, 1);
@@ -195,7 +213,17 @@ public:
                                                   : Dataset()});
       Dataset &d = sources_.back().data;
       int64_t rowSize = numElements(t->globalShape, 1);
-      if (spec.source == "idx") {
+      if (spec.source == "tokens") {
+        // Sample k is the window of tokens [k T, k T + T + 1): the ids are
+        // its first T, the targets its last T.
+        if (i == 0)
+          tokens_ = readTokens(spec.files.at(0));
+        window_ = rowSize;
+        count_ = (tokens_.count - 1) / window_;
+        if (count_ < 1)
+          throw DataError(tokens_.path + ": " + std::to_string(tokens_.count) +
+                          " tokens, fewer than one window of " + std::to_string(window_ + 1));
+      } else if (spec.source == "idx") {
         if (d.sampleSize() != rowSize)
           throw DataError(d.path + ": samples have " + std::to_string(d.sampleSize()) +
                           " values, but input '" + t->name + "' takes " + std::to_string(rowSize) +
@@ -211,6 +239,8 @@ public:
   }
 
   int64_t count() const { return count_; }
+  /// Labels per sample: the tokens of a window, else one.
+  int64_t labelsPerSample() const { return spec_.source == "tokens" ? window_ : 1; }
 
   /// Fills the rank's part of the global batch made of samples `sampleAt(row)`
   /// (a negative sample index pads: zeros, label -1).
@@ -223,7 +253,13 @@ public:
       forEachLocal(t, ctx, [&](int64_t local, int64_t global) {
         int64_t row = global / rowSize, col = global % rowSize;
         int64_t sample = sampleAt(row);
-        if (t.dtype == DType::I32)
+        if (spec_.source == "tokens") {
+          // Padding: id 0 (a valid row of the table), target -1 (ignored).
+          bool targets = &s != &sources_.front();
+          static_cast<int32_t *>(out)[local] =
+              sample < 0 ? (targets ? -1 : 0)
+                         : int32_t(tokens_.tokens[sample * window_ + col + (targets ? 1 : 0)]);
+        } else if (t.dtype == DType::I32)
           static_cast<int32_t *>(out)[local] = sample < 0 ? -1 : label(s, sample);
         else
           writeReal(out, t.dtype, local, sample < 0 ? 0.0 : value(s, sample, col, rowSize));
@@ -256,6 +292,8 @@ private:
   uint64_t seed_;
   std::string labelStream_, noiseStream_;
   int64_t count_ = -1;
+  TokenFile tokens_;
+  int64_t window_ = 1;
   std::vector<Source> sources_;
 };
 
@@ -338,6 +376,8 @@ public:
     }
     if (eval_)
       evaluate(*eval_, o_.steps);
+    if (!o_.save.empty())
+      return save(o_.steps);
     return 0;
   }
 
@@ -460,6 +500,10 @@ private:
   void evaluate(Feeder &eval, int64_t atStep) {
     Step step = bind(p_.evalStep);
     int64_t batch = globalBatch(p_.evalStep), n = eval.count();
+    if (p_.evalBatches > 0)
+      n = std::min(n, p_.evalBatches * batch);
+    // Step 0: dropout is off.
+    writeScalar(scalars_["step"].data(), realType(), 0.0);
     double lossSum = 0, correct = 0;
     for (int64_t start = 0; start < n; start += batch) {
       eval.fill(ctx_, inputs_, [&](int64_t row) { return start + row < n ? start + row : -1; });
@@ -469,21 +513,43 @@ private:
       correct += step.scalarResult("correct");
     }
     bool hasAccuracy = step.resultIndex("correct") >= 0;
+    int64_t labels = n * eval.labelsPerSample();
     if (rank_ == 0) {
       std::printf("eval step %lld | loss %.4f", (long long)atStep, lossSum / n);
       if (hasAccuracy)
-        std::printf(" | accuracy %.2f%% (%lld/%lld)", 100.0 * correct / n, (long long)correct,
-                    (long long)n);
+        std::printf(" | accuracy %.2f%% (%lld/%lld)", 100.0 * correct / labels,
+                    (long long)correct, (long long)labels);
       std::printf("\n");
       std::fflush(stdout);
       if (metrics_.is_open()) {
         char line[256];
         std::snprintf(line, sizeof line,
                       "{\"eval_step\": %lld, \"eval_loss\": %.17g, \"accuracy\": %.17g}\n",
-                      (long long)atStep, lossSum / n, hasAccuracy ? correct / n : 0.0);
+                      (long long)atStep, lossSum / n, hasAccuracy ? correct / labels : 0.0);
         metrics_ << line << std::flush;
       }
     }
+  }
+
+  /// Writes the params (whole, gathered to rank 0) as safetensors.
+  int save(int64_t atStep) {
+    std::vector<SavedTensor> tensors;
+    for (const TensorSpec &t : p_.trainStep.args)
+      if (t.role == "param")
+        tensors.push_back({&t, state_.at(t.name).data()});
+    std::map<std::string, std::string> metadata{
+        {"format", "pt"}, {"step", std::to_string(atStep)}, {"model", p_.name},
+        {"source", p_.sourceFile}, {"producer", "dtlc"}};
+    try {
+      saveSafetensors(o_.save, tensors, metadata, ctx_, rank_);
+    } catch (const DataError &e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    }
+    if (rank_ == 0)
+      std::printf("saved %zu params to %s (step %lld)\n", tensors.size(), o_.save.c_str(),
+                  (long long)atStep);
+    return 0;
   }
 
   /// Central differences of the forward loss against the gradient function,
@@ -496,6 +562,8 @@ private:
     Sampler sampler(train_->count(), p_.seed);
     train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
     Step grad = bind(p_.gradStep), forward = bind(p_.evalStep);
+    // Step 1: dropout draws its (fixed) mask, so its gradient is checked too.
+    writeScalar(scalars_["step"].data(), realType(), 1.0);
     grad.call(ctx_);
     bool f64 = realType() == DType::F64;
     double h = f64 ? 1e-6 : 1e-2, tolerance = f64 ? 1e-5 : 5e-2;
@@ -586,6 +654,17 @@ int run(const Program &program, int argc, char **argv) {
     usage(program);
     return 0;
   }
+  Program p = program;
+  for (auto [files, source] : {std::pair(&options.data, &p.data), std::pair(&options.evalData, &p.eval)})
+    if (!files->empty()) {
+      if (files->size() != source->files.size()) {
+        std::fprintf(stderr, "error: %s takes %zu file%s (as many as the train section names)\n",
+                     source == &p.data ? "--data" : "--eval-data", source->files.size(),
+                     source->files.size() == 1 ? "" : "s");
+        return 2;
+      }
+      source->files = *files;
+    }
   LaunchInfo launch = discoverLaunch([](const char *name) { return std::getenv(name); });
   int threads = threadsPerRank(launch);
   omp_set_num_threads(threads);
@@ -630,7 +709,7 @@ int run(const Program &program, int argc, char **argv) {
   {
     Context ctx(program.axisSizes, rank);
     try {
-      exitCode = Trainer(program, options, ctx, rank).run();
+      exitCode = Trainer(p, options, ctx, rank).run();
     } catch (const DataError &e) {
       // Inside a step: other ranks may be waiting in a collective for this
       // one, so abort them all rather than hang.

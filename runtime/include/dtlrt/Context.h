@@ -20,6 +20,7 @@ public:
   /// and how many they are.
   int indexAlong(const Axes &axes) const;
   int spanOf(const Axes &axes) const;
+  size_t axisCount() const { return sizes_.size(); }
 
   /// Sum over the ranks that differ only along `axes` (in place).
   template <typename T> void allReduceSum(T *data, int64_t count, const Axes &axes);

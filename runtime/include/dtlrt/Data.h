@@ -1,4 +1,4 @@
-//===- Data.h - datasets: IDX files (gzip too) and synthetic data -*- C++ -*-===//
+//===- Data.h - datasets: IDX files, token shards, synthetic data -*- C++ -*-===//
 
 #ifndef DTLRT_DATA_H
 #define DTLRT_DATA_H
@@ -40,6 +40,19 @@ struct Dataset {
 /// Opens an IDX file (MNIST family; gzip-compressed or not), checking its
 /// header and that it holds every element the header promises.
 Dataset readIdx(const std::string &path);
+
+/// An llm.c token shard: a 256 x int32 header (magic 20240520, version 1,
+/// token count) and then that many uint16 tokens, memory-mapped.
+struct TokenFile {
+  static constexpr int32_t kMagic = 20240520, kVersion = 1;
+  std::string path;
+  int64_t count = 0;
+  const uint16_t *tokens = nullptr;
+  std::shared_ptr<const void> storage;
+};
+
+/// Opens a token shard, checking its header and length.
+TokenFile readTokens(const std::string &path);
 
 /// Shuffled sample order, one permutation per epoch, the same on every rank.
 class Sampler {
