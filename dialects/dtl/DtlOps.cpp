@@ -111,12 +111,12 @@ LogicalResult CausalAttentionOp::verify() {
   if (q.size() != 3 || shapeOf(getK()) != q || shapeOf(getV()) != q ||
       shapeOf(getResult()) != q)
     return emitOpError("needs q, k, v and result of one shape [B, T, C]");
+  // `heads` counts all heads; after partitioning, probs holds this rank's.
+  ArrayRef<int64_t> probs = shapeOf(getProbs());
   int64_t heads = getHeads();
-  if (heads < 1 || q[2] % heads != 0)
-    return emitOpError("heads (") << heads << ") must divide the channels (" << q[2] << ")";
-  SmallVector<int64_t> probs{q[0], heads, q[1], q[1]};
-  if (shapeOf(getProbs()) != ArrayRef<int64_t>(probs))
-    return emitOpError("probs must be [B, heads, T, T]");
+  if (probs.size() != 4 || probs[0] != q[0] || probs[2] != q[1] || probs[3] != q[1] ||
+      probs[1] < 1 || heads % probs[1] != 0 || q[2] % probs[1] != 0)
+    return emitOpError("probs must be [B, heads (or this rank's share), T, T]");
   return success();
 }
 

@@ -304,7 +304,8 @@ def Dtl_CausalAttentionOp : Dtl_Op<"causal_attention", [Pure,
     `result[t] = sum_{s <= t} softmax_s(q[t] . k[s] / sqrt(C / heads)) v[s]`.
     Also returns the attention probabilities `[B, heads, T, T]` for the
     gradient. Heads are independent, so a split of the channels into whole
-    heads (tensor parallelism) needs no communication.
+    heads (tensor parallelism) needs no communication; `heads` stays the
+    global count, and a rank's share is the second dimension of `probs`.
   }];
   let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, I64Attr:$heads);
   let results = (outs F32Tensor:$result, F32Tensor:$probs);
