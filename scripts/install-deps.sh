@@ -6,7 +6,7 @@ packages=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   antlr4 libantlr4-runtime-dev default-jre-headless
   libgtest-dev libopenblas-dev libopenmpi-dev openmpi-bin
-  dataset-fashion-mnist
+  dataset-fashion-mnist fortunes python3-numpy python3-torch
 )
 missing=()
 for p in "${packages[@]}"; do

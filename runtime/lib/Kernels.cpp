@@ -99,15 +99,14 @@ void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced,
   }
 }
 
-/// log(sum(exp(row))) computed stably, in double.
+/// log(sum(exp(row))) computed stably, summed in double.
 template <typename T> static double logSumExp(const T *row, int64_t n) {
-  double max = row[0];
-  for (int64_t i = 1; i < n; ++i)
-    max = std::max<double>(max, row[i]);
+  T max = *std::max_element(row, row + n);
   double sum = 0;
+#pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i)
-    sum += std::exp(row[i] - max);
-  return max + std::log(sum);
+    sum += fastExp(row[i] - max);
+  return double(max) + std::log(sum);
 }
 
 /// Labels index the logits: one past the classes would read another row.
@@ -142,9 +141,11 @@ void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *
       std::fill(o, o + classes, T(0));
       continue;
     }
-    double lse = logSumExp(row, classes);
+    const T lse = T(logSumExp(row, classes)), g = grad[b];
+#pragma omp simd
     for (int64_t c = 0; c < classes; ++c)
-      o[c] = T(grad[b] * (std::exp(row[c] - lse) - (c == labels[b] ? 1.0 : 0.0)));
+      o[c] = g * fastExp(row[c] - lse);
+    o[labels[b]] -= g;
   }
 }
 

@@ -52,6 +52,7 @@ struct Options {
   bool memory = false; ///< report what each rank allocated, after the first step
   std::string save;    ///< safetensors file for the trained params
   std::vector<std::string> data, evalData; ///< files replacing the train section's
+  bool evaluate = true; ///< false after --eval-every 0: no evaluation at all
 };
 
 void usage(const Program &p) {
@@ -59,6 +60,7 @@ void usage(const Program &p) {
               "          [--save PATH] [--check-grads[=N]] [--memory]\n"
               "Trains the model compiled from %s. Launch with mpirun -np N (N = mesh size).\n"
               "  --steps N          training steps (0: only evaluate and save the init)\n"
+              "  --eval-every N     evaluate every N steps and at the end (0: never)\n"
               "  --save PATH        write the trained params as safetensors at the end\n"
               "  --data F[,F]       read the training data from these files instead\n"
               "  --eval-data F[,F]  read the evaluation data from these files instead\n"
@@ -105,7 +107,7 @@ bool parseOptions(const Program &p, int argc, char **argv, Options &o, bool &hel
     else if (key == "--log-every")
       ok = number(o.logEvery, 1);
     else if (key == "--eval-every")
-      ok = number(o.evalEvery, 0);
+      ok = number(o.evalEvery, 0), o.evaluate = o.evalEvery > 0;
     else if (key == "--memory")
       o.memory = true;
     else if (key == "--metrics")
@@ -334,6 +336,7 @@ public:
     auto intervalStart = Clock::now();
     int64_t intervalSteps = 0;
     for (int64_t s = 1; s <= o_.steps; ++s) {
+      auto stepStart = Clock::now();
       train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at((s - 1) * batch + row); });
       double lr = scheduledLr(p_, s, o_.steps);
       writeScalar(scalars_["lr"].data(), realType(), lr);
@@ -348,6 +351,7 @@ public:
         return 1;
       }
       adoptResults(step);
+      double stepMs = 1e3 * std::chrono::duration<double>(Clock::now() - stepStart).count();
       if (s == 1 && o_.memory)
         reportMemory(step);
       if (s % o_.logEvery == 0 || s == o_.steps) {
@@ -367,8 +371,9 @@ public:
       if (metrics_.is_open()) {
         char line[256];
         std::snprintf(line, sizeof line,
-                      "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.17g, \"grad_norm\": %.17g}\n",
-                      (long long)s, loss, lr, gradNorm);
+                      "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.17g, \"grad_norm\": %.17g, "
+                      "\"ms\": %.4f}\n",
+                      (long long)s, loss, lr, gradNorm, stepMs);
         metrics_ << line << std::flush;
       }
       if (eval_ && o_.evalEvery && s % o_.evalEvery == 0 && s != o_.steps)
@@ -391,7 +396,7 @@ private:
     try {
       allocateState();
       train_ = std::make_unique<Feeder>(p_.data, p_.trainStep.args, p_.seed, "train");
-      if (!p_.eval.source.empty() && !o_.checkGrads)
+      if (!p_.eval.source.empty() && !o_.checkGrads && o_.evaluate)
         eval_ = std::make_unique<Feeder>(p_.eval, p_.evalStep.args, p_.seed, "eval");
       if (rank_ == 0 && !o_.metrics.empty()) {
         metrics_.open(o_.metrics);

@@ -8,6 +8,8 @@
 #include "dtlrt/Data.h"
 #include "dtlrt/Kernels.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -25,8 +27,9 @@ template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n)
     const T *x = in + r * n;
     T *y = out + r * n;
     T max = *std::max_element(x, x + n), sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < n; ++i)
-      sum += y[i] = std::exp(x[i] - max);
+      sum += y[i] = fastExp(x[i] - max);
     T inv = T(1) / sum;
     for (int64_t i = 0; i < n; ++i)
       y[i] *= inv;
@@ -38,6 +41,7 @@ template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t r
   for (int64_t r = 0; r < rows; ++r) {
     const T *yr = y + r * n, *gr = g + r * n;
     T dot = 0;
+#pragma omp simd reduction(+ : dot)
     for (int64_t i = 0; i < n; ++i)
       dot += yr[i] * gr[i];
     for (int64_t i = 0; i < n; ++i)
@@ -52,9 +56,11 @@ void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, T *mean, 
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = x + r * n;
     T sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < n; ++i)
       sum += xr[i];
     T mu = sum / T(n), var = 0;
+#pragma omp simd reduction(+ : var)
     for (int64_t i = 0; i < n; ++i)
       var += (xr[i] - mu) * (xr[i] - mu);
     T s = T(1) / std::sqrt(var / T(n) + T(eps));
@@ -73,6 +79,7 @@ void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, co
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = x + r * n, *gr = g + r * n;
     T mu = mean[r], s = rstd[r], meanD = 0, meanDX = 0;
+#pragma omp simd reduction(+ : meanD, meanDX)
     for (int64_t i = 0; i < n; ++i) {
       T d = gr[i] * w[i];
       meanD += d;
@@ -147,87 +154,82 @@ void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_
   }
 }
 
+/// c = alpha op(a) op(b) + beta c on strided row-major matrices (BLAS).
+static void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                 int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+              n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                 const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+                 double *c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+              n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// Per (batch, head), four BLAS calls over the head's strided [T, d] slices
+// of q, k, v (row stride C): S = q k^T / sqrt(d), P = causal softmax(S),
+// out = P v. The masked half of each GEMM is wasted work; at these sizes
+// BLAS still beats a scalar loop several times over.
 template <typename T>
 void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64_t batch,
                      int64_t seq, int64_t channels, int64_t heads) {
   const int64_t d = channels / heads;
   const T scale = T(1) / std::sqrt(T(d));
-#pragma omp parallel for collapse(2) if (batch * heads * seq * seq * d > kParallelWork)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h) {
+      int64_t head = b * seq * channels + h * d;
+      T *p = probs + (b * heads + h) * seq * seq;
+      gemm(false, true, seq, seq, d, scale, q + head, channels, k + head, channels, T(0), p, seq);
       for (int64_t t = 0; t < seq; ++t) {
-        const T *qt = q + (b * seq + t) * channels + h * d;
-        T *p = probs + ((b * heads + h) * seq + t) * seq;
-        T max = -std::numeric_limits<T>::infinity();
-        for (int64_t s = 0; s <= t; ++s) {
-          const T *ks = k + (b * seq + s) * channels + h * d;
-          T dot = 0;
-          for (int64_t i = 0; i < d; ++i)
-            dot += qt[i] * ks[i];
-          p[s] = dot * scale;
-          max = std::max(max, p[s]);
-        }
-        T sum = 0;
+        T *row = p + t * seq;
+        T max = *std::max_element(row, row + t + 1), sum = 0;
+#pragma omp simd reduction(+ : sum)
         for (int64_t s = 0; s <= t; ++s)
-          sum += p[s] = std::exp(p[s] - max);
+          sum += row[s] = fastExp(row[s] - max);
         T inv = T(1) / sum;
+#pragma omp simd
         for (int64_t s = 0; s <= t; ++s)
-          p[s] *= inv;
-        std::fill(p + t + 1, p + seq, T(0));
-        T *ot = out + (b * seq + t) * channels + h * d;
-        std::fill(ot, ot + d, T(0));
-        for (int64_t s = 0; s <= t; ++s) {
-          const T *vs = v + (b * seq + s) * channels + h * d;
-          for (int64_t i = 0; i < d; ++i)
-            ot[i] += p[s] * vs[i];
-        }
+          row[s] *= inv;
+        std::fill(row + t + 1, row + seq, T(0));
       }
+      gemm(false, false, seq, d, seq, T(1), p, seq, v + head, channels, T(0), out + head,
+           channels);
     }
 }
 
+// With P the saved probabilities and g the output's gradient:
+// dv = P^T g, dP = g v^T, dS = P * (dP - rowsum(dP * P)) / sqrt(d),
+// dq = dS k, dk = dS^T q.
 template <typename T>
 void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, const T *g, T *dq,
                          T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
                          int64_t heads) {
   const int64_t d = channels / heads;
   const T scale = T(1) / std::sqrt(T(d));
-#pragma omp parallel for collapse(2) if (batch * heads * seq * seq * d > kParallelWork)
+  std::vector<T> dp(seq * seq);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h) {
-      std::vector<T> dp(seq);
+      int64_t head = b * seq * channels + h * d;
+      const T *p = probs + (b * heads + h) * seq * seq;
+      gemm(true, false, seq, d, seq, T(1), p, seq, g + head, channels, T(0), dv + head, channels);
+      gemm(false, true, seq, seq, d, T(1), g + head, channels, v + head, channels, T(0),
+           dp.data(), seq);
       for (int64_t t = 0; t < seq; ++t) {
-        int64_t row = (b * seq + t) * channels + h * d;
-        std::fill(dq + row, dq + row + d, T(0));
-        std::fill(dk + row, dk + row + d, T(0));
-        std::fill(dv + row, dv + row + d, T(0));
+        const T *pr = p + t * seq;
+        T *dr = dp.data() + t * seq, weighted = 0;
+#pragma omp simd reduction(+ : weighted)
+        for (int64_t s = 0; s <= t; ++s)
+          weighted += pr[s] * dr[s];
+#pragma omp simd
+        for (int64_t s = 0; s < seq; ++s)
+          dr[s] = pr[s] * (dr[s] - weighted) * scale;
       }
-      for (int64_t t = 0; t < seq; ++t) {
-        const T *p = probs + ((b * heads + h) * seq + t) * seq;
-        const T *gt = g + (b * seq + t) * channels + h * d;
-        const T *qt = q + (b * seq + t) * channels + h * d;
-        T *dqt = dq + (b * seq + t) * channels + h * d;
-        T weighted = 0;
-        for (int64_t s = 0; s <= t; ++s) {
-          const T *vs = v + (b * seq + s) * channels + h * d;
-          T *dvs = dv + (b * seq + s) * channels + h * d;
-          T dot = 0;
-          for (int64_t i = 0; i < d; ++i) {
-            dot += gt[i] * vs[i];
-            dvs[i] += p[s] * gt[i];
-          }
-          dp[s] = dot;
-          weighted += p[s] * dot;
-        }
-        for (int64_t s = 0; s <= t; ++s) {
-          T ds = p[s] * (dp[s] - weighted) * scale;
-          const T *ks = k + (b * seq + s) * channels + h * d;
-          T *dks = dk + (b * seq + s) * channels + h * d;
-          for (int64_t i = 0; i < d; ++i) {
-            dqt[i] += ds * ks[i];
-            dks[i] += ds * qt[i];
-          }
-        }
-      }
+      gemm(false, false, seq, d, seq, T(1), dp.data(), seq, k + head, channels, T(0), dq + head,
+           channels);
+      gemm(true, false, seq, d, seq, T(1), dp.data(), seq, q + head, channels, T(0), dk + head,
+           channels);
     }
 }
 
