@@ -182,3 +182,35 @@ def load_dtl_checkpoint(model, tensors):
             block.mlp.c_fc.bias.copy_(t["h.b_fc"][l])
             block.mlp.c_proj.weight.copy_(t["h.w_proj"][l].t())
             block.mlp.c_proj.bias.copy_(t["h.b_proj"][l])
+
+
+def param_count(L, C, T, V):
+    """Parameters of the GPT above (the embedding counted with its padding)."""
+    per_layer = 12 * C * C + 13 * C
+    return V * C + T * C + L * per_layer + 2 * C
+
+
+def time_train_steps(L, C, H, T, B, V, steps, threads, seed=0):
+    """Milliseconds of each full train step (forward, backward, AdamW) of
+    this GPT in PyTorch eager, with `threads` intra-op threads."""
+    import time
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    model = GPT(L, C, H, T, V)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.02)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    times = []
+    for _ in range(steps):
+        idx = torch.randint(0, min(V, 65), (B, T), generator=generator)
+        targets = torch.randint(0, min(V, 65), (B, T), generator=generator)
+        start = time.perf_counter()
+        loss = model(idx, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(1e3 * (time.perf_counter() - start))
+    return times
