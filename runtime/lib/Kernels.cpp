@@ -86,6 +86,33 @@ void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced,
     out[0] = T(acc);
     return;
   }
+  // Bias gradients: a sum over leading dims into the trailing ones, column
+  // blocks in parallel, each a vectorised sweep down the rows.
+  int lead = 0;
+  while (lead < rank && reduced[lead])
+    ++lead;
+  if (lead > 0 && std::none_of(reduced + lead, reduced + rank, [](bool r) { return r; })) {
+    int64_t rows = 1, cols = 1;
+    for (int d = 0; d < lead; ++d)
+      rows *= inShape[d];
+    for (int d = lead; d < rank; ++d)
+      cols *= inShape[d];
+    constexpr int64_t kBlock = 256;
+#pragma omp parallel for if (rows * cols > 65536)
+    for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
+      int64_t width = std::min(kBlock, cols - c0);
+      double acc[kBlock] = {};
+      for (int64_t r = 0; r < rows; ++r) {
+        const T *row = in + r * cols + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j)
+          acc[j] += row[j];
+      }
+      for (int64_t j = 0; j < width; ++j)
+        out[c0 + j] = T(acc[j]);
+    }
+    return;
+  }
   std::vector<int64_t> kept = offsetsOver(inShape, reduced, false, rank);
   std::vector<int64_t> summed = offsetsOver(inShape, reduced, true, rank);
   int64_t nKept = kept.size(), nSummed = summed.size();

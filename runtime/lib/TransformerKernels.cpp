@@ -177,6 +177,9 @@ void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64
                      int64_t seq, int64_t channels, int64_t heads) {
   const int64_t d = channels / heads;
   const T scale = T(1) / std::sqrt(T(d));
+  // Heads in parallel, each GEMM on one thread (BLAS runs single-threaded
+  // inside a parallel region).
+#pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h) {
       int64_t head = b * seq * channels + h * d;
@@ -208,7 +211,10 @@ void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, con
                          int64_t heads) {
   const int64_t d = channels / heads;
   const T scale = T(1) / std::sqrt(T(d));
+#pragma omp parallel
+  {
   std::vector<T> dp(seq * seq);
+#pragma omp for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h) {
       int64_t head = b * seq * channels + h * d;
@@ -231,6 +237,7 @@ void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, con
       gemm(true, false, seq, d, seq, T(1), dp.data(), seq, q + head, channels, T(0), dk + head,
            channels);
     }
+  }
 }
 
 template <typename T>
