@@ -47,3 +47,26 @@ module attributes {dtl.model = @m} {
 // expected-error@+1 {{no model function @m with a loss result}}
 module attributes {dtl.model = @m} {
 }
+
+// -----
+
+// A stacked param read by two layers: its gradient is one dtl.stack of the
+// layers' gradients (a layer nobody reads would get zeros), not a sum of
+// mostly-zero stacked tensors.
+
+// CHECK-LABEL: func.func @stacked_grad
+// CHECK:      %[[L0:.*]] = dtl.layer %arg0[0]
+// CHECK:      %[[L1:.*]] = dtl.layer %arg0[1]
+// CHECK:      %[[S:.*]] = dtl.stack %{{.*}}, %{{.*}} : tensor<3xf32>, tensor<3xf32> -> tensor<2x3xf32>
+// CHECK:      return %{{.*}}, %[[S]]
+module attributes {dtl.model = @stacked} {
+  func.func @stacked(%w: tensor<2x3xf32> {dtl.role = "param", dtl.name = "w"},
+                     %x: tensor<3xf32> {dtl.role = "input", dtl.name = "x"}) -> tensor<f32> {
+    %w0 = dtl.layer %w[0] : tensor<2x3xf32> -> tensor<3xf32>
+    %w1 = dtl.layer %w[1] : tensor<2x3xf32> -> tensor<3xf32>
+    %h = dtl.mul %x, %w0 : tensor<3xf32>
+    %y = dtl.mul %h, %w1 : tensor<3xf32>
+    %s = dtl.reduce_sum %y dims [0] : tensor<3xf32> -> tensor<f32>
+    return %s : tensor<f32>
+  }
+}

@@ -130,6 +130,46 @@ TEST(Idx, UnsupportedElementTypeIsRejected) {
   EXPECT_NE(message.find("not supported"), std::string::npos) << message;
 }
 
+/// An llm.c token shard: header (magic, version, count) and uint16 tokens.
+std::vector<unsigned char> tokenBytes(int32_t magic, int32_t version, int32_t count,
+                                      const std::vector<uint16_t> &tokens) {
+  std::vector<int32_t> header(256, 0);
+  header[0] = magic, header[1] = version, header[2] = count;
+  std::vector<unsigned char> out((const unsigned char *)header.data(),
+                                 (const unsigned char *)(header.data() + 256));
+  out.insert(out.end(), (const unsigned char *)tokens.data(),
+             (const unsigned char *)(tokens.data() + tokens.size()));
+  return out;
+}
+
+TEST(Tokens, ReadsAShard) {
+  std::string path = writeFile("ok.bin", tokenBytes(20240520, 1, 4, {7, 65535, 0, 42}));
+  TokenFile file = readTokens(path);
+  ASSERT_EQ(file.count, 4);
+  EXPECT_EQ(file.tokens[0], 7);
+  EXPECT_EQ(file.tokens[1], 65535);
+  EXPECT_EQ(file.tokens[3], 42);
+}
+
+TEST(Tokens, BadHeadersSayWhatIsWrong) {
+  struct Case {
+    std::vector<unsigned char> bytes;
+    std::string expected;
+  } cases[] = {
+      {tokenBytes(1234, 1, 2, {1, 2}), "not a token shard (magic 1234, expected 20240520)"},
+      {tokenBytes(20240520, 2, 2, {1, 2}), "token shard version 2 is not supported"},
+      {tokenBytes(20240520, 1, 5, {1, 2}), "the header promises 5 tokens (1034 bytes), the file has 1028 bytes"},
+      {{1, 2, 3}, "shorter than the 1024-byte header"},
+  };
+  int i = 0;
+  for (const Case &c : cases) {
+    std::string path = writeFile("bad" + std::to_string(i++) + ".bin", c.bytes);
+    std::string message = errorOf([&] { readTokens(path); });
+    EXPECT_NE(message.find(c.expected), std::string::npos) << message;
+    EXPECT_NE(message.find(path), std::string::npos) << message;
+  }
+}
+
 TEST(Sampler, EachEpochIsAPermutation) {
   Sampler sampler(100, 42);
   for (int epoch = 0; epoch < 3; ++epoch) {

@@ -1,0 +1,145 @@
+//===- TransformerKernelsTest.cpp - GPT kernels against naive references --===//
+
+#include "dtlrt/Data.h"
+#include "dtlrt/Kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+using namespace dtlrt;
+
+namespace {
+
+std::vector<double> wave(int64_t n, double scale = 1.0, double phase = 0.0) {
+  std::vector<double> v(n);
+  for (int64_t i = 0; i < n; ++i)
+    v[i] = std::sin(1.3 * i + phase) * scale;
+  return v;
+}
+
+TEST(TransformerKernels, FastExpAndTanhMatchLibm) {
+  double worstExp = 0, worstTanh = 0;
+  for (float x = -80.0f; x < 80.0f; x += 0.0137f)
+    worstExp = std::max(worstExp, std::fabs(fastExp(x) / std::exp(double(x)) - 1));
+  for (float u = -10.0f; u < 10.0f; u += 0.001f)
+    worstTanh = std::max(worstTanh, std::fabs(double(fastTanh(u)) - std::tanh(double(u))));
+  EXPECT_LT(worstExp, 5e-7);
+  EXPECT_LT(worstTanh, 5e-7);
+}
+
+TEST(TransformerKernels, GeluGradIsTheDerivative) {
+  for (double x = -4; x < 4; x += 0.37) {
+    double h = 1e-6, numeric = (gelu(x + h) - gelu(x - h)) / (2 * h);
+    EXPECT_NEAR(geluGrad(x, 1.0), numeric, 1e-8) << x;
+  }
+  EXPECT_NEAR(gelu(1.0), 0.8411919906082768, 1e-12); // PyTorch's gelu(approximate='tanh')
+}
+
+TEST(TransformerKernels, SoftmaxRowsSumToOneAndGradIsJacobianProduct) {
+  const int64_t rows = 3, n = 5;
+  std::vector<double> x = wave(rows * n, 3.0), y(rows * n), g = wave(rows * n, 1.0, 0.5),
+                      dx(rows * n);
+  softmax(x.data(), y.data(), rows, n);
+  softmaxGrad(y.data(), g.data(), dx.data(), rows, n);
+  for (int64_t r = 0; r < rows; ++r) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      sum += y[r * n + i];
+    EXPECT_NEAR(sum, 1.0, 1e-12);
+    for (int64_t i = 0; i < n; ++i) {
+      double jg = 0; // sum_j dy_j/dx_i g_j = y_i (g_i - sum_j y_j g_j)
+      for (int64_t j = 0; j < n; ++j)
+        jg += y[r * n + j] * ((i == j) - y[r * n + i]) * g[r * n + j];
+      EXPECT_NEAR(dx[r * n + i], jg, 1e-12);
+    }
+  }
+}
+
+TEST(TransformerKernels, LayerNormNormalisesRows) {
+  const int64_t rows = 4, n = 6;
+  std::vector<double> x = wave(rows * n, 2.0), w = wave(n, 1.0, 1.0), b = wave(n, 0.5, 2.0);
+  std::vector<double> y(rows * n), mean(rows), rstd(rows);
+  layerNorm(x.data(), w.data(), b.data(), 1e-5, y.data(), mean.data(), rstd.data(), rows, n);
+  for (int64_t r = 0; r < rows; ++r) {
+    double mu = 0, var = 0;
+    for (int64_t i = 0; i < n; ++i)
+      mu += x[r * n + i] / n;
+    for (int64_t i = 0; i < n; ++i)
+      var += (x[r * n + i] - mu) * (x[r * n + i] - mu) / n;
+    EXPECT_NEAR(mean[r], mu, 1e-12);
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_NEAR(y[r * n + i], (x[r * n + i] - mu) / std::sqrt(var + 1e-5) * w[i] + b[i], 1e-12);
+  }
+}
+
+TEST(TransformerKernels, EmbeddingGathersAndScattersRows) {
+  const int64_t vocab = 4, channels = 3;
+  std::vector<double> table = wave(vocab * channels), out(2 * 2 * channels), grad(vocab * channels);
+  std::vector<int32_t> ids = {2, 0, 2, 3};
+  embedding(table.data(), ids.data(), out.data(), 4, vocab, channels);
+  for (int64_t i = 0; i < 4; ++i)
+    for (int64_t c = 0; c < channels; ++c)
+      EXPECT_EQ(out[i * channels + c], table[ids[i] * channels + c]);
+  std::vector<double> ones(4 * channels, 1.0);
+  embeddingGrad(ids.data(), ones.data(), grad.data(), 4, vocab, channels);
+  EXPECT_EQ(grad[2 * channels], 2.0); // id 2 appears twice
+  EXPECT_EQ(grad[1 * channels], 0.0); // id 1 never
+  std::vector<int32_t> bad = {0, 4};
+  EXPECT_THROW(embedding(table.data(), bad.data(), out.data(), 2, vocab, channels), DataError);
+}
+
+TEST(TransformerKernels, CausalAttentionMatchesNaiveHeads) {
+  const int64_t batch = 2, seq = 5, heads = 2, channels = 6, d = channels / heads;
+  int64_t n = batch * seq * channels;
+  std::vector<double> q = wave(n, 1.0), k = wave(n, 1.0, 0.7), v = wave(n, 1.0, 1.9), out(n),
+                      probs(batch * heads * seq * seq);
+  causalAttention(q.data(), k.data(), v.data(), out.data(), probs.data(), batch, seq, channels,
+                  heads);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t t = 0; t < seq; ++t) {
+        std::vector<double> s(t + 1);
+        double max = -1e300, sum = 0;
+        for (int64_t j = 0; j <= t; ++j) {
+          for (int64_t i = 0; i < d; ++i)
+            s[j] += q[(b * seq + t) * channels + h * d + i] * k[(b * seq + j) * channels + h * d + i];
+          s[j] /= std::sqrt(double(d));
+          max = std::max(max, s[j]);
+        }
+        for (double &e : s)
+          sum += e = std::exp(e - max);
+        for (int64_t i = 0; i < d; ++i) {
+          double expected = 0;
+          for (int64_t j = 0; j <= t; ++j)
+            expected += s[j] / sum * v[(b * seq + j) * channels + h * d + i];
+          EXPECT_NEAR(out[(b * seq + t) * channels + h * d + i], expected, 1e-12);
+        }
+        for (int64_t j = t + 1; j < seq; ++j) // the future is masked
+          EXPECT_EQ(probs[((b * heads + h) * seq + t) * seq + j], 0.0);
+      }
+}
+
+TEST(TransformerKernels, DropoutMaskDependsOnTheGlobalIndexOnly) {
+  // The same 4x6 tensor whole on one rank, and as the right half on another.
+  const int64_t global[] = {4, 6}, whole[] = {4, 6}, half[] = {4, 3};
+  const int64_t zero[] = {0, 0}, right[] = {0, 3};
+  std::vector<double> x(24, 1.0), all(24), part(12);
+  dropout(x.data(), all.data(), 2, whole, global, zero, 0.5, 7, 0, 3);
+  dropout(x.data(), part.data(), 2, half, global, right, 0.5, 7, 0, 3);
+  int kept = 0;
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t c = 0; c < 3; ++c) {
+      EXPECT_EQ(part[r * 3 + c], all[r * 6 + 3 + c]);
+      kept += all[r * 6 + c] != 0;
+    }
+  EXPECT_GT(kept, 0);
+  EXPECT_LT(kept, 12);
+  for (double v : all)
+    EXPECT_TRUE(v == 0.0 || v == 2.0); // kept values scaled by 1 / (1 - rate)
+  dropout(x.data(), all.data(), 2, whole, global, zero, 0.5, 7, 0, 0); // step 0: identity
+  EXPECT_EQ(all, x);
+}
+
+} // namespace
