@@ -24,6 +24,36 @@ int64_t dtl::bufferBytes(Value v, int64_t realBytes) {
 
 bool dtl::isView(Operation *op) { return isa<ReshapeOp, LayerOp>(op); }
 
+DenseMap<Value, unsigned> dtl::inPlaceResults(func::FuncOp fn) {
+  Block &body = fn.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  DenseMap<Operation *, int64_t> position;
+  int64_t index = 0;
+  for (Operation &op : body)
+    position[&op] = index++;
+  DenseMap<Value, unsigned> out;
+  for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+    Operation *update = v.getDefiningOp();
+    if (!isa_and_nonnull<AdamwUpdateOp, SgdUpdateOp>(update))
+      continue;
+    // In place: the update reads each element before writing it, and nothing
+    // after it reads the old param or state.
+    SmallVector<Value> state;
+    if (auto adamw = dyn_cast<AdamwUpdateOp>(update))
+      state = {adamw.getParam(), adamw.getM(), adamw.getV()};
+    else
+      state = {cast<SgdUpdateOp>(update).getParam(), cast<SgdUpdateOp>(update).getMomentumBuf()};
+    bool lastReader = llvm::all_of(state, [&](Value arg) {
+      return isa<BlockArgument>(arg) && llvm::all_of(arg.getUsers(), [&](Operation *user) {
+               return position[user] <= position[update];
+             });
+    });
+    if (lastReader && v.hasOneUse())
+      out[v] = i;
+  }
+  return out;
+}
+
 dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
   Block &body = fn.getBody().front();
   DenseMap<Operation *, int64_t> position;
@@ -40,12 +70,15 @@ dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
   auto source = [&](Value v) { return sourceOf.lookup(v) ? sourceOf.lookup(v) : v; };
   SmallVector<Interval> intervals;
   DenseMap<Value, size_t> intervalOf;
+  DenseMap<Value, unsigned> inPlace = inPlaceResults(fn);
   for (Operation &op : body.without_terminator()) {
     if (isView(&op)) {
       sourceOf[op.getResult(0)] = source(op.getOperand(0));
       continue;
     }
     for (Value r : op.getResults()) {
+      if (inPlace.count(r))
+        continue;
       intervalOf[r] = intervals.size();
       intervals.push_back({r, position[&op], position[&op],
                            aligned(std::max<int64_t>(bufferBytes(r, realBytes), 1))});

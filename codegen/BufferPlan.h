@@ -21,6 +21,12 @@ struct BufferPlan {
 /// Whether `op`'s result is a view of its first operand (no copy).
 bool isView(mlir::Operation *op);
 
+/// Optimizer results written straight into the function's result buffers
+/// (which the runtime makes the param and state buffers themselves): each
+/// returned result of an update op that is the last reader of its param
+/// and state arguments, mapped to its result index. They need no arena.
+llvm::DenseMap<mlir::Value, unsigned> inPlaceResults(mlir::func::FuncOp fn);
+
 /// Plans the intermediates of `fn` (a partitioned step function) by first
 /// fit in definition order; floats take `realBytes` each (4 or 8).
 BufferPlan planBuffers(mlir::func::FuncOp fn, int64_t realBytes);

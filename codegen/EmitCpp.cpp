@@ -60,7 +60,8 @@ class FunctionEmitter {
 public:
   FunctionEmitter(func::FuncOp fn, int64_t realBytes, ArrayRef<int64_t> meshShape,
                   uint64_t seed, raw_ostream &os)
-      : fn_(fn), os_(os), plan_(planBuffers(fn, realBytes)), meshShape_(meshShape), seed_(seed) {}
+      : fn_(fn), os_(os), plan_(planBuffers(fn, realBytes)), inPlace_(inPlaceResults(fn)),
+        meshShape_(meshShape), seed_(seed) {}
 
   LogicalResult emit(StringRef cppName) {
     os_ << "void " << cppName
@@ -88,12 +89,17 @@ private:
     return cast<RankedTensorType>(t).getElementType().isInteger(32) ? "int32_t" : "real";
   }
 
-  /// `v`'s place in the arena, named and remembered.
+  /// `v`'s place in the arena (or its result buffer), named and remembered.
   std::string define(Value v) {
     std::string name = "t" + std::to_string(next_++);
     std::string type = elementType(v.getType());
-    os_ << "  " << type << " *const " << name << " = reinterpret_cast<" << type << " *>(arena + "
-        << plan_.offsets.lookup(v) << ");\n";
+    auto inPlace = inPlace_.find(v);
+    if (inPlace != inPlace_.end())
+      os_ << "  " << type << " *const " << name << " = static_cast<" << type << " *>(results["
+          << inPlace->second << "]);\n";
+    else
+      os_ << "  " << type << " *const " << name << " = reinterpret_cast<" << type
+          << " *>(arena + " << plan_.offsets.lookup(v) << ");\n";
     names_[v] = name;
     return name;
   }
@@ -150,6 +156,21 @@ private:
     for (uint64_t d : dims)
       os_ << ", " << d;
     os_ << ", " << axesOf(axes) << ");\n";
+    return success();
+  }
+
+  /// dtlrt::matmul or matmulBias; an lhs [M..., K] is a matrix of prod(M...) rows.
+  LogicalResult emitMatmul(Value lhs, Value rhs, Value bias, Value result, bool ta, bool tb) {
+    ArrayRef<int64_t> a = cast<RankedTensorType>(lhs.getType()).getShape();
+    auto [rows, n] = rowsAndLast(result);
+    int64_t k = ta ? a[0] : a.back();
+    std::string out = define(result);
+    SmallVector<std::string> args{ta ? "true" : "false", tb ? "true" : "false", str(rows), str(n),
+                                  str(k), use(lhs), use(rhs)};
+    if (bias)
+      args.push_back(use(bias));
+    args.push_back(out);
+    call(bias ? "matmulBias" : "matmul", args);
     return success();
   }
 
@@ -235,16 +256,12 @@ private:
           return success();
         })
         .Case([&](MatmulOp m) {
-          // An lhs [M..., K] is a matrix of prod(M...) rows.
-          ArrayRef<int64_t> lhs = rankedShape(m.getLhs()), out = rankedShape(m.getResult());
-          int64_t k = m.getTransposeLhs() ? lhs[0] : lhs.back();
-          int64_t rows = numElements(m.getResult().getType()) / out.back();
-          std::string result = define(m.getResult());
-          os_ << "  dtlrt::matmul(" << (m.getTransposeLhs() ? "true" : "false") << ", "
-              << (m.getTransposeRhs() ? "true" : "false") << ", " << rows << ", " << out.back()
-              << ", " << k << ", " << use(m.getLhs()) << ", " << use(m.getRhs()) << ", " << result
-              << ");\n";
-          return success();
+          return emitMatmul(m.getLhs(), m.getRhs(), Value(), m.getResult(), m.getTransposeLhs(),
+                            m.getTransposeRhs());
+        })
+        .Case([&](MatmulBiasOp m) {
+          return emitMatmul(m.getLhs(), m.getRhs(), m.getBias(), m.getResult(),
+                            m.getTransposeLhs(), m.getTransposeRhs());
         })
         .Case([&](CrossEntropyOp c) {
           auto [rows, classes] = rowsAndLast(c.getLogits());
@@ -422,7 +439,8 @@ private:
         })
         .Case([&](func::ReturnOp r) {
           for (auto [i, v] : llvm::enumerate(r.getOperands()))
-            os_ << "  std::memcpy(results[" << i << "], " << use(v) << ", "
+            if (!inPlace_.count(v))
+              os_ << "  std::memcpy(results[" << i << "], " << use(v) << ", "
                 << numElements(v.getType()) << " * sizeof(" << elementType(v.getType())
                 << "));\n";
           return success();
@@ -437,6 +455,7 @@ private:
   DenseMap<Value, std::string> names_;
   int next_ = 0;
   BufferPlan plan_;
+  DenseMap<Value, unsigned> inPlace_;
   ArrayRef<int64_t> meshShape_;
   uint64_t seed_;
 };

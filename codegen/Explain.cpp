@@ -323,8 +323,12 @@ private:
     int64_t state = 0, results = 0;
     for (auto &[role, bytes] : byRole)
       state += bytes;
-    for (Type t : step_.getResultTypes())
-      results += bytesOf(t);
+    // New params and state are written over the old (see inPlaceResults).
+    for (unsigned i = 0; i < step_.getNumResults(); ++i) {
+      auto role = step_.getResultAttrOfType<StringAttr>(i, attr::role);
+      if (!role || (role.getValue() != "param" && role.getValue() != "opt_state"))
+        results += bytesOf(step_.getResultTypes()[i]);
+    }
     // The intermediates share one arena, at its peak (the same plan codegen uses).
     int64_t buffers = planBuffers(step_, 4).arenaBytes;
     return json::Object{{"params", byRole["param"]},
@@ -341,8 +345,12 @@ private:
     step_.walk([&](Operation *op) {
       if (auto m = dyn_cast<MatmulOp>(op)) {
         auto lhs = m.getLhs().getType().getShape();
-        auto out = m.getResult().getType().getShape();
-        flops += 2.0 * out[0] * out[1] * (m.getTransposeLhs() ? lhs[0] : lhs[1]);
+        flops += 2.0 * m.getResult().getType().getNumElements() *
+                 (m.getTransposeLhs() ? lhs[0] : lhs.back());
+      } else if (isa<CausalAttentionOp, CausalAttentionGradOp>(op)) {
+        // Two [T, T] x [T, d] GEMMs per head forward, four backward.
+        auto q = cast<RankedTensorType>(op->getOperand(0).getType()).getShape();
+        flops += (isa<CausalAttentionOp>(op) ? 4.0 : 8.0) * q[0] * q[1] * q[1] * q[2];
       } else if (isa<AdamwUpdateOp>(op)) {
         flops += 12.0 * cast<RankedTensorType>(op->getResult(0).getType()).getNumElements();
       } else if (isa<DtlDialect>(op->getDialect()) && op->getNumOperands() > 0) {
@@ -401,7 +409,7 @@ private:
          {std::pair{"params", "params"}, {"gradients", "gradients (within the peak below)"},
           {"optimizer_state", "optimizer state"}, {"inputs", "inputs"},
           {"step_buffers", "activations, gradients, temporaries (peak)"},
-          {"step_results", "step results (new params and state)"}, {"total", "total"}})
+          {"step_results", "step results (loss, norms)"}, {"total", "total"}})
       os << llvm::formatv("  {0,-44} {1}\n", label, sizeString(integer(m.get(key))));
     const json::Object &t = *r.getObject("step_time");
     os << "\nPredicted step time, per rank (no overlap of compute and communication):\n"

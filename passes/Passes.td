@@ -67,4 +67,17 @@ def Partition : Pass<"dtl-partition", "mlir::ModuleOp"> {
   let dependentDialects = ["::dtl::DtlDialect", "::mlir::shard::ShardDialect"];
 }
 
+def FuseEpilogues : Pass<"dtl-fuse-epilogues", "mlir::ModuleOp"> {
+  let summary = "Fold bias additions into the matmuls that produce their input.";
+  let description = [{
+    On the partitioned program: `dtl.add(dtl.matmul(a, b), dtl.broadcast(bias))`
+    (either operand order), where the matmul has no other use and the
+    broadcast repeats a vector along the leading dimensions, becomes one
+    `dtl.matmul_bias`. The GEMM then accumulates onto the bias (BLAS's
+    beta = 1): two passes over the activation fewer per bias, as in a
+    cuBLASLt epilogue.
+  }];
+  let dependentDialects = ["::dtl::DtlDialect"];
+}
+
 #endif // DTL_PASSES_TD

@@ -19,6 +19,7 @@ void dtl::buildPipeline(OpPassManager &pm, Stage stage, bool annotateLayouts) {
   pm.addPass(createOptimizer());
   pm.addPass(createPropagateSharding());
   pm.addPass(createPartition(PartitionOptions{annotateLayouts}));
+  pm.addPass(createFuseEpilogues());
 }
 
 shard::GridOp dtl::getMesh(ModuleOp module) {

@@ -68,6 +68,13 @@ LogicalResult MatmulOp::verify() {
   return success();
 }
 
+LogicalResult MatmulBiasOp::verify() {
+  ArrayRef<int64_t> c = shapeOf(getResult());
+  if (c.empty() || shapeOf(getBias()) != c.take_back())
+    return emitOpError("bias must be the result's last dimension");
+  return success();
+}
+
 /// Classifier ops take logits [..., C] and labels [...].
 static LogicalResult verifyClassifier(Operation *op, Value logits, Value labels) {
   ArrayRef<int64_t> l = shapeOf(logits), y = shapeOf(labels);

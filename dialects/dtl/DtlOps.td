@@ -179,6 +179,23 @@ def Dtl_MatmulOp : Dtl_MathOp<"matmul",
   let hasVerifier = 1;
 }
 
+def Dtl_MatmulBiasOp : Dtl_Op<"matmul_bias", [Pure]> {
+  let summary = "op(lhs) @ op(rhs) + bias, the bias added to every row.";
+  let description = [{
+    Made by `dtl-fuse-epilogues` after partitioning from a matmul whose only
+    use adds a broadcast bias: the GEMM accumulates onto the bias rows, so
+    neither the broadcast nor the sum is a pass over memory of its own.
+    Shapes as `dtl.matmul`; `bias` is the result's last dimension.
+  }];
+  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs, F32Tensor:$bias,
+                   UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` $bias attr-dict `:` type($lhs) `,` type($rhs) `,` type($bias) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Row-wise normalisations (over the last dimension)
 //===----------------------------------------------------------------------===//

@@ -26,6 +26,26 @@ void matmul<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const dou
               m, n, k, 1.0, a, ta ? m : k, b, tb ? k : n, 0.0, c, n);
 }
 
+template <>
+void matmulBias<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                       const float *b, const float *bias, float *c) {
+#pragma omp parallel for if (m * n > 65536)
+  for (int64_t i = 0; i < m; ++i)
+    std::copy(bias, bias + n, c + i * n);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 1.0f, c, n);
+}
+
+template <>
+void matmulBias<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
+                        const double *b, const double *bias, double *c) {
+#pragma omp parallel for if (m * n > 65536)
+  for (int64_t i = 0; i < m; ++i)
+    std::copy(bias, bias + n, c + i * n);
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              m, n, k, 1.0, a, ta ? m : k, b, tb ? k : n, 1.0, c, n);
+}
+
 template <typename T>
 void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides,
                int rank) {

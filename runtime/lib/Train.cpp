@@ -350,7 +350,6 @@ public:
                        loss, (long long)s);
         return 1;
       }
-      adoptResults(step);
       double stepMs = 1e3 * std::chrono::duration<double>(Clock::now() - stepStart).count();
       if (s == 1 && o_.memory)
         reportMemory(step);
@@ -460,8 +459,14 @@ private:
                                                              : state_[t.name].data());
     step.ownedResults.resize(spec.results.size());
     for (size_t i = 0; i < spec.results.size(); ++i) {
-      step.ownedResults[i].bytes.assign(
-          std::max<int64_t>(spec.results[i].localSize(), 1) * sizeOf(spec.results[i].dtype), 0);
+      const TensorSpec &t = spec.results[i];
+      // Updated params and state are written over the old ones (the step
+      // reads each old element before it writes the new one).
+      if (t.role == "param" || t.role == "opt_state") {
+        step.results.push_back(state_.at(t.name).data());
+        continue;
+      }
+      step.ownedResults[i].bytes.assign(std::max<int64_t>(t.localSize(), 1) * sizeOf(t.dtype), 0);
       step.results.push_back(step.ownedResults[i].data());
     }
     return step;
@@ -474,8 +479,8 @@ private:
     for (const TensorSpec &t : p_.trainStep.args)
       byRole[t.role] += t.localSize() * sizeOf(t.dtype);
     int64_t results = 0;
-    for (const TensorSpec &t : step.spec->results)
-      results += std::max<int64_t>(t.localSize(), 1) * sizeOf(t.dtype);
+    for (const Buffer &b : step.ownedResults)
+      results += b.bytes.size();
     int64_t state = 0;
     for (auto &[role, bytes] : byRole)
       state += bytes;
@@ -487,17 +492,6 @@ private:
                 (long long)byRole["input"], (long long)results, (long long)stepBufferBytes(),
                 (long long)(state + results + stepBufferBytes()));
     std::fflush(stdout);
-  }
-
-  /// Updated params and optimizer state become the state for the next step.
-  void adoptResults(Step &step) {
-    for (size_t i = 0; i < step.spec->results.size(); ++i) {
-      const TensorSpec &t = step.spec->results[i];
-      if (t.role != "param" && t.role != "opt_state")
-        continue;
-      Buffer &b = state_.at(t.name);
-      std::memcpy(b.data(), step.results[i], b.bytes.size());
-    }
   }
 
   /// Loss and accuracy over the whole eval source, in global batches padded

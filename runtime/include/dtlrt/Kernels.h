@@ -19,6 +19,12 @@ template <typename T>
 void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a,
             const T *b, T *c);
 
+// c[m, n] = op(a) @ op(b) + bias[n]: c starts as the bias rows and the GEMM
+// accumulates onto them.
+template <typename T>
+void matmulBias(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a,
+                const T *b, const T *bias, T *c);
+
 // out[i] = in[sum_d index_d(i) * inStrides[d]] over out's `rank` dims; a
 // stride of 0 repeats the input along that dimension (numpy broadcasting).
 template <typename T>
