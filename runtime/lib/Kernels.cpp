@@ -3,7 +3,7 @@
 #include "dtlrt/Kernels.h"
 #include "dtlrt/Data.h"
 
-#include <cblas.h>
+#include "Blas.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,38 +12,18 @@
 
 namespace dtlrt {
 
-template <>
-void matmul<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
-                   const float *b, float *c) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
+template <typename T>
+void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const T *b, T *c) {
+  gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(0), c, n);
 }
 
-template <>
-void matmul<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
-                    const double *b, double *c) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              m, n, k, 1.0, a, ta ? m : k, b, tb ? k : n, 0.0, c, n);
-}
-
-template <>
-void matmulBias<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
-                       const float *b, const float *bias, float *c) {
+template <typename T>
+void matmulBias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
+                const T *bias, T *c) {
 #pragma omp parallel for if (m * n > 65536)
   for (int64_t i = 0; i < m; ++i)
     std::copy(bias, bias + n, c + i * n);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 1.0f, c, n);
-}
-
-template <>
-void matmulBias<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a,
-                        const double *b, const double *bias, double *c) {
-#pragma omp parallel for if (m * n > 65536)
-  for (int64_t i = 0; i < m; ++i)
-    std::copy(bias, bias + n, c + i * n);
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              m, n, k, 1.0, a, ta ? m : k, b, tb ? k : n, 1.0, c, n);
+  gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(1), c, n);
 }
 
 template <typename T>
@@ -238,6 +218,9 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, T lr, double momentu
 }
 
 #define DTLRT_INSTANTIATE(T)                                                           \
+  template void matmul<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *, T *); \
+  template void matmulBias<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,   \
+                              const T *, T *);                                           \
   template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);      \
   template void reduceSum<T>(const T *, T *, const int64_t *, const bool *, int);         \
   template void crossEntropy<T>(const T *, const int32_t *, T *, int64_t, int64_t);     \

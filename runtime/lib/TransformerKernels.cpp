@@ -8,7 +8,7 @@
 #include "dtlrt/Data.h"
 #include "dtlrt/Kernels.h"
 
-#include <cblas.h>
+#include "Blas.h"
 
 #include <algorithm>
 #include <cstring>
@@ -152,20 +152,6 @@ void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_
         o[c] += gi[c];
     }
   }
-}
-
-/// c = alpha op(a) op(b) + beta c on strided row-major matrices (BLAS).
-static void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                 int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-              n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-static void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
-                 const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
-                 double *c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-              n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // Per (batch, head), four BLAS calls over the head's strided [T, d] slices
