@@ -15,7 +15,8 @@ steps after `--warmup`. Prints one line per case:
   case | dtl ms/step | ref ms/step | ratio | tok/s | MFU
 with ratio = dtl / ref (below 1: dtlc is faster), tok/s and MFU for dtlc;
 MFU uses 6N + 6LCT FLOPs per token and a peak of 245 GFLOP/s per thread
-(benchmarks.md). Then dtlc's speed-up from 1 thread to --threads.
+(benchmarks.md). Then dtlc's speed-up from 1 thread to --threads, and, for
+scale, what SGEMM itself gains from the threads on the tiny config's shapes.
 """
 import argparse
 import json
@@ -122,6 +123,21 @@ def main():
                 one = steady(run_dtl(a.dtlc, work, name, config, a.steps, 1, env))
                 print(f"{name} dtl 1 thread {one:.2f} ms/step: {a.threads} threads are "
                       f"{one / dtl:.2f}x faster", flush=True)
+    if a.threads > 1:
+        gemm_scaling(a.threads, env)
+
+
+def gemm_scaling(threads, env):
+    """SGEMM GFLOP/s with 1 and `threads` threads on GPT shapes (torch.mm)."""
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import torch_gpt, json; "
+            f"print(json.dumps([[torch_gpt.gemm_gflops(m, n, k, t) for t in (1, {threads})] "
+            f"for m, n, k in ((768, 128, 128), (768, 512, 128), (768, 128, 512))]))")
+    out = subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True,
+                         text=True, env=dict(os.environ, **env)).stdout
+    for (m, n, k), (one, many) in zip(((768, 128, 128), (768, 512, 128), (768, 128, 512)),
+                                      json.loads(out.strip().splitlines()[-1])):
+        print(f"sgemm {m}x{n}x{k}: {one:.0f} GFLOP/s on 1 thread, {many:.0f} on {threads} "
+              f"({many / one:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -214,3 +214,18 @@ def time_train_steps(L, C, H, T, B, V, steps, threads, seed=0):
         optimizer.step()
         times.append(1e3 * (time.perf_counter() - start))
     return times
+
+
+def gemm_gflops(m, n, k, threads, repeats=200):
+    """SGEMM throughput of torch.mm ([m, k] @ [k, n]) with `threads` threads:
+    the ceiling both sides' GEMMs work under on this machine."""
+    import time
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(10):
+        torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2.0 * m * n * k * repeats / (time.perf_counter() - start) / 1e9
