@@ -465,7 +465,11 @@ private:
       // Updated params and state are written over the old ones (the step
       // reads each old element before it writes the new one).
       if (t.role == "param" || t.role == "opt_state") {
-        step.results.push_back(state_.at(t.name).data());
+        Buffer &state = state_.at(t.name);
+        if (state.bytes.size() != size_t(t.localSize()) * sizeOf(t.dtype))
+          throw DataError("internal error: the updated '" + t.name +
+                          "' is laid out unlike the one it replaces");
+        step.results.push_back(state.data());
         continue;
       }
       step.ownedResults[i].bytes.assign(std::max<int64_t>(t.localSize(), 1) * sizeOf(t.dtype), 0);
