@@ -98,6 +98,8 @@ private:
   /// null (with `returnStmt` null when there was none).
   Value emitStatements(const std::vector<ast::Stmt> &body, StringRef prefix,
                        const ast::Stmt *&returnStmt);
+  /// A positional argument as a tensor (errors name `callee`).
+  Value tensorArg(const ast::Arg &a, const std::string &callee);
   Value callBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
                   std::optional<int64_t> repeat);
   std::optional<int64_t> sizeValue(const ast::Expr &e);
@@ -549,15 +551,21 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
   return result;
 }
 
+Value Generator::tensorArg(const ast::Arg &a, const std::string &callee) {
+  if (a.value->kind != ast::Value::Kind::Expr) {
+    error(a.pos) << callee << " takes tensor arguments";
+    return {};
+  }
+  return expr(*a.value->expr);
+}
+
 Value Generator::callBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
                            std::optional<int64_t> repeat) {
   SmallVector<Value> args;
   for (const ast::Arg &a : c.args) {
-    if (!a.key.empty() || a.value->kind != ast::Value::Kind::Expr) {
+    Value v = a.key.empty() ? tensorArg(a, "block '" + blk.name + "'") : Value();
+    if (!a.key.empty())
       error(a.pos) << "block '" << blk.name << "' takes tensor arguments";
-      return {};
-    }
-    Value v = expr(*a.value->expr);
     if (!v)
       return {};
     args.push_back(v);
@@ -764,8 +772,7 @@ Value Generator::call(const ast::Call &c) {
   static const llvm::StringMap<SmallVector<StringRef>> namedArgs = {
       {"sum", {"axis", "keepdims"}},   {"mean", {"axis", "keepdims"}},
       {"layernorm", {"eps"}},          {"causal_attention", {"heads"}},
-      {"dropout", {"rate"}},           {"reshape", {}},
-      {"transpose", {}}};
+      {"dropout", {"rate"}}};
   SmallVector<Value> args;
   SmallVector<const ast::Expr *> argExprs;
   llvm::StringMap<const ast::Arg *> named;
@@ -784,11 +791,7 @@ Value Generator::call(const ast::Call &c) {
       shapeArg = a.value.get();
       continue;
     }
-    if (a.value->kind != ast::Value::Kind::Expr) {
-      error(a.pos) << "'" << c.callee << "' takes tensor arguments";
-      return {};
-    }
-    Value v = expr(*a.value->expr);
+    Value v = tensorArg(a, "'" + c.callee + "'");
     if (!v)
       return {};
     args.push_back(v);
