@@ -34,6 +34,16 @@ std::string formatType(Type type) {
   return s;
 }
 
+/// The entries of a tuple value, or the value itself.
+SmallVector<const ast::Value *> itemsOf(const ast::Value &v) {
+  if (v.kind != ast::Value::Kind::Tuple)
+    return {&v};
+  SmallVector<const ast::Value *> items;
+  for (const ast::Value &item : v.tuple)
+    items.push_back(&item);
+  return items;
+}
+
 class Generator {
 public:
   Generator(MLIRContext &ctx, StringRef file, const FrontendOptions &options)
@@ -826,12 +836,7 @@ Value Generator::call(const ast::Call &c) {
   };
   /// Integer entries of a size or a tuple of sizes.
   auto sizesOf = [&](const ast::Value &v) -> std::optional<SmallVector<int64_t>> {
-    SmallVector<const ast::Value *> items;
-    if (v.kind == ast::Value::Kind::Tuple)
-      for (const ast::Value &item : v.tuple)
-        items.push_back(&item);
-    else
-      items.push_back(&v);
+    SmallVector<const ast::Value *> items = itemsOf(v);
     SmallVector<int64_t> out;
     for (const ast::Value *item : items) {
       if (item->kind != ast::Value::Kind::Expr) {
@@ -1038,12 +1043,7 @@ Value Generator::reduction(const ast::Call &c, ArrayRef<Value> args,
   if (const ast::Arg *a = named.lookup("axis")) {
     axes.emplace();
     const ast::Value &v = *a->value;
-    SmallVector<const ast::Value *> items;
-    if (v.kind == ast::Value::Kind::Tuple)
-      for (const ast::Value &item : v.tuple)
-        items.push_back(&item);
-    else
-      items.push_back(&v);
+    SmallVector<const ast::Value *> items = itemsOf(v);
     for (const ast::Value *item : items) {
       std::optional<double> n = number(*item);
       if (!n || *n != (int64_t)*n) {
