@@ -1,6 +1,7 @@
 //===- Data.cpp - IDX reader, sampler and reproducible random numbers -----===//
 
 #include "dtlrt/Data.h"
+#include "dtlrt/Hash.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -180,18 +181,14 @@ int64_t Sampler::at(int64_t pos) {
 }
 
 uint64_t hashIndex(uint64_t seed, const std::string &stream, uint64_t index) {
-  uint64_t h = seed ^ 0x9E3779B97F4A7C15ull;
+  uint64_t h = hashStart(seed);
   for (unsigned char c : stream)
-    h = (h ^ c) * 0x100000001B3ull;
-  // splitmix64 finaliser over the combined key.
-  uint64_t z = h + 0x9E3779B97F4A7C15ull * (index + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
+    h = hashChar(h, c);
+  return hashAt(h, index);
 }
 
 double uniformAt(uint64_t seed, const std::string &stream, uint64_t index) {
-  return (hashIndex(seed, stream, index) >> 11) * (1.0 / 9007199254740992.0);
+  return unitInterval(hashIndex(seed, stream, index));
 }
 
 double normalAt(uint64_t seed, const std::string &stream, uint64_t index) {
