@@ -10,6 +10,7 @@
 #include "dtlrt/Checkpoint.h"
 #include "dtlrt/Context.h"
 #include "dtlrt/Data.h"
+#include "dtlrt/Device.h"
 #include "dtlrt/Init.h"
 #include "dtlrt/RankDiscovery.h"
 
@@ -167,10 +168,14 @@ void flushDenormals() {
 #endif
 }
 
-/// One buffer per argument or result of a step function.
+/// One buffer per argument or result of a step function, on the host and,
+/// for a program built for an accelerator, mirrored on the device.
 struct Buffer {
   std::vector<unsigned char> bytes;
+  void *device = nullptr;
   void *data() { return bytes.data(); }
+  /// Where step functions see it.
+  void *place() { return device ? device : bytes.data(); }
 };
 
 double readScalar(const void *p, DType t) {
@@ -303,10 +308,11 @@ private:
 
 /// The buffers of one step function, bound by name to the shared state.
 struct Step {
-  const StepSpec *spec;
-  std::vector<void *> args, results;
-  std::vector<Buffer> ownedResults;
-  void call(Context &ctx) { spec->fn(ctx, args.data(), results.data()); }
+  const StepSpec *spec = nullptr;
+  std::vector<void *> args, results; ///< where the step function sees them
+  std::vector<Buffer> ownedResults;  ///< results that are not params or state
+  std::vector<Buffer *> uploads;     ///< inputs and scalars, refreshed before each call
+  std::vector<void *> hostResults;   ///< where the results are read on the host
   int resultIndex(const std::string &role) const {
     for (size_t i = 0; i < spec->results.size(); ++i)
       if (spec->results[i].role == role)
@@ -315,14 +321,14 @@ struct Step {
   }
   double scalarResult(const std::string &role) const {
     int i = resultIndex(role);
-    return i < 0 ? 0.0 : readScalar(results[i], spec->results[i].dtype);
+    return i < 0 ? 0.0 : readScalar(hostResults[i], spec->results[i].dtype);
   }
 };
 
 class Trainer {
 public:
   Trainer(const Program &p, const Options &o, Context &ctx, int rank)
-      : p_(p), o_(o), ctx_(ctx), rank_(rank) {}
+      : p_(p), o_(o), ctx_(ctx), rank_(rank), device_(p.device) {}
 
   /// Trains (or checks gradients); returns the exit code. Data errors inside
   /// a step escape as DataError.
@@ -331,7 +337,7 @@ public:
       return 1;
     if (o_.checkGrads)
       return checkGrads();
-    Step step = bind(p_.trainStep);
+    Step &step = bind(p_.trainStep);
     Sampler sampler(train_->count(), p_.seed);
     int64_t batch = globalBatch(p_.trainStep);
     using Clock = std::chrono::steady_clock;
@@ -343,7 +349,7 @@ public:
       double lr = scheduledLr(p_, s, o_.steps);
       writeScalar(scalars_["lr"].data(), realType(), lr);
       writeScalar(scalars_["step"].data(), realType(), double(s));
-      step.call(ctx_);
+      call(step);
       ++intervalSteps;
       double loss = step.scalarResult("loss"), gradNorm = step.scalarResult("grad_norm");
       if (!std::isfinite(loss)) {
@@ -450,15 +456,36 @@ private:
           initParam(t, p_.seed, ctx_, b.data());
         if (t.role == "input")
           inputs_[t.name] = b.data();
+        if (device_) {
+          b.device = device_->allocate(bytes);
+          toDevice(b);
+        }
       }
     }
   }
 
-  Step bind(const StepSpec &spec) {
-    Step step{&spec, {}, {}, {}};
-    for (const TensorSpec &t : spec.args)
-      step.args.push_back(t.role == "lr" || t.role == "step" ? scalars_[t.role].data()
-                                                             : state_[t.name].data());
+  void toDevice(Buffer &b) {
+    if (b.device)
+      device_->upload(b.device, b.data(), b.bytes.size());
+  }
+  void toHost(Buffer &b) {
+    if (b.device)
+      device_->download(b.data(), b.device, b.bytes.size());
+  }
+
+  /// The step's buffers, bound once per step function.
+  Step &bind(const StepSpec &spec) {
+    auto [it, fresh] = steps_.try_emplace(&spec);
+    Step &step = it->second;
+    if (!fresh)
+      return step;
+    step.spec = &spec;
+    for (const TensorSpec &t : spec.args) {
+      Buffer &b = t.role == "lr" || t.role == "step" ? scalars_[t.role] : state_[t.name];
+      step.args.push_back(b.place());
+      if (t.role == "input" || t.role == "lr" || t.role == "step")
+        step.uploads.push_back(&b);
+    }
     step.ownedResults.resize(spec.results.size());
     for (size_t i = 0; i < spec.results.size(); ++i) {
       const TensorSpec &t = spec.results[i];
@@ -469,13 +496,32 @@ private:
         if (state.bytes.size() != size_t(t.localSize()) * sizeOf(t.dtype))
           throw DataError("internal error: the updated '" + t.name +
                           "' is laid out unlike the one it replaces");
-        step.results.push_back(state.data());
+        step.results.push_back(state.place());
+        step.hostResults.push_back(state.data());
         continue;
       }
-      step.ownedResults[i].bytes.assign(std::max<int64_t>(t.localSize(), 1) * sizeOf(t.dtype), 0);
-      step.results.push_back(step.ownedResults[i].data());
+      Buffer &owned = step.ownedResults[i];
+      owned.bytes.assign(std::max<int64_t>(t.localSize(), 1) * sizeOf(t.dtype), 0);
+      if (device_)
+        owned.device = device_->allocate(owned.bytes.size());
+      step.results.push_back(owned.place());
+      step.hostResults.push_back(owned.data());
     }
     return step;
+  }
+
+  /// Runs a step: on a device, inputs and scalars go up first and the
+  /// results that are not params or state come down after.
+  void call(Step &step) {
+    if (!device_) {
+      step.spec->fn(ctx_, step.args.data(), step.results.data());
+      return;
+    }
+    for (Buffer *b : step.uploads)
+      toDevice(*b);
+    device_->run(step.spec->fn, ctx_, step.args, step.results);
+    for (Buffer &b : step.ownedResults)
+      toHost(b);
   }
 
   /// What this rank allocated: the state by role, the train step's result
@@ -497,13 +543,16 @@ private:
                 (long long)byRole["param"], (long long)byRole["opt_state"],
                 (long long)byRole["input"], (long long)results, (long long)stepBufferBytes(),
                 (long long)(state + results + stepBufferBytes()));
+    if (device_)
+      std::printf("device memory (rank 0, bytes): %lld (tensors, step buffers, scratch)\n",
+                  (long long)device_->allocatedBytes());
     std::fflush(stdout);
   }
 
   /// Loss and accuracy over the whole eval source, in global batches padded
   /// with ignored examples (label -1) at the end.
   void evaluate(Feeder &eval, int64_t atStep) {
-    Step step = bind(p_.evalStep);
+    Step &step = bind(p_.evalStep);
     int64_t batch = globalBatch(p_.evalStep), n = eval.count();
     if (p_.evalBatches > 0)
       n = std::min(n, p_.evalBatches * batch);
@@ -512,7 +561,7 @@ private:
     double lossSum = 0, correct = 0;
     for (int64_t start = 0; start < n; start += batch) {
       eval.fill(ctx_, inputs_, [&](int64_t row) { return start + row < n ? start + row : -1; });
-      step.call(ctx_);
+      call(step);
       // The loss is a mean over the batch size, padding included as zeros.
       lossSum += step.scalarResult("loss") * batch;
       correct += step.scalarResult("correct");
@@ -540,8 +589,10 @@ private:
   int save(int64_t atStep) {
     std::vector<SavedTensor> tensors;
     for (const TensorSpec &t : p_.trainStep.args)
-      if (t.role == "param")
+      if (t.role == "param") {
+        toHost(state_.at(t.name));
         tensors.push_back({&t, state_.at(t.name).data()});
+      }
     std::map<std::string, std::string> metadata{
         {"format", "pt"}, {"step", std::to_string(atStep)}, {"model", p_.name},
         {"source", p_.sourceFile}, {"producer", "dtlc"}};
@@ -566,10 +617,10 @@ private:
     }
     Sampler sampler(train_->count(), p_.seed);
     train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
-    Step grad = bind(p_.gradStep), forward = bind(p_.evalStep);
+    Step &grad = bind(p_.gradStep), &forward = bind(p_.evalStep);
     // Step 1: dropout draws its (fixed) mask, so its gradient is checked too.
     writeScalar(scalars_["step"].data(), realType(), 1.0);
-    grad.call(ctx_);
+    call(grad);
     bool f64 = realType() == DType::F64;
     double h = f64 ? 1e-6 : 1e-2, tolerance = f64 ? 1e-5 : 5e-2;
     bool allOk = true;
@@ -589,13 +640,14 @@ private:
         // Every rank holding the element perturbs it; its analytic gradient is
         // averaged over the holders (they agree) so rank 0 sees it too.
         double analytic[2] = {0, 0};
-        void *values = state_.at(param->name).data();
+        Buffer &paramBuffer = state_.at(param->name);
+        void *values = paramBuffer.data();
         std::vector<int64_t> held;
         forEachLocal(*param, ctx_, [&](int64_t local, int64_t global) {
           if (global != element)
             return;
           held.push_back(local);
-          analytic[0] += readScalar(static_cast<char *>(grad.results[r]) + local * sizeOf(g.dtype),
+          analytic[0] += readScalar(static_cast<char *>(grad.hostResults[r]) + local * sizeOf(g.dtype),
                                     g.dtype);
           analytic[1] += 1;
         });
@@ -608,10 +660,12 @@ private:
             saved.push_back(readScalar(p, param->dtype));
             writeScalar(p, param->dtype, saved.back() + delta);
           }
-          forward.call(ctx_);
+          toDevice(paramBuffer);
+          call(forward);
           for (size_t i = 0; i < held.size(); ++i)
             writeScalar(static_cast<char *>(values) + held[i] * sizeOf(param->dtype),
                         param->dtype, saved[i]);
+          toDevice(paramBuffer);
           return forward.scalarResult("loss");
         };
         double numeric = (lossWith(h) - lossWith(-h)) / (2 * h);
@@ -634,7 +688,9 @@ private:
   int rank_;
   std::map<std::string, Buffer> state_, scalars_;
   std::map<std::string, void *> inputs_;
+  std::map<const StepSpec *, Step> steps_;
   std::unique_ptr<Feeder> train_, eval_;
+  Device *device_;
   std::ofstream metrics_;
 };
 
@@ -723,15 +779,30 @@ int run(const Program &program, int argc, char **argv) {
     MPI_Finalize();
     return exitCode;
   }
-  if (rank == 0 && !options.checkGrads) {
-    std::printf("%s: %d rank%s on mesh %s (launcher: %s), %d thread%s per rank, %lld steps\n",
-                program.name.c_str(), worldSize, worldSize == 1 ? "" : "s",
-                meshString(program).c_str(), launch.launcher.c_str(), threads,
-                threads == 1 ? "" : "s", (long long)options.steps);
-    std::fflush(stdout);
-  }
   {
     Context ctx(program.axisSizes, rank);
+    if (p.device) {
+      // Every rank learns whether all found their device, so none waits alone.
+      std::string error = p.device->setUp(launch, ctx, rank);
+      int failed = !error.empty(), anyFailed = 0;
+      MPI_Allreduce(&failed, &anyFailed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+      if (failed)
+        std::fprintf(stderr, "error: rank %d: %s\n", rank, error.c_str());
+      if (anyFailed) {
+        MPI_Finalize();
+        return 1;
+      }
+    }
+    if (rank == 0 && !options.checkGrads) {
+      std::string where = p.device ? p.device->describe() + " per rank"
+                                   : std::to_string(threads) + " thread" +
+                                         (threads == 1 ? "" : "s") + " per rank";
+      std::printf("%s: %d rank%s on mesh %s (launcher: %s), %s, %lld steps\n",
+                  program.name.c_str(), worldSize, worldSize == 1 ? "" : "s",
+                  meshString(program).c_str(), launch.launcher.c_str(), where.c_str(),
+                  (long long)options.steps);
+      std::fflush(stdout);
+    }
     try {
       exitCode = Trainer(p, options, ctx, rank).run();
     } catch (const DataError &e) {

@@ -44,8 +44,11 @@ public:
   void allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
                 const Axes &axes);
 
-private:
+  /// The MPI communicator of this rank's group along `axes` (ranked by
+  /// indexAlong), made on first use.
   MPI_Comm commFor(const Axes &axes);
+
+private:
   std::vector<int> sizes_;
   std::vector<int> coords_; ///< along each mesh axis (row-major: last axis fastest)
   std::map<Axes, MPI_Comm> comms_;

@@ -16,6 +16,7 @@
 namespace dtlrt {
 
 class Context;
+class Device;
 
 enum class DType { F32, F64, I32 };
 size_t sizeOf(DType t);
@@ -69,6 +70,8 @@ struct Program {
   std::string schedule = "constant";
   int64_t warmup = 0, steps = 100, logEvery = 10, evalEvery = 0, seed = 0;
   int64_t evalBatches = 0; ///< batches per evaluation; 0: the whole eval source
+  /// Where the steps run: null for the host (the CPU target).
+  Device *device = nullptr;
 };
 
 /// Bytes allocated so far for the intermediate values of step functions
