@@ -1,0 +1,814 @@
+//===- Kernels.cu - GEMMs, row kernels, attention and optimizers on CUDA --===//
+//
+// The GPU twins of Kernels.cpp and TransformerKernels.cpp, with the same
+// math (stated in dtlrt/Kernels.h). Row kernels give each row one block and
+// reduce in registers and warp shuffles; reductions are deterministic (no
+// float atomics) except embeddingGrad's scatter-add. GEMMs go through
+// cuBLASLt with the bias fused into the epilogue; attention runs as
+// strided-batched cuBLAS GEMMs around a fused causal softmax, over heads
+// laid out [B, H, T, d] in scratch.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Gpu.h"
+#include "dtlrt/Hash.h"
+
+#include <cmath>
+#include <string>
+#include <tuple>
+
+namespace dtlrt::cuda {
+
+namespace {
+
+constexpr int kMaxRank = 8;
+
+/// A small array passed to kernels by value.
+struct Dims {
+  int64_t d[kMaxRank];
+  int rank;
+};
+
+Dims dimsOf(const std::vector<int64_t> &v) {
+  if (v.size() > size_t(kMaxRank))
+    Gpu::get().fail("internal error: a tensor of rank " + std::to_string(v.size()) +
+                    " (the CUDA kernels take up to " + std::to_string(kMaxRank) + ")");
+  Dims out{};
+  out.rank = int(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    out.d[i] = v[i];
+  return out;
+}
+
+/// Records the first failure of a step (a bad label or token id).
+__device__ void recordFailure(int64_t *failure, int64_t code, int64_t value) {
+  if (atomicCAS(reinterpret_cast<unsigned long long *>(failure), 0ull,
+                static_cast<unsigned long long>(code)) == 0ull)
+    failure[1] = value;
+}
+
+__device__ float warpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ float warpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/// Sum (or max) over the block; every thread gets the result. Blocks are a
+/// whole number of warps.
+template <bool IsMax> __device__ float blockReduce(float v) {
+  __shared__ float shared[32];
+  int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = (blockDim.x + 31) / 32;
+  v = IsMax ? warpMax(v) : warpSum(v);
+  __syncthreads(); // the previous call's readers are done with `shared`
+  if (lane == 0)
+    shared[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < warps ? shared[threadIdx.x] : (IsMax ? -INFINITY : 0.f);
+  if (warp == 0)
+    v = IsMax ? warpMax(v) : warpSum(v);
+  if (threadIdx.x == 0)
+    shared[0] = v;
+  __syncthreads();
+  return shared[0];
+}
+__device__ float blockSum(float v) { return blockReduce<false>(v); }
+__device__ float blockMax(float v) { return blockReduce<true>(v); }
+
+constexpr int kRowBlock = 256;
+
+cublasComputeType_t computeType() {
+  return Gpu::get().math() == GemmMath::BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+}
+
+/// Row-major c[batch][m, n] = alpha op(a) op(b) + beta c through cuBLAS's
+/// column-major API (which computes c^T = op(b)^T op(a)^T).
+void gemmBatched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, int64_t strideA, const float *b, int64_t ldb, int64_t strideB,
+                 float beta, float *c, int64_t ldc, int64_t strideC, int64_t batch) {
+  Gpu &gpu = Gpu::get();
+  gpu.checkBlas(cublasGemmStridedBatchedEx(
+                    gpu.blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                    int(n), int(m), int(k), &alpha, b, CUDA_R_32F, int(ldb), strideB, a,
+                    CUDA_R_32F, int(lda), strideA, &beta, c, CUDA_R_32F, int(ldc), strideC,
+                    int(batch), computeType(), CUBLAS_GEMM_DEFAULT),
+                "cublasGemmStridedBatchedEx");
+}
+
+__global__ void addBiasKernel(float *c, const float *bias, int64_t rows, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    c[i] += bias[i % n];
+}
+
+/// A cuBLASLt matmul for one shape, made once: descriptors and the
+/// heuristic's algorithm.
+struct LtPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo;
+  bool found = false;
+};
+
+LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
+  Gpu &gpu = Gpu::get();
+  LtPlan p;
+  gpu.checkBlas(cublasLtMatmulDescCreate(&p.desc, computeType(), CUDA_R_32F), "matmul desc");
+  // Column-major view: Lt's A is our b, its B our a (see gemmBatched).
+  cublasOperation_t opA = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA,
+                                               sizeof opA),
+                "matmul transa");
+  gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB,
+                                               sizeof opB),
+                "matmul transb");
+  cublasLtEpilogue_t epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                               sizeof epilogue),
+                "matmul epilogue");
+  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, tb ? k : n, tb ? n : k, tb ? k : n),
+                "layout a");
+  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, ta ? m : k, ta ? k : m, ta ? m : k),
+                "layout b");
+  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, n, m, n), "layout c");
+  cublasLtMatmulPreference_t preference;
+  gpu.checkBlas(cublasLtMatmulPreferenceCreate(&preference), "matmul preference");
+  size_t workspace = Gpu::kWorkspaceBytes;
+  gpu.checkBlas(cublasLtMatmulPreferenceSetAttribute(
+                    preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                    sizeof workspace),
+                "matmul workspace");
+  cublasLtMatmulHeuristicResult_t result;
+  int count = 0;
+  cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(gpu.lt(), p.desc, p.a, p.b, p.c, p.c,
+                                                         preference, 1, &result, &count);
+  cublasLtMatmulPreferenceDestroy(preference);
+  if (status == CUBLAS_STATUS_SUCCESS && count > 0) {
+    p.algo = result.algo;
+    p.found = true;
+  }
+  return p;
+}
+
+} // namespace
+
+void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+            const float *bias, float *c) {
+  Gpu &gpu = Gpu::get();
+  static std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t, bool, GemmMath>, LtPlan>
+      plans;
+  auto key = std::make_tuple(ta, tb, m, n, k, bias != nullptr, gpu.math());
+  auto it = plans.find(key);
+  if (it == plans.end())
+    it = plans.emplace(key, makePlan(ta, tb, m, n, k, bias != nullptr)).first;
+  LtPlan &p = it->second;
+  const float one = 1, zero = 0;
+  if (p.found) {
+    if (bias)
+      gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                   &bias, sizeof bias),
+                    "matmul bias");
+    gpu.checkBlas(cublasLtMatmul(gpu.lt(), p.desc, &one, b, p.a, a, p.b, &zero, c, p.c, c, p.c,
+                                 &p.algo, gpu.workspace(), Gpu::kWorkspaceBytes, stream()),
+                  "cublasLtMatmul");
+    return;
+  }
+  // No cuBLASLt algorithm for this shape: plain cuBLAS, then the bias.
+  gemmBatched(ta, tb, m, n, k, 1, a, ta ? m : k, 0, b, tb ? k : n, 0, 0, c, n, 0, 1);
+  if (bias) {
+    addBiasKernel<<<blocksFor(m * n), kBlock, 0, stream()>>>(c, bias, m, n);
+    checkLaunch("addBias");
+  }
+}
+
+// --- Layout ---------------------------------------------------------------
+
+namespace {
+
+__global__ void broadcastKernel(const float *in, float *out, int64_t total, Dims shape,
+                                Dims strides) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, offset = 0;
+    for (int d = shape.rank - 1; d >= 0; --d) {
+      offset += (rest % shape.d[d]) * strides.d[d];
+      rest /= shape.d[d];
+    }
+    out[i] = in[offset];
+  }
+}
+
+/// Stage one of a full sum: one partial per block.
+__global__ void partialSumKernel(const float *in, float *partials, int64_t n) {
+  float acc = 0;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    acc += in[i];
+  acc = blockSum(acc);
+  if (threadIdx.x == 0)
+    partials[blockIdx.x] = acc;
+}
+
+__global__ void finalSumKernel(const float *partials, float *out, int count) {
+  float acc = 0;
+  for (int i = threadIdx.x; i < count; i += blockDim.x)
+    acc += partials[i];
+  acc = blockSum(acc);
+  if (threadIdx.x == 0)
+    out[0] = acc;
+}
+
+/// The general case: one thread per kept element walks the summed ones.
+__global__ void reduceKernel(const float *in, float *out, int64_t kept, Dims keptShape,
+                             Dims keptStrides, int64_t summed, Dims sumShape, Dims sumStrides) {
+  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < kept;
+       o += int64_t(gridDim.x) * blockDim.x) {
+    int64_t base = 0, rest = o;
+    for (int d = keptShape.rank - 1; d >= 0; --d) {
+      base += (rest % keptShape.d[d]) * keptStrides.d[d];
+      rest /= keptShape.d[d];
+    }
+    float acc = 0;
+    for (int64_t s = 0; s < summed; ++s) {
+      int64_t offset = base, r = s;
+      for (int d = sumShape.rank - 1; d >= 0; --d) {
+        offset += (r % sumShape.d[d]) * sumStrides.d[d];
+        r /= sumShape.d[d];
+      }
+      acc += in[offset];
+    }
+    out[o] = acc;
+  }
+}
+
+__global__ void fillKernel(float *out, float value, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = value;
+}
+
+} // namespace
+
+void broadcast(const float *in, float *out, const std::vector<int64_t> &outShape,
+               const std::vector<int64_t> &inStrides) {
+  int64_t total = 1;
+  for (int64_t d : outShape)
+    total *= d;
+  broadcastKernel<<<blocksFor(total), kBlock, 0, stream()>>>(in, out, total, dimsOf(outShape),
+                                                            dimsOf(inStrides));
+  checkLaunch("broadcast");
+}
+
+void reduceSum(const float *in, float *out, const std::vector<int64_t> &inShape,
+               const std::vector<bool> &reduced) {
+  Gpu &gpu = Gpu::get();
+  int rank = int(inShape.size()), lead = 0;
+  while (lead < rank && reduced[lead])
+    ++lead;
+  bool trailingKept = true;
+  for (int d = lead; d < rank; ++d)
+    trailingKept &= !reduced[d];
+  int64_t rows = 1, cols = 1;
+  for (int d = 0; d < rank; ++d)
+    (d < lead ? rows : cols) *= inShape[d];
+  if (lead == rank) {
+    constexpr int kPartials = 512;
+    float *partials = static_cast<float *>(gpu.scratch(Scratch::Partials, kPartials * 4));
+    int blocks = int(std::min<int64_t>(kPartials, (rows + kBlock - 1) / kBlock));
+    blocks = blocks < 1 ? 1 : blocks;
+    partialSumKernel<<<blocks, kBlock, 0, stream()>>>(in, partials, rows);
+    finalSumKernel<<<1, kBlock, 0, stream()>>>(partials, out, blocks);
+    checkLaunch("reduceSum");
+    return;
+  }
+  if (lead > 0 && trailingKept) {
+    // Bias gradients: out = in^T ones, one GEMV (column-major: in is a
+    // cols x rows matrix).
+    size_t bytes = size_t(rows) * sizeof(float);
+    static size_t onesFilled = 0;
+    float *ones = static_cast<float *>(gpu.scratch(Scratch::Ones, bytes));
+    if (bytes > onesFilled) {
+      fillKernel<<<blocksFor(rows), kBlock, 0, stream()>>>(ones, 1.f, rows);
+      checkLaunch("fill");
+      onesFilled = bytes;
+    }
+    const float one = 1, zero = 0;
+    gpu.checkBlas(cublasSgemv(gpu.blas(), CUBLAS_OP_N, int(cols), int(rows), &one, in, int(cols),
+                              ones, 1, &zero, out, 1),
+                  "cublasSgemv");
+    return;
+  }
+  std::vector<int64_t> strides(rank), keptShape, keptStrides, sumShape, sumStrides;
+  for (int64_t d = rank - 1, s = 1; d >= 0; s *= inShape[d--])
+    strides[d] = s;
+  int64_t kept = 1, summed = 1;
+  for (int d = 0; d < rank; ++d) {
+    (reduced[d] ? sumShape : keptShape).push_back(inShape[d]);
+    (reduced[d] ? sumStrides : keptStrides).push_back(strides[d]);
+    (reduced[d] ? summed : kept) *= inShape[d];
+  }
+  reduceKernel<<<blocksFor(kept), kBlock, 0, stream()>>>(in, out, kept, dimsOf(keptShape),
+                                                         dimsOf(keptStrides), summed,
+                                                         dimsOf(sumShape), dimsOf(sumStrides));
+  checkLaunch("reduceSum");
+}
+
+void copy(const void *in, void *out, int64_t bytes) {
+  check(cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, stream()), "copy");
+}
+
+// --- Classifier -------------------------------------------------------------
+
+namespace {
+
+/// max and log(sum(exp(x - max))) + max of one row, over the block.
+__device__ float rowLogSumExp(const float *x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    m = fmaxf(m, x[i]);
+  m = blockMax(m);
+  float s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    s += __expf(x[i] - m);
+  return m + logf(blockSum(s));
+}
+
+__device__ bool labelOk(int32_t label, int64_t classes, int64_t *failure) {
+  if (label >= classes) {
+    if (threadIdx.x == 0)
+      recordFailure(failure, kBadLabel, label);
+    return false;
+  }
+  return label >= 0;
+}
+
+__global__ void crossEntropyKernel(const float *logits, const int32_t *labels, float *out,
+                                   int64_t classes, int64_t *failure) {
+  const float *x = logits + blockIdx.x * classes;
+  int32_t label = labels[blockIdx.x];
+  if (!labelOk(label, classes, failure)) {
+    if (threadIdx.x == 0)
+      out[blockIdx.x] = 0;
+    return;
+  }
+  float lse = rowLogSumExp(x, classes);
+  if (threadIdx.x == 0)
+    out[blockIdx.x] = lse - x[label];
+}
+
+__global__ void crossEntropyGradKernel(const float *logits, const int32_t *labels,
+                                       const float *grad, float *out, int64_t classes,
+                                       int64_t *failure) {
+  const float *x = logits + blockIdx.x * classes;
+  float *o = out + blockIdx.x * classes;
+  int32_t label = labels[blockIdx.x];
+  if (!labelOk(label, classes, failure)) {
+    for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
+      o[i] = 0;
+    return;
+  }
+  float lse = rowLogSumExp(x, classes), g = grad[blockIdx.x];
+  for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
+    o[i] = g * __expf(x[i] - lse) - (i == label ? g : 0.f);
+}
+
+__global__ void correctKernel(const float *logits, const int32_t *labels, float *out,
+                              int64_t classes, int64_t *failure) {
+  const float *x = logits + blockIdx.x * classes;
+  int32_t label = labels[blockIdx.x];
+  labelOk(label, classes, failure);
+  // The first index of the maximum, as std::max_element.
+  float best = -INFINITY;
+  int64_t index = classes;
+  for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
+    if (x[i] > best || index == classes)
+      best = x[i], index = i;
+  __shared__ float values[kRowBlock];
+  __shared__ int64_t indices[kRowBlock];
+  values[threadIdx.x] = best;
+  indices[threadIdx.x] = index;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      float v = values[threadIdx.x + half];
+      int64_t j = indices[threadIdx.x + half];
+      if (j < classes && (indices[threadIdx.x] == classes || v > values[threadIdx.x] ||
+                          (v == values[threadIdx.x] && j < indices[threadIdx.x])))
+        values[threadIdx.x] = v, indices[threadIdx.x] = j;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0)
+    out[blockIdx.x] = indices[0] == label ? 1.f : 0.f;
+}
+
+} // namespace
+
+void crossEntropy(const float *logits, const int32_t *labels, float *out, int64_t rows,
+                  int64_t classes) {
+  crossEntropyKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, labels, out, classes,
+                                                               Gpu::get().failureWord());
+  checkLaunch("crossEntropy");
+}
+
+void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad, float *out,
+                      int64_t rows, int64_t classes) {
+  crossEntropyGradKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(
+      logits, labels, grad, out, classes, Gpu::get().failureWord());
+  checkLaunch("crossEntropyGrad");
+}
+
+void correct(const float *logits, const int32_t *labels, float *out, int64_t rows,
+             int64_t classes) {
+  correctKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, labels, out, classes,
+                                                          Gpu::get().failureWord());
+  checkLaunch("correct");
+}
+
+// --- Softmax and layernorm -------------------------------------------------
+
+namespace {
+
+__global__ void softmaxKernel(const float *in, float *out, int64_t n) {
+  const float *x = in + blockIdx.x * n;
+  float *y = out + blockIdx.x * n;
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    m = fmaxf(m, x[i]);
+  m = blockMax(m);
+  float s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    s += __expf(x[i] - m);
+  float inv = 1.f / blockSum(s);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    y[i] = __expf(x[i] - m) * inv;
+}
+
+__global__ void softmaxGradKernel(const float *y, const float *g, float *out, int64_t n) {
+  int64_t row = blockIdx.x * n;
+  float dot = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    dot += y[row + i] * g[row + i];
+  dot = blockSum(dot);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    out[row + i] = y[row + i] * (g[row + i] - dot);
+}
+
+__global__ void layerNormKernel(const float *x, const float *w, const float *b, float eps,
+                                float *out, float *mean, float *rstd, int64_t n) {
+  const float *xr = x + blockIdx.x * n;
+  float *o = out + blockIdx.x * n;
+  float sum = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    sum += xr[i];
+  float mu = blockSum(sum) / float(n), var = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    var += (xr[i] - mu) * (xr[i] - mu);
+  float s = 1.f / sqrtf(blockSum(var) / float(n) + eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    o[i] = (xr[i] - mu) * s * w[i] + b[i];
+  if (threadIdx.x == 0) {
+    mean[blockIdx.x] = mu;
+    rstd[blockIdx.x] = s;
+  }
+}
+
+__global__ void layerNormGradInputKernel(const float *x, const float *w, const float *mean,
+                                         const float *rstd, const float *g, float *out,
+                                         int64_t n) {
+  int64_t row = blockIdx.x * n;
+  float mu = mean[blockIdx.x], s = rstd[blockIdx.x], meanD = 0, meanDX = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    float d = g[row + i] * w[i];
+    meanD += d;
+    meanDX += d * (x[row + i] - mu) * s;
+  }
+  meanD = blockSum(meanD) / float(n);
+  meanDX = blockSum(meanDX) / float(n);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    out[row + i] = s * (g[row + i] * w[i] - meanD - (x[row + i] - mu) * s * meanDX);
+}
+
+/// Stage one of the weight and bias gradients: each (column, chunk of rows)
+/// thread sums its chunk into partials[chunk] and partials[chunks + chunk].
+__global__ void layerNormParamsPartialKernel(const float *x, const float *mean, const float *rstd,
+                                             const float *g, float *partials, int64_t rows,
+                                             int64_t n) {
+  int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (col >= n)
+    return;
+  int64_t chunks = gridDim.y, per = (rows + chunks - 1) / chunks;
+  int64_t begin = blockIdx.y * per, end = min(rows, begin + per);
+  float dw = 0, db = 0;
+  for (int64_t r = begin; r < end; ++r) {
+    float gi = g[r * n + col];
+    dw += gi * (x[r * n + col] - mean[r]) * rstd[r];
+    db += gi;
+  }
+  partials[blockIdx.y * n + col] = dw;
+  partials[(chunks + blockIdx.y) * n + col] = db;
+}
+
+__global__ void layerNormParamsFinalKernel(const float *partials, float *dw, float *db,
+                                           int64_t chunks, int64_t n) {
+  int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (col >= n)
+    return;
+  float w = 0, b = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    w += partials[c * n + col];
+    b += partials[(chunks + c) * n + col];
+  }
+  dw[col] = w;
+  db[col] = b;
+}
+
+} // namespace
+
+void softmax(const float *in, float *out, int64_t rows, int64_t n) {
+  softmaxKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(in, out, n);
+  checkLaunch("softmax");
+}
+
+void softmaxGrad(const float *y, const float *g, float *out, int64_t rows, int64_t n) {
+  softmaxGradKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(y, g, out, n);
+  checkLaunch("softmaxGrad");
+}
+
+void layerNorm(const float *x, const float *w, const float *b, float eps, float *out, float *mean,
+               float *rstd, int64_t rows, int64_t n) {
+  layerNormKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, b, eps, out, mean, rstd, n);
+  checkLaunch("layerNorm");
+}
+
+void layerNormGradInput(const float *x, const float *w, const float *mean, const float *rstd,
+                        const float *g, float *out, int64_t rows, int64_t n) {
+  layerNormGradInputKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, mean, rstd, g, out,
+                                                                     n);
+  checkLaunch("layerNormGradInput");
+}
+
+void layerNormGradParams(const float *x, const float *mean, const float *rstd, const float *g,
+                         float *dw, float *db, int64_t rows, int64_t n) {
+  int64_t chunks = std::min<int64_t>(rows, 128);
+  float *partials =
+      static_cast<float *>(Gpu::get().scratch(Scratch::Partials, 2 * chunks * n * sizeof(float)));
+  dim3 grid(unsigned((n + kBlock - 1) / kBlock), unsigned(chunks));
+  layerNormParamsPartialKernel<<<grid, kBlock, 0, stream()>>>(x, mean, rstd, g, partials, rows, n);
+  layerNormParamsFinalKernel<<<unsigned((n + kBlock - 1) / kBlock), kBlock, 0, stream()>>>(
+      partials, dw, db, chunks, n);
+  checkLaunch("layerNormGradParams");
+}
+
+// --- Embedding ----------------------------------------------------------------
+
+namespace {
+
+__global__ void embeddingKernel(const float *table, const int32_t *ids, float *out,
+                                int64_t count, int64_t vocab, int64_t channels,
+                                int64_t *failure) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count * channels;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t id = ids[i / channels];
+    if (id < 0 || id >= vocab) {
+      recordFailure(failure, kBadTokenId, id);
+      out[i] = 0;
+    } else {
+      out[i] = table[id * channels + i % channels];
+    }
+  }
+}
+
+__global__ void embeddingGradKernel(const int32_t *ids, const float *g, float *out, int64_t count,
+                                    int64_t vocab, int64_t channels, int64_t *failure) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count * channels;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t id = ids[i / channels];
+    if (id < 0 || id >= vocab)
+      recordFailure(failure, kBadTokenId, id);
+    else
+      atomicAdd(out + id * channels + i % channels, g[i]);
+  }
+}
+
+} // namespace
+
+void embedding(const float *table, const int32_t *ids, float *out, int64_t count, int64_t vocab,
+               int64_t channels) {
+  embeddingKernel<<<blocksFor(count * channels), kBlock, 0, stream()>>>(
+      table, ids, out, count, vocab, channels, Gpu::get().failureWord());
+  checkLaunch("embedding");
+}
+
+void embeddingGrad(const int32_t *ids, const float *g, float *out, int64_t count, int64_t vocab,
+                   int64_t channels) {
+  check(cudaMemsetAsync(out, 0, vocab * channels * sizeof(float), stream()), "cudaMemsetAsync");
+  embeddingGradKernel<<<blocksFor(count * channels), kBlock, 0, stream()>>>(
+      ids, g, out, count, vocab, channels, Gpu::get().failureWord());
+  checkLaunch("embeddingGrad");
+}
+
+// --- Causal attention -------------------------------------------------------
+
+namespace {
+
+/// [B, T, H, d] <-> [B, H, T, d]; `toHeads` picks the direction.
+__global__ void headsKernel(const float *in, float *out, int64_t batch, int64_t seq,
+                            int64_t heads, int64_t d, bool toHeads) {
+  int64_t total = batch * seq * heads * d;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    // i indexes [B, T, H, d].
+    int64_t e = i % d, h = i / d % heads, t = i / (d * heads) % seq, b = i / (d * heads * seq);
+    int64_t j = ((b * heads + h) * seq + t) * d + e;
+    if (toHeads)
+      out[j] = in[i];
+    else
+      out[i] = in[j];
+  }
+}
+
+/// One block per row t of one (b, h): softmax over s <= t, zeros after.
+__global__ void causalSoftmaxKernel(float *scores, int64_t seq) {
+  float *row = scores + blockIdx.x * seq;
+  int64_t t = blockIdx.x % seq;
+  float m = -INFINITY;
+  for (int64_t s = threadIdx.x; s <= t; s += blockDim.x)
+    m = fmaxf(m, row[s]);
+  m = blockMax(m);
+  float sum = 0;
+  for (int64_t s = threadIdx.x; s <= t; s += blockDim.x)
+    sum += __expf(row[s] - m);
+  float inv = 1.f / blockSum(sum);
+  for (int64_t s = threadIdx.x; s < seq; s += blockDim.x)
+    row[s] = s <= t ? __expf(row[s] - m) * inv : 0.f;
+}
+
+/// dS = P * (dP - rowsum(P * dP)) * scale, in place over dP.
+__global__ void causalSoftmaxGradKernel(const float *probs, float *dp, int64_t seq, float scale) {
+  const float *p = probs + blockIdx.x * seq;
+  float *d = dp + blockIdx.x * seq;
+  int64_t t = blockIdx.x % seq;
+  float weighted = 0;
+  for (int64_t s = threadIdx.x; s <= t; s += blockDim.x)
+    weighted += p[s] * d[s];
+  weighted = blockSum(weighted);
+  for (int64_t s = threadIdx.x; s < seq; s += blockDim.x)
+    d[s] = p[s] * (d[s] - weighted) * scale;
+}
+
+void heads(const float *in, float *out, int64_t batch, int64_t seq, int64_t channels,
+           int64_t heads, bool toHeads) {
+  headsKernel<<<blocksFor(batch * seq * channels), kBlock, 0, stream()>>>(
+      in, out, batch, seq, heads, channels / heads, toHeads);
+  checkLaunch("attention heads");
+}
+
+} // namespace
+
+void causalAttention(const float *q, const float *k, const float *v, float *out, float *probs,
+                     int64_t batch, int64_t seq, int64_t channels, int64_t nHeads) {
+  int64_t d = channels / nHeads, n = batch * seq * channels, bh = batch * nHeads;
+  float *qh = static_cast<float *>(Gpu::get().scratch(Scratch::Attention, 4 * n * sizeof(float)));
+  float *kh = qh + n, *vh = kh + n, *oh = vh + n;
+  heads(q, qh, batch, seq, channels, nHeads, true);
+  heads(k, kh, batch, seq, channels, nHeads, true);
+  heads(v, vh, batch, seq, channels, nHeads, true);
+  gemmBatched(false, true, seq, seq, d, 1.f / std::sqrt(float(d)), qh, d, seq * d, kh, d,
+              seq * d, 0.f, probs, seq, seq * seq, bh);
+  causalSoftmaxKernel<<<unsigned(bh * seq), kRowBlock, 0, stream()>>>(probs, seq);
+  checkLaunch("causalSoftmax");
+  gemmBatched(false, false, seq, d, seq, 1.f, probs, seq, seq * seq, vh, d, seq * d, 0.f, oh, d,
+              seq * d, bh);
+  heads(oh, out, batch, seq, channels, nHeads, false);
+}
+
+void causalAttentionGrad(const float *q, const float *k, const float *v, const float *probs,
+                         const float *g, float *dq, float *dk, float *dv, int64_t batch,
+                         int64_t seq, int64_t channels, int64_t nHeads) {
+  int64_t d = channels / nHeads, n = batch * seq * channels, bh = batch * nHeads;
+  float *gh = static_cast<float *>(Gpu::get().scratch(
+      Scratch::Attention, (7 * n + bh * seq * seq) * sizeof(float)));
+  float *qh = gh + n, *kh = qh + n, *vh = kh + n, *dqh = vh + n, *dkh = dqh + n, *dvh = dkh + n,
+        *dp = dvh + n;
+  heads(g, gh, batch, seq, channels, nHeads, true);
+  heads(q, qh, batch, seq, channels, nHeads, true);
+  heads(k, kh, batch, seq, channels, nHeads, true);
+  heads(v, vh, batch, seq, channels, nHeads, true);
+  // dv = P^T g, dP = g v^T.
+  gemmBatched(true, false, seq, d, seq, 1.f, probs, seq, seq * seq, gh, d, seq * d, 0.f, dvh, d,
+              seq * d, bh);
+  gemmBatched(false, true, seq, seq, d, 1.f, gh, d, seq * d, vh, d, seq * d, 0.f, dp, seq,
+              seq * seq, bh);
+  causalSoftmaxGradKernel<<<unsigned(bh * seq), kRowBlock, 0, stream()>>>(
+      probs, dp, seq, 1.f / std::sqrt(float(d)));
+  checkLaunch("causalSoftmaxGrad");
+  // dq = dS k, dk = dS^T q.
+  gemmBatched(false, false, seq, d, seq, 1.f, dp, seq, seq * seq, kh, d, seq * d, 0.f, dqh, d,
+              seq * d, bh);
+  gemmBatched(true, false, seq, d, seq, 1.f, dp, seq, seq * seq, qh, d, seq * d, 0.f, dkh, d,
+              seq * d, bh);
+  heads(dqh, dq, batch, seq, channels, nHeads, false);
+  heads(dkh, dk, batch, seq, channels, nHeads, false);
+  heads(dvh, dv, batch, seq, channels, nHeads, false);
+}
+
+// --- Dropout and optimizers ----------------------------------------------------
+
+namespace {
+
+__global__ void dropoutKernel(const float *in, float *out, int64_t n, Dims local, Dims global,
+                              Dims offsets, float rate, float scale, uint64_t keyPrefix,
+                              const float *step) {
+  int64_t s = int64_t(step[0]);
+  // The CPU target's stream name is "dropout<id>@<step>"; the prefix holds
+  // everything before the step's digits.
+  uint64_t key = hashDecimal(keyPrefix, s);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    if (s <= 0 || rate <= 0) {
+      out[i] = in[i];
+      continue;
+    }
+    int64_t rest = i, index = 0, stride = 1;
+    for (int d = local.rank - 1; d >= 0; --d) {
+      index += (rest % local.d[d] + offsets.d[d]) * stride;
+      rest /= local.d[d];
+      stride *= global.d[d];
+    }
+    out[i] = unitInterval(hashAt(key, uint64_t(index))) >= rate ? in[i] * scale : 0.f;
+  }
+}
+
+__global__ void adamwKernel(const float *param, const float *grad, const float *m,
+                            const float *v, const float *lrPtr, const float *stepPtr, float b1,
+                            float b2, double beta1, double beta2, float eps, double weightDecay,
+                            float *newParam, float *newM, float *newV, int64_t n) {
+  float lr = lrPtr[0];
+  double step = stepPtr[0];
+  float correction1 = float(1 - pow(beta1, step)), correction2 = float(1 - pow(beta2, step));
+  float decay = float(1 - double(lr) * weightDecay);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float g = grad[i];
+    float mi = b1 * m[i] + (1 - b1) * g;
+    float vi = b2 * v[i] + (1 - b2) * g * g;
+    newM[i] = mi;
+    newV[i] = vi;
+    newParam[i] = param[i] * decay - lr * (mi / correction1) / (sqrtf(vi / correction2) + eps);
+  }
+}
+
+__global__ void sgdKernel(const float *param, const float *grad, const float *buf,
+                          const float *lrPtr, float mu, bool momentum, float wd, float *newParam,
+                          float *newBuf, int64_t n) {
+  float lr = lrPtr[0];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float d = grad[i] + wd * param[i];
+    float b = momentum ? mu * buf[i] + d : d;
+    newBuf[i] = b;
+    newParam[i] = param[i] - lr * b;
+  }
+}
+
+} // namespace
+
+void dropout(const float *in, float *out, const std::vector<int64_t> &localShape,
+             const std::vector<int64_t> &globalShape, const std::vector<int64_t> &offsets,
+             double rate, uint64_t seed, int64_t streamId, const float *step) {
+  uint64_t prefix = hashStart(seed);
+  for (unsigned char c : "dropout" + std::to_string(streamId) + "@")
+    prefix = hashChar(prefix, c);
+  int64_t n = 1;
+  for (int64_t d : localShape)
+    n *= d;
+  dropoutKernel<<<blocksFor(n), kBlock, 0, stream()>>>(
+      in, out, n, dimsOf(localShape), dimsOf(globalShape), dimsOf(offsets), float(rate),
+      float(1 / (1 - rate)), prefix, step);
+  checkLaunch("dropout");
+}
+
+void adamwUpdate(const float *param, const float *grad, const float *m, const float *v,
+                 const float *lr, const float *step, double beta1, double beta2, double eps,
+                 double weightDecay, float *newParam, float *newM, float *newV, int64_t n) {
+  adamwKernel<<<blocksFor(n), kBlock, 0, stream()>>>(param, grad, m, v, lr, step, float(beta1),
+                                                     float(beta2), beta1, beta2, float(eps),
+                                                     weightDecay, newParam, newM, newV, n);
+  checkLaunch("adamwUpdate");
+}
+
+void sgdUpdate(const float *param, const float *grad, const float *buf, const float *lr,
+               double momentum, double weightDecay, float *newParam, float *newBuf, int64_t n) {
+  sgdKernel<<<blocksFor(n), kBlock, 0, stream()>>>(param, grad, buf, lr, float(momentum),
+                                                   momentum != 0, float(weightDecay), newParam,
+                                                   newBuf, n);
+  checkLaunch("sgdUpdate");
+}
+
+} // namespace dtlrt::cuda
