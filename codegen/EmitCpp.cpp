@@ -10,6 +10,7 @@
 
 #include "codegen/EmitCpp.h"
 #include "codegen/BufferPlan.h"
+#include "codegen/StepEmitter.h"
 #include "dialects/dtl/DtlOps.h"
 #include "passes/Passes.h"
 
@@ -19,63 +20,25 @@
 
 using namespace mlir;
 using namespace dtl;
+using namespace dtl::emit;
 
 namespace {
 
 /// Elementwise ops of size at least this run on all threads.
 constexpr int64_t kParallelThreshold = 32768;
 
-std::string quoted(StringRef s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string joined(ArrayRef<int64_t> values) {
-  return "{" + llvm::join(llvm::map_range(values, [](int64_t v) { return std::to_string(v); }), ", ") + "}";
-}
-
-/// A double as a C++ literal that reads back exactly.
-std::string literal(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.17g", v);
-  return buffer;
-}
-
-int64_t numElements(Type t) { return cast<RankedTensorType>(t).getNumElements(); }
-
-/// A C++ identifier from a user's name.
-std::string identifier(StringRef name) {
-  std::string s;
-  for (char c : name)
-    s += llvm::isAlnum(c) ? c : '_';
-  return s;
-}
-
-class FunctionEmitter {
+class FunctionEmitter : StepEmitter {
 public:
   FunctionEmitter(func::FuncOp fn, int64_t realBytes, ArrayRef<int64_t> meshShape,
                   uint64_t seed, raw_ostream &os)
-      : fn_(fn), os_(os), plan_(planBuffers(fn, realBytes)), inPlace_(inPlaceResults(fn)),
-        meshShape_(meshShape), seed_(seed) {}
+      : StepEmitter(fn, planBuffers(fn, realBytes), os), meshShape_(meshShape), seed_(seed) {}
 
   LogicalResult emit(StringRef cppName) {
     os_ << "void " << cppName
         << "(dtlrt::Context &ctx, void *const *args, void *const *results) {\n";
     os_ << "  (void)ctx;\n  static char *const arena = dtlrt::stepBuffer<char>(" << plan_.arenaBytes
         << ");\n";
-    for (BlockArgument arg : fn_.getArguments()) {
-      std::string name = "a" + std::to_string(arg.getArgNumber());
-      if (auto n = fn_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::name))
-        name += "_" + identifier(n.getValue());
-      os_ << "  const " << elementType(arg.getType()) << " *" << name << " = static_cast<const "
-          << elementType(arg.getType()) << " *>(args[" << arg.getArgNumber() << "]);\n";
-      names_[arg] = name;
-    }
+    declareArguments();
     for (Operation &op : fn_.getBody().front()) {
       if (failed(emitOp(op)))
         return failure();
@@ -85,45 +48,10 @@ public:
   }
 
 private:
-  static std::string elementType(Type t) {
-    return cast<RankedTensorType>(t).getElementType().isInteger(32) ? "int32_t" : "real";
-  }
-
-  /// `v`'s place in the arena (or its result buffer), named and remembered.
-  std::string define(Value v) {
-    std::string name = "t" + std::to_string(next_++);
-    std::string type = elementType(v.getType());
-    auto inPlace = inPlace_.find(v);
-    if (inPlace != inPlace_.end())
-      os_ << "  " << type << " *const " << name << " = static_cast<" << type << " *>(results["
-          << inPlace->second << "]);\n";
-    else
-      os_ << "  " << type << " *const " << name << " = reinterpret_cast<" << type
-          << " *>(arena + " << plan_.offsets.lookup(v) << ");\n";
-    names_[v] = name;
-    return name;
-  }
-
-  const std::string &use(Value v) { return names_.at(v); }
-
-  /// `v` as a read-only pointer into `source`'s buffer, `offset` elements in.
-  void defineView(Value v, Value source, int64_t offset) {
-    std::string name = "t" + std::to_string(next_++);
-    os_ << "  const " << elementType(v.getType()) << " *const " << name << " = " << use(source)
-        << " + " << offset << ";\n";
-    names_[v] = name;
-  }
-
   /// A call `dtlrt::kernel(args...)` whose arguments are given in order;
   /// results are defined first.
   void call(StringRef kernel, ArrayRef<std::string> args) {
     os_ << "  dtlrt::" << kernel << "(" << llvm::join(args, ", ") << ");\n";
-  }
-
-  static std::string str(int64_t v) { return std::to_string(v); }
-
-  static std::string shapeOf(Value v) {
-    return joined(cast<RankedTensorType>(v.getType()).getShape());
   }
 
   /// out[i] = expr, where `$k` in expr stands for operand k at [i].
@@ -142,9 +70,7 @@ private:
     os_ << "  for (int64_t i = 0; i < " << n << "; ++i)\n    " << out << "[i] = " << body << ";\n";
   }
 
-  static std::string axesOf(ArrayRef<int16_t> axes) {
-    return "dtlrt::Axes" + joined(SmallVector<int64_t>(axes.begin(), axes.end()));
-  }
+  static std::string axesOf(ArrayRef<int16_t> axes) { return "dtlrt::Axes" + axesList(axes); }
 
   /// ctx.method(input, result, {input shape}, dims..., axes): the shape-
   /// aware collectives of the runtime's Context.
@@ -152,7 +78,7 @@ private:
                            ArrayRef<int16_t> axes) {
     std::string result = define(op->getResult(0));
     os_ << "  ctx." << method << "(" << use(op->getOperand(0)) << ", " << result
-        << ", std::vector<int64_t>" << shapeOf(op->getOperand(0));
+        << ", std::vector<int64_t>" << joined(shapeOf(op->getOperand(0)));
     for (uint64_t d : dims)
       os_ << ", " << d;
     os_ << ", " << axesOf(axes) << ");\n";
@@ -174,43 +100,31 @@ private:
     return success();
   }
 
-  /// (product of the leading dims, last dim) of `v`'s local shape.
-  static std::pair<int64_t, int64_t> rowsAndLast(Value v) {
-    auto type = cast<RankedTensorType>(v.getType());
-    int64_t last = type.getShape().back();
-    return {type.getNumElements() / last, last};
-  }
-
   /// Dropout draws its mask by global index: the partitioner leaves the
   /// input's layout on the op, from which each rank finds its offsets.
   LogicalResult emitDropout(DropoutOp d) {
-    auto layouts = d->getAttrOfType<ArrayAttr>(attr::shardings);
-    if (!layouts)
-      return d.emitError("dropout needs its layout (`dtl.shardings`) from dtl-partition");
-    auto layout = cast<ShardingAttr>(layouts[0]);
-    ArrayRef<int64_t> local = cast<RankedTensorType>(d.getInput().getType()).getShape();
-    SmallVector<int64_t> global(local);
-    SmallVector<std::string> offsets;
-    for (auto [i, axes] : llvm::enumerate(layout.getDims())) {
-      SmallVector<int64_t> list(axes.asArrayRef().begin(), axes.asArrayRef().end());
-      for (int64_t a : list)
-        global[i] *= meshShape_[a];
-      offsets.push_back(list.empty() ? "0"
-                                     : "int64_t(ctx.indexAlong(" + axesOf(axes.asArrayRef()) +
-                                           ")) * " + str(local[i]));
-    }
+    FailureOr<DropoutLayout> layout = dropoutLayout(d, meshShape_);
+    if (failed(layout))
+      return failure();
     std::string result = define(d.getResult());
-    os_ << "  { static const int64_t local[] = " << joined(local) << ", global[] = "
-        << joined(global) << ";\n    const int64_t offsets[] = {" << llvm::join(offsets, ", ")
-        << "};\n    dtlrt::dropout(" << use(d.getInput()) << ", " << result << ", "
-        << local.size() << ", local, global, offsets, "
+    os_ << "  { static const int64_t local[] = " << joined(layout->local) << ", global[] = "
+        << joined(layout->global) << ";\n    const int64_t offsets[] = {"
+        << llvm::join(layout->offsets, ", ") << "};\n    dtlrt::dropout(" << use(d.getInput())
+        << ", " << result << ", " << layout->local.size() << ", local, global, offsets, "
         << literal(d.getRate().convertToDouble()) << ", " << seed_ << "ull, " << d.getStream()
         << ", int64_t(" << use(d.getStep()) << "[0])); }\n";
     return success();
   }
 
+  /// dtlrt::broadcast gathers with per-dimension input strides.
+  void emitGather(Value input, Value result, ArrayRef<int64_t> strides) {
+    std::string out = define(result);
+    os_ << "  { static const int64_t shape[] = " << joined(shapeOf(result))
+        << ", strides[] = " << joined(strides) << ";\n    dtlrt::broadcast(" << use(input) << ", "
+        << out << ", shape, strides, " << strides.size() << "); }\n";
+  }
+
   LogicalResult emitOp(Operation &op) {
-    auto rankedShape = [](Value v) { return cast<RankedTensorType>(v.getType()).getShape(); };
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](ConstantOp c) {
           elementwise(op, "real(" + literal(c.getValue().convertToDouble()) + ")");
@@ -228,23 +142,11 @@ private:
         .Case([&](TanhOp) { return elementwise(op, "std::tanh($0)"), success(); })
         .Case([&](SqrtOp) { return elementwise(op, "std::sqrt($0)"), success(); })
         .Case([&](BroadcastOp b) {
-          // Input strides in result-dimension space: 0 where the input repeats.
-          ArrayRef<int64_t> in = rankedShape(b.getInput()), out = rankedShape(b.getResult());
-          SmallVector<int64_t> strides(out.size(), 0);
-          int64_t stride = 1;
-          for (int64_t i = (int64_t)in.size() - 1; i >= 0; --i) {
-            if (in[i] == out[b.getDims()[i]])
-              strides[b.getDims()[i]] = stride;
-            stride *= in[i];
-          }
-          std::string result = define(b.getResult());
-          os_ << "  { static const int64_t shape[] = " << joined(out)
-              << ", strides[] = " << joined(strides) << ";\n    dtlrt::broadcast(" << use(b.getInput())
-              << ", " << result << ", shape, strides, " << out.size() << "); }\n";
+          emitGather(b.getInput(), b.getResult(), gatherStrides(b));
           return success();
         })
         .Case([&](ReduceSumOp r) {
-          ArrayRef<int64_t> in = rankedShape(r.getInput());
+          ArrayRef<int64_t> in = shapeOf(r.getInput());
           SmallVector<std::string> reduced(in.size(), "false");
           for (int64_t d : r.getDims())
             reduced[d] = "true";
@@ -324,7 +226,7 @@ private:
           return success();
         })
         .Case([&](EmbeddingOp e) {
-          ArrayRef<int64_t> table = rankedShape(e.getTable());
+          ArrayRef<int64_t> table = shapeOf(e.getTable());
           std::string result = define(e.getResult());
           call("embedding", {use(e.getTable()), use(e.getIndices()), result,
                              str(numElements(e.getIndices().getType())), str(table[0]),
@@ -332,7 +234,7 @@ private:
           return success();
         })
         .Case([&](EmbeddingGradOp e) {
-          ArrayRef<int64_t> table = rankedShape(e.getResult());
+          ArrayRef<int64_t> table = shapeOf(e.getResult());
           std::string result = define(e.getResult());
           call("embeddingGrad", {use(e.getIndices()), use(e.getGrad()), result,
                                  str(numElements(e.getIndices().getType())), str(table[0]),
@@ -340,17 +242,17 @@ private:
           return success();
         })
         .Case([&](CausalAttentionOp a) {
-          ArrayRef<int64_t> q = rankedShape(a.getQ());
+          ArrayRef<int64_t> q = shapeOf(a.getQ());
           // Local heads: the channels may be split into whole heads.
-          int64_t heads = rankedShape(a.getProbs())[1];
+          int64_t heads = shapeOf(a.getProbs())[1];
           std::string result = define(a.getResult()), probs = define(a.getProbs());
           call("causalAttention", {use(a.getQ()), use(a.getK()), use(a.getV()), result, probs,
                                    str(q[0]), str(q[1]), str(q[2]), str(heads)});
           return success();
         })
         .Case([&](CausalAttentionGradOp a) {
-          ArrayRef<int64_t> q = rankedShape(a.getQ());
-          int64_t heads = rankedShape(a.getProbs())[1];
+          ArrayRef<int64_t> q = shapeOf(a.getQ());
+          int64_t heads = shapeOf(a.getProbs())[1];
           std::string dq = define(a.getQGrad()), dk = define(a.getKGrad()),
                       dv = define(a.getVGrad());
           call("causalAttentionGrad", {use(a.getQ()), use(a.getK()), use(a.getV()),
@@ -376,17 +278,7 @@ private:
           return success();
         })
         .Case([&](TransposeOp t) {
-          // A strided gather: result dim i walks input dim perm[i].
-          ArrayRef<int64_t> in = rankedShape(t.getInput()), out = rankedShape(t.getResult());
-          SmallVector<int64_t> inStrides(in.size()), strides;
-          for (int64_t d = (int64_t)in.size() - 1, stride = 1; d >= 0; stride *= in[d--])
-            inStrides[d] = stride;
-          for (int64_t p : t.getPermutation())
-            strides.push_back(inStrides[p]);
-          std::string result = define(t.getResult());
-          os_ << "  { static const int64_t shape[] = " << joined(out)
-              << ", strides[] = " << joined(strides) << ";\n    dtlrt::broadcast(" << use(t.getInput())
-              << ", " << result << ", shape, strides, " << out.size() << "); }\n";
+          emitGather(t.getInput(), t.getResult(), gatherStrides(t));
           return success();
         })
         .Case([&](DropoutOp d) { return emitDropout(d); })
@@ -450,155 +342,22 @@ private:
         });
   }
 
-  func::FuncOp fn_;
-  raw_ostream &os_;
-  DenseMap<Value, std::string> names_;
-  int next_ = 0;
-  BufferPlan plan_;
-  DenseMap<Value, unsigned> inPlace_;
   ArrayRef<int64_t> meshShape_;
   uint64_t seed_;
-};
-
-class ProgramEmitter {
-public:
-  ProgramEmitter(ModuleOp module, const CppOptions &options, raw_ostream &os)
-      : module_(module), options_(options), os_(os), mesh_(getMesh(module)) {}
-
-  LogicalResult emit() {
-    auto model = module_->getAttrOfType<FlatSymbolRefAttr>(attr::model);
-    auto train = module_->getAttrOfType<DictionaryAttr>(attr::train);
-    if (!mesh_ || !model)
-      return module_.emitError("codegen needs a partitioned module with a mesh and `dtl.model`");
-    auto trainStep = module_.lookupSymbol<func::FuncOp>("train_step");
-    auto forward = module_.lookupSymbol<func::FuncOp>(model.getValue());
-    auto grad = module_.lookupSymbol<func::FuncOp>((model.getValue() + "_grad").str());
-    if (!trainStep || !forward || !train)
-      return module_.emitError("codegen needs @train_step, the model's forward function and a "
-                               "train section");
-
-    os_ << "// Generated by dtlc from " << options_.sourceFile << ". Do not edit.\n"
-        << "#include \"dtlrt/Context.h\"\n#include \"dtlrt/Kernels.h\"\n"
-        << "#include \"dtlrt/Runtime.h\"\n\n#include <cmath>\n#include <cstdint>\n"
-        << "#include <cstring>\n#include <vector>\n\n"
-        << "using real = " << (options_.f64 ? "double" : "float") << ";\n\nnamespace {\n\n";
-    auto seed = train.getAs<IntegerAttr>("seed");
-    for (func::FuncOp fn : {forward, grad, trainStep})
-      if (fn && failed(FunctionEmitter(fn, options_.f64 ? 8 : 4, mesh_.getShape(),
-                                       seed ? seed.getInt() : 0, os_)
-                                .emit("step_" + identifier(fn.getSymName()))))
-        return failure();
-    os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  dtlrt::Program p;\n";
-    os_ << "  p.name = " << quoted(model.getValue()) << ";\n  p.sourceFile = "
-        << quoted(options_.sourceFile) << ";\n";
-    auto axisNames = mesh_->getAttrOfType<ArrayAttr>("dtl.axis_names");
-    SmallVector<std::string> names;
-    for (Attribute a : axisNames)
-      names.push_back(quoted(cast<StringAttr>(a).getValue()));
-    os_ << "  p.axisNames = {" << llvm::join(names, ", ") << "};\n  p.axisSizes = "
-        << joined(mesh_.getShape()) << ";\n";
-    emitStep("trainStep", trainStep);
-    emitStep("evalStep", forward);
-    if (grad)
-      emitStep("gradStep", grad);
-    emitTrainConfig(train);
-    os_ << "  return dtlrt::run(p, argc, argv);\n}\n";
-    return success();
-  }
-
-private:
-  std::string dtype(Type element) const {
-    if (element.isInteger(32))
-      return "dtlrt::DType::I32";
-    return options_.f64 ? "dtlrt::DType::F64" : "dtlrt::DType::F32";
-  }
-
-  std::string spec(DictionaryAttr attrs, RankedTensorType local) const {
-    auto str = [&](StringRef key) {
-      auto s = attrs ? attrs.getAs<StringAttr>(key) : StringAttr();
-      return quoted(s ? s.getValue() : "");
-    };
-    SmallVector<int64_t> global(local.getShape());
-    SmallVector<std::string> dimAxes(local.getRank(), "{}");
-    if (auto s = attrs ? attrs.getAs<ShardingAttr>(attr::sharding) : ShardingAttr()) {
-      for (auto [d, axes] : llvm::enumerate(s.getDims())) {
-        SmallVector<int64_t> list(axes.asArrayRef().begin(), axes.asArrayRef().end());
-        dimAxes[d] = joined(list);
-        for (int64_t a : list)
-          global[d] *= shard::GridOp(mesh_).getShape()[a];
-      }
-    }
-    std::string init = "\"zeros\"", a = "0", b = "0";
-    if (auto i = attrs ? attrs.getAs<DictionaryAttr>(attr::init) : DictionaryAttr()) {
-      init = quoted(i.getAs<StringAttr>("kind").getValue());
-      auto number = [&](StringRef key) {
-        auto f = i.getAs<FloatAttr>(key);
-        return f ? literal(f.getValueAsDouble()) : std::string("0");
-      };
-      bool normal = i.getAs<StringAttr>("kind").getValue() == "normal";
-      a = number(normal ? "mean" : "low");
-      b = number(normal ? "std" : "high");
-    }
-    return "{" + str(attr::role) + ", " + str(attr::name) + ", " + dtype(local.getElementType()) +
-           ", " + joined(global) + ", " + joined(local.getShape()) + ", {" +
-           llvm::join(dimAxes, ", ") + "}, " + init + ", " + a + ", " + b + "}";
-  }
-
-  void emitStep(StringRef field, func::FuncOp fn) {
-    os_ << "  p." << field << ".fn = step_" << identifier(fn.getSymName()) << ";\n";
-    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
-      os_ << "  p." << field << ".args.push_back("
-          << spec(fn.getArgAttrDict(i), cast<RankedTensorType>(fn.getArgumentTypes()[i]))
-          << ");\n";
-    for (unsigned i = 0; i < fn.getNumResults(); ++i)
-      os_ << "  p." << field << ".results.push_back("
-          << spec(fn.getResultAttrDict(i), cast<RankedTensorType>(fn.getResultTypes()[i]))
-          << ");\n";
-  }
-
-  void emitData(StringRef field, DictionaryAttr data) {
-    if (!data)
-      return;
-    auto strings = [&](StringRef key) {
-      SmallVector<std::string> out;
-      if (auto list = data.getAs<ArrayAttr>(key))
-        for (Attribute a : list)
-          out.push_back(quoted(cast<StringAttr>(a).getValue()));
-      return "{" + llvm::join(out, ", ") + "}";
-    };
-    os_ << "  p." << field << ".source = " << quoted(data.getAs<StringAttr>("source").getValue())
-        << ";\n  p." << field << ".inputs = " << strings("inputs") << ";\n  p." << field
-        << ".files = " << strings("files") << ";\n";
-    for (StringRef key : {"classes", "size"})
-      if (auto n = data.getAs<IntegerAttr>(key))
-        os_ << "  p." << field << "." << key << " = " << n.getInt() << ";\n";
-  }
-
-  void emitTrainConfig(DictionaryAttr train) {
-    emitData("data", train.getAs<DictionaryAttr>("data"));
-    emitData("eval", train.getAs<DictionaryAttr>("eval"));
-    static const std::pair<StringRef, StringRef> fields[] = {
-        {"steps", "steps"}, {"log_every", "logEvery"}, {"eval_every", "evalEvery"},
-        {"seed", "seed"},   {"lr", "lr"},              {"min_lr", "minLr"},
-        {"warmup", "warmup"},  {"eval_batches", "evalBatches"}};
-    for (auto [key, field] : fields) {
-      if (auto n = train.getAs<IntegerAttr>(key))
-        os_ << "  p." << field << " = " << n.getInt() << ";\n";
-      if (auto f = train.getAs<FloatAttr>(key))
-        os_ << "  p." << field << " = " << literal(f.getValueAsDouble()) << ";\n";
-    }
-    if (auto s = train.getAs<StringAttr>("schedule"))
-      os_ << "  p.schedule = " << quoted(s.getValue()) << ";\n";
-  }
-
-  ModuleOp module_;
-  const CppOptions &options_;
-  raw_ostream &os_;
-  shard::GridOp mesh_;
 };
 
 } // namespace
 
 LogicalResult dtl::emitCpp(ModuleOp module, const CppOptions &options, raw_ostream &os) {
-  return ProgramEmitter(module, options, os).emit();
+  ProgramTarget target;
+  target.sourceFile = options.sourceFile;
+  target.f64 = options.f64;
+  target.prelude = "#include \"dtlrt/Context.h\"\n#include \"dtlrt/Kernels.h\"\n"
+                   "#include \"dtlrt/Runtime.h\"\n\n#include <cmath>\n#include <cstdint>\n"
+                   "#include <cstring>\n#include <vector>\n";
+  target.emitFunction = [&](func::FuncOp fn, StringRef cppName, ArrayRef<int64_t> meshShape,
+                            uint64_t seed, raw_ostream &out) {
+    return FunctionEmitter(fn, options.f64 ? 8 : 4, meshShape, seed, out).emit(cppName);
+  };
+  return emitProgram(module, target, os);
 }

@@ -1,0 +1,280 @@
+//===- StepEmitter.cpp - what the CPU and CUDA code generators share ------===//
+
+#include "codegen/StepEmitter.h"
+#include "passes/Passes.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+using namespace mlir;
+using namespace dtl;
+
+namespace dtl::emit {
+
+/// A C++ identifier from a user's name.
+std::string identifier(StringRef name) {
+  std::string s;
+  for (char c : name)
+    s += llvm::isAlnum(c) ? c : '_';
+  return s;
+}
+
+std::string quoted(StringRef s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string joined(ArrayRef<int64_t> values) {
+  return "{" + llvm::join(llvm::map_range(values, [](int64_t v) { return std::to_string(v); }), ", ") + "}";
+}
+
+/// A double as a C++ literal that reads back exactly.
+std::string literal(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.17g", v);
+  return buffer;
+}
+
+int64_t numElements(Type t) { return cast<RankedTensorType>(t).getNumElements(); }
+
+ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
+
+std::pair<int64_t, int64_t> rowsAndLast(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  int64_t last = type.getShape().back();
+  return {type.getNumElements() / last, last};
+}
+
+SmallVector<int64_t> gatherStrides(BroadcastOp b) {
+  ArrayRef<int64_t> in = shapeOf(b.getInput()), out = shapeOf(b.getResult());
+  SmallVector<int64_t> strides(out.size(), 0);
+  int64_t stride = 1;
+  for (int64_t i = (int64_t)in.size() - 1; i >= 0; --i) {
+    if (in[i] == out[b.getDims()[i]])
+      strides[b.getDims()[i]] = stride;
+    stride *= in[i];
+  }
+  return strides;
+}
+
+SmallVector<int64_t> gatherStrides(TransposeOp t) {
+  ArrayRef<int64_t> in = shapeOf(t.getInput());
+  SmallVector<int64_t> inStrides(in.size()), strides;
+  for (int64_t d = (int64_t)in.size() - 1, stride = 1; d >= 0; stride *= in[d--])
+    inStrides[d] = stride;
+  for (int64_t p : t.getPermutation())
+    strides.push_back(inStrides[p]);
+  return strides;
+}
+
+std::string axesList(ArrayRef<int16_t> axes) {
+  return joined(SmallVector<int64_t>(axes.begin(), axes.end()));
+}
+
+FailureOr<DropoutLayout> dropoutLayout(DropoutOp d, ArrayRef<int64_t> meshShape) {
+  auto layouts = d->getAttrOfType<ArrayAttr>(attr::shardings);
+  if (!layouts)
+    return d.emitError("dropout needs its layout (`dtl.shardings`) from dtl-partition");
+  auto layout = cast<ShardingAttr>(layouts[0]);
+  DropoutLayout out;
+  out.local.assign(shapeOf(d.getInput()).begin(), shapeOf(d.getInput()).end());
+  out.global = out.local;
+  for (auto [i, axes] : llvm::enumerate(layout.getDims())) {
+    for (int16_t a : axes.asArrayRef())
+      out.global[i] *= meshShape[a];
+    out.offsets.push_back(axes.empty() ? "0"
+                                       : "int64_t(ctx.indexAlong(dtlrt::Axes" +
+                                             axesList(axes.asArrayRef()) + ")) * " +
+                                             std::to_string(out.local[i]));
+  }
+  return out;
+}
+
+StepEmitter::StepEmitter(func::FuncOp fn, BufferPlan plan, raw_ostream &os)
+    : fn_(fn), os_(os), plan_(std::move(plan)), inPlace_(inPlaceResults(fn)) {}
+
+std::string StepEmitter::elementType(Type t) {
+  return cast<RankedTensorType>(t).getElementType().isInteger(32) ? "int32_t" : "real";
+}
+
+void StepEmitter::declareArguments() {
+  for (BlockArgument arg : fn_.getArguments()) {
+    std::string name = "a" + std::to_string(arg.getArgNumber());
+    if (auto n = fn_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::name))
+      name += "_" + identifier(n.getValue());
+    os_ << "  const " << elementType(arg.getType()) << " *" << name << " = static_cast<const "
+        << elementType(arg.getType()) << " *>(args[" << arg.getArgNumber() << "]);\n";
+    names_[arg] = name;
+  }
+}
+
+std::string StepEmitter::define(Value v) {
+  std::string name = "t" + std::to_string(next_++);
+  std::string type = elementType(v.getType());
+  auto inPlace = inPlace_.find(v);
+  if (inPlace != inPlace_.end())
+    os_ << "  " << type << " *const " << name << " = static_cast<" << type << " *>(results["
+        << inPlace->second << "]);\n";
+  else
+    os_ << "  " << type << " *const " << name << " = reinterpret_cast<" << type
+        << " *>(arena + " << plan_.offsets.lookup(v) << ");\n";
+  names_[v] = name;
+  return name;
+}
+
+void StepEmitter::defineView(Value v, Value source, int64_t offset) {
+  std::string name = "t" + std::to_string(next_++);
+  os_ << "  const " << elementType(v.getType()) << " *const " << name << " = " << use(source)
+      << " + " << offset << ";\n";
+  names_[v] = name;
+}
+
+namespace {
+
+class ProgramEmitter {
+public:
+  ProgramEmitter(ModuleOp module, const ProgramTarget &target, raw_ostream &os)
+      : module_(module), target_(target), os_(os), mesh_(getMesh(module)) {}
+
+  LogicalResult emit() {
+    auto model = module_->getAttrOfType<FlatSymbolRefAttr>(attr::model);
+    auto train = module_->getAttrOfType<DictionaryAttr>(attr::train);
+    if (!mesh_ || !model)
+      return module_.emitError("codegen needs a partitioned module with a mesh and `dtl.model`");
+    auto trainStep = module_.lookupSymbol<func::FuncOp>("train_step");
+    auto forward = module_.lookupSymbol<func::FuncOp>(model.getValue());
+    auto grad = module_.lookupSymbol<func::FuncOp>((model.getValue() + "_grad").str());
+    if (!trainStep || !forward || !train)
+      return module_.emitError("codegen needs @train_step, the model's forward function and a "
+                               "train section");
+
+    os_ << "// Generated by dtlc from " << target_.sourceFile << ". Do not edit.\n"
+        << target_.prelude << "\nusing real = " << (target_.f64 ? "double" : "float")
+        << ";\n\nnamespace {\n\n";
+    auto seed = train.getAs<IntegerAttr>("seed");
+    for (func::FuncOp fn : {forward, grad, trainStep})
+      if (fn && failed(target_.emitFunction(fn, "step_" + identifier(fn.getSymName()),
+                                            mesh_.getShape(), seed ? seed.getInt() : 0, os_)))
+        return failure();
+    os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  dtlrt::Program p;\n";
+    os_ << "  p.name = " << quoted(model.getValue()) << ";\n  p.sourceFile = "
+        << quoted(target_.sourceFile) << ";\n";
+    if (!target_.device.empty())
+      os_ << "  p.device = " << target_.device << ";\n";
+    auto axisNames = mesh_->getAttrOfType<ArrayAttr>("dtl.axis_names");
+    SmallVector<std::string> names;
+    for (Attribute a : axisNames)
+      names.push_back(quoted(cast<StringAttr>(a).getValue()));
+    os_ << "  p.axisNames = {" << llvm::join(names, ", ") << "};\n  p.axisSizes = "
+        << joined(mesh_.getShape()) << ";\n";
+    emitStep("trainStep", trainStep);
+    emitStep("evalStep", forward);
+    if (grad)
+      emitStep("gradStep", grad);
+    emitTrainConfig(train);
+    os_ << "  return dtlrt::run(p, argc, argv);\n}\n";
+    return success();
+  }
+
+private:
+  std::string dtype(Type element) const {
+    if (element.isInteger(32))
+      return "dtlrt::DType::I32";
+    return target_.f64 ? "dtlrt::DType::F64" : "dtlrt::DType::F32";
+  }
+
+  std::string spec(DictionaryAttr attrs, RankedTensorType local) const {
+    auto str = [&](StringRef key) {
+      auto s = attrs ? attrs.getAs<StringAttr>(key) : StringAttr();
+      return quoted(s ? s.getValue() : "");
+    };
+    SmallVector<int64_t> global(local.getShape());
+    SmallVector<std::string> dimAxes(local.getRank(), "{}");
+    if (auto s = attrs ? attrs.getAs<ShardingAttr>(attr::sharding) : ShardingAttr()) {
+      for (auto [d, axes] : llvm::enumerate(s.getDims())) {
+        SmallVector<int64_t> list(axes.asArrayRef().begin(), axes.asArrayRef().end());
+        dimAxes[d] = joined(list);
+        for (int64_t a : list)
+          global[d] *= shard::GridOp(mesh_).getShape()[a];
+      }
+    }
+    std::string init = "\"zeros\"", a = "0", b = "0";
+    if (auto i = attrs ? attrs.getAs<DictionaryAttr>(attr::init) : DictionaryAttr()) {
+      init = quoted(i.getAs<StringAttr>("kind").getValue());
+      auto number = [&](StringRef key) {
+        auto f = i.getAs<FloatAttr>(key);
+        return f ? literal(f.getValueAsDouble()) : std::string("0");
+      };
+      bool normal = i.getAs<StringAttr>("kind").getValue() == "normal";
+      a = number(normal ? "mean" : "low");
+      b = number(normal ? "std" : "high");
+    }
+    return "{" + str(attr::role) + ", " + str(attr::name) + ", " + dtype(local.getElementType()) +
+           ", " + joined(global) + ", " + joined(local.getShape()) + ", {" +
+           llvm::join(dimAxes, ", ") + "}, " + init + ", " + a + ", " + b + "}";
+  }
+
+  void emitStep(StringRef field, func::FuncOp fn) {
+    os_ << "  p." << field << ".fn = step_" << identifier(fn.getSymName()) << ";\n";
+    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
+      os_ << "  p." << field << ".args.push_back("
+          << spec(fn.getArgAttrDict(i), cast<RankedTensorType>(fn.getArgumentTypes()[i]))
+          << ");\n";
+    for (unsigned i = 0; i < fn.getNumResults(); ++i)
+      os_ << "  p." << field << ".results.push_back("
+          << spec(fn.getResultAttrDict(i), cast<RankedTensorType>(fn.getResultTypes()[i]))
+          << ");\n";
+  }
+
+  void emitData(StringRef field, DictionaryAttr data) {
+    if (!data)
+      return;
+    auto strings = [&](StringRef key) {
+      SmallVector<std::string> out;
+      if (auto list = data.getAs<ArrayAttr>(key))
+        for (Attribute a : list)
+          out.push_back(quoted(cast<StringAttr>(a).getValue()));
+      return "{" + llvm::join(out, ", ") + "}";
+    };
+    os_ << "  p." << field << ".source = " << quoted(data.getAs<StringAttr>("source").getValue())
+        << ";\n  p." << field << ".inputs = " << strings("inputs") << ";\n  p." << field
+        << ".files = " << strings("files") << ";\n";
+    for (StringRef key : {"classes", "size"})
+      if (auto n = data.getAs<IntegerAttr>(key))
+        os_ << "  p." << field << "." << key << " = " << n.getInt() << ";\n";
+  }
+
+  void emitTrainConfig(DictionaryAttr train) {
+    emitData("data", train.getAs<DictionaryAttr>("data"));
+    emitData("eval", train.getAs<DictionaryAttr>("eval"));
+    static const std::pair<StringRef, StringRef> fields[] = {
+        {"steps", "steps"}, {"log_every", "logEvery"}, {"eval_every", "evalEvery"},
+        {"seed", "seed"},   {"lr", "lr"},              {"min_lr", "minLr"},
+        {"warmup", "warmup"},  {"eval_batches", "evalBatches"}};
+    for (auto [key, field] : fields) {
+      if (auto n = train.getAs<IntegerAttr>(key))
+        os_ << "  p." << field << " = " << n.getInt() << ";\n";
+      if (auto f = train.getAs<FloatAttr>(key))
+        os_ << "  p." << field << " = " << literal(f.getValueAsDouble()) << ";\n";
+    }
+    if (auto s = train.getAs<StringAttr>("schedule"))
+      os_ << "  p.schedule = " << quoted(s.getValue()) << ";\n";
+  }
+
+  ModuleOp module_;
+  const ProgramTarget &target_;
+  raw_ostream &os_;
+  shard::GridOp mesh_;
+};
+
+} // namespace
+
+LogicalResult emitProgram(ModuleOp module, const ProgramTarget &target, raw_ostream &os) {
+  return ProgramEmitter(module, target, os).emit();
+}
+
+} // namespace dtl::emit
