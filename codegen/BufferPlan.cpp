@@ -54,12 +54,19 @@ DenseMap<Value, unsigned> dtl::inPlaceResults(func::FuncOp fn) {
   return out;
 }
 
-dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
+dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes, const Schedule &schedule) {
   Block &body = fn.getBody().front();
   DenseMap<Operation *, int64_t> position;
   int64_t index = 0;
   for (Operation &op : body)
     position[&op] = index++;
+  // When an op really runs: a fused op, with the op whose kernel computes it.
+  auto runsAt = [&](Operation *op) {
+    for (auto it = schedule.fusedInto.find(op); it != schedule.fusedInto.end();
+         it = schedule.fusedInto.find(op))
+      op = it->second;
+    return position[op];
+  };
 
   struct Interval {
     Value value;
@@ -76,6 +83,8 @@ dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
       sourceOf[op.getResult(0)] = source(op.getOperand(0));
       continue;
     }
+    if (schedule.fusedInto.count(&op))
+      continue;
     for (Value r : op.getResults()) {
       if (inPlace.count(r))
         continue;
@@ -88,8 +97,13 @@ dtl::BufferPlan dtl::planBuffers(func::FuncOp fn, int64_t realBytes) {
     for (Value operand : op.getOperands()) {
       auto it = intervalOf.find(source(operand));
       if (it != intervalOf.end())
-        intervals[it->second].end = std::max(intervals[it->second].end, position[&op]);
+        intervals[it->second].end = std::max(intervals[it->second].end, runsAt(&op));
     }
+  for (auto [value, until] : schedule.readUntil) {
+    auto it = intervalOf.find(source(value));
+    if (it != intervalOf.end())
+      intervals[it->second].end = std::max(intervals[it->second].end, position[until]);
+  }
 
   // First fit in definition order over the live blocks, kept by offset.
   BufferPlan plan;

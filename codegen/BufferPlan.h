@@ -27,9 +27,20 @@ bool isView(mlir::Operation *op);
 /// and state arguments, mapped to its result index. They need no arena.
 llvm::DenseMap<mlir::Value, unsigned> inPlaceResults(mlir::func::FuncOp fn);
 
+/// How a target runs a function's ops, as far as buffer lifetimes care.
+struct Schedule {
+  /// Ops computed inside the kernel of a later op (fused elementwise
+  /// chains): they get no buffer, and they read their operands when that
+  /// op runs.
+  llvm::DenseMap<mlir::Operation *, mlir::Operation *> fusedInto;
+  /// Values read asynchronously until the given op runs (a collective's
+  /// input, read on the communication stream until its result is awaited).
+  llvm::DenseMap<mlir::Value, mlir::Operation *> readUntil;
+};
+
 /// Plans the intermediates of `fn` (a partitioned step function) by first
 /// fit in definition order; floats take `realBytes` each (4 or 8).
-BufferPlan planBuffers(mlir::func::FuncOp fn, int64_t realBytes);
+BufferPlan planBuffers(mlir::func::FuncOp fn, int64_t realBytes, const Schedule &schedule = {});
 
 /// Bytes of one value's buffer.
 int64_t bufferBytes(mlir::Value v, int64_t realBytes);
