@@ -1212,6 +1212,14 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
         error(s.value.pos) << "'zero' is the ZeRO stage: 0, 1, 2 or 3";
       else
         optimizer.push_back(b.getNamedAttr("zero", b.getI64IntegerAttr((int64_t)*n)));
+    } else if (s.key == "precision") {
+      bool isName = s.value.kind == ast::Value::Kind::Expr &&
+                    s.value.expr->kind == ast::Expr::Kind::Name;
+      if (!isName || (s.value.expr->name != "f32" && s.value.expr->name != "bf16"))
+        error(s.value.pos) << "'precision' is f32 or bf16 (bf16: GEMMs multiply in bf16 on "
+                              "the CUDA target, with f32 master weights and optimizer state)";
+      else
+        config.push_back(b.getNamedAttr("precision", b.getStringAttr(s.value.expr->name)));
     } else if (s.key == "optimizer" || s.key == "schedule") {
       if (s.value.kind != ast::Value::Kind::Expr || s.value.expr->kind != ast::Expr::Kind::Call) {
         error(s.value.pos) << "'" << s.key << "' must be a call such as "
@@ -1267,7 +1275,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
     } else {
       error(s.pos) << "unknown train setting '" << s.key
                    << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-                      "eval_every, eval_batches, seed, zero)";
+                      "eval_every, eval_batches, seed, zero, precision)";
     }
   }
   if (optimizer.empty())

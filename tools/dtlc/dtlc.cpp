@@ -1,7 +1,8 @@
 //===- dtlc.cpp - the dtl compiler driver ---------------------------------===//
 //
 // .dtl -> AST -> dtl dialect -> gradients + optimizer -> per-rank program ->
-// C++ -> executable linked against libdtlrt. `--emit` stops at any stage.
+// C++ (CPU) or CUDA C++ (GPU) -> executable linked against libdtlrt (and
+// libdtlrt_cuda). `--emit` stops at any stage.
 //
 // Exit codes: 0 success, 1 an error in the user's input, 70 an internal error.
 //
@@ -9,6 +10,7 @@
 
 #include "DtlcConfig.h"
 #include "codegen/EmitCpp.h"
+#include "codegen/EmitCuda.h"
 #include "codegen/Explain.h"
 #include "dialects/dtl/DtlOps.h"
 #include "frontend/MLIRGen.h"
@@ -40,7 +42,7 @@ namespace cl = llvm::cl;
 
 namespace {
 
-enum class Emit { Ast, Dtl, Grad, Partitioned, Cpp, Exe };
+enum class Emit { Ast, Dtl, Grad, Partitioned, Cpp, Cuda, Exe };
 enum ExitCode { kOk = 0, kUserError = 1, kInternalError = 70 };
 constexpr unsigned kMaxErrors = 20;
 
@@ -58,7 +60,8 @@ cl::opt<Emit> emit(
                clEnumValN(Emit::Grad, "grad", "after autodiff: the model and its gradient"),
                clEnumValN(Emit::Partitioned, "partitioned",
                           "the per-rank program: train_step with its collectives"),
-               clEnumValN(Emit::Cpp, "cpp", "the generated C++"),
+               clEnumValN(Emit::Cpp, "cpp", "the generated C++ (--target=cpu)"),
+               clEnumValN(Emit::Cuda, "cuda", "the generated CUDA C++ (--target=cuda)"),
                clEnumValN(Emit::Exe, "exe", "an executable (default)")),
     cl::cat(dtlcCategory));
 cl::list<std::string> defines("D", cl::desc("Override a model size: -D H=4096"),
@@ -69,9 +72,11 @@ cl::opt<unsigned> optLevel("O", cl::desc("Optimization level of the host compile
                            cl::Prefix, cl::init(3), cl::cat(dtlcCategory));
 cl::opt<std::string> target("target", cl::desc("cpu (default) or cuda"), cl::init("cpu"),
                             cl::cat(dtlcCategory));
-cl::opt<std::string> precision("precision",
-                               cl::desc("f32 (default) or f64 (for gradient checks)"),
-                               cl::init("f32"), cl::cat(dtlcCategory));
+cl::opt<std::string> precision(
+    "precision",
+    cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (CUDA: bf16 GEMM math, f32 master "
+             "weights); default: the train section's `precision`, else f32"),
+    cl::init(""), cl::cat(dtlcCategory));
 cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("Check the errors against expected-error comments in the input (for tests)"),
@@ -134,6 +139,33 @@ bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath) {
   int rc = llvm::sys::ExecuteAndWait(DTLC_HOST_CXX, argRefs, std::nullopt, {}, 0, 0, &message);
   if (rc != 0) {
     llvm::errs() << "dtlc: internal error: the host compiler failed on generated code ("
+                 << (message.empty() ? "exit " + std::to_string(rc) : message)
+                 << "); command: " << llvm::join(args, " ") << "\n";
+    return false;
+  }
+  return true;
+}
+
+/// Runs nvcc on the generated `cuPath` for sm_80 and sm_90, linking
+/// libdtlrt_cuda, libdtlrt, cuBLAS(Lt) and NCCL.
+bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
+  std::vector<std::string> args = {DTLC_NVCC, "-std=c++17", "-O" + std::to_string(optLevel),
+                                   "-w", "-gencode", "arch=compute_80,code=sm_80",
+                                   "-gencode", "arch=compute_90,code=sm_90"};
+  for (llvm::StringRef dir : llvm::split(DTLC_INCLUDE_DIRS, ';'))
+    if (!dir.empty())
+      args.push_back(("-I" + dir).str());
+  args.push_back(cuPath.str());
+  args.push_back("-o");
+  args.push_back(exePath.str());
+  for (llvm::StringRef lib : llvm::split(DTLC_CUDA_LINK_LIBRARIES, ';'))
+    if (!lib.empty())
+      args.push_back(lib.str());
+  std::vector<llvm::StringRef> argRefs(args.begin(), args.end());
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(DTLC_NVCC, argRefs, std::nullopt, {}, 0, 0, &message);
+  if (rc != 0) {
+    llvm::errs() << "dtlc: internal error: nvcc failed on generated code ("
                  << (message.empty() ? "exit " + std::to_string(rc) : message)
                  << "); command: " << llvm::join(args, " ") << "\n";
     return false;
@@ -223,9 +255,29 @@ public:
       module->print(os);
       return kOk;
     }
-    dtl::CppOptions cppOptions{inputFile, precision == "f64"};
-    if (emit == Emit::Cpp)
-      return succeeded(dtl::emitCpp(*module, cppOptions, os)) ? kOk : kInternalError;
+    // The flag overrides the train section; bf16 is a GPU math mode.
+    auto train = (*module)->getAttrOfType<DictionaryAttr>(dtl::attr::train);
+    auto declared = train ? train.getAs<StringAttr>("precision") : StringAttr();
+    std::string realType = !precision.empty() ? precision.getValue()
+                           : declared        ? declared.getValue().str()
+                                             : "f32";
+    bool cuda = emit == Emit::Cuda || (emit == Emit::Exe && target == "cuda");
+    if (cuda && realType == "f64") {
+      llvm::errs() << "dtlc: error: --target=cuda computes in f32 or bf16; f64 (for gradient "
+                      "checks) is for --target=cpu\n";
+      return kUserError;
+    }
+    if (!cuda && realType == "bf16")
+      llvm::errs() << "dtlc: note: bf16 is the CUDA target's GEMM precision; the CPU target "
+                      "computes in f32\n";
+    dtl::CppOptions cppOptions{inputFile, realType == "f64"};
+    dtl::CudaOptions cudaOptions{inputFile, realType == "bf16"};
+    auto emitSource = [&](llvm::raw_ostream &out) {
+      return cuda ? dtl::emitCuda(*module, cudaOptions, out)
+                  : dtl::emitCpp(*module, cppOptions, out);
+    };
+    if (emit == Emit::Cpp || emit == Emit::Cuda)
+      return succeeded(emitSource(os)) ? kOk : kInternalError;
 
     std::string exePath = outputPath(true);
     llvm::StringRef exeDir = llvm::sys::path::parent_path(exePath);
@@ -235,7 +287,8 @@ public:
       return kUserError;
     }
     llvm::SmallString<128> cppPath;
-    if (std::error_code ec = llvm::sys::fs::createTemporaryFile("dtlc", "cpp", cppPath)) {
+    if (std::error_code ec =
+            llvm::sys::fs::createTemporaryFile("dtlc", cuda ? "cu" : "cpp", cppPath)) {
       llvm::errs() << "dtlc: error: cannot create a temporary file: " << ec.message() << "\n";
       return kInternalError;
     }
@@ -243,10 +296,11 @@ public:
     {
       std::error_code ec;
       llvm::raw_fd_ostream cpp(cppPath, ec);
-      if (ec || failed(dtl::emitCpp(*module, cppOptions, cpp)))
+      if (ec || failed(emitSource(cpp)))
         return kInternalError;
     }
-    return compileCpp(cppPath, exePath) ? kOk : kInternalError;
+    return (cuda ? compileCuda(cppPath, exePath) : compileCpp(cppPath, exePath)) ? kOk
+                                                                                 : kInternalError;
   }
 
 private:
@@ -286,12 +340,17 @@ int main(int argc, char **argv) {
   if (!parseAssignments(defines, options.sizes, "-D") ||
       !parseAssignments(meshItems, options.meshSizes, "--mesh"))
     return kUserError;
-  if (target == "cuda") {
-    llvm::errs() << "dtlc: error: --target=cuda is not implemented yet; use --target=cpu\n";
+  if ((target != "cpu" && target != "cuda") ||
+      (!precision.empty() && precision != "f32" && precision != "f64" && precision != "bf16") ||
+      optLevel > 3) {
+    llvm::errs()
+        << "dtlc: error: expected --target=cpu|cuda, --precision=f32|f64|bf16, -O0..-O3\n";
     return kUserError;
   }
-  if (target != "cpu" || (precision != "f32" && precision != "f64") || optLevel > 3) {
-    llvm::errs() << "dtlc: error: expected --target=cpu|cuda, --precision=f32|f64, -O0..-O3\n";
+  if (target == "cuda" && emit == Emit::Exe && llvm::StringRef(DTLC_NVCC).empty()) {
+    llvm::errs() << "dtlc: error: this dtlc was built without CUDA (no nvcc when it was "
+                    "configured), so it cannot build --target=cuda executables; --emit=cuda "
+                    "still writes the source\n";
     return kUserError;
   }
 
