@@ -12,11 +12,13 @@
 #include "Gpu.h"
 
 #include <mpi.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -63,8 +65,8 @@ void Gpu::checkBlas(cublasStatus_t status, const char *what) {
     fail(std::string("cuBLAS: ") + what + ": " + cublasGetStatusString(status));
 }
 
-std::string Gpu::setUp(const LaunchInfo &launch, Context &, int rank) {
-  rank_ = rank;
+/// This rank's GPU: local rank % the devices it sees; "" or what is wrong.
+std::string Gpu::selectDevice(const LaunchInfo &launch) {
   int count = 0;
   cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess || count == 0)
@@ -72,11 +74,6 @@ std::string Gpu::setUp(const LaunchInfo &launch, Context &, int rank) {
            (status != cudaSuccess ? cudaGetErrorString(status) : "none found") +
            "); this program was compiled with --target=cuda, recompile with --target=cpu to "
            "run on the host";
-  if (launch.localSize > count)
-    return std::to_string(launch.localSize) + " ranks run on this node but it has " +
-           std::to_string(count) + " GPU" + (count == 1 ? "" : "s") +
-           ": two ranks would share one GPU; launch at most " + std::to_string(count) +
-           " ranks per node";
   device_ = launch.localRank % count;
   check(cudaSetDevice(device_), "cudaSetDevice");
   cudaDeviceProp props;
@@ -85,6 +82,38 @@ std::string Gpu::setUp(const LaunchInfo &launch, Context &, int rank) {
   std::snprintf(line, sizeof line, "GPU %d: %s (sm_%d%d, %.0f GiB)", device_, props.name,
                 props.major, props.minor, props.totalGlobalMem / double(1 << 30));
   description_ = line;
+  visibleDevices_ = count;
+  for (unsigned char byte : props.uuid.bytes) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", byte);
+    uuid_ += hex;
+  }
+  return "";
+}
+
+std::string Gpu::setUp(const LaunchInfo &launch, Context &, int rank) {
+  rank_ = rank;
+  std::string error = selectDevice(launch);
+  // Two ranks on one GPU (same host, same device UUID) would fight over its
+  // memory and serialise; every rank takes part in the check, even one
+  // without a device, so none waits alone.
+  constexpr int kKeyBytes = 128;
+  char key[kKeyBytes] = {}, host[64] = {};
+  gethostname(host, sizeof host - 1);
+  if (error.empty())
+    std::snprintf(key, sizeof key, "%s/%s", host, uuid_.c_str());
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  std::vector<char> keys(size_t(world) * kKeyBytes);
+  MPI_Allgather(key, kKeyBytes, MPI_CHAR, keys.data(), kKeyBytes, MPI_CHAR, MPI_COMM_WORLD);
+  for (int other = 0; other < world && error.empty(); ++other)
+    if (other != rank && std::strncmp(&keys[size_t(other) * kKeyBytes], key, kKeyBytes) == 0)
+      error = "ranks " + std::to_string(std::min(rank, other)) + " and " +
+              std::to_string(std::max(rank, other)) + " would share GPU " +
+              std::to_string(device_) + " on " + host + " (" + std::to_string(visibleDevices_) +
+              " visible to this rank); launch at most one rank per GPU";
+  if (!error.empty())
+    return error;
   check(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cudaStreamCreateWithFlags(&comm_, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cudaEventCreateWithFlags(&computeReady_, cudaEventDisableTiming), "cudaEventCreate");
@@ -108,7 +137,8 @@ std::string Gpu::setUp(const LaunchInfo &launch, Context &, int rank) {
 void *Gpu::allocate(size_t bytes) {
   void *p = nullptr;
   check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
-  check(cudaMemset(p, 0, bytes ? bytes : 1), "cudaMemset");
+  // On the compute stream, so the kernels queued after it see zeros.
+  check(cudaMemsetAsync(p, 0, bytes ? bytes : 1, compute_), "cudaMemsetAsync");
   allocated_ += int64_t(bytes);
   return p;
 }

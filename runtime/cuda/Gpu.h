@@ -66,6 +66,7 @@ public:
 
 private:
   Gpu() = default;
+  std::string selectDevice(const LaunchInfo &launch);
   void synchronize();
   cudaEvent_t slotEvent(int slot);
 
@@ -74,7 +75,8 @@ private:
     cudaGraphExec_t exec = nullptr;
   };
 
-  int rank_ = 0, device_ = 0;
+  int rank_ = 0, device_ = 0, visibleDevices_ = 0;
+  std::string uuid_;
   GemmMath math_ = GemmMath::F32;
   std::string description_;
   cudaStream_t compute_ = nullptr, comm_ = nullptr;

@@ -13,6 +13,7 @@
 #include "Gpu.h"
 #include "dtlrt/Hash.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <tuple>
@@ -143,6 +144,16 @@ LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
                     preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                     sizeof workspace),
                 "matmul workspace");
+  // Arena buffers and layer views are aligned to 16 bytes at least, not
+  // the 256 the heuristic assumes by default.
+  uint32_t alignment = 16;
+  for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+    gpu.checkBlas(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment,
+                                                       sizeof alignment),
+                  "matmul alignment");
   cublasLtMatmulHeuristicResult_t result;
   int count = 0;
   cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(gpu.lt(), p.desc, p.a, p.b, p.c, p.c,
