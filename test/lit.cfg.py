@@ -25,3 +25,8 @@ config.substitutions.append(("%mpirun", "mpirun --oversubscribe --bind-to none -
 config.substitutions.append(("%examples", os.path.join(config.dtl_src_root, "examples")))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
 config.substitutions.append(("%python", "/usr/bin/python3"))
+
+# dtlc was configured with nvcc: --target=cuda builds executables (which CI
+# compiles and links without running; see test/GPU for runs on a GPU).
+if config.dtl_cuda:
+    config.available_features.add("cuda")

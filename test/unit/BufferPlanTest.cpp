@@ -65,4 +65,65 @@ TEST(BufferPlan, LiveValuesNeverOverlapAndDeadOnesAreReused) {
   EXPECT_LE(plan.arenaBytes, 3 * 64 * 64 * 4 + 64);
 }
 
+// %a dies at %r unless %r runs later, inside %s's kernel, or %a is read
+// asynchronously until %s.
+const char *kInterleaved = R"mlir(
+func.func @g(%x: tensor<64x64xf32>, %w: tensor<64x64xf32>) -> tensor<f32> {
+  %a = dtl.matmul %x, %w : tensor<64x64xf32>, tensor<64x64xf32> -> tensor<64x64xf32>
+  %r = dtl.relu %a : tensor<64x64xf32>
+  %b = dtl.matmul %w, %x : tensor<64x64xf32>, tensor<64x64xf32> -> tensor<64x64xf32>
+  %s = dtl.add %r, %b : tensor<64x64xf32>
+  %t = dtl.reduce_sum %s dims [0, 1] : tensor<64x64xf32> -> tensor<f32>
+  return %t : tensor<f32>
+}
+)mlir";
+
+struct Interleaved {
+  MLIRContext ctx;
+  OwningOpRef<ModuleOp> module;
+  func::FuncOp fn;
+  Operation *a, *r, *b, *s;
+  Interleaved() {
+    ctx.loadDialect<dtl::DtlDialect, func::FuncDialect>();
+    module = parseSourceString<ModuleOp>(kInterleaved, &ctx);
+    fn = *module->getOps<func::FuncOp>().begin();
+    SmallVector<Operation *> ops;
+    for (Operation &op : fn.getBody().front())
+      ops.push_back(&op);
+    a = ops[0], r = ops[1], b = ops[2], s = ops[3];
+  }
+  bool overlap(const dtl::BufferPlan &plan, Operation *x, Operation *y) {
+    int64_t bytes = 64 * 64 * 4, ox = plan.offsets.lookup(x->getResult(0)),
+            oy = plan.offsets.lookup(y->getResult(0));
+    return ox < oy + bytes && oy < ox + bytes;
+  }
+};
+
+TEST(BufferPlan, DeadBytesAreReusedWithoutASchedule) {
+  Interleaved g;
+  ASSERT_TRUE(g.module);
+  dtl::BufferPlan plan = dtl::planBuffers(g.fn, 4);
+  EXPECT_TRUE(g.overlap(plan, g.a, g.b)) << "%a is dead once %r has run";
+}
+
+TEST(BufferPlan, AFusedOpHasNoBufferAndReadsItsOperandsWhereItRuns) {
+  Interleaved g;
+  ASSERT_TRUE(g.module);
+  dtl::Schedule schedule;
+  schedule.fusedInto[g.r] = g.s;
+  dtl::BufferPlan plan = dtl::planBuffers(g.fn, 4, schedule);
+  EXPECT_FALSE(plan.offsets.count(g.r->getResult(0)));
+  EXPECT_FALSE(g.overlap(plan, g.a, g.b)) << "%s's kernel reads %a after %b is made";
+  EXPECT_FALSE(g.overlap(plan, g.a, g.s));
+}
+
+TEST(BufferPlan, AnAsynchronousReadKeepsItsInputAlive) {
+  Interleaved g;
+  ASSERT_TRUE(g.module);
+  dtl::Schedule schedule;
+  schedule.readUntil[g.a->getResult(0)] = g.s;
+  dtl::BufferPlan plan = dtl::planBuffers(g.fn, 4, schedule);
+  EXPECT_FALSE(g.overlap(plan, g.a, g.b)) << "a collective still reads %a while %b is made";
+}
+
 } // namespace
