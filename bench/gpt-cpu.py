@@ -26,8 +26,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import torch_gpt  # noqa: E402
@@ -53,15 +51,6 @@ def openblas_core_env():
     return {}
 
 
-def write_tokens(path, count, vocab, seed):
-    rng = np.random.default_rng(seed)
-    header = np.zeros(256, dtype="<i4")
-    header[:3] = (20240520, 1, count)
-    with open(path, "wb") as f:
-        f.write(header.tobytes())
-        f.write(rng.integers(0, vocab, count, dtype=np.uint16).astype("<u2").tobytes())
-
-
 def run_dtl(dtlc, work, name, config, steps, threads, env):
     L, C, H, T, B, V, real_vocab = config
     exe = os.path.join(work, name)
@@ -71,7 +60,7 @@ def run_dtl(dtlc, work, name, config, steps, threads, env):
                         "--mesh", "dp=1,tp=1", "-o", exe], check=True)
     data = os.path.join(work, f"{name}.bin")
     if not os.path.exists(data):
-        write_tokens(data, (steps + 2) * B * T + 1, real_vocab, 0)
+        torch_gpt.write_tokens(data, (steps + 2) * B * T + 1, real_vocab, 0)
     metrics = os.path.join(work, f"{name}-{threads}.jsonl")
     run_env = dict(os.environ, **env, OMP_NUM_THREADS=str(threads),
                    OPENBLAS_NUM_THREADS=str(threads))

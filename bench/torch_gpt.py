@@ -60,6 +60,16 @@ def read_tokens(path):
 MASK = (1 << 64) - 1
 
 
+def write_tokens(path, count, vocab, seed):
+    """An llm.c token shard of `count` random tokens below `vocab`."""
+    rng = np.random.default_rng(seed)
+    header = np.zeros(256, dtype="<i4")
+    header[:3] = (20240520, 1, count)
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(rng.integers(0, vocab, count, dtype=np.uint16).astype("<u2").tobytes())
+
+
 def hash_index(seed, stream, index):
     """splitmix64 over (seed, FNV-style stream hash, index)."""
     h = (seed ^ 0x9E3779B97F4A7C15) & MASK
@@ -106,9 +116,9 @@ def lr_at(schedule, lr, step, steps, warmup=0, min_lr=0.0):
 
 
 class Attention(nn.Module):
-    def __init__(self, C, H):
+    def __init__(self, C, H, fused=False):
         super().__init__()
-        self.H = H
+        self.H, self.fused = H, fused
         self.c_attn = nn.Linear(C, 3 * C)
         self.c_proj = nn.Linear(C, C)
 
@@ -116,11 +126,14 @@ class Attention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.H)
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
-        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)
-        return self.c_proj(y)
+        if self.fused:  # PyTorch's flash attention (the GPU benchmark)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.H)
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = att @ v
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class MLP(nn.Module):
@@ -134,9 +147,9 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, C, H):
+    def __init__(self, C, H, fused=False):
         super().__init__()
-        self.ln_1, self.attn = nn.LayerNorm(C), Attention(C, H)
+        self.ln_1, self.attn = nn.LayerNorm(C), Attention(C, H, fused)
         self.ln_2, self.mlp = nn.LayerNorm(C), MLP(C)
 
     def forward(self, x):
@@ -145,10 +158,10 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, L, C, H, T, V):
+    def __init__(self, L, C, H, T, V, fused=False):
         super().__init__()
         self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
-        self.h = nn.ModuleList(Block(C, H) for _ in range(L))
+        self.h = nn.ModuleList(Block(C, H, fused) for _ in range(L))
         self.ln_f = nn.LayerNorm(C)
 
     def forward(self, idx, targets):
@@ -229,3 +242,34 @@ def gemm_gflops(m, n, k, threads, repeats=200):
     for _ in range(repeats):
         torch.mm(a, b)
     return 2.0 * m * n * k * repeats / (time.perf_counter() - start) / 1e9
+
+
+def time_train_steps_cuda(L, C, H, T, B, V, steps, compile=True, bf16=True, seed=0):
+    """Milliseconds of each full train step of this GPT on the GPU, as fast
+    as PyTorch goes: flash attention, bf16 autocast (f32 master weights),
+    fused AdamW, TF32 for what stays f32, torch.compile."""
+    import time
+
+    torch.manual_seed(seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    model = GPT(L, C, H, T, V, fused=True).cuda()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.02)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0, fused=True)
+    step_model = torch.compile(model) if compile else model
+    generator = torch.Generator(device="cuda").manual_seed(seed)
+    times = []
+    for _ in range(steps):
+        idx = torch.randint(0, V, (B, T), generator=generator, device="cuda")
+        targets = torch.randint(0, V, (B, T), generator=generator, device="cuda")
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = step_model(idx, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - start))
+    return times

@@ -40,7 +40,7 @@ struct Schedule {
 
 /// Plans the intermediates of `fn` (a partitioned step function) by first
 /// fit in definition order; floats take `realBytes` each (4 or 8).
-BufferPlan planBuffers(mlir::func::FuncOp fn, int64_t realBytes, const Schedule &schedule = {});
+BufferPlan planBuffers(mlir::func::FuncOp fn, int64_t realBytes, const Schedule &schedule = Schedule());
 
 /// Bytes of one value's buffer.
 int64_t bufferBytes(mlir::Value v, int64_t realBytes);
