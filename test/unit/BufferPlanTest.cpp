@@ -87,10 +87,8 @@ struct Interleaved {
     ctx.loadDialect<dtl::DtlDialect, func::FuncDialect>();
     module = parseSourceString<ModuleOp>(kInterleaved, &ctx);
     fn = *module->getOps<func::FuncOp>().begin();
-    SmallVector<Operation *> ops;
-    for (Operation &op : fn.getBody().front())
-      ops.push_back(&op);
-    a = ops[0], r = ops[1], b = ops[2], s = ops[3];
+    auto op = fn.getBody().front().begin();
+    a = &*op++, r = &*op++, b = &*op++, s = &*op;
   }
   bool overlap(const dtl::BufferPlan &plan, Operation *x, Operation *y) {
     int64_t bytes = 64 * 64 * 4, ox = plan.offsets.lookup(x->getResult(0)),
