@@ -19,3 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# The CUDA target needs NVIDIA's toolkit (nvcc, cuBLAS, NCCL), which Debian's
+# main archive does not carry; the machines here have CUDA 13 in /usr/local/cuda.
+if [ ! -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null; then
+  echo "install-deps: no CUDA toolkit (nvcc): dtlc builds without --target=cuda;" \
+       "install CUDA 12.x/13 with NCCL from NVIDIA for the GPU target"
+fi

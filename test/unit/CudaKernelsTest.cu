@@ -1,0 +1,281 @@
+//===- CudaKernelsTest.cu - each CUDA kernel against its CPU twin ----------===//
+//
+// libdtlrt_cuda's kernels on random inputs (odd sizes, rows longer than a
+// block) against libdtlrt's CPU kernels, which the CPU target's tests pin
+// down. Without a CUDA device every test is skipped, saying why.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dtlrt/Cuda.h"
+#include "dtlrt/Data.h"
+#include "dtlrt/Kernels.h"
+#include "dtlrt/RankDiscovery.h"
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace {
+
+using Floats = std::vector<float>;
+
+/// Why there is no GPU ("" when there is one); the device is set up once.
+const std::string &noDevice() {
+  static dtlrt::Context ctx({1}, 0);
+  static const std::string error =
+      dtlrt::cuda::device(dtlrt::cuda::GemmMath::F32)->setUp(dtlrt::LaunchInfo{}, ctx, 0);
+  return error;
+}
+
+class CudaKernels : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (!noDevice().empty())
+      GTEST_SKIP() << "no CUDA device, so the CUDA kernels were not run: " << noDevice();
+  }
+
+  /// A device copy of `host`, freed with the test.
+  template <typename T> T *up(const std::vector<T> &host) {
+    T *p = static_cast<T *>(device()->allocate(host.size() * sizeof(T)));
+    device()->upload(p, host.data(), host.size() * sizeof(T));
+    return p;
+  }
+  template <typename T> std::vector<T> down(const T *p, size_t n) {
+    std::vector<T> host(n);
+    device()->download(host.data(), p, n * sizeof(T));
+    return host;
+  }
+  float *zeros(size_t n) { return up(Floats(n, 0.f)); }
+  static dtlrt::Device *device() { return dtlrt::cuda::device(dtlrt::cuda::GemmMath::F32); }
+
+  Floats random(size_t n, float scale = 1.f) {
+    std::normal_distribution<float> normal(0.f, scale);
+    Floats v(n);
+    for (float &x : v)
+      x = normal(rng_);
+    return v;
+  }
+
+  /// Every element within atol + rtol |expected|.
+  static void expectNear(const Floats &expected, const Floats &actual, float rtol = 1e-4f,
+                         float atol = 1e-5f) {
+    ASSERT_EQ(expected.size(), actual.size());
+    for (size_t i = 0; i < expected.size(); ++i)
+      ASSERT_NEAR(expected[i], actual[i], atol + rtol * std::fabs(expected[i])) << "at " << i;
+  }
+
+  std::mt19937 rng_{1234};
+};
+
+TEST_F(CudaKernels, MatmulInEveryLayoutWithAndWithoutBias) {
+  const int64_t m = 37, n = 45, k = 29;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (bool withBias : {false, true}) {
+        Floats a = random(m * k), b = random(k * n), bias = random(n), expected(m * n);
+        if (withBias)
+          dtlrt::matmulBias(ta, tb, m, n, k, a.data(), b.data(), bias.data(), expected.data());
+        else
+          dtlrt::matmul(ta, tb, m, n, k, a.data(), b.data(), expected.data());
+        float *c = zeros(m * n);
+        dtlrt::cuda::matmul(ta, tb, m, n, k, up(a), up(b), withBias ? up(bias) : nullptr, c);
+        SCOPED_TRACE(testing::Message() << "ta " << ta << " tb " << tb << " bias " << withBias);
+        expectNear(expected, down(c, m * n));
+      }
+}
+
+TEST_F(CudaKernels, BroadcastAndTranspose) {
+  // [3, 5] -> [3, 4, 5], then a transpose [2, 3, 4] -> [4, 2, 3].
+  Floats in = random(15), expected(60);
+  const int64_t shape[] = {3, 4, 5}, strides[] = {5, 0, 1};
+  dtlrt::broadcast(in.data(), expected.data(), shape, strides, 3);
+  float *out = zeros(60);
+  dtlrt::cuda::broadcast(up(in), out, {3, 4, 5}, {5, 0, 1});
+  expectNear(expected, down(out, 60), 0, 0);
+
+  Floats t = random(24), transposed(24);
+  const int64_t tShape[] = {4, 2, 3}, tStrides[] = {1, 12, 4};
+  dtlrt::broadcast(t.data(), transposed.data(), tShape, tStrides, 3);
+  float *tOut = zeros(24);
+  dtlrt::cuda::broadcast(up(t), tOut, {4, 2, 3}, {1, 12, 4});
+  expectNear(transposed, down(tOut, 24), 0, 0);
+}
+
+TEST_F(CudaKernels, ReduceSumAllLeadingAndGeneral) {
+  const int64_t shape[] = {6, 70, 9};
+  Floats in = random(6 * 70 * 9);
+  for (std::vector<bool> reduced :
+       {std::vector<bool>{true, true, true}, {true, true, false}, {false, true, false}}) {
+    bool mask[3] = {reduced[0], reduced[1], reduced[2]};
+    int64_t kept = (reduced[0] ? 1 : 6) * (reduced[1] ? 1 : 70) * (reduced[2] ? 1 : 9);
+    Floats expected(kept);
+    dtlrt::reduceSum(in.data(), expected.data(), shape, mask, 3);
+    float *out = zeros(kept);
+    dtlrt::cuda::reduceSum(up(in), out, {6, 70, 9}, reduced);
+    expectNear(expected, down(out, kept), 1e-4f, 1e-4f);
+  }
+}
+
+TEST_F(CudaKernels, CrossEntropyItsGradientAndAccuracy) {
+  const int64_t rows = 13, classes = 300;
+  Floats logits = random(rows * classes, 3.f), grad = random(rows);
+  std::vector<int32_t> labels(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    labels[r] = r % 5 == 4 ? -1 : int32_t(r * 23 % classes); // -1: ignored
+  Floats loss(rows), dlogits(rows * classes);
+  dtlrt::crossEntropy(logits.data(), labels.data(), loss.data(), rows, classes);
+  dtlrt::crossEntropyGrad(logits.data(), labels.data(), grad.data(), dlogits.data(), rows,
+                          classes);
+  float *dLoss = zeros(rows), *dGrad = zeros(rows * classes), *dLogits = up(logits);
+  int32_t *dLabels = up(labels);
+  dtlrt::cuda::crossEntropy(dLogits, dLabels, dLoss, rows, classes);
+  dtlrt::cuda::crossEntropyGrad(dLogits, dLabels, up(grad), dGrad, rows, classes);
+  expectNear(loss, down(dLoss, rows), 1e-4f, 1e-4f);
+  expectNear(dlogits, down(dGrad, rows * classes), 1e-3f, 1e-6f);
+
+  // Every third row predicts its label; ties go to the first index.
+  for (int64_t r = 0; r < rows; r += 3)
+    if (labels[r] >= 0)
+      logits[r * classes + labels[r]] = 100.f;
+  logits[1 * classes + 0] = logits[1 * classes + 299] = 200.f;
+  Floats correct(rows);
+  dtlrt::correct(logits.data(), labels.data(), correct.data(), rows, classes);
+  float *dCorrect = zeros(rows);
+  dtlrt::cuda::correct(up(logits), dLabels, dCorrect, rows, classes);
+  expectNear(correct, down(dCorrect, rows), 0, 0);
+}
+
+TEST_F(CudaKernels, ALabelBeyondTheClassesIsAnErrorAfterTheStep) {
+  Floats logits = random(2 * 4);
+  std::vector<int32_t> labels{1, 7};
+  float *loss = zeros(2);
+  dtlrt::cuda::crossEntropy(up(logits), up(labels), loss, 2, 4);
+  try {
+    down(loss, 2);
+    FAIL() << "no error for label 7 of 4 classes";
+  } catch (const dtlrt::DataError &e) {
+    EXPECT_NE(std::string(e.what()).find("a label is 7"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CudaKernels, SoftmaxAndItsGradient) {
+  const int64_t rows = 7, n = 1000;
+  Floats x = random(rows * n, 2.f), g = random(rows * n), y(rows * n), dx(rows * n);
+  dtlrt::softmax(x.data(), y.data(), rows, n);
+  dtlrt::softmaxGrad(y.data(), g.data(), dx.data(), rows, n);
+  float *dy = zeros(rows * n), *ddx = zeros(rows * n);
+  dtlrt::cuda::softmax(up(x), dy, rows, n);
+  dtlrt::cuda::softmaxGrad(up(y), up(g), ddx, rows, n);
+  expectNear(y, down(dy, rows * n), 1e-4f, 1e-7f);
+  expectNear(dx, down(ddx, rows * n), 1e-3f, 1e-7f);
+}
+
+TEST_F(CudaKernels, LayerNormForwardAndBackward) {
+  const int64_t rows = 300, n = 96;
+  Floats x = random(rows * n, 2.f), w = random(n), b = random(n), g = random(rows * n);
+  Floats out(rows * n), mean(rows), rstd(rows), dx(rows * n), dw(n), db(n);
+  dtlrt::layerNorm(x.data(), w.data(), b.data(), 1e-5, out.data(), mean.data(), rstd.data(), rows,
+                   n);
+  dtlrt::layerNormGradInput(x.data(), w.data(), mean.data(), rstd.data(), g.data(), dx.data(),
+                            rows, n);
+  dtlrt::layerNormGradParams(x.data(), mean.data(), rstd.data(), g.data(), dw.data(), db.data(),
+                             rows, n);
+  float *dOut = zeros(rows * n), *dMean = zeros(rows), *dRstd = zeros(rows),
+        *dDx = zeros(rows * n), *dDw = zeros(n), *dDb = zeros(n);
+  float *dX = up(x), *dG = up(g);
+  dtlrt::cuda::layerNorm(dX, up(w), up(b), 1e-5f, dOut, dMean, dRstd, rows, n);
+  dtlrt::cuda::layerNormGradInput(dX, up(w), dMean, dRstd, dG, dDx, rows, n);
+  dtlrt::cuda::layerNormGradParams(dX, dMean, dRstd, dG, dDw, dDb, rows, n);
+  expectNear(out, down(dOut, rows * n));
+  expectNear(mean, down(dMean, rows));
+  expectNear(rstd, down(dRstd, rows));
+  expectNear(dx, down(dDx, rows * n), 1e-3f, 1e-5f);
+  expectNear(dw, down(dDw, n), 1e-3f, 1e-4f);
+  expectNear(db, down(dDb, n), 1e-3f, 1e-4f);
+}
+
+TEST_F(CudaKernels, EmbeddingAndItsScatteredGradient) {
+  const int64_t count = 50, vocab = 11, channels = 33;
+  Floats table = random(vocab * channels), g = random(count * channels);
+  std::vector<int32_t> ids(count);
+  for (int64_t i = 0; i < count; ++i)
+    ids[i] = int32_t(i * 7 % vocab); // repeated ids: their gradients add up
+  Floats out(count * channels), dtable(vocab * channels);
+  dtlrt::embedding(table.data(), ids.data(), out.data(), count, vocab, channels);
+  dtlrt::embeddingGrad(ids.data(), g.data(), dtable.data(), count, vocab, channels);
+  float *dOut = zeros(count * channels), *dTable = zeros(vocab * channels);
+  int32_t *dIds = up(ids);
+  dtlrt::cuda::embedding(up(table), dIds, dOut, count, vocab, channels);
+  dtlrt::cuda::embeddingGrad(dIds, up(g), dTable, count, vocab, channels);
+  expectNear(out, down(dOut, count * channels), 0, 0);
+  expectNear(dtable, down(dTable, vocab * channels), 1e-5f, 1e-5f);
+}
+
+TEST_F(CudaKernels, CausalAttentionAndItsGradient) {
+  const int64_t batch = 2, seq = 17, channels = 24, heads = 3, n = batch * seq * channels;
+  Floats q = random(n), k = random(n), v = random(n), g = random(n);
+  Floats out(n), probs(batch * heads * seq * seq), dq(n), dk(n), dv(n);
+  dtlrt::causalAttention(q.data(), k.data(), v.data(), out.data(), probs.data(), batch, seq,
+                         channels, heads);
+  dtlrt::causalAttentionGrad(q.data(), k.data(), v.data(), probs.data(), g.data(), dq.data(),
+                             dk.data(), dv.data(), batch, seq, channels, heads);
+  float *dQ = up(q), *dK = up(k), *dV = up(v), *dOut = zeros(n),
+        *dProbs = zeros(probs.size()), *dDq = zeros(n), *dDk = zeros(n), *dDv = zeros(n);
+  dtlrt::cuda::causalAttention(dQ, dK, dV, dOut, dProbs, batch, seq, channels, heads);
+  dtlrt::cuda::causalAttentionGrad(dQ, dK, dV, dProbs, up(g), dDq, dDk, dDv, batch, seq,
+                                   channels, heads);
+  expectNear(probs, down(dProbs, probs.size()), 1e-4f, 1e-6f);
+  expectNear(out, down(dOut, n), 1e-4f, 1e-5f);
+  expectNear(dq, down(dDq, n), 1e-3f, 1e-5f);
+  expectNear(dk, down(dDk, n), 1e-3f, 1e-5f);
+  expectNear(dv, down(dDv, n), 1e-3f, 1e-5f);
+}
+
+TEST_F(CudaKernels, DropoutDrawsTheCpuTargetsMask) {
+  // This rank holds rows [4, 8) and columns [10, 20) of a [12, 40] tensor.
+  const int64_t local[] = {4, 10}, global[] = {12, 40}, offsets[] = {4, 10};
+  Floats in = random(40), expected(40);
+  float *out = zeros(40), *dIn = up(in);
+  for (float step : {0.f, 3.f}) {
+    dtlrt::dropout(in.data(), expected.data(), 2, local, global, offsets, 0.3, 42, 5,
+                   int64_t(step));
+    dtlrt::cuda::dropout(dIn, out, {4, 10}, {12, 40}, {4, 10}, 0.3, 42, 5, up(Floats{step}));
+    SCOPED_TRACE(testing::Message() << "step " << step);
+    expectNear(expected, down(out, 40), 1e-6f, 0);
+  }
+}
+
+TEST_F(CudaKernels, AdamwAndSgdUpdates) {
+  const int64_t n = 1001;
+  Floats p = random(n), g = random(n), m = random(n, 0.1f), v = random(n, 0.1f);
+  for (float &x : v)
+    x = std::fabs(x);
+  Floats newP(n), newM(n), newV(n), sgdP(n), sgdBuf(n);
+  dtlrt::adamwUpdate(p.data(), g.data(), m.data(), v.data(), 1e-3f, 7.f, 0.9, 0.95, 1e-8, 0.1,
+                     newP.data(), newM.data(), newV.data(), n);
+  dtlrt::sgdUpdate(p.data(), g.data(), m.data(), 1e-2f, 0.9, 1e-4, sgdP.data(), sgdBuf.data(), n);
+  float *dP = up(p), *dG = up(g), *dM = up(m), *dV = up(v), *lr = up(Floats{1e-3f}),
+        *step = up(Floats{7.f}), *sgdLr = up(Floats{1e-2f});
+  float *outP = zeros(n), *outM = zeros(n), *outV = zeros(n), *outSgd = zeros(n),
+        *outBuf = zeros(n);
+  dtlrt::cuda::adamwUpdate(dP, dG, dM, dV, lr, step, 0.9, 0.95, 1e-8, 0.1, outP, outM, outV, n);
+  dtlrt::cuda::sgdUpdate(dP, dG, dM, sgdLr, 0.9, 1e-4, outSgd, outBuf, n);
+  expectNear(newP, down(outP, n), 1e-5f, 1e-7f);
+  expectNear(newM, down(outM, n), 1e-6f, 1e-8f);
+  expectNear(newV, down(outV, n), 1e-6f, 1e-8f);
+  expectNear(sgdP, down(outSgd, n), 1e-6f, 1e-8f);
+  expectNear(sgdBuf, down(outBuf, n), 1e-6f, 1e-8f);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  int rc = RUN_ALL_TESTS();
+  MPI_Finalize();
+  return rc;
+}
