@@ -189,7 +189,7 @@ private:
     bool vectorized = n % 4 == 0 && type == "real" && llvm::all_of(leaves, [](Value v) {
                         return elementType(v.getType()) == "real";
                       });
-    SmallVector<std::string> params, values, loads, args;
+    SmallVector<std::string> params, args;
     for (auto [i, leaf] : llvm::enumerate(leaves)) {
       std::string x = "x" + std::to_string(i);
       params.push_back(elementType(leaf.getType()) + " " + x);
@@ -208,18 +208,18 @@ private:
              << "  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;\n"
              << "       i += int64_t(gridDim.x) * blockDim.x) {\n";
     if (vectorized) {
-      SmallVector<std::string> lanes[4];
-      for (size_t i = 0; i < leaves.size(); ++i) {
+      static const char lanes[] = "xyzw";
+      for (size_t i = 0; i < leaves.size(); ++i)
         kernels_ << "    const float4 v" << i << " = reinterpret_cast<const float4 *>(in" << i
                  << ")[i];\n";
-        for (const char *lane : {"x", "y", "z", "w"})
-          lanes[lane[0] == 'w' ? 3 : lane[0] - 'x'].push_back("v" + std::to_string(i) + "." +
-                                                              lane);
-      }
       kernels_ << "    float4 r;\n";
-      for (auto [k, lane] : llvm::enumerate(StringRef("xyzw")))
-        kernels_ << "    r." << lane << " = " << kernel << "_f(" << llvm::join(lanes[k], ", ")
+      for (int lane = 0; lane < 4; ++lane) {
+        SmallVector<std::string> values;
+        for (size_t i = 0; i < leaves.size(); ++i)
+          values.push_back("v" + std::to_string(i) + "." + lanes[lane]);
+        kernels_ << "    r." << lanes[lane] << " = " << kernel << "_f(" << llvm::join(values, ", ")
                  << ");\n";
+      }
       kernels_ << "    reinterpret_cast<float4 *>(out)[i] = r;\n";
     } else {
       SmallVector<std::string> reads;
@@ -231,8 +231,7 @@ private:
     int64_t items = vectorized ? n / 4 : n;
     args.push_back(out);
     args.push_back(str(items));
-    os_ << "  " << kernel << "<<<dtlrt::cuda::blocksFor(" << items
-        << "), dtlrt::cuda::kBlock, 0, dtlrt::cuda::stream()>>>(" << llvm::join(args, ", ")
+    os_ << "  DTLRT_CUDA_LAUNCH(" << kernel << ", " << items << ")(" << llvm::join(args, ", ")
         << ");\n  dtlrt::cuda::checkLaunch(\"" << kernel << "\");\n";
   }
 
@@ -519,7 +518,10 @@ LogicalResult dtl::emitCuda(ModuleOp module, const CudaOptions &options, raw_ost
   int nextSlot = 0;
   ProgramTarget target;
   target.sourceFile = options.sourceFile;
-  target.prelude = "#include \"dtlrt/Cuda.h\"\n#include \"dtlrt/Runtime.h\"\n\n"
+  // dtlc --target=cuda-emulation builds this source as host C++ against an
+  // emulation of libdtlrt_cuda (to test the generated code without a GPU).
+  target.prelude = "#ifdef DTLRT_CUDA_EMULATION\n#include \"dtlrt/CudaEmulation.h\"\n#else\n"
+                   "#include \"dtlrt/Cuda.h\"\n#endif\n#include \"dtlrt/Runtime.h\"\n\n"
                    "#include <cstdint>\n#include <vector>\n";
   target.device = std::string("dtlrt::cuda::device(dtlrt::cuda::GemmMath::") +
                   (options.bf16 ? "BF16" : "F32") + ")";

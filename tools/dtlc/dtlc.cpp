@@ -70,8 +70,11 @@ cl::opt<std::string> meshOverride("mesh", cl::desc("Override mesh axis sizes: --
                                   cl::value_desc("axis=size,..."), cl::cat(dtlcCategory));
 cl::opt<unsigned> optLevel("O", cl::desc("Optimization level of the host compiler (0-3)"),
                            cl::Prefix, cl::init(3), cl::cat(dtlcCategory));
-cl::opt<std::string> target("target", cl::desc("cpu (default) or cuda"), cl::init("cpu"),
-                            cl::cat(dtlcCategory));
+cl::opt<std::string> target(
+    "target",
+    cl::desc("cpu (default), cuda, or cuda-emulation (the CUDA program built for the host, "
+             "each kernel's grid run thread by thread: tests codegen without a GPU; slow)"),
+    cl::init("cpu"), cl::cat(dtlcCategory));
 cl::opt<std::string> precision(
     "precision",
     cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (CUDA: bf16 GEMM math, f32 master "
@@ -121,14 +124,20 @@ bool parseAssignments(llvm::ArrayRef<std::string> items, std::map<std::string, i
   return true;
 }
 
-/// Runs the host C++ compiler on `cppPath`, linking libdtlrt.
-bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath) {
+/// Runs the host C++ compiler on `cppPath`, linking libdtlrt. With
+/// `cudaEmulation`, the source is the CUDA target's, built against the
+/// host emulation of libdtlrt_cuda.
+bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath, bool cudaEmulation = false) {
   std::vector<std::string> args = {DTLC_HOST_CXX, "-std=c++17", "-O" + std::to_string(optLevel),
                                    "-march=native", "-fopenmp", "-w"};
+  if (cudaEmulation)
+    args.insert(args.end(), {"-DDTLRT_CUDA_EMULATION", "-x", "c++"});
   for (llvm::StringRef dir : llvm::split(DTLC_INCLUDE_DIRS, ';'))
     if (!dir.empty())
       args.push_back(("-I" + dir).str());
   args.push_back(cppPath.str());
+  if (cudaEmulation)
+    args.insert(args.end(), {"-x", "none"});
   args.push_back("-o");
   args.push_back(exePath.str());
   for (llvm::StringRef lib : llvm::split(DTLC_LINK_LIBRARIES, ';'))
@@ -261,7 +270,8 @@ public:
     std::string realType = !precision.empty() ? precision.getValue()
                            : declared        ? declared.getValue().str()
                                              : "f32";
-    bool cuda = emit == Emit::Cuda || (emit == Emit::Exe && target == "cuda");
+    bool emulated = target == "cuda-emulation";
+    bool cuda = emit == Emit::Cuda || (emit == Emit::Exe && (target == "cuda" || emulated));
     if (cuda && realType == "f64") {
       llvm::errs() << "dtlc: error: --target=cuda computes in f32 or bf16; f64 (for gradient "
                       "checks) is for --target=cpu\n";
@@ -299,8 +309,9 @@ public:
       if (ec || failed(emitSource(cpp)))
         return kInternalError;
     }
-    return (cuda ? compileCuda(cppPath, exePath) : compileCpp(cppPath, exePath)) ? kOk
-                                                                                 : kInternalError;
+    bool built = cuda && !emulated ? compileCuda(cppPath, exePath)
+                                   : compileCpp(cppPath, exePath, emulated);
+    return built ? kOk : kInternalError;
   }
 
 private:
@@ -340,11 +351,12 @@ int main(int argc, char **argv) {
   if (!parseAssignments(defines, options.sizes, "-D") ||
       !parseAssignments(meshItems, options.meshSizes, "--mesh"))
     return kUserError;
-  if ((target != "cpu" && target != "cuda") ||
+  if ((target != "cpu" && target != "cuda" && target != "cuda-emulation") ||
       (!precision.empty() && precision != "f32" && precision != "f64" && precision != "bf16") ||
       optLevel > 3) {
     llvm::errs()
-        << "dtlc: error: expected --target=cpu|cuda, --precision=f32|f64|bf16, -O0..-O3\n";
+        << "dtlc: error: expected --target=cpu|cuda|cuda-emulation, --precision=f32|f64|bf16, "
+           "-O0..-O3\n";
     return kUserError;
   }
   if (target == "cuda" && emit == Emit::Exe && llvm::StringRef(DTLC_NVCC).empty()) {

@@ -13,6 +13,7 @@
 #define DTLRT_CUDA_H
 
 #include "dtlrt/Context.h"
+#include "dtlrt/CudaCommon.h"
 #include "dtlrt/Device.h"
 
 #include <cuda_runtime.h>
@@ -21,10 +22,6 @@
 #include <vector>
 
 namespace dtlrt::cuda {
-
-/// How GEMMs multiply: f32 throughout, or bf16 products on tensor cores
-/// with f32 accumulation (operands rounded to bf16, storage stays f32).
-enum class GemmMath { F32, BF16 };
 
 /// The Device a generated main() hands dtlrt::run.
 Device *device(GemmMath math);
@@ -36,34 +33,17 @@ cudaStream_t stream();
 /// is not cudaSuccess; `what` names the call.
 void check(cudaError_t status, const char *what);
 
+/// Queues a generated kernel over `n` items on the compute stream:
+/// DTLRT_CUDA_LAUNCH(kernel, n)(args...).
+#define DTLRT_CUDA_LAUNCH(kernel, n)                                                          \
+  kernel<<<dtlrt::cuda::blocksFor(n), dtlrt::cuda::kBlock, 0, dtlrt::cuda::stream()>>>
+
 /// Checks the launch of the kernel just queued.
 inline void checkLaunch(const char *kernel) { check(cudaGetLastError(), kernel); }
 
 /// A zeroed device buffer of `bytes` that lives as long as the program (a
 /// step function's arena, made on its first call).
 char *deviceArena(int64_t bytes);
-
-/// Threads per block and blocks for an elementwise kernel over `n` items.
-constexpr int kBlock = 256;
-inline unsigned blocksFor(int64_t n) {
-  int64_t b = (n + kBlock - 1) / kBlock;
-  return unsigned(b < 1 ? 1 : (b > 65535 * 16 ? 65535 * 16 : b));
-}
-
-// --- Elementwise math of generated kernels: the formulas of dtlrt/Kernels.h
-
-/// gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-__device__ inline float gelu(float x) {
-  const float s = 0.7978845608028654f, c = 0.044715f;
-  return 0.5f * x * (1.f + tanhf(s * (x + c * x * x * x)));
-}
-
-/// g * d gelu(x) / dx.
-__device__ inline float geluGrad(float x, float g) {
-  const float s = 0.7978845608028654f, c = 0.044715f;
-  float th = tanhf(s * (x + c * x * x * x));
-  return g * (0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * s * (1.f + 3.f * c * x * x));
-}
 
 // --- GEMMs (cuBLASLt), row-major like the CPU target's -------------------
 

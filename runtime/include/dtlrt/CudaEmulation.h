@@ -1,0 +1,169 @@
+//===- CudaEmulation.h - generated CUDA code run on the host ---*- C++ -*-===//
+//
+// dtlc --target=cuda-emulation compiles the CUDA target's generated source
+// as host C++ against this header instead of libdtlrt_cuda: each kernel's
+// grid runs block by block and thread by thread, library calls go to
+// libdtlrt's CPU kernels, and a collective runs only when the compute
+// stream would wait for it (or at the end of the step), reading its input
+// then. So the generated code (fused kernels, float4 indexing, views, the
+// buffer plan's lifetimes under asynchronous collectives) is tested on any
+// machine against the CPU target; the real GPU kernels are not (those are
+// tested against the CPU ones by dtlrt-cuda-unittests on a GPU).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DTLRT_CUDAEMULATION_H
+#define DTLRT_CUDAEMULATION_H
+
+#include "dtlrt/Context.h"
+#include "dtlrt/CudaCommon.h"
+#include "dtlrt/Kernels.h"
+#include "dtlrt/Runtime.h"
+
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(threads)
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+inline dim3 blockIdx, threadIdx, blockDim, gridDim;
+
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
+namespace dtlrt::cuda {
+
+/// Runs `kernel` over the grid for `n` items, one (block, thread) at a time.
+template <typename Kernel> struct EmulatedLaunch {
+  Kernel *kernel;
+  int64_t n;
+  template <typename... Args> void operator()(Args... args) const {
+    gridDim.x = blocksFor(n);
+    blockDim.x = kBlock;
+    for (blockIdx.x = 0; blockIdx.x < gridDim.x; ++blockIdx.x)
+      for (threadIdx.x = 0; threadIdx.x < blockDim.x; ++threadIdx.x)
+        kernel(args...);
+  }
+};
+#define DTLRT_CUDA_LAUNCH(kernel, n) dtlrt::cuda::EmulatedLaunch<decltype(kernel)>{kernel, n}
+
+inline void checkLaunch(const char *) {}
+/// Host memory: the program runs without a Device.
+inline Device *device(GemmMath) { return nullptr; }
+inline char *deviceArena(int64_t bytes) { return stepBuffer<char>(bytes); }
+
+inline void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
+                   const float *b, const float *bias, float *c) {
+  if (bias)
+    dtlrt::matmulBias(ta, tb, m, n, k, a, b, bias, c);
+  else
+    dtlrt::matmul(ta, tb, m, n, k, a, b, c);
+}
+inline void broadcast(const float *in, float *out, const std::vector<int64_t> &outShape,
+                      const std::vector<int64_t> &inStrides) {
+  dtlrt::broadcast(in, out, outShape.data(), inStrides.data(), int(outShape.size()));
+}
+inline void reduceSum(const float *in, float *out, const std::vector<int64_t> &inShape,
+                      const std::vector<bool> &reduced) {
+  std::unique_ptr<bool[]> mask(new bool[reduced.size() + 1]);
+  for (size_t d = 0; d < reduced.size(); ++d)
+    mask[d] = reduced[d];
+  dtlrt::reduceSum(in, out, inShape.data(), mask.get(), int(inShape.size()));
+}
+using dtlrt::causalAttention;
+using dtlrt::causalAttentionGrad;
+using dtlrt::correct;
+using dtlrt::crossEntropy;
+using dtlrt::crossEntropyGrad;
+using dtlrt::embedding;
+using dtlrt::embeddingGrad;
+using dtlrt::layerNormGradInput;
+using dtlrt::layerNormGradParams;
+using dtlrt::softmax;
+using dtlrt::softmaxGrad;
+inline void layerNorm(const float *x, const float *w, const float *b, float eps, float *out,
+                      float *mean, float *rstd, int64_t rows, int64_t n) {
+  dtlrt::layerNorm(x, w, b, double(eps), out, mean, rstd, rows, n);
+}
+inline void dropout(const float *in, float *out, const std::vector<int64_t> &localShape,
+                    const std::vector<int64_t> &globalShape, const std::vector<int64_t> &offsets,
+                    double rate, uint64_t seed, int64_t streamId, const float *step) {
+  dtlrt::dropout(in, out, int(localShape.size()), localShape.data(), globalShape.data(),
+                 offsets.data(), rate, seed, streamId, int64_t(step[0]));
+}
+inline void adamwUpdate(const float *param, const float *grad, const float *m, const float *v,
+                        const float *lr, const float *step, double beta1, double beta2,
+                        double eps, double weightDecay, float *newParam, float *newM,
+                        float *newV, int64_t n) {
+  dtlrt::adamwUpdate(param, grad, m, v, lr[0], step[0], beta1, beta2, eps, weightDecay, newParam,
+                     newM, newV, n);
+}
+inline void sgdUpdate(const float *param, const float *grad, const float *buf, const float *lr,
+                      double momentum, double weightDecay, float *newParam, float *newBuf,
+                      int64_t n) {
+  dtlrt::sgdUpdate(param, grad, buf, lr[0], momentum, weightDecay, newParam, newBuf, n);
+}
+inline void copy(const void *in, void *out, int64_t bytes) { std::memcpy(out, in, bytes); }
+
+/// Collectives queued and not yet awaited, by slot.
+inline std::map<int, std::function<void()>> pendingCollectives;
+
+inline void waitFor(int slot) {
+  auto it = pendingCollectives.find(slot);
+  if (it == pendingCollectives.end())
+    return;
+  it->second();
+  pendingCollectives.erase(it);
+}
+inline void joinAll() {
+  while (!pendingCollectives.empty())
+    waitFor(pendingCollectives.begin()->first);
+}
+
+template <typename T>
+void allReduceSum(Context &ctx, const T *in, T *out, int64_t count, const Axes &axes, int slot,
+                  const char *) {
+  pendingCollectives[slot] = [&ctx, in, out, count, axes] {
+    std::memcpy(out, in, count * sizeof(T));
+    ctx.allReduceSum(out, count, axes);
+  };
+}
+template <typename T>
+void allGather(Context &ctx, const T *in, T *out, const std::vector<int64_t> &localShape, int dim,
+               const Axes &axes, int slot, const char *) {
+  pendingCollectives[slot] = [&ctx, in, out, localShape, dim, axes] {
+    ctx.allGather(in, out, localShape, dim, axes);
+  };
+}
+template <typename T>
+void reduceScatterSum(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape,
+                      int dim, const Axes &axes, int slot, const char *) {
+  pendingCollectives[slot] = [&ctx, in, out, inShape, dim, axes] {
+    ctx.reduceScatterSum(in, out, inShape, dim, axes);
+  };
+}
+template <typename T>
+void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape,
+              int splitDim, int concatDim, const Axes &axes, int slot, const char *) {
+  pendingCollectives[slot] = [&ctx, in, out, inShape, splitDim, concatDim, axes] {
+    ctx.allToAll(in, out, inShape, splitDim, concatDim, axes);
+  };
+}
+template <typename T>
+void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
+              const Axes &axes) {
+  ctx.allSlice(in, out, inShape, dim, axes);
+}
+
+} // namespace dtlrt::cuda
+
+#endif // DTLRT_CUDAEMULATION_H
