@@ -189,6 +189,16 @@ void writeReal(void *p, DType t, int64_t i, double v) {
 }
 void writeScalar(void *p, DType t, double v) { writeReal(p, t, 0, v); }
 
+/// A number for the JSONL metrics, exact when read back; null when it is
+/// not finite (JSON has no inf or nan).
+std::string jsonNumber(double v, const char *format = "%.17g") {
+  if (!std::isfinite(v))
+    return "null";
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, format, v);
+  return buffer;
+}
+
 double scheduledLr(const Program &p, int64_t step, int64_t steps) {
   double peak = p.lr;
   if ((p.schedule == "warmup" || p.schedule == "warmup_cosine") && step <= p.warmup)
@@ -375,14 +385,11 @@ public:
         intervalStart = Clock::now();
         intervalSteps = 0;
       }
-      if (metrics_.is_open()) {
-        char line[256];
-        std::snprintf(line, sizeof line,
-                      "{\"step\": %lld, \"loss\": %.17g, \"lr\": %.17g, \"grad_norm\": %.17g, "
-                      "\"ms\": %.4f}\n",
-                      (long long)s, loss, lr, gradNorm, stepMs);
-        metrics_ << line << std::flush;
-      }
+      if (metrics_.is_open())
+        metrics_ << "{\"step\": " << s << ", \"loss\": " << jsonNumber(loss)
+                 << ", \"lr\": " << jsonNumber(lr) << ", \"grad_norm\": " << jsonNumber(gradNorm)
+                 << ", \"ms\": " << jsonNumber(stepMs, "%.4f") << "}\n"
+                 << std::flush;
       if (eval_ && o_.evalEvery && s % o_.evalEvery == 0 && s != o_.steps)
         evaluate(*eval_, s);
     }
@@ -575,13 +582,11 @@ private:
                     (long long)correct, (long long)labels);
       std::printf("\n");
       std::fflush(stdout);
-      if (metrics_.is_open()) {
-        char line[256];
-        std::snprintf(line, sizeof line,
-                      "{\"eval_step\": %lld, \"eval_loss\": %.17g, \"accuracy\": %.17g}\n",
-                      (long long)atStep, lossSum / n, hasAccuracy ? correct / labels : 0.0);
-        metrics_ << line << std::flush;
-      }
+      if (metrics_.is_open())
+        metrics_ << "{\"eval_step\": " << atStep << ", \"eval_loss\": " << jsonNumber(lossSum / n)
+                 << ", \"accuracy\": " << jsonNumber(hasAccuracy ? correct / labels : 0.0)
+                 << "}\n"
+                 << std::flush;
     }
   }
 
