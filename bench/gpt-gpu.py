@@ -4,7 +4,12 @@ compiled by dtlc --target=cuda against the same model in PyTorch, side by
 side on the same GPU in this one invocation.
 
 usage: python3 bench/gpt-gpu.py [--batch 32] [--steps 30] [--warmup 10]
-                                [--precision bf16|f32] [--dtlc PATH] [--no-torch]
+                                [--precision bf16|f32] [--dtlc PATH | --program PATH]
+                                [--no-torch]
+
+--program runs a gpt2-124M program built beforehand (scripts/gpu-bundle.sh
+builds one, for machines without dtlc's build tools); --batch must be the
+batch it was built with.
 
 dtlc: one rank, `--precision` (bf16: bf16 GEMM math, f32 master weights
 and state), CUDA graphs. PyTorch (needs a CUDA build of torch): the same
@@ -35,15 +40,17 @@ L, C, H, T, V, REAL_VOCAB = 12, 768, 12, 1024, 50304, 50257
 PEAK = 989e12
 
 
-def run_dtl(dtlc, work, batch, steps, precision):
-    exe = os.path.join(work, f"gpt2-{precision}")
+def build_dtl(dtlc, exe, batch, precision):
     defines = [f"-D{k}={v}" for k, v in zip("LCHTBV", (L, C, H, T, batch, V))]
     subprocess.run([dtlc, "--target=cuda", f"--precision={precision}",
                     os.path.join(HERE, "..", "examples", "gpt.dtl"), *defines, "--mesh",
                     "dp=1,tp=1", "-o", exe], check=True)
+
+
+def run_dtl(exe, work, batch, steps, precision):
+    metrics = os.path.join(work, f"gpt2-{precision}.jsonl")
     data = os.path.join(work, "tokens.bin")
     torch_gpt.write_tokens(data, (steps + 2) * batch * T + 1, REAL_VOCAB, 0)
-    metrics = os.path.join(work, f"gpt2-{precision}.jsonl")
     subprocess.run([exe, "--steps", str(steps), "--log-every", str(steps), "--eval-every", "0",
                     "--data", data, "--eval-data", data, "--metrics", metrics, "--memory"],
                    check=True)
@@ -69,13 +76,17 @@ def main():
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--precision", default="bf16", choices=["bf16", "f32"])
     p.add_argument("--dtlc", default=os.path.join(HERE, "..", "build", "bin", "dtlc"))
+    p.add_argument("--program", help="a gpt2-124M program built with --batch and --precision")
     p.add_argument("--no-torch", action="store_true", help="only dtlc's figures")
     a = p.parse_args()
     steady = lambda times: statistics.median(times[a.warmup:])  # noqa: E731
     flops = 6 * torch_gpt.param_count(L, C, T, V) + 6 * L * C * T
     tokens = a.batch * T
     with tempfile.TemporaryDirectory() as work:
-        dtl = steady(run_dtl(a.dtlc, work, a.batch, a.steps, a.precision))
+        exe = a.program or os.path.join(work, f"gpt2-{a.precision}")
+        if not a.program:
+            build_dtl(a.dtlc, exe, a.batch, a.precision)
+        dtl = steady(run_dtl(exe, work, a.batch, a.steps, a.precision))
     refs = {}
     if not a.no_torch:
         for compile in (False, True):
