@@ -10,6 +10,7 @@
 
 #include "codegen/EmitCpp.h"
 #include "codegen/BufferPlan.h"
+#include "codegen/Fusion.h"
 #include "codegen/StepEmitter.h"
 #include "dialects/dtl/DtlOps.h"
 #include "passes/Passes.h"
@@ -29,9 +30,10 @@ constexpr int64_t kParallelThreshold = 32768;
 
 class FunctionEmitter : StepEmitter {
 public:
-  FunctionEmitter(func::FuncOp fn, int64_t realBytes, ArrayRef<int64_t> meshShape,
-                  uint64_t seed, raw_ostream &os)
-      : StepEmitter(fn, planBuffers(fn, realBytes), os), meshShape_(meshShape), seed_(seed) {}
+  FunctionEmitter(func::FuncOp fn, Schedule schedule, int64_t realBytes,
+                  ArrayRef<int64_t> meshShape, uint64_t seed, raw_ostream &os)
+      : StepEmitter(fn, planBuffers(fn, realBytes, schedule), os),
+        schedule_(std::move(schedule)), meshShape_(meshShape), seed_(seed) {}
 
   LogicalResult emit(StringRef cppName) {
     os_ << "void " << cppName
@@ -40,6 +42,8 @@ public:
         << ");\n";
     declareArguments();
     for (Operation &op : fn_.getBody().front()) {
+      if (schedule_.fusedInto.count(&op))
+        continue; // computed in the loop of the op it is fused into
       if (failed(emitOp(op)))
         return failure();
     }
@@ -54,17 +58,13 @@ private:
     os_ << "  dtlrt::" << kernel << "(" << llvm::join(args, ", ") << ");\n";
   }
 
-  /// out[i] = expr, where `$k` in expr stands for operand k at [i].
-  void elementwise(Operation &op, StringRef expr) {
-    std::string body = expr.str();
-    for (unsigned k = 0; k < op.getNumOperands(); ++k) {
-      std::string placeholder = "$" + std::to_string(k);
-      std::string replacement = use(op.getOperand(k)) + "[i]";
-      for (size_t at; (at = body.find(placeholder)) != std::string::npos;)
-        body.replace(at, placeholder.size(), replacement);
-    }
-    std::string out = define(op.getResult(0));
-    int64_t n = numElements(op.getResult(0).getType());
+  /// out[i] = the value of `root` at i, with the elementwise ops fused
+  /// into it computed inline: one loop per chain.
+  void emitFused(Operation &root) {
+    std::string body = fusedExpression(&root, schedule_, "dtlrt",
+                                       [&](Value v) { return use(v) + "[i]"; });
+    std::string out = define(root.getResult(0));
+    int64_t n = numElements(root.getResult(0).getType());
     if (n >= kParallelThreshold)
       os_ << "#pragma omp parallel for simd\n";
     os_ << "  for (int64_t i = 0; i < " << n << "; ++i)\n    " << out << "[i] = " << body << ";\n";
@@ -125,22 +125,11 @@ private:
   }
 
   LogicalResult emitOp(Operation &op) {
+    if (isElementwise(&op)) {
+      emitFused(op);
+      return success();
+    }
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
-        .Case([&](ConstantOp c) {
-          elementwise(op, "real(" + literal(c.getValue().convertToDouble()) + ")");
-          return success();
-        })
-        .Case([&](AddOp) { return elementwise(op, "$0 + $1"), success(); })
-        .Case([&](SubOp) { return elementwise(op, "$0 - $1"), success(); })
-        .Case([&](MulOp) { return elementwise(op, "$0 * $1"), success(); })
-        .Case([&](DivOp) { return elementwise(op, "$0 / $1"), success(); })
-        .Case([&](NegOp) { return elementwise(op, "-$0"), success(); })
-        .Case([&](ReluOp) { return elementwise(op, "$0 > real(0) ? $0 : real(0)"), success(); })
-        .Case([&](ReluGradOp) { return elementwise(op, "$0 > real(0) ? $1 : real(0)"), success(); })
-        .Case([&](ExpOp) { return elementwise(op, "std::exp($0)"), success(); })
-        .Case([&](LogOp) { return elementwise(op, "std::log($0)"), success(); })
-        .Case([&](TanhOp) { return elementwise(op, "std::tanh($0)"), success(); })
-        .Case([&](SqrtOp) { return elementwise(op, "std::sqrt($0)"), success(); })
         .Case([&](BroadcastOp b) {
           emitGather(b.getInput(), b.getResult(), gatherStrides(b));
           return success();
@@ -187,8 +176,6 @@ private:
               << result << ", " << rows << ", " << classes << ");\n";
           return success();
         })
-        .Case([&](GeluOp) { return elementwise(op, "dtlrt::gelu($0)"), success(); })
-        .Case([&](GeluGradOp) { return elementwise(op, "dtlrt::geluGrad($0, $1)"), success(); })
         .Case([&](SoftmaxOp s) {
           auto [rows, n] = rowsAndLast(s.getInput());
           std::string result = define(s.getResult());
@@ -342,6 +329,7 @@ private:
         });
   }
 
+  Schedule schedule_;
   ArrayRef<int64_t> meshShape_;
   uint64_t seed_;
 };
@@ -357,7 +345,8 @@ LogicalResult dtl::emitCpp(ModuleOp module, const CppOptions &options, raw_ostre
                    "#include <cstring>\n#include <vector>\n";
   target.emitFunction = [&](func::FuncOp fn, StringRef cppName, ArrayRef<int64_t> meshShape,
                             uint64_t seed, raw_ostream &out) {
-    return FunctionEmitter(fn, options.f64 ? 8 : 4, meshShape, seed, out).emit(cppName);
+    return FunctionEmitter(fn, fuseElementwise(fn), options.f64 ? 8 : 4, meshShape, seed, out)
+        .emit(cppName);
   };
   return emitProgram(module, target, os);
 }

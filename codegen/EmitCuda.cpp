@@ -13,6 +13,7 @@
 
 #include "codegen/EmitCuda.h"
 #include "codegen/BufferPlan.h"
+#include "codegen/Fusion.h"
 #include "codegen/StepEmitter.h"
 #include "dialects/dtl/DtlOps.h"
 #include "passes/Passes.h"
@@ -21,34 +22,12 @@
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
-#include <optional>
 
 using namespace mlir;
 using namespace dtl;
 using namespace dtl::emit;
 
 namespace {
-
-/// The body of an elementwise op as C++ over `$k` (operand k), or nothing
-/// for other ops.
-std::optional<std::string> elementwiseBody(Operation *op) {
-  return llvm::TypeSwitch<Operation *, std::optional<std::string>>(op)
-      .Case([](ConstantOp c) { return "real(" + literal(c.getValue().convertToDouble()) + ")"; })
-      .Case([](AddOp) { return "$0 + $1"; })
-      .Case([](SubOp) { return "$0 - $1"; })
-      .Case([](MulOp) { return "$0 * $1"; })
-      .Case([](DivOp) { return "$0 / $1"; })
-      .Case([](NegOp) { return "-$0"; })
-      .Case([](ReluOp) { return "$0 > real(0) ? $0 : real(0)"; })
-      .Case([](ReluGradOp) { return "$0 > real(0) ? $1 : real(0)"; })
-      .Case([](ExpOp) { return "expf($0)"; })
-      .Case([](LogOp) { return "logf($0)"; })
-      .Case([](TanhOp) { return "tanhf($0)"; })
-      .Case([](SqrtOp) { return "sqrtf($0)"; })
-      .Case([](GeluOp) { return "dtlrt::cuda::gelu($0)"; })
-      .Case([](GeluGradOp) { return "dtlrt::cuda::geluGrad($0, $1)"; })
-      .Default([](Operation *) { return std::nullopt; });
-}
 
 bool isCollective(Operation *op) {
   return isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllToAllOp, shard::AllGatherOp>(
@@ -62,21 +41,7 @@ Schedule scheduleOf(func::FuncOp fn) {
   int64_t index = 0;
   for (Operation &op : body)
     position[&op] = index++;
-  Schedule schedule;
-  // An elementwise op whose only use is a later elementwise op runs inside
-  // that op's kernel, unless an update in between overwrites state in place.
-  for (Operation &op : body) {
-    if (!elementwiseBody(&op) || !op.getResult(0).hasOneUse())
-      continue;
-    Operation *user = *op.getResult(0).getUsers().begin();
-    if (user->getBlock() != &body || !elementwiseBody(user))
-      continue;
-    bool updateBetween = false;
-    for (Operation *it = op.getNextNode(); it != user; it = it->getNextNode())
-      updateBetween |= isa<AdamwUpdateOp, SgdUpdateOp>(it);
-    if (!updateBetween)
-      schedule.fusedInto[&op] = user;
-  }
+  Schedule schedule = fuseElementwise(fn);
   auto runsAt = [&](Operation *op) {
     while (schedule.fusedInto.count(op))
       op = schedule.fusedInto.lookup(op);
@@ -154,26 +119,14 @@ private:
   static std::string axesOf(ArrayRef<int16_t> axes) { return "dtlrt::Axes" + axesList(axes); }
 
   /// The C++ expression computing `op` from its leaves (values made
-  /// outside the fused chain), which are collected in order.
+  /// outside the fused chain), which are collected in order as x0, x1, ...
   std::string expression(Operation *op, SmallVector<Value> &leaves) {
-    std::string body = *elementwiseBody(op);
-    for (unsigned k = 0; k < op->getNumOperands(); ++k) {
-      Value v = op->getOperand(k);
-      Operation *producer = v.getDefiningOp();
-      std::string sub;
-      if (producer && schedule_.fusedInto.lookup(producer) == op) {
-        sub = "(" + expression(producer, leaves) + ")";
-      } else {
-        auto at = llvm::find(leaves, v);
-        if (at == leaves.end())
-          leaves.push_back(v), at = leaves.end() - 1;
-        sub = "x" + std::to_string(at - leaves.begin());
-      }
-      std::string placeholder = "$" + std::to_string(k);
-      for (size_t at; (at = body.find(placeholder)) != std::string::npos;)
-        body.replace(at, placeholder.size(), sub);
-    }
-    return body;
+    return fusedExpression(op, schedule_, "dtlrt::cuda", [&](Value v) {
+      auto at = llvm::find(leaves, v);
+      if (at == leaves.end())
+        leaves.push_back(v), at = leaves.end() - 1;
+      return "x" + std::to_string(at - leaves.begin());
+    });
   }
 
   /// One kernel for `root` and the elementwise ops fused into it.
@@ -284,7 +237,7 @@ private:
   }
 
   LogicalResult emitOp(Operation &op) {
-    if (elementwiseBody(&op)) {
+    if (isElementwise(&op)) {
       emitFused(op);
       return success();
     }

@@ -10,6 +10,7 @@
 
 #include "codegen/Explain.h"
 #include "codegen/BufferPlan.h"
+#include "codegen/Fusion.h"
 #include "dialects/dtl/DtlOps.h"
 #include "passes/Passes.h"
 #include "passes/Sharding.h"
@@ -330,7 +331,7 @@ private:
         results += bytesOf(step_.getResultTypes()[i]);
     }
     // The intermediates share one arena, at its peak (the same plan codegen uses).
-    int64_t buffers = planBuffers(step_, 4).arenaBytes;
+    int64_t buffers = planBuffers(step_, 4, fuseElementwise(step_)).arenaBytes;
     return json::Object{{"params", byRole["param"]},
                         {"gradients", gradBytes_},
                         {"optimizer_state", byRole["opt_state"]},
