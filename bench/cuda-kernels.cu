@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
   float *x = deviceFloats(n), *y = deviceFloats(n), *g = deviceFloats(n), *w = deviceFloats(channels),
         *b = deviceFloats(channels), *mean = deviceFloats(rows), *rstd = deviceFloats(rows);
   report("layerNorm [rows,768]",
-         timeMs([&] { dtlrt::cuda::layerNorm(x, w, b, 1e-5f, y, mean, rstd, rows, channels); }),
+         timeMs([&] { dtlrt::cuda::layerNorm(x, w, b, 1e-5, y, mean, rstd, rows, channels); }),
          2.0 * n * 4);
   report("layerNormGradInput [rows,768]", timeMs([&] {
            dtlrt::cuda::layerNormGradInput(x, w, mean, rstd, g, y, rows, channels);

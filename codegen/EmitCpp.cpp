@@ -129,6 +129,8 @@ private:
       emitFused(op);
       return success();
     }
+    if (emitRowKernel(op, "dtlrt"))
+      return success();
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](BroadcastOp b) {
           emitGather(b.getInput(), b.getResult(), gatherStrides(b));
@@ -153,99 +155,6 @@ private:
         .Case([&](MatmulBiasOp m) {
           return emitMatmul(m.getLhs(), m.getRhs(), m.getBias(), m.getResult(),
                             m.getTransposeLhs(), m.getTransposeRhs());
-        })
-        .Case([&](CrossEntropyOp c) {
-          auto [rows, classes] = rowsAndLast(c.getLogits());
-          std::string result = define(c.getResult());
-          os_ << "  dtlrt::crossEntropy(" << use(c.getLogits()) << ", " << use(c.getLabels())
-              << ", " << result << ", " << rows << ", " << classes << ");\n";
-          return success();
-        })
-        .Case([&](CrossEntropyGradOp c) {
-          auto [rows, classes] = rowsAndLast(c.getLogits());
-          std::string result = define(c.getResult());
-          os_ << "  dtlrt::crossEntropyGrad(" << use(c.getLogits()) << ", " << use(c.getLabels())
-              << ", " << use(c.getGrad()) << ", " << result << ", " << rows << ", " << classes
-              << ");\n";
-          return success();
-        })
-        .Case([&](CorrectOp c) {
-          auto [rows, classes] = rowsAndLast(c.getLogits());
-          std::string result = define(c.getResult());
-          os_ << "  dtlrt::correct(" << use(c.getLogits()) << ", " << use(c.getLabels()) << ", "
-              << result << ", " << rows << ", " << classes << ");\n";
-          return success();
-        })
-        .Case([&](SoftmaxOp s) {
-          auto [rows, n] = rowsAndLast(s.getInput());
-          std::string result = define(s.getResult());
-          call("softmax", {use(s.getInput()), result, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](SoftmaxGradOp s) {
-          auto [rows, n] = rowsAndLast(s.getOutput());
-          std::string result = define(s.getResult());
-          call("softmaxGrad", {use(s.getOutput()), use(s.getGrad()), result, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](LayerNormOp l) {
-          auto [rows, n] = rowsAndLast(l.getInput());
-          std::string result = define(l.getResult()), mean = define(l.getMean()),
-                      rstd = define(l.getRstd());
-          call("layerNorm", {use(l.getInput()), use(l.getWeight()), use(l.getBias()),
-                             literal(l.getEps().convertToDouble()), result, mean, rstd, str(rows),
-                             str(n)});
-          return success();
-        })
-        .Case([&](LayerNormGradInputOp l) {
-          auto [rows, n] = rowsAndLast(l.getInput());
-          std::string result = define(l.getResult());
-          call("layerNormGradInput", {use(l.getInput()), use(l.getWeight()), use(l.getMean()),
-                                      use(l.getRstd()), use(l.getGrad()), result, str(rows),
-                                      str(n)});
-          return success();
-        })
-        .Case([&](LayerNormGradParamsOp l) {
-          auto [rows, n] = rowsAndLast(l.getInput());
-          std::string dw = define(l.getWeightGrad()), db = define(l.getBiasGrad());
-          call("layerNormGradParams", {use(l.getInput()), use(l.getMean()), use(l.getRstd()),
-                                       use(l.getGrad()), dw, db, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](EmbeddingOp e) {
-          ArrayRef<int64_t> table = shapeOf(e.getTable());
-          std::string result = define(e.getResult());
-          call("embedding", {use(e.getTable()), use(e.getIndices()), result,
-                             str(numElements(e.getIndices().getType())), str(table[0]),
-                             str(table[1])});
-          return success();
-        })
-        .Case([&](EmbeddingGradOp e) {
-          ArrayRef<int64_t> table = shapeOf(e.getResult());
-          std::string result = define(e.getResult());
-          call("embeddingGrad", {use(e.getIndices()), use(e.getGrad()), result,
-                                 str(numElements(e.getIndices().getType())), str(table[0]),
-                                 str(table[1])});
-          return success();
-        })
-        .Case([&](CausalAttentionOp a) {
-          ArrayRef<int64_t> q = shapeOf(a.getQ());
-          // Local heads: the channels may be split into whole heads.
-          int64_t heads = shapeOf(a.getProbs())[1];
-          std::string result = define(a.getResult()), probs = define(a.getProbs());
-          call("causalAttention", {use(a.getQ()), use(a.getK()), use(a.getV()), result, probs,
-                                   str(q[0]), str(q[1]), str(q[2]), str(heads)});
-          return success();
-        })
-        .Case([&](CausalAttentionGradOp a) {
-          ArrayRef<int64_t> q = shapeOf(a.getQ());
-          int64_t heads = shapeOf(a.getProbs())[1];
-          std::string dq = define(a.getQGrad()), dk = define(a.getKGrad()),
-                      dv = define(a.getVGrad());
-          call("causalAttentionGrad", {use(a.getQ()), use(a.getK()), use(a.getV()),
-                                       use(a.getProbs()), use(a.getGrad()), dq, dk, dv, str(q[0]),
-                                       str(q[1]), str(q[2]), str(heads)});
-          return success();
         })
         .Case([&](ReshapeOp r) {
           defineView(r.getResult(), r.getInput(), 0);

@@ -243,6 +243,8 @@ private:
     }
     if (!isView(&op))
       await(SmallVector<Value>(op.getOperands()));
+    if (emitRowKernel(op, "dtlrt::cuda"))
+      return success();
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](BroadcastOp b) {
           emitGather(b.getInput(), b.getResult(), gatherStrides(b));
@@ -268,95 +270,6 @@ private:
         .Case([&](MatmulBiasOp m) {
           return emitMatmul(m.getLhs(), m.getRhs(), m.getBias(), m.getResult(),
                             m.getTransposeLhs(), m.getTransposeRhs());
-        })
-        .Case([&](CrossEntropyOp c) {
-          auto [rows, classes] = rowsAndLast(c.getLogits());
-          std::string out = define(c.getResult());
-          call("crossEntropy",
-               {use(c.getLogits()), use(c.getLabels()), out, str(rows), str(classes)});
-          return success();
-        })
-        .Case([&](CrossEntropyGradOp c) {
-          auto [rows, classes] = rowsAndLast(c.getLogits());
-          std::string out = define(c.getResult());
-          call("crossEntropyGrad", {use(c.getLogits()), use(c.getLabels()), use(c.getGrad()),
-                                    out, str(rows), str(classes)});
-          return success();
-        })
-        .Case([&](CorrectOp c) {
-          auto [rows, classes] = rowsAndLast(c.getLogits());
-          std::string out = define(c.getResult());
-          call("correct", {use(c.getLogits()), use(c.getLabels()), out, str(rows), str(classes)});
-          return success();
-        })
-        .Case([&](SoftmaxOp s) {
-          auto [rows, n] = rowsAndLast(s.getInput());
-          std::string out = define(s.getResult());
-          call("softmax", {use(s.getInput()), out, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](SoftmaxGradOp s) {
-          auto [rows, n] = rowsAndLast(s.getOutput());
-          std::string out = define(s.getResult());
-          call("softmaxGrad", {use(s.getOutput()), use(s.getGrad()), out, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](LayerNormOp l) {
-          auto [rows, n] = rowsAndLast(l.getInput());
-          std::string out = define(l.getResult()), mean = define(l.getMean()),
-                      rstd = define(l.getRstd());
-          call("layerNorm", {use(l.getInput()), use(l.getWeight()), use(l.getBias()),
-                             "float(" + literal(l.getEps().convertToDouble()) + ")", out, mean,
-                             rstd, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](LayerNormGradInputOp l) {
-          auto [rows, n] = rowsAndLast(l.getInput());
-          std::string out = define(l.getResult());
-          call("layerNormGradInput", {use(l.getInput()), use(l.getWeight()), use(l.getMean()),
-                                      use(l.getRstd()), use(l.getGrad()), out, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](LayerNormGradParamsOp l) {
-          auto [rows, n] = rowsAndLast(l.getInput());
-          std::string dw = define(l.getWeightGrad()), db = define(l.getBiasGrad());
-          call("layerNormGradParams", {use(l.getInput()), use(l.getMean()), use(l.getRstd()),
-                                       use(l.getGrad()), dw, db, str(rows), str(n)});
-          return success();
-        })
-        .Case([&](EmbeddingOp e) {
-          ArrayRef<int64_t> table = shapeOf(e.getTable());
-          std::string out = define(e.getResult());
-          call("embedding", {use(e.getTable()), use(e.getIndices()), out,
-                             str(numElements(e.getIndices().getType())), str(table[0]),
-                             str(table[1])});
-          return success();
-        })
-        .Case([&](EmbeddingGradOp e) {
-          ArrayRef<int64_t> table = shapeOf(e.getResult());
-          std::string out = define(e.getResult());
-          call("embeddingGrad", {use(e.getIndices()), use(e.getGrad()), out,
-                                 str(numElements(e.getIndices().getType())), str(table[0]),
-                                 str(table[1])});
-          return success();
-        })
-        .Case([&](CausalAttentionOp a) {
-          ArrayRef<int64_t> q = shapeOf(a.getQ());
-          int64_t heads = shapeOf(a.getProbs())[1]; // local heads
-          std::string out = define(a.getResult()), probs = define(a.getProbs());
-          call("causalAttention", {use(a.getQ()), use(a.getK()), use(a.getV()), out, probs,
-                                   str(q[0]), str(q[1]), str(q[2]), str(heads)});
-          return success();
-        })
-        .Case([&](CausalAttentionGradOp a) {
-          ArrayRef<int64_t> q = shapeOf(a.getQ());
-          int64_t heads = shapeOf(a.getProbs())[1];
-          std::string dq = define(a.getQGrad()), dk = define(a.getKGrad()),
-                      dv = define(a.getVGrad());
-          call("causalAttentionGrad", {use(a.getQ()), use(a.getK()), use(a.getV()),
-                                       use(a.getProbs()), use(a.getGrad()), dq, dk, dv, str(q[0]),
-                                       str(q[1]), str(q[2]), str(heads)});
-          return success();
         })
         .Case([&](ReshapeOp r) {
           view(r.getResult(), r.getInput(), 0);

@@ -4,6 +4,7 @@
 #include "passes/Passes.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 using namespace dtl;
@@ -131,6 +132,106 @@ void StepEmitter::defineView(Value v, Value source, int64_t offset) {
   os_ << "  const " << elementType(v.getType()) << " *const " << name << " = " << use(source)
       << " + " << offset << ";\n";
   names_[v] = name;
+}
+
+bool StepEmitter::emitRowKernel(Operation &op, StringRef ns) {
+  auto call = [&](StringRef kernel, ArrayRef<std::string> args) {
+    os_ << "  " << ns << "::" << kernel << "(" << llvm::join(args, ", ") << ");\n";
+  };
+  return llvm::TypeSwitch<Operation *, bool>(&op)
+      .Case([&](CrossEntropyOp c) {
+        auto [rows, classes] = rowsAndLast(c.getLogits());
+        std::string result = define(c.getResult());
+        call("crossEntropy", {use(c.getLogits()), use(c.getLabels()), result, str(rows),
+                              str(classes)});
+        return true;
+      })
+      .Case([&](CrossEntropyGradOp c) {
+        auto [rows, classes] = rowsAndLast(c.getLogits());
+        std::string result = define(c.getResult());
+        call("crossEntropyGrad", {use(c.getLogits()), use(c.getLabels()), use(c.getGrad()),
+                                  result, str(rows), str(classes)});
+        return true;
+      })
+      .Case([&](CorrectOp c) {
+        auto [rows, classes] = rowsAndLast(c.getLogits());
+        std::string result = define(c.getResult());
+        call("correct", {use(c.getLogits()), use(c.getLabels()), result, str(rows),
+                         str(classes)});
+        return true;
+      })
+      .Case([&](SoftmaxOp s) {
+        auto [rows, n] = rowsAndLast(s.getInput());
+        std::string result = define(s.getResult());
+        call("softmax", {use(s.getInput()), result, str(rows), str(n)});
+        return true;
+      })
+      .Case([&](SoftmaxGradOp s) {
+        auto [rows, n] = rowsAndLast(s.getOutput());
+        std::string result = define(s.getResult());
+        call("softmaxGrad", {use(s.getOutput()), use(s.getGrad()), result, str(rows), str(n)});
+        return true;
+      })
+      .Case([&](LayerNormOp l) {
+        auto [rows, n] = rowsAndLast(l.getInput());
+        std::string result = define(l.getResult()), mean = define(l.getMean()),
+                    rstd = define(l.getRstd());
+        call("layerNorm", {use(l.getInput()), use(l.getWeight()), use(l.getBias()),
+                           literal(l.getEps().convertToDouble()), result, mean, rstd, str(rows),
+                           str(n)});
+        return true;
+      })
+      .Case([&](LayerNormGradInputOp l) {
+        auto [rows, n] = rowsAndLast(l.getInput());
+        std::string result = define(l.getResult());
+        call("layerNormGradInput", {use(l.getInput()), use(l.getWeight()), use(l.getMean()),
+                                    use(l.getRstd()), use(l.getGrad()), result, str(rows),
+                                    str(n)});
+        return true;
+      })
+      .Case([&](LayerNormGradParamsOp l) {
+        auto [rows, n] = rowsAndLast(l.getInput());
+        std::string dw = define(l.getWeightGrad()), db = define(l.getBiasGrad());
+        call("layerNormGradParams", {use(l.getInput()), use(l.getMean()), use(l.getRstd()),
+                                     use(l.getGrad()), dw, db, str(rows), str(n)});
+        return true;
+      })
+      .Case([&](EmbeddingOp e) {
+        ArrayRef<int64_t> table = shapeOf(e.getTable());
+        std::string result = define(e.getResult());
+        call("embedding", {use(e.getTable()), use(e.getIndices()), result,
+                           str(numElements(e.getIndices().getType())), str(table[0]),
+                           str(table[1])});
+        return true;
+      })
+      .Case([&](EmbeddingGradOp e) {
+        ArrayRef<int64_t> table = shapeOf(e.getResult());
+        std::string result = define(e.getResult());
+        call("embeddingGrad", {use(e.getIndices()), use(e.getGrad()), result,
+                               str(numElements(e.getIndices().getType())), str(table[0]),
+                               str(table[1])});
+        return true;
+      })
+      .Case([&](CausalAttentionOp a) {
+        ArrayRef<int64_t> q = shapeOf(a.getQ());
+        // Local heads: the channels may be split into whole heads.
+        int64_t heads = shapeOf(a.getProbs())[1];
+        std::string result = define(a.getResult()), probs = define(a.getProbs());
+        call("causalAttention", {use(a.getQ()), use(a.getK()), use(a.getV()), result, probs,
+                                 str(q[0]), str(q[1]), str(q[2]), str(heads)});
+        return true;
+      })
+      .Case([&](CausalAttentionGradOp a) {
+        ArrayRef<int64_t> q = shapeOf(a.getQ());
+        int64_t heads = shapeOf(a.getProbs())[1];
+        std::string dq = define(a.getQGrad()), dk = define(a.getKGrad()),
+                    dv = define(a.getVGrad());
+        call("causalAttentionGrad", {use(a.getQ()), use(a.getK()), use(a.getV()),
+                                     use(a.getProbs()), use(a.getGrad()), dq, dk, dv, str(q[0]),
+                                     str(q[1]), str(q[2]), str(heads)});
+        return true;
+      })
+      .Default([](Operation *) { return false; });
 }
 
 namespace {

@@ -67,6 +67,10 @@ protected:
   const std::string &use(mlir::Value v) const { return names_.at(v); }
   /// `v` as a read-only pointer into `source`'s buffer, `offset` elements in.
   void defineView(mlir::Value v, mlir::Value source, int64_t offset);
+  /// Row kernels, the classifier, embeddings and attention: calls with the
+  /// same arguments on both targets, to `ns`'s kernels ("dtlrt" or
+  /// "dtlrt::cuda"). False for other ops.
+  bool emitRowKernel(mlir::Operation &op, llvm::StringRef ns);
   /// "int32_t" or "real".
   static std::string elementType(mlir::Type t);
   static std::string str(int64_t v) { return std::to_string(v); }

@@ -337,8 +337,12 @@ void copy(const void *in, void *out, int64_t bytes) {
 
 namespace {
 
-/// max and log(sum(exp(x - max))) + max of one row, over the block.
-__device__ float rowLogSumExp(const float *x, int64_t n) {
+/// The maximum of x[0, n) and the sum of exp(x - maximum), over the block
+/// (every thread gets both).
+struct RowStats {
+  float max, sumExp;
+};
+__device__ RowStats rowStats(const float *x, int64_t n) {
   float m = -INFINITY;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
     m = fmaxf(m, x[i]);
@@ -346,7 +350,13 @@ __device__ float rowLogSumExp(const float *x, int64_t n) {
   float s = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
     s += __expf(x[i] - m);
-  return m + logf(blockSum(s));
+  return {m, blockSum(s)};
+}
+
+/// log(sum(exp(x))) of one row, computed stably.
+__device__ float rowLogSumExp(const float *x, int64_t n) {
+  RowStats r = rowStats(x, n);
+  return r.max + logf(r.sumExp);
 }
 
 __device__ bool labelOk(int32_t label, int64_t classes, int64_t *failure) {
@@ -448,16 +458,10 @@ namespace {
 __global__ void softmaxKernel(const float *in, float *out, int64_t n) {
   const float *x = in + blockIdx.x * n;
   float *y = out + blockIdx.x * n;
-  float m = -INFINITY;
+  RowStats r = rowStats(x, n);
+  float inv = 1.f / r.sumExp;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    m = fmaxf(m, x[i]);
-  m = blockMax(m);
-  float s = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    s += __expf(x[i] - m);
-  float inv = 1.f / blockSum(s);
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    y[i] = __expf(x[i] - m) * inv;
+    y[i] = __expf(x[i] - r.max) * inv;
 }
 
 __global__ void softmaxGradKernel(const float *y, const float *g, float *out, int64_t n) {
@@ -551,9 +555,10 @@ void softmaxGrad(const float *y, const float *g, float *out, int64_t rows, int64
   checkLaunch("softmaxGrad");
 }
 
-void layerNorm(const float *x, const float *w, const float *b, float eps, float *out, float *mean,
+void layerNorm(const float *x, const float *w, const float *b, double eps, float *out, float *mean,
                float *rstd, int64_t rows, int64_t n) {
-  layerNormKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, b, eps, out, mean, rstd, n);
+  layerNormKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, b, float(eps), out, mean,
+                                                             rstd, n);
   checkLaunch("layerNorm");
 }
 
@@ -648,16 +653,10 @@ __global__ void headsKernel(const float *in, float *out, int64_t batch, int64_t 
 __global__ void causalSoftmaxKernel(float *scores, int64_t seq) {
   float *row = scores + blockIdx.x * seq;
   int64_t t = blockIdx.x % seq;
-  float m = -INFINITY;
-  for (int64_t s = threadIdx.x; s <= t; s += blockDim.x)
-    m = fmaxf(m, row[s]);
-  m = blockMax(m);
-  float sum = 0;
-  for (int64_t s = threadIdx.x; s <= t; s += blockDim.x)
-    sum += __expf(row[s] - m);
-  float inv = 1.f / blockSum(sum);
+  RowStats r = rowStats(row, t + 1);
+  float inv = 1.f / r.sumExp;
   for (int64_t s = threadIdx.x; s < seq; s += blockDim.x)
-    row[s] = s <= t ? __expf(row[s] - m) * inv : 0.f;
+    row[s] = s <= t ? __expf(row[s] - r.max) * inv : 0.f;
 }
 
 /// dS = P * (dP - rowsum(P * dP)) * scale, in place over dP.

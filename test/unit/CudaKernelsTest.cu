@@ -186,7 +186,7 @@ TEST_F(CudaKernels, LayerNormForwardAndBackward) {
   float *dOut = zeros(rows * n), *dMean = zeros(rows), *dRstd = zeros(rows),
         *dDx = zeros(rows * n), *dDw = zeros(n), *dDb = zeros(n);
   float *dX = up(x), *dG = up(g);
-  dtlrt::cuda::layerNorm(dX, up(w), up(b), 1e-5f, dOut, dMean, dRstd, rows, n);
+  dtlrt::cuda::layerNorm(dX, up(w), up(b), 1e-5, dOut, dMean, dRstd, rows, n);
   dtlrt::cuda::layerNormGradInput(dX, up(w), dMean, dRstd, dG, dDx, rows, n);
   dtlrt::cuda::layerNormGradParams(dX, dMean, dRstd, dG, dDw, dDb, rows, n);
   expectNear(out, down(dOut, rows * n));

@@ -124,30 +124,35 @@ bool parseAssignments(llvm::ArrayRef<std::string> items, std::map<std::string, i
   return true;
 }
 
-/// Runs the host C++ compiler on `cppPath`, linking libdtlrt. With
-/// `cudaEmulation`, the source is the CUDA target's, built against the
-/// host emulation of libdtlrt_cuda.
-bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath, bool cudaEmulation = false) {
-  std::vector<std::string> args = {DTLC_HOST_CXX, "-std=c++17", "-O" + std::to_string(optLevel),
-                                   "-march=native", "-fopenmp", "-w"};
-  if (cudaEmulation)
-    args.insert(args.end(), {"-DDTLRT_CUDA_EMULATION", "-x", "c++"});
+/// Builds the executable `exePath` from generated source: `compiler` with
+/// its `flags` and the runtime's headers on `sourcePath` (in `language`, or
+/// by its extension when empty), linking the `;`-separated `libraries`.
+bool buildExecutable(llvm::StringRef compiler, std::vector<std::string> flags,
+                     llvm::StringRef sourcePath, llvm::StringRef language,
+                     llvm::StringRef exePath, llvm::StringRef libraries) {
+  std::vector<std::string> args = {compiler.str(), "-std=c++17", "-O" + std::to_string(optLevel),
+                                   "-w"};
+  args.insert(args.end(), flags.begin(), flags.end());
   for (llvm::StringRef dir : llvm::split(DTLC_INCLUDE_DIRS, ';'))
     if (!dir.empty())
       args.push_back(("-I" + dir).str());
-  args.push_back(cppPath.str());
-  if (cudaEmulation)
+  // -x LANG ... -x none: the language applies to the source alone.
+  if (!language.empty())
+    args.insert(args.end(), {"-x", language.str()});
+  args.push_back(sourcePath.str());
+  if (!language.empty())
     args.insert(args.end(), {"-x", "none"});
   args.push_back("-o");
   args.push_back(exePath.str());
-  for (llvm::StringRef lib : llvm::split(DTLC_LINK_LIBRARIES, ';'))
+  for (llvm::StringRef lib : llvm::split(libraries, ';'))
     if (!lib.empty())
       args.push_back(lib.str());
   std::vector<llvm::StringRef> argRefs(args.begin(), args.end());
   std::string message;
-  int rc = llvm::sys::ExecuteAndWait(DTLC_HOST_CXX, argRefs, std::nullopt, {}, 0, 0, &message);
+  int rc = llvm::sys::ExecuteAndWait(compiler, argRefs, std::nullopt, {}, 0, 0, &message);
   if (rc != 0) {
-    llvm::errs() << "dtlc: internal error: the host compiler failed on generated code ("
+    llvm::errs() << "dtlc: internal error: " << llvm::sys::path::filename(compiler)
+                 << " failed on generated code ("
                  << (message.empty() ? "exit " + std::to_string(rc) : message)
                  << "); command: " << llvm::join(args, " ") << "\n";
     return false;
@@ -155,31 +160,24 @@ bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath, bool cudaEmula
   return true;
 }
 
-/// Runs nvcc on the generated `cuPath` for sm_80 and sm_90, linking
-/// libdtlrt_cuda, libdtlrt, cuBLAS(Lt) and NCCL.
+/// The host C++ compiler on generated C++, linking libdtlrt. With
+/// `cudaEmulation`, the source is the CUDA target's, built against the
+/// host emulation of libdtlrt_cuda.
+bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath, bool cudaEmulation = false) {
+  std::vector<std::string> flags = {"-march=native", "-fopenmp"};
+  if (cudaEmulation)
+    flags.push_back("-DDTLRT_CUDA_EMULATION");
+  return buildExecutable(DTLC_HOST_CXX, flags, cppPath, cudaEmulation ? "c++" : "", exePath,
+                         DTLC_LINK_LIBRARIES);
+}
+
+/// nvcc on generated CUDA C++ for sm_80 and sm_90, linking libdtlrt_cuda,
+/// libdtlrt, cuBLAS(Lt) and NCCL.
 bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
-  std::vector<std::string> args = {DTLC_NVCC, "-std=c++17", "-O" + std::to_string(optLevel),
-                                   "-w", "-gencode", "arch=compute_80,code=sm_80",
-                                   "-gencode", "arch=compute_90,code=sm_90"};
-  for (llvm::StringRef dir : llvm::split(DTLC_INCLUDE_DIRS, ';'))
-    if (!dir.empty())
-      args.push_back(("-I" + dir).str());
-  args.push_back(cuPath.str());
-  args.push_back("-o");
-  args.push_back(exePath.str());
-  for (llvm::StringRef lib : llvm::split(DTLC_CUDA_LINK_LIBRARIES, ';'))
-    if (!lib.empty())
-      args.push_back(lib.str());
-  std::vector<llvm::StringRef> argRefs(args.begin(), args.end());
-  std::string message;
-  int rc = llvm::sys::ExecuteAndWait(DTLC_NVCC, argRefs, std::nullopt, {}, 0, 0, &message);
-  if (rc != 0) {
-    llvm::errs() << "dtlc: internal error: nvcc failed on generated code ("
-                 << (message.empty() ? "exit " + std::to_string(rc) : message)
-                 << "); command: " << llvm::join(args, " ") << "\n";
-    return false;
-  }
-  return true;
+  return buildExecutable(DTLC_NVCC,
+                         {"-gencode", "arch=compute_80,code=sm_80", "-gencode",
+                          "arch=compute_90,code=sm_90"},
+                         cuPath, "", exePath, DTLC_CUDA_LINK_LIBRARIES);
 }
 
 /// Output goes to -o, else stdout (text) or the input's stem (executables).

@@ -71,7 +71,7 @@ void correct(const float *logits, const int32_t *labels, float *out, int64_t row
              int64_t classes);
 void softmax(const float *in, float *out, int64_t rows, int64_t n);
 void softmaxGrad(const float *y, const float *g, float *out, int64_t rows, int64_t n);
-void layerNorm(const float *x, const float *w, const float *b, float eps, float *out, float *mean,
+void layerNorm(const float *x, const float *w, const float *b, double eps, float *out, float *mean,
                float *rstd, int64_t rows, int64_t n);
 void layerNormGradInput(const float *x, const float *w, const float *mean, const float *rstd,
                         const float *g, float *out, int64_t rows, int64_t n);

@@ -86,14 +86,11 @@ using dtlrt::crossEntropy;
 using dtlrt::crossEntropyGrad;
 using dtlrt::embedding;
 using dtlrt::embeddingGrad;
+using dtlrt::layerNorm;
 using dtlrt::layerNormGradInput;
 using dtlrt::layerNormGradParams;
 using dtlrt::softmax;
 using dtlrt::softmaxGrad;
-inline void layerNorm(const float *x, const float *w, const float *b, float eps, float *out,
-                      float *mean, float *rstd, int64_t rows, int64_t n) {
-  dtlrt::layerNorm(x, w, b, double(eps), out, mean, rstd, rows, n);
-}
 inline void dropout(const float *in, float *out, const std::vector<int64_t> &localShape,
                     const std::vector<int64_t> &globalShape, const std::vector<int64_t> &offsets,
                     double rate, uint64_t seed, int64_t streamId, const float *step) {
