@@ -5,7 +5,8 @@
 // grid runs block by block and thread by thread, library calls go to
 // libdtlrt's CPU kernels, and a collective runs only when the compute
 // stream would wait for it (or at the end of the step), reading its input
-// then. So the generated code (fused kernels, float4 indexing, views, the
+// then. The "device" memory is host memory apart from the training loop's
+// own copies, so the loop's uploads and downloads are exercised too. So the generated code (fused kernels, float4 indexing, views, the
 // buffer plan's lifetimes under asynchronous collectives) is tested on any
 // machine against the CPU target; the real GPU kernels are not (those are
 // tested against the CPU ones by dtlrt-cuda-unittests on a GPU).
@@ -17,9 +18,11 @@
 
 #include "dtlrt/Context.h"
 #include "dtlrt/CudaCommon.h"
+#include "dtlrt/Device.h"
 #include "dtlrt/Kernels.h"
 #include "dtlrt/Runtime.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -57,8 +60,36 @@ template <typename Kernel> struct EmulatedLaunch {
 #define DTLRT_CUDA_LAUNCH(kernel, n) dtlrt::cuda::EmulatedLaunch<decltype(kernel)>{kernel, n}
 
 inline void checkLaunch(const char *) {}
-/// Host memory: the program runs without a Device.
-inline Device *device(GemmMath) { return nullptr; }
+
+/// A Device whose memory is separate host memory, zeroed like the GPU's.
+class EmulatedDevice final : public Device {
+public:
+  std::string setUp(const LaunchInfo &, Context &, int) override { return ""; }
+  std::string describe() const override { return "emulated GPU (host memory)"; }
+  void *allocate(size_t bytes) override {
+    allocated_ += int64_t(bytes);
+    return std::calloc(bytes ? bytes : 1, 1);
+  }
+  void upload(void *device, const void *host, size_t bytes) override {
+    std::memcpy(device, host, bytes);
+  }
+  void download(void *host, const void *device, size_t bytes) override {
+    std::memcpy(host, device, bytes);
+  }
+  void run(StepFn fn, Context &ctx, const std::vector<void *> &args,
+           const std::vector<void *> &results) override {
+    fn(ctx, args.data(), results.data());
+  }
+  int64_t allocatedBytes() const override { return allocated_; }
+
+private:
+  int64_t allocated_ = 0;
+};
+
+inline Device *device(GemmMath) {
+  static EmulatedDevice emulated;
+  return &emulated;
+}
 inline char *deviceArena(int64_t bytes) { return stepBuffer<char>(bytes); }
 
 inline void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
