@@ -85,21 +85,6 @@ private:
     return success();
   }
 
-  /// dtlrt::matmul or matmulBias; an lhs [M..., K] is a matrix of prod(M...) rows.
-  LogicalResult emitMatmul(Value lhs, Value rhs, Value bias, Value result, bool ta, bool tb) {
-    ArrayRef<int64_t> a = cast<RankedTensorType>(lhs.getType()).getShape();
-    auto [rows, n] = rowsAndLast(result);
-    int64_t k = ta ? a[0] : a.back();
-    std::string out = define(result);
-    SmallVector<std::string> args{ta ? "true" : "false", tb ? "true" : "false", str(rows), str(n),
-                                  str(k), use(lhs), use(rhs)};
-    if (bias)
-      args.push_back(use(bias));
-    args.push_back(out);
-    call(bias ? "matmulBias" : "matmul", args);
-    return success();
-  }
-
   /// Dropout draws its mask by global index: the partitioner leaves the
   /// input's layout on the op, from which each rank finds its offsets.
   LogicalResult emitDropout(DropoutOp d) {
@@ -129,8 +114,16 @@ private:
       emitFused(op);
       return success();
     }
-    if (emitRowKernel(op, "dtlrt"))
+    if (emitRowKernel(op, "dtlrt") || emitView(op))
       return success();
+    if (std::optional<GemmCall> gemm = gemmCall(op)) {
+      SmallVector<std::string> args = gemm->args;
+      if (!gemm->bias.empty())
+        args.push_back(gemm->bias);
+      args.push_back(gemm->out);
+      call(gemm->bias.empty() ? "matmul" : "matmulBias", args);
+      return success();
+    }
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](BroadcastOp b) {
           emitGather(b.getInput(), b.getResult(), gatherStrides(b));
@@ -146,23 +139,6 @@ private:
               << "    static const bool reduced[] = {" << llvm::join(reduced, ", ") << "};\n"
               << "    dtlrt::reduceSum(" << use(r.getInput()) << ", " << result
               << ", shape, reduced, " << in.size() << "); }\n";
-          return success();
-        })
-        .Case([&](MatmulOp m) {
-          return emitMatmul(m.getLhs(), m.getRhs(), Value(), m.getResult(), m.getTransposeLhs(),
-                            m.getTransposeRhs());
-        })
-        .Case([&](MatmulBiasOp m) {
-          return emitMatmul(m.getLhs(), m.getRhs(), m.getBias(), m.getResult(),
-                            m.getTransposeLhs(), m.getTransposeRhs());
-        })
-        .Case([&](ReshapeOp r) {
-          defineView(r.getResult(), r.getInput(), 0);
-          return success();
-        })
-        .Case([&](LayerOp l) {
-          defineView(l.getResult(), l.getInput(),
-                     l.getIndex() * numElements(l.getResult().getType()));
           return success();
         })
         .Case([&](StackOp s) {

@@ -221,16 +221,6 @@ private:
     return success();
   }
 
-  LogicalResult emitMatmul(Value lhs, Value rhs, Value bias, Value result, bool ta, bool tb) {
-    ArrayRef<int64_t> a = shapeOf(lhs);
-    auto [rows, n] = rowsAndLast(result);
-    int64_t k = ta ? a[0] : a.back();
-    std::string out = define(result);
-    call("matmul", {ta ? "true" : "false", tb ? "true" : "false", str(rows), str(n), str(k),
-                    use(lhs), use(rhs), bias ? use(bias) : "nullptr", out});
-    return success();
-  }
-
   void emitGather(Value input, Value result, ArrayRef<int64_t> strides) {
     std::string out = define(result);
     call("broadcast", {use(input), out, vec(shapeOf(result)), vec(strides)});
@@ -243,8 +233,15 @@ private:
     }
     if (!isView(&op))
       await(SmallVector<Value>(op.getOperands()));
-    if (emitRowKernel(op, "dtlrt::cuda"))
+    if (emitRowKernel(op, "dtlrt::cuda") || emitView(op))
       return success();
+    if (std::optional<GemmCall> gemm = gemmCall(op)) {
+      SmallVector<std::string> args = gemm->args;
+      args.push_back(gemm->bias.empty() ? "nullptr" : gemm->bias);
+      args.push_back(gemm->out);
+      call("matmul", args);
+      return success();
+    }
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](BroadcastOp b) {
           emitGather(b.getInput(), b.getResult(), gatherStrides(b));
@@ -261,22 +258,6 @@ private:
           std::string out = define(r.getResult());
           call("reduceSum", {use(r.getInput()), out, vec(shapeOf(r.getInput())),
                              "std::vector<bool>{" + llvm::join(reduced, ", ") + "}"});
-          return success();
-        })
-        .Case([&](MatmulOp m) {
-          return emitMatmul(m.getLhs(), m.getRhs(), Value(), m.getResult(), m.getTransposeLhs(),
-                            m.getTransposeRhs());
-        })
-        .Case([&](MatmulBiasOp m) {
-          return emitMatmul(m.getLhs(), m.getRhs(), m.getBias(), m.getResult(),
-                            m.getTransposeLhs(), m.getTransposeRhs());
-        })
-        .Case([&](ReshapeOp r) {
-          view(r.getResult(), r.getInput(), 0);
-          return success();
-        })
-        .Case([&](LayerOp l) {
-          view(l.getResult(), l.getInput(), l.getIndex() * numElements(l.getResult().getType()));
           return success();
         })
         .Case([&](StackOp s) {
@@ -355,8 +336,8 @@ private:
   }
 
   /// A view of a pending collective's result is pending on it too.
-  void view(Value v, Value source, int64_t offset) {
-    defineView(v, source, offset);
+  void defineView(Value v, Value source, int64_t offset) override {
+    StepEmitter::defineView(v, source, offset);
     auto it = pendingSlot_.find(source);
     if (it != pendingSlot_.end())
       pendingSlot_[v] = it->second;

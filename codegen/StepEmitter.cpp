@@ -134,6 +134,37 @@ void StepEmitter::defineView(Value v, Value source, int64_t offset) {
   names_[v] = name;
 }
 
+bool StepEmitter::emitView(Operation &op) {
+  if (auto r = dyn_cast<ReshapeOp>(op))
+    defineView(r.getResult(), r.getInput(), 0);
+  else if (auto l = dyn_cast<LayerOp>(op))
+    defineView(l.getResult(), l.getInput(), l.getIndex() * numElements(l.getResult().getType()));
+  else
+    return false;
+  return true;
+}
+
+std::optional<StepEmitter::GemmCall> StepEmitter::gemmCall(Operation &op) {
+  auto make = [&](Value lhs, Value rhs, Value bias, Value result, bool ta, bool tb) {
+    // An lhs [M..., K] is a matrix of prod(M...) rows.
+    auto [rows, n] = rowsAndLast(result);
+    int64_t k = ta ? shapeOf(lhs)[0] : shapeOf(lhs).back();
+    GemmCall call;
+    call.args = {ta ? "true" : "false", tb ? "true" : "false", str(rows), str(n), str(k),
+                 use(lhs), use(rhs)};
+    call.bias = bias ? use(bias) : "";
+    call.out = define(result);
+    return call;
+  };
+  if (auto m = dyn_cast<MatmulOp>(op))
+    return make(m.getLhs(), m.getRhs(), Value(), m.getResult(), m.getTransposeLhs(),
+                m.getTransposeRhs());
+  if (auto m = dyn_cast<MatmulBiasOp>(op))
+    return make(m.getLhs(), m.getRhs(), m.getBias(), m.getResult(), m.getTransposeLhs(),
+                m.getTransposeRhs());
+  return std::nullopt;
+}
+
 bool StepEmitter::emitRowKernel(Operation &op, StringRef ns) {
   auto call = [&](StringRef kernel, ArrayRef<std::string> args) {
     os_ << "  " << ns << "::" << kernel << "(" << llvm::join(args, ", ") << ");\n";

@@ -19,6 +19,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace dtl::emit {
@@ -58,6 +59,7 @@ std::string axesList(llvm::ArrayRef<int16_t> axes);
 class StepEmitter {
 public:
   StepEmitter(mlir::func::FuncOp fn, BufferPlan plan, llvm::raw_ostream &os);
+  virtual ~StepEmitter() = default;
 
 protected:
   /// Declares a pointer per argument, named after the user's names.
@@ -66,7 +68,17 @@ protected:
   std::string define(mlir::Value v);
   const std::string &use(mlir::Value v) const { return names_.at(v); }
   /// `v` as a read-only pointer into `source`'s buffer, `offset` elements in.
-  void defineView(mlir::Value v, mlir::Value source, int64_t offset);
+  virtual void defineView(mlir::Value v, mlir::Value source, int64_t offset);
+  /// Reshapes and layers of stacked params: views, no code. False for
+  /// other ops.
+  bool emitView(mlir::Operation &op);
+  /// A matmul (with its bias when fused) as both targets' GEMM calls take
+  /// it: transposes, m, n, k, a, b; `bias` empty without one; `out` defined.
+  struct GemmCall {
+    llvm::SmallVector<std::string> args;
+    std::string bias, out;
+  };
+  std::optional<GemmCall> gemmCall(mlir::Operation &op);
   /// Row kernels, the classifier, embeddings and attention: calls with the
   /// same arguments on both targets, to `ns`'s kernels ("dtlrt" or
   /// "dtlrt::cuda"). False for other ops.
