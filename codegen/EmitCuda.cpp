@@ -60,7 +60,11 @@ Schedule scheduleOf(func::FuncOp fn) {
   for (Operation &op : body)
     if (isCollective(&op)) {
       Operation *until = firstRead(op.getResult(0));
-      schedule.readUntil[op.getOperand(0)] = until ? until : body.getTerminator();
+      until = until ? until : body.getTerminator();
+      // An input of several collectives lives until the last one is awaited.
+      Operation *&latest = schedule.readUntil[op.getOperand(0)];
+      if (!latest || position[latest] < position[until])
+        latest = until;
     }
   return schedule;
 }
