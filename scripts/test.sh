@@ -7,3 +7,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/install-deps.sh"
 bash "$root/scripts/build.sh"
 ctest --test-dir "$root/build" --output-on-failure
+# ctest lists skipped tests without their reason: say it (the GPU tests skip
+# where there is no CUDA device).
+grep -h -o 'no CUDA device, so .*' "$root/build/Testing/Temporary/LastTest.log" 2>/dev/null |
+  sort -u | sed 's/^/skipped: /' || true
