@@ -152,24 +152,18 @@ void Gpu::download(void *host, const void *device, size_t bytes) {
   synchronize();
 }
 
-void *Gpu::scratch(Scratch kind, size_t bytes) {
-  auto &[size, buffer] = scratch_[int(kind)];
-  if (bytes > size) {
+void *Gpu::grow(Grown &grown, size_t bytes) {
+  if (bytes > grown.size) {
     // The old buffer stays allocated: graphs captured earlier still use it.
-    buffer = allocate(bytes);
-    size = bytes;
+    grown.buffer = allocate(bytes);
+    grown.size = bytes;
   }
-  return buffer;
+  return grown.buffer;
 }
 
-void *Gpu::slotScratch(int slot, size_t bytes) {
-  auto &[size, buffer] = slotScratch_[slot];
-  if (bytes > size) {
-    buffer = allocate(bytes);
-    size = bytes;
-  }
-  return buffer;
-}
+void *Gpu::scratch(Scratch kind, size_t bytes) { return grow(scratch_[int(kind)], bytes); }
+
+void *Gpu::slotScratch(int slot, size_t bytes) { return grow(slotScratch_[slot], bytes); }
 
 cudaEvent_t Gpu::slotEvent(int slot) {
   cudaEvent_t &e = slotEvents_[slot];

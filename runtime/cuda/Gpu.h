@@ -70,6 +70,13 @@ private:
   void synchronize();
   cudaEvent_t slotEvent(int slot);
 
+  /// A buffer that grows to the largest size asked of it.
+  struct Grown {
+    size_t size = 0;
+    void *buffer = nullptr;
+  };
+  void *grow(Grown &grown, size_t bytes);
+
   struct Graph {
     int64_t calls = 0;
     cudaGraphExec_t exec = nullptr;
@@ -88,8 +95,8 @@ private:
   int64_t allocated_ = 0;
   double timeoutSeconds_ = 600;
   bool graphs_ = true;
-  std::pair<size_t, void *> scratch_[int(Scratch::Count)] = {};
-  std::map<int, std::pair<size_t, void *>> slotScratch_;
+  Grown scratch_[int(Scratch::Count)];
+  std::map<int, Grown> slotScratch_;
   std::map<int, cudaEvent_t> slotEvents_;
   std::vector<int> pending_; ///< collectives queued by the running step function
   std::string lastQueued_ = "none"; ///< the last collective queued, for errors
