@@ -13,7 +13,7 @@
 #include "codegen/Fusion.h"
 #include "codegen/StepEmitter.h"
 #include "dialects/dtl/DtlOps.h"
-#include "passes/Passes.h"
+#include "dialects/dtl/Contract.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"

@@ -16,7 +16,7 @@
 #include "codegen/Fusion.h"
 #include "codegen/StepEmitter.h"
 #include "dialects/dtl/DtlOps.h"
-#include "passes/Passes.h"
+#include "dialects/dtl/Contract.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -362,10 +362,9 @@ private:
 
 LogicalResult dtl::emitCuda(ModuleOp module, const CudaOptions &options, raw_ostream &os) {
   SmallVector<std::string> axisNames;
-  if (shard::GridOp mesh = getMesh(module))
-    if (auto names = mesh->getAttrOfType<ArrayAttr>("dtl.axis_names"))
-      for (Attribute a : names)
-        axisNames.push_back(cast<StringAttr>(a).getValue().str());
+  if (MeshAttr mesh = getMesh(module))
+    for (StringAttr a : mesh.getNames())
+      axisNames.push_back(a.getValue().str());
   int nextSlot = 0;
   ProgramTarget target;
   target.sourceFile = options.sourceFile;

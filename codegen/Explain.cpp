@@ -12,8 +12,7 @@
 #include "codegen/BufferPlan.h"
 #include "codegen/Fusion.h"
 #include "dialects/dtl/DtlOps.h"
-#include "passes/Passes.h"
-#include "passes/Sharding.h"
+#include "dialects/dtl/Layout.h"
 
 #include "llvm/ADT/SetVector.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -77,8 +76,8 @@ public:
     auto model = module_->getAttrOfType<FlatSymbolRefAttr>(attr::model);
     if (!mesh_ || !step_ || !model)
       return module_.emitError("--explain needs a partitioned module with a train_step");
-    for (auto a : mesh_->getAttrOfType<ArrayAttr>("dtl.axis_names"))
-      axisNames_.push_back(cast<StringAttr>(a).getValue().str());
+    for (StringAttr a : mesh_.getNames())
+      axisNames_.push_back(a.getValue().str());
     classifyPhases();
     json::Object report{{"source", options_.sourceFile},
                         {"model", model.getValue().str()},
@@ -100,7 +99,7 @@ public:
 private:
   int64_t meshSize() const {
     int64_t n = 1;
-    for (int64_t s : mesh_.getShape())
+    for (int64_t s : mesh_.getSizes())
       n *= s;
     return n;
   }
@@ -154,9 +153,9 @@ private:
       return it->second;
     // Ranks are row-major: a group along `axis` spans stride * size ranks.
     int64_t stride = 1;
-    for (size_t a = axis + 1; a < mesh_.getShape().size(); ++a)
-      stride *= mesh_.getShape()[a];
-    if (stride * mesh_.getShape()[axis] <= options_.ranksPerNode)
+    for (size_t a = axis + 1; a < mesh_.getSizes().size(); ++a)
+      stride *= mesh_.getSizes()[a];
+    if (stride * mesh_.getSizes()[axis] <= options_.ranksPerNode)
       return {5e-6, 450e9, "H100 NVLink (group within a node)"};
     return {15e-6, 45e9, "InfiniBand NDR 400G (group across nodes)"};
   }
@@ -191,7 +190,7 @@ private:
 
   json::Array meshJson() const {
     json::Array axes;
-    for (auto [name, size] : llvm::zip(axisNames_, mesh_.getShape()))
+    for (auto [name, size] : llvm::zip(axisNames_, mesh_.getSizes()))
       axes.push_back(json::Object{{"axis", name}, {"size", size}});
     return axes;
   }
@@ -219,12 +218,9 @@ private:
   /// and inputs.
   json::Array tensorsJson() {
     json::Array tensors;
-    auto nameOf = [&](unsigned i) {
-      auto n = step_.getArgAttrOfType<StringAttr>(i, attr::name);
-      return n ? n.getValue() : StringRef();
-    };
-    for (StringRef role : {"param", "grad", "opt_state", "input"}) {
-      if (role == "grad") {
+    auto nameOf = [&](unsigned i) { return argName(step_, i); };
+    for (Role role : {Role::param, Role::grad, Role::opt_state, Role::input}) {
+      if (role == Role::grad) {
         step_.walk([&](Operation *op) {
           if (!isa<AdamwUpdateOp, SgdUpdateOp>(op))
             return;
@@ -240,11 +236,11 @@ private:
         continue;
       }
       for (BlockArgument arg : step_.getArguments()) {
-        auto r = step_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::role);
-        if (!r || r.getValue() != role)
+        if (argRole(step_, arg.getArgNumber()) != role)
           continue;
         auto global = step_.getArgAttrOfType<TypeAttr>(arg.getArgNumber(), attr::globalType);
-        tensors.push_back(tensorJson(role, nameOf(arg.getArgNumber()), global.getValue(),
+        tensors.push_back(tensorJson(stringifyRole(role), nameOf(arg.getArgNumber()),
+                                     global.getValue(),
                                      layoutOf(arg), arg.getType()));
       }
     }
@@ -295,7 +291,7 @@ private:
       }
       int64_t n = 1;
       for (int16_t a : axes)
-        n *= mesh_.getShape()[a];
+        n *= mesh_.getSizes()[a];
       double sent = n > 1 ? factor * double(n - 1) / n * full : 0;
       LinkModel link = linkFor(axes);
       double seconds = sent > 0 ? factor * (n - 1) * link.alphaSeconds + sent / link.bytesPerSecond : 0;
@@ -316,26 +312,22 @@ private:
 
   /// What the generated program allocates per rank, by category.
   json::Object memoryJson() {
-    std::map<std::string, int64_t> byRole;
-    for (BlockArgument arg : step_.getArguments()) {
-      auto role = step_.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::role);
-      byRole[role ? role.getValue().str() : ""] += bytesOf(arg.getType());
-    }
+    std::map<Role, int64_t> byRole;
+    for (BlockArgument arg : step_.getArguments())
+      byRole[argRole(step_, arg.getArgNumber()).value_or(Role::input)] += bytesOf(arg.getType());
     int64_t state = 0, results = 0;
     for (auto &[role, bytes] : byRole)
       state += bytes;
     // New params and state are written over the old (see inPlaceResults).
-    for (unsigned i = 0; i < step_.getNumResults(); ++i) {
-      auto role = step_.getResultAttrOfType<StringAttr>(i, attr::role);
-      if (!role || (role.getValue() != "param" && role.getValue() != "opt_state"))
+    for (unsigned i = 0; i < step_.getNumResults(); ++i)
+      if (resultRole(step_, i) != Role::param && resultRole(step_, i) != Role::opt_state)
         results += bytesOf(step_.getResultTypes()[i]);
-    }
     // The intermediates share one arena, at its peak (the same plan codegen uses).
     int64_t buffers = planBuffers(step_, 4, fuseElementwise(step_)).arenaBytes;
-    return json::Object{{"params", byRole["param"]},
+    return json::Object{{"params", byRole[Role::param]},
                         {"gradients", gradBytes_},
-                        {"optimizer_state", byRole["opt_state"]},
-                        {"inputs", byRole["input"]},
+                        {"optimizer_state", byRole[Role::opt_state]},
+                        {"inputs", byRole[Role::input]},
                         {"step_results", results},
                         {"step_buffers", buffers},
                         {"total", state + results + buffers}};
@@ -373,9 +365,9 @@ private:
     auto num = [](const json::Value *v) { return v ? v->getAsNumber().value_or(0) : 0.0; };
     auto integer = [](const json::Value *v) { return v ? v->getAsInteger().value_or(0) : 0; };
     os << "dtlc --explain " << options_.sourceFile << ": model " << str(r.get("model"))
-       << ", mesh " << mesh_.getSymName() << " [";
+       << ", mesh " << mesh_.getGrid().getValue() << " [";
     for (auto [i, name] : llvm::enumerate(axisNames_))
-      os << (i ? ", " : "") << name << ": " << mesh_.getShape()[i];
+      os << (i ? ", " : "") << name << ": " << mesh_.getSizes()[i];
     os << "] = " << meshSize() << " ranks\n\nTensors, per rank:\n";
     os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", "role", "name",
                         "global", "sharding", "local", "size");
@@ -431,8 +423,8 @@ private:
 
   ModuleOp module_;
   const ExplainOptions &options_;
-  mutable shard::GridOp mesh_; // op handles: their accessors are not const
-  mutable func::FuncOp step_;
+  MeshAttr mesh_;
+  mutable func::FuncOp step_; // op handles: their accessors are not const
   std::vector<std::string> axisNames_;
   llvm::DenseSet<Operation *> forward_, backward_;
   int64_t gradBytes_ = 0;

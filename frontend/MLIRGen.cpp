@@ -8,8 +8,7 @@
 
 #include "frontend/MLIRGen.h"
 
-#include "dialects/dtl/DtlOps.h"
-#include "passes/Passes.h"
+#include "dialects/dtl/Contract.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Diagnostics.h"
@@ -133,7 +132,7 @@ private:
   // Train section -----------------------------------------------------------
   void emitTrain(ModuleOp module, const ast::Train &train);
   std::optional<double> number(const ast::Value &v);
-  DictionaryAttr dataSource(const ast::DataSource &source);
+  DataAttr dataSource(const ast::DataSource &source);
 };
 
 //===----------------------------------------------------------------------===//
@@ -353,26 +352,28 @@ Attribute Generator::sharding(const ast::Stmt &decl, RankedTensorType type) {
 
 Attribute Generator::initializer(const ast::Stmt &decl) {
   if (!decl.init)
-    return b.getDictionaryAttr(b.getNamedAttr("kind", b.getStringAttr("zeros")));
+    return InitAttr::get(&ctx, InitKind::zeros, F64(0), F64(0));
   const ast::Call &c = *decl.init;
   struct Form {
-    StringRef name;
+    InitKind kind;
     SmallVector<StringRef> params;
   };
-  static const Form forms[] = {
-      {"zeros", {}}, {"ones", {}}, {"normal", {"mean", "std"}}, {"uniform", {"low", "high"}}};
-  const Form *form = llvm::find_if(forms, [&](const Form &f) { return f.name == c.callee; });
-  if (form == std::end(forms)) {
+  static const llvm::StringMap<Form> forms = {{"zeros", {InitKind::zeros, {}}},
+                                              {"ones", {InitKind::ones, {}}},
+                                              {"normal", {InitKind::normal, {"mean", "std"}}},
+                                              {"uniform", {InitKind::uniform, {"low", "high"}}}};
+  auto form = forms.find(c.callee);
+  if (form == forms.end()) {
     error(c.pos) << "unknown initializer '" << c.callee
                  << "' (known: zeros, ones, normal(mean, std), uniform(low, high))";
     return {};
   }
-  if (c.args.size() != form->params.size()) {
-    error(c.pos) << "'" << c.callee << "' takes " << form->params.size() << " arguments";
+  if (c.args.size() != form->second.params.size()) {
+    error(c.pos) << "'" << c.callee << "' takes " << form->second.params.size() << " arguments";
     return {};
   }
-  SmallVector<NamedAttribute> attrs{b.getNamedAttr("kind", b.getStringAttr(c.callee))};
-  for (auto [arg, param] : llvm::zip(c.args, form->params)) {
+  SmallVector<double> numbers(2, 0.0);
+  for (auto [i, arg, param] : llvm::enumerate(c.args, form->second.params)) {
     std::optional<double> v =
         arg.value->kind == ast::Value::Kind::Expr ? constantValue(*arg.value->expr) : std::nullopt;
     if (!v || (!arg.key.empty() && arg.key != param)) {
@@ -380,9 +381,10 @@ Attribute Generator::initializer(const ast::Stmt &decl) {
                      << "' (numbers, sizes, + - * / and sqrt(...))";
       return {};
     }
-    attrs.push_back(b.getNamedAttr(param, b.getF64FloatAttr(*v)));
+    numbers[i] = *v;
   }
-  return b.getDictionaryAttr(attrs);
+  return InitAttr::getChecked([&] { return error(c.pos); }, &ctx, form->second.kind,
+                              F64(numbers[0]), F64(numbers[1]));
 }
 
 void Generator::define(const std::string &name, Value v, ast::Pos pos) {
@@ -412,9 +414,9 @@ DictionaryAttr Generator::argAttrs(const ast::Stmt &s, RankedTensorType type, St
     dims.resize(stacked + type.getRank());
   Attribute init = isParam ? initializer(s) : Attribute();
   if (isParam && !init)
-    init = b.getDictionaryAttr(b.getNamedAttr("kind", b.getStringAttr("zeros")));
+    init = InitAttr::get(&ctx, InitKind::zeros, F64(0), F64(0));
   SmallVector<NamedAttribute> attrs{
-      b.getNamedAttr(attr::role, b.getStringAttr(isParam ? "param" : "input")),
+      b.getNamedAttr(attr::role, RoleAttr::get(&ctx, isParam ? Role::param : Role::input)),
       b.getNamedAttr(attr::name, b.getStringAttr(name)),
       b.getNamedAttr(attr::sharding, ShardingAttr::get(&ctx, meshName, dims))};
   if (init)
@@ -459,7 +461,7 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
   // Evaluation also counts correct predictions when the loss is one cross_entropy.
   SmallVector<Value> results{loss};
   SmallVector<DictionaryAttr> resultAttrs{
-      b.getDictionaryAttr(b.getNamedAttr(attr::role, b.getStringAttr("loss")))};
+      b.getDictionaryAttr(b.getNamedAttr(attr::role, RoleAttr::get(&ctx, Role::loss)))};
   if (crossEntropies.size() == 1) {
     auto [logits, labels] = crossEntropies.front();
     Location l = loss.getLoc();
@@ -469,7 +471,7 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
     results.push_back(ReduceSumOp::create(b, l, f32({}), perExample,
                                           b.getDenseI64ArrayAttr(all), UnitAttr()));
     resultAttrs.push_back(
-        b.getDictionaryAttr(b.getNamedAttr(attr::role, b.getStringAttr("correct"))));
+        b.getDictionaryAttr(b.getNamedAttr(attr::role, RoleAttr::get(&ctx, Role::correct))));
   }
   func::ReturnOp::create(b, loc(returnStmt->pos), results);
   fn.setType(b.getFunctionType(fn.getArgumentTypes(), ValueRange(results).getTypes()));
@@ -990,7 +992,7 @@ Value Generator::call(const ast::Call &c) {
       return args[0]; // the identity, at no cost
     if (!stepArg) {
       auto attrs = b.getDictionaryAttr(
-          {b.getNamedAttr(attr::role, b.getStringAttr("step")),
+          {b.getNamedAttr(attr::role, RoleAttr::get(&ctx, Role::step)),
            b.getNamedAttr(attr::name, b.getStringAttr("step")),
            b.getNamedAttr(attr::sharding, ShardingAttr::get(&ctx, meshName, {}))});
       stepArg = addArgument(f32({}), attrs, l);
@@ -1107,19 +1109,18 @@ std::optional<double> Generator::number(const ast::Value &v) {
   return sign * e->number;
 }
 
-DictionaryAttr Generator::dataSource(const ast::DataSource &source) {
+DataAttr Generator::dataSource(const ast::DataSource &source) {
   const ast::Call &c = *source.call;
-  SmallVector<NamedAttribute> attrs;
-  SmallVector<Attribute> inputs;
+  SmallVector<Attribute> inputs, files;
   for (const ast::AxisRef &n : source.names) {
     if (!inputNames.contains(n.name))
       error(n.pos) << "'" << n.name << "' is not an input of the model";
     inputs.push_back(b.getStringAttr(n.name));
   }
-  attrs.push_back(b.getNamedAttr("inputs", b.getArrayAttr(inputs)));
-  attrs.push_back(b.getNamedAttr("source", b.getStringAttr(c.callee)));
+  int64_t classes = 10, size = 1024;
+  DataSourceKind kind;
   if (c.callee == "idx") {
-    SmallVector<Attribute> files;
+    kind = DataSourceKind::idx;
     for (const ast::Arg &a : c.args) {
       if (!a.key.empty() || a.value->kind != ast::Value::Kind::String) {
         error(a.pos) << "idx(...) takes one file path (a string) per input";
@@ -1127,12 +1128,13 @@ DictionaryAttr Generator::dataSource(const ast::DataSource &source) {
       }
       files.push_back(b.getStringAttr(a.value->string));
     }
-    if (files.size() != source.names.size())
+    if (files.size() != source.names.size()) {
       error(c.pos) << "idx(...) has " << files.size() << " files for " << source.names.size()
                    << " inputs";
-    attrs.push_back(b.getNamedAttr("files", b.getArrayAttr(files)));
+      return {};
+    }
   } else if (c.callee == "synthetic") {
-    int64_t classes = 10, size = 1024;
+    kind = DataSourceKind::synthetic;
     for (const ast::Arg &a : c.args) {
       std::optional<double> n = number(*a.value);
       if ((a.key != "classes" && a.key != "size") || !n || *n < 1) {
@@ -1141,47 +1143,47 @@ DictionaryAttr Generator::dataSource(const ast::DataSource &source) {
       }
       (a.key == "classes" ? classes : size) = (int64_t)*n;
     }
-    attrs.push_back(b.getNamedAttr("classes", b.getI64IntegerAttr(classes)));
-    attrs.push_back(b.getNamedAttr("size", b.getI64IntegerAttr(size)));
   } else if (c.callee == "tokens") {
+    kind = DataSourceKind::tokens;
     // llm.c token shards: windows of T + 1 tokens feed (ids, next-token targets).
     if (c.args.size() != 1 || !c.args[0].key.empty() ||
-        c.args[0].value->kind != ast::Value::Kind::String)
+        c.args[0].value->kind != ast::Value::Kind::String) {
       error(c.pos) << "tokens(...) takes one file path (a string)";
-    else
-      attrs.push_back(b.getNamedAttr(
-          "files", b.getArrayAttr({b.getStringAttr(c.args[0].value->string)})));
+      return {};
+    }
+    files.push_back(b.getStringAttr(c.args[0].value->string));
     auto inputType = [&](const ast::AxisRef &n) -> RankedTensorType {
       for (BlockArgument arg : fn.getArguments())
-        if (auto name = fn.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attr::name))
-          if (name.getValue() == n.name)
-            return cast<RankedTensorType>(arg.getType());
+        if (argName(fn, arg.getArgNumber()) == n.name)
+          return cast<RankedTensorType>(arg.getType());
       return {};
     };
     RankedTensorType first = source.names.size() == 2 ? inputType(source.names[0]) : nullptr;
     RankedTensorType second = source.names.size() == 2 ? inputType(source.names[1]) : nullptr;
     if (source.names.size() != 2 || !first || !second || first != second ||
-        first.getRank() != 2 || !first.getElementType().isInteger(32))
+        first.getRank() != 2 || !first.getElementType().isInteger(32)) {
       error(source.pos) << "tokens(...) feeds two i32 [B, T] inputs: the token ids and the "
                            "next-token targets (data idx, targets = tokens(\"train.bin\"))";
+      return {};
+    }
   } else {
     error(c.pos) << "unknown data source '" << c.callee << "' (known: idx, synthetic, tokens)";
+    return {};
   }
-  return b.getDictionaryAttr(attrs);
+  return DataAttr::getChecked([&] { return error(c.pos); }, &ctx, kind, b.getArrayAttr(inputs),
+                              b.getArrayAttr(files), classes, size);
 }
 
 void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
-  SmallVector<NamedAttribute> config;
-  bool haveData = false;
+  DataAttr data, eval;
   for (const ast::DataSource &source : train.data) {
-    StringRef key = source.isEval ? "eval" : "data";
-    if (llvm::any_of(config, [&](NamedAttribute a) { return a.getName() == key; })) {
-      error(source.pos) << "a second '" << key << "' source";
+    DataAttr &slot = source.isEval ? eval : data;
+    if (slot) {
+      error(source.pos) << "a second '" << (source.isEval ? "eval" : "data") << "' source";
       continue;
     }
-    config.push_back(b.getNamedAttr(key, dataSource(source)));
+    slot = dataSource(source);
     if (!source.isEval) {
-      haveData = true;
       llvm::StringSet<> fed;
       for (const ast::AxisRef &n : source.names)
         fed.insert(n.name);
@@ -1190,28 +1192,40 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
           error(source.pos) << "input '" << name.getKey() << "' gets no data from this source";
     }
   }
-  if (!haveData)
+  if (!llvm::any_of(train.data, [](const ast::DataSource &d) { return !d.isEval; }))
     error(train.pos) << "the train section needs a 'data' source";
 
-  SmallVector<NamedAttribute> optimizer;
-  auto setInt = [&](const ast::Setting &s, int64_t min) {
+  int64_t steps = 100, logEvery = 10, evalEvery = 0, evalBatches = 0, seed = 0, warmup = 0,
+          zero = 0;
+  double minLr = 0;
+  LrSchedule schedule = LrSchedule::constant;
+  Precision precision = Precision::f32;
+  OptimizerKind optimizer = OptimizerKind::sgd;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, momentum = 0;
+  auto setInt = [&](const ast::Setting &s, int64_t min, int64_t &out) {
     std::optional<double> n = number(s.value);
     if (!n || *n != (int64_t)*n || *n < min)
       error(s.value.pos) << "'" << s.key << "' must be an integer >= " << min;
     else
-      config.push_back(b.getNamedAttr(s.key, b.getI64IntegerAttr((int64_t)*n)));
+      out = (int64_t)*n;
   };
   for (const ast::Setting &s : train.settings) {
-    if (s.key == "steps" || s.key == "log_every") {
-      setInt(s, 1);
-    } else if (s.key == "seed" || s.key == "eval_every" || s.key == "eval_batches") {
-      setInt(s, 0);
+    if (s.key == "steps") {
+      setInt(s, 1, steps);
+    } else if (s.key == "log_every") {
+      setInt(s, 1, logEvery);
+    } else if (s.key == "seed") {
+      setInt(s, 0, seed);
+    } else if (s.key == "eval_every") {
+      setInt(s, 0, evalEvery);
+    } else if (s.key == "eval_batches") {
+      setInt(s, 0, evalBatches);
     } else if (s.key == "zero") {
       std::optional<double> n = number(s.value);
       if (!n || (*n != 0 && *n != 1 && *n != 2 && *n != 3))
         error(s.value.pos) << "'zero' is the ZeRO stage: 0, 1, 2 or 3";
       else
-        optimizer.push_back(b.getNamedAttr("zero", b.getI64IntegerAttr((int64_t)*n)));
+        zero = (int64_t)*n;
     } else if (s.key == "precision") {
       bool isName = s.value.kind == ast::Value::Kind::Expr &&
                     s.value.expr->kind == ast::Expr::Kind::Name;
@@ -1219,11 +1233,12 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
         error(s.value.pos) << "'precision' is f32 or bf16 (bf16: GEMMs multiply in bf16 on "
                               "the CUDA target, with f32 master weights and optimizer state)";
       else
-        config.push_back(b.getNamedAttr("precision", b.getStringAttr(s.value.expr->name)));
+        precision = *symbolizePrecision(s.value.expr->name);
     } else if (s.key == "optimizer" || s.key == "schedule") {
       if (s.value.kind != ast::Value::Kind::Expr || s.value.expr->kind != ast::Expr::Kind::Call) {
         error(s.value.pos) << "'" << s.key << "' must be a call such as "
-                           << (s.key == "optimizer" ? "adamw(lr = 1e-3)" : "warmup_cosine(warmup = 100)");
+                           << (s.key == "optimizer" ? "adamw(lr = 1e-3)"
+                                                    : "warmup_cosine(warmup = 100)");
         continue;
       }
       const ast::Call &c = *s.value.expr->call;
@@ -1235,16 +1250,18 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
           {"warmup_cosine", {"warmup", "min_lr"}},
           {"cosine", {"min_lr"}},
           {"warmup", {"warmup"}}};
-      bool valid = isOptimizer ? (c.callee == "adamw" || c.callee == "sgd")
-                               : (known.count(c.callee) && c.callee != "adamw" && c.callee != "sgd");
-      if (!valid) {
+      std::optional<OptimizerKind> optimizerKind = symbolizeOptimizerKind(c.callee);
+      std::optional<LrSchedule> scheduleKind = symbolizeLrSchedule(c.callee);
+      if (isOptimizer ? !optimizerKind : !scheduleKind) {
         error(c.pos) << "unknown " << s.key << " '" << c.callee << "' (known: "
                      << (isOptimizer ? "adamw, sgd" : "constant, warmup, cosine, warmup_cosine")
                      << ")";
         continue;
       }
-      (isOptimizer ? optimizer : config)
-          .push_back(b.getNamedAttr(isOptimizer ? "kind" : "schedule", b.getStringAttr(c.callee)));
+      if (isOptimizer)
+        optimizer = *optimizerKind;
+      else
+        schedule = *scheduleKind;
       for (const ast::Arg &a : c.args) {
         const SmallVector<StringRef> &params = known.lookup(c.callee);
         if (a.key.empty() || !llvm::is_contained(params, a.key)) {
@@ -1258,8 +1275,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
             error(a.pos) << "betas must be a pair of numbers, e.g. (0.9, 0.999)";
             continue;
           }
-          optimizer.push_back(b.getNamedAttr("beta1", b.getF64FloatAttr(*number(a.value->tuple[0]))));
-          optimizer.push_back(b.getNamedAttr("beta2", b.getF64FloatAttr(*number(a.value->tuple[1]))));
+          beta1 = *number(a.value->tuple[0]);
+          beta2 = *number(a.value->tuple[1]);
           continue;
         }
         std::optional<double> n = number(*a.value);
@@ -1267,10 +1284,15 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
           error(a.pos) << "'" << a.key << "' must be a non-negative number";
           continue;
         }
-        Attribute value = a.key == "warmup" ? Attribute(b.getI64IntegerAttr((int64_t)*n))
-                                            : Attribute(b.getF64FloatAttr(*n));
-        // lr feeds the schedule, which lives in the runtime; the rest is the update rule.
-        (isOptimizer && a.key != "lr" ? optimizer : config).push_back(b.getNamedAttr(a.key, value));
+        llvm::StringMap<double *> reals = {{"lr", &lr},
+                                           {"eps", &eps},
+                                           {"weight_decay", &weightDecay},
+                                           {"momentum", &momentum},
+                                           {"min_lr", &minLr}};
+        if (a.key == "warmup")
+          warmup = (int64_t)*n;
+        else
+          *reals.lookup(a.key) = *n;
       }
     } else {
       error(s.pos) << "unknown train setting '" << s.key
@@ -1278,10 +1300,18 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
                       "eval_every, eval_batches, seed, zero, precision)";
     }
   }
-  if (optimizer.empty())
-    optimizer.push_back(b.getNamedAttr("kind", b.getStringAttr("sgd")));
-  module->setAttr(attr::optimizer, b.getDictionaryAttr(optimizer));
-  module->setAttr(attr::train, b.getDictionaryAttr(config));
+  if (hadError)
+    return;
+  auto optimizerAttr =
+      OptimizerAttr::getChecked([&] { return error(train.pos); }, &ctx, optimizer, F64(lr),
+                                F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
+  auto trainAttr = TrainAttr::getChecked([&] { return error(train.pos); }, &ctx, data, eval,
+                                         steps, logEvery, evalEvery, evalBatches, seed, schedule,
+                                         warmup, F64(minLr), zero, precision);
+  if (!optimizerAttr || !trainAttr)
+    return;
+  module->setAttr(attr::optimizer, optimizerAttr);
+  module->setAttr(attr::train, trainAttr);
 }
 
 OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
@@ -1311,14 +1341,18 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc(model->pos));
   b.setInsertionPointToEnd(module->getBody());
-  auto grid = shard::GridOp::create(b, loc(mesh ? mesh->pos : model->pos), meshName, meshShape);
+  shard::GridOp::create(b, loc(mesh ? mesh->pos : model->pos), meshName, meshShape);
   SmallVector<Attribute> axisNames;
   if (mesh)
     for (const ast::MeshAxis &a : mesh->axes)
       axisNames.push_back(b.getStringAttr(a.name));
   else
     axisNames.push_back(b.getStringAttr("devices"));
-  grid->setAttr("dtl.axis_names", b.getArrayAttr(axisNames));
+  SmallVector<StringAttr> names;
+  for (Attribute a : axisNames)
+    names.push_back(cast<StringAttr>(a));
+  (*module)->setAttr(attr::mesh, MeshAttr::get(&ctx, FlatSymbolRefAttr::get(&ctx, meshName),
+                                                names, meshShape));
   OpBuilder::InsertionGuard guard(b);
   for (const ast::Block &blk : program.blocks) {
     auto [it, fresh] = blocks.try_emplace(blk.name, &blk);

@@ -21,10 +21,7 @@ using namespace dtl;
 
 namespace {
 
-bool isParam(func::FuncOp fn, unsigned i) {
-  auto role = fn.getArgAttrOfType<StringAttr>(i, attr::role);
-  return role && role.getValue() == "param";
-}
+bool isParam(func::FuncOp fn, unsigned i) { return argRole(fn, i) == Role::param; }
 
 /// Values that depend on a param: only these need gradients.
 llvm::DenseSet<Value> activeValues(func::FuncOp fn) {
@@ -135,7 +132,7 @@ struct Autodiff : dtl::impl::AutodiffBase<Autodiff> {
     // Results: the loss, then one gradient per param, in argument order.
     SmallVector<Value> results{loss};
     SmallVector<Attribute> resultAttrs{b.getDictionaryAttr(
-        b.getNamedAttr(attr::role, b.getStringAttr("loss")))};
+        b.getNamedAttr(attr::role, RoleAttr::get(b.getContext(), Role::loss)))};
     for (BlockArgument arg : grad.getArguments()) {
       if (!isParam(grad, arg.getArgNumber()))
         continue;
@@ -144,7 +141,7 @@ struct Autodiff : dtl::impl::AutodiffBase<Autodiff> {
         g = ConstantOp::create(b, arg.getLoc(), arg.getType(), b.getF64FloatAttr(0.0));
       results.push_back(g);
       SmallVector<NamedAttribute> attrs{
-          b.getNamedAttr(attr::role, b.getStringAttr("grad")),
+          b.getNamedAttr(attr::role, RoleAttr::get(b.getContext(), Role::grad)),
           b.getNamedAttr(attr::name, grad.getArgAttr(arg.getArgNumber(), attr::name))};
       if (Attribute s = grad.getArgAttr(arg.getArgNumber(), attr::sharding))
         attrs.push_back(b.getNamedAttr(attr::sharding, s));

@@ -1,11 +1,12 @@
 //===- Optimizer.cpp - one train_step: gradients + optimizer update -------===//
 
 #include "passes/Passes.h"
-#include "passes/Sharding.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
+
+#include <map>
 
 namespace dtl {
 #define GEN_PASS_DEF_OPTIMIZER
@@ -18,27 +19,18 @@ using namespace dtl;
 namespace {
 
 /// The optimizer state a param needs, by name suffix.
-SmallVector<StringRef> stateNames(StringRef kind) {
-  if (kind == "adamw")
+SmallVector<StringRef> stateNames(OptimizerKind kind) {
+  if (kind == OptimizerKind::adamw)
     return {"m", "v"};
   return {"momentum"};
 }
 
-double getF64(DictionaryAttr dict, StringRef key, double fallback) {
-  if (auto f = dict.getAs<FloatAttr>(key))
-    return f.getValueAsDouble();
-  return fallback;
-}
-
-bool hasRole(func::FuncOp fn, unsigned arg, StringRef role) {
-  auto r = fn.getArgAttrOfType<StringAttr>(arg, attr::role);
-  return r && r.getValue() == role;
-}
+bool hasRole(func::FuncOp fn, unsigned arg, Role role) { return argRole(fn, arg) == role; }
 
 /// The data axes: those that split the batch (first) dimension of an input.
 Axes dataAxes(func::FuncOp fn) {
   for (unsigned i = 0; i < fn.getNumArguments(); ++i)
-    if (hasRole(fn, i, "input") && !argLayout(fn, i).dims.empty() &&
+    if (hasRole(fn, i, Role::input) && !argLayout(fn, i).dims.empty() &&
         !argLayout(fn, i).dims[0].empty())
       return argLayout(fn, i).dims[0];
   return {};
@@ -48,13 +40,13 @@ Axes dataAxes(func::FuncOp fn) {
 /// the data axes, on the first dimension that is not split yet (or only over
 /// axes of one device) and that they divide. The same layout when there is
 /// none (the tensor stays as it is).
-Layout zeroLayout(shard::GridOp mesh, RankedTensorType type, Layout layout, const Axes &data) {
+Layout zeroLayout(MeshAttr mesh, RankedTensorType type, Layout layout, const Axes &data) {
   for (const Axes &axes : layout.dims)
     if (llvm::any_of(axes, [&](int16_t a) { return llvm::is_contained(data, a); }))
       return layout;
   // A dimension split over axes of one device is not split.
   for (auto [d, axes] : llvm::enumerate(layout.dims))
-    if (meshSpan(mesh, axes) == 1 && type.getShape()[d] % meshSpan(mesh, data) == 0) {
+    if (mesh.span(axes) == 1 && type.getShape()[d] % mesh.span(data) == 0) {
       axes = data;
       break;
     }
@@ -62,25 +54,24 @@ Layout zeroLayout(shard::GridOp mesh, RankedTensorType type, Layout layout, cons
 }
 
 struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
+  MeshAttr mesh;
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto modelName = module->getAttrOfType<FlatSymbolRefAttr>(attr::model);
-    auto config = module->getAttrOfType<DictionaryAttr>(attr::optimizer);
+    auto config = module->getAttrOfType<OptimizerAttr>(attr::optimizer);
     if (!modelName || !config) {
       module.emitError("the optimizer pass needs `dtl.model` and `dtl.optimizer`");
       return signalPassFailure();
     }
     auto grad = module.lookupSymbol<func::FuncOp>((modelName.getValue() + "_grad").str());
-    auto kind = config.getAs<StringAttr>("kind");
-    if (!grad || !kind || (kind.getValue() != "adamw" && kind.getValue() != "sgd")) {
-      module.emitError("needs @") << modelName.getValue()
-                                  << "_grad (run dtl-autodiff) and kind = \"sgd\" or \"adamw\"";
+    if (!grad) {
+      module.emitError("needs @") << modelName.getValue() << "_grad (run dtl-autodiff)";
       return signalPassFailure();
     }
-    int64_t zero = 0;
-    if (auto z = config.getAs<IntegerAttr>("zero"))
-      zero = z.getInt();
-    shard::GridOp mesh = getMesh(module);
+    auto train = module->getAttrOfType<TrainAttr>(attr::train);
+    int64_t zero = train ? train.getZero() : 0;
+    mesh = getMesh(module);
     Axes data = dataAxes(grad);
     if (zero > 0 && (!mesh || data.empty())) {
       module.emitError("ZeRO shards over the data axes, but no input splits its batch "
@@ -91,17 +82,17 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     DenseMap<unsigned, ShardingAttr> zeroShardings;
     if (zero > 0)
       for (unsigned i = 0; i < grad.getNumArguments(); ++i)
-        if (hasRole(grad, i, "param"))
+        if (hasRole(grad, i, Role::param))
           zeroShardings[i] = zeroLayout(mesh, cast<RankedTensorType>(grad.getArgument(i).getType()),
                                         argLayout(grad, i), data)
-                                 .toAttr(module.getContext(), mesh.getSymName());
+                                 .toAttr(module.getContext(), mesh.getGrid().getValue());
     // Stage 3 keeps params split everywhere: the forward and gradient
     // functions gather them where they are used.
     if (zero == 3)
       for (func::FuncOp fn : {grad, module.lookupSymbol<func::FuncOp>(modelName.getValue())})
         storeParamsSplit(fn, zeroShardings);
     // @grad stays: the gradient check of the generated program calls it.
-    buildTrainStep(module, grad, config, kind.getValue(), zero, zeroShardings);
+    buildTrainStep(module, grad, config, zero, zeroShardings);
   }
 
   /// Param arguments (and their gradient results) take the ZeRO-3 layout.
@@ -120,28 +111,25 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         param.replaceAllUsesExcept(gathered, gathered);
       }
       fn.setArgAttr(i, attr::sharding, sharding);
-      byName[fn.getArgAttrOfType<StringAttr>(i, attr::name).getValue()] = sharding;
+      byName[argName(fn, i)] = sharding;
     }
-    for (unsigned r = 0; r < fn.getNumResults(); ++r) {
-      auto role = fn.getResultAttrOfType<StringAttr>(r, attr::role);
-      auto name = fn.getResultAttrOfType<StringAttr>(r, attr::name);
-      if (role && role.getValue() == "grad" && name && byName.count(name.getValue()))
-        fn.setResultAttr(r, attr::sharding, byName.lookup(name.getValue()));
-    }
+    for (unsigned r = 0; r < fn.getNumResults(); ++r)
+      if (resultRole(fn, r) == Role::grad && byName.count(resultName(fn, r)))
+        fn.setResultAttr(r, attr::sharding, byName.lookup(resultName(fn, r)));
   }
 
   /// One train_step. ZeRO stage >= 1 splits the optimizer state over the
   /// data axes, >= 2 the gradients (a constraint, so the partitioner
   /// reduce-scatters them), 3 the params too (see storeParamsSplit).
-  void buildTrainStep(ModuleOp module, func::FuncOp grad, DictionaryAttr config,
-                      StringRef kind, int64_t zero,
+  void buildTrainStep(ModuleOp module, func::FuncOp grad, OptimizerAttr config, int64_t zero,
                       const DenseMap<unsigned, ShardingAttr> &zeroShardings) {
     MLIRContext *ctx = module.getContext();
     OpBuilder b(ctx);
     Location loc = grad.getLoc();
     auto scalar = RankedTensorType::get({}, b.getF32Type());
-    auto named = [&](StringRef role, Attribute name, Attribute sharding = {}) {
-      SmallVector<NamedAttribute> attrs{b.getNamedAttr(attr::role, b.getStringAttr(role))};
+    OptimizerKind kind = config.getKind();
+    auto named = [&](Role role, Attribute name, Attribute sharding = {}) {
+      SmallVector<NamedAttribute> attrs{b.getNamedAttr(attr::role, RoleAttr::get(ctx, role))};
       if (name)
         attrs.push_back(b.getNamedAttr(attr::name, name));
       if (sharding)
@@ -156,10 +144,10 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     std::optional<unsigned> modelStepArg; // the model's own step (for dropout)
     for (BlockArgument arg : grad.getArguments()) {
       unsigned i = arg.getArgNumber();
-      if (hasRole(grad, i, "step"))
+      if (hasRole(grad, i, Role::step))
         modelStepArg = i;
       else
-        (hasRole(grad, i, "param") ? paramArgs : inputArgs).push_back(i);
+        (hasRole(grad, i, Role::param) ? paramArgs : inputArgs).push_back(i);
     }
     for (unsigned i : paramArgs) {
       argTypes.push_back(grad.getArgument(i).getType());
@@ -167,19 +155,18 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     }
     for (unsigned i : paramArgs)
       for (StringRef state : stateNames(kind)) {
-        auto name = grad.getArgAttrOfType<StringAttr>(i, attr::name);
         argTypes.push_back(grad.getArgument(i).getType());
         Attribute sharding = zero >= 1 ? Attribute(zeroShardings.lookup(i))
                                        : grad.getArgAttr(i, attr::sharding);
-        argAttrs.push_back(named("opt_state", b.getStringAttr(name.getValue() + "." + state),
-                                 sharding));
+        argAttrs.push_back(
+            named(Role::opt_state, b.getStringAttr(argName(grad, i) + "." + state), sharding));
       }
     for (unsigned i : inputArgs) {
       argTypes.push_back(grad.getArgument(i).getType());
       argAttrs.push_back(grad.getArgAttrDict(i));
     }
     argTypes.append({scalar, scalar});
-    argAttrs.append({named("lr", {}), named("step", {})});
+    argAttrs.append({named(Role::lr, {}), named(Role::step, {})});
 
     b.setInsertionPointAfter(grad);
     auto step = func::FuncOp::create(b, loc, "train_step", b.getFunctionType(argTypes, {}));
@@ -216,35 +203,46 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     // gradients' layouts: sums of split gradients are partial over the same
     // axes, and partial sums add without communication, so each group costs
     // one all-reduce of a scalar, not one per param.
-    auto layoutKey = [&](unsigned k) {
+    // Grouped by the mesh axes that split each gradient: its sum of squares
+    // is partial over exactly those. Groups over more axes come first, so
+    // adding a group reduces what came before once, not per gradient.
+    auto splitAxes = [&](unsigned k) {
       Attribute sharding = zero >= 2 ? Attribute(zeroShardings.lookup(paramArgs[k]))
                                      : step.getArgAttr(k, attr::sharding);
-      std::string key;
-      llvm::raw_string_ostream os(key);
-      if (sharding)
-        sharding.print(os);
-      return key;
+      std::vector<int16_t> axes;
+      if (auto s = dyn_cast_or_null<ShardingAttr>(sharding); s && mesh)
+        for (const Axes &dim : withoutTrivialAxes(mesh, Layout::fromAttr(s)).dims)
+          axes.insert(axes.end(), dim.begin(), dim.end());
+      llvm::sort(axes);
+      return axes;
     };
-    SmallVector<unsigned> byLayout = llvm::to_vector(llvm::seq<unsigned>(0, grads.size()));
-    llvm::stable_sort(byLayout, [&](unsigned x, unsigned y) { return layoutKey(x) < layoutKey(y); });
+    auto moreAxesFirst = [](const std::vector<int16_t> &a, const std::vector<int16_t> &b) {
+      return a.size() != b.size() ? a.size() > b.size() : a < b;
+    };
+    std::map<std::vector<int16_t>, SmallVector<unsigned>, decltype(moreAxesFirst)> groups(
+        moreAxesFirst);
+    for (unsigned k = 0; k < grads.size(); ++k)
+      groups[splitAxes(k)].push_back(k);
     Value sumSquares;
-    for (unsigned k : byLayout) {
-      Value g = grads[k];
-      auto type = cast<RankedTensorType>(g.getType());
-      Value squares = MulOp::create(b, loc, type, g, g);
-      SmallVector<int64_t> all = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
-      Value s = ReduceSumOp::create(b, loc, scalar, squares, b.getDenseI64ArrayAttr(all), UnitAttr());
-      sumSquares = sumSquares ? AddOp::create(b, loc, scalar, sumSquares, s).getResult() : s;
-    }
+    for (auto &[axes, members] : groups)
+      for (unsigned k : members) {
+        Value g = grads[k];
+        auto type = cast<RankedTensorType>(g.getType());
+        Value squares = MulOp::create(b, loc, type, g, g);
+        SmallVector<int64_t> all = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
+        Value s =
+            ReduceSumOp::create(b, loc, scalar, squares, b.getDenseI64ArrayAttr(all), UnitAttr());
+        sumSquares = sumSquares ? AddOp::create(b, loc, scalar, sumSquares, s).getResult() : s;
+      }
     if (!sumSquares)
       sumSquares = ConstantOp::create(b, loc, scalar, b.getF64FloatAttr(0.0));
     Value gradNorm = SqrtOp::create(b, loc, scalar, sumSquares);
 
     SmallVector<Value> results{loss, gradNorm};
-    SmallVector<DictionaryAttr> resultAttrs{named("loss", {}), named("grad_norm", {})};
+    SmallVector<DictionaryAttr> resultAttrs{named(Role::loss, {}), named(Role::grad_norm, {})};
     SmallVector<Value> newStates;
     SmallVector<DictionaryAttr> stateAttrs;
-    double wd = getF64(config, "weight_decay", 0.0);
+    auto f64 = [&](double v) { return b.getF64FloatAttr(v); };
     for (auto [k, i] : llvm::enumerate(paramArgs)) {
       Value param = body->getArgument(k);
       Type t = param.getType();
@@ -253,16 +251,14 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
       for (unsigned s = 0; s < numStates; ++s)
         state.push_back(body->getArgument(firstState + k * numStates + s));
       Operation *update;
-      if (kind == "adamw")
-        update = AdamwUpdateOp::create(
-            b, loc, TypeRange{t, t, t}, param, grads[k], state[0], state[1], lr, stepNumber,
-            b.getF64FloatAttr(getF64(config, "beta1", 0.9)),
-            b.getF64FloatAttr(getF64(config, "beta2", 0.999)),
-            b.getF64FloatAttr(getF64(config, "eps", 1e-8)), b.getF64FloatAttr(wd));
+      if (kind == OptimizerKind::adamw)
+        update = AdamwUpdateOp::create(b, loc, TypeRange{t, t, t}, param, grads[k], state[0],
+                                       state[1], lr, stepNumber, f64(config.getBeta1()),
+                                       f64(config.getBeta2()), f64(config.getEps()),
+                                       f64(config.getWeightDecay()));
       else
         update = SgdUpdateOp::create(b, loc, TypeRange{t, t}, param, grads[k], state[0], lr,
-                                     b.getF64FloatAttr(getF64(config, "momentum", 0.0)),
-                                     b.getF64FloatAttr(wd));
+                                     f64(config.getMomentum()), f64(config.getWeightDecay()));
       results.push_back(update->getResult(0));
       resultAttrs.push_back(step.getArgAttrDict(k));
       for (unsigned s = 0; s < numStates; ++s) {

@@ -8,7 +8,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
-#include "passes/Sharding.h"
 
 #include "mlir/IR/Builders.h"
 
@@ -23,7 +22,7 @@ using namespace dtl;
 namespace {
 
 struct FunctionPartitioner {
-  shard::GridOp mesh;
+  MeshAttr mesh;
   bool annotate = false;
   DenseMap<Value, Layout> layouts;
   std::map<std::pair<void *, std::string>, Value> reshardCache;
@@ -34,7 +33,7 @@ struct FunctionPartitioner {
                                         const Layout &layout) {
     SmallVector<int64_t> shape(global.getShape());
     for (auto [d, axes] : llvm::enumerate(layout.dims)) {
-      int64_t span = meshSpan(mesh, axes);
+      int64_t span = mesh.span(axes);
       if (shape[d] % span != 0)
         return emitError(loc, "dimension ") << d << " of size " << shape[d]
                                             << " cannot be split " << span << " ways";
@@ -108,7 +107,7 @@ struct FunctionPartitioner {
     auto cached = reshardCache.find({v.getAsOpaquePointer(), key(dims, keepPartial)});
     if (cached != reshardCache.end())
       return cached->second;
-    StringRef grid = mesh.getSymName();
+    StringRef grid = mesh.getGrid().getValue();
     OpBuilder b = builderAfter(v);
     Location loc = v.getLoc();
     Value next;
@@ -124,7 +123,7 @@ struct FunctionPartitioner {
       } else if (scatterDim) {
         unsigned d = *scatterDim;
         int64_t size = cast<RankedTensorType>(v.getType()).getShape()[d];
-        next = shard::ReduceScatterOp::create(b, loc, withDim(v, d, size / meshSpan(mesh, from.partial)),
+        next = shard::ReduceScatterOp::create(b, loc, withDim(v, d, size / mesh.span(from.partial)),
                                               grid, from.partial, v, shard::ReductionKind::Sum,
                                               llvm::APInt(64, d));
         reduced.dims[d] = from.partial;
@@ -137,7 +136,7 @@ struct FunctionPartitioner {
       auto [fromDim, toDim] = *move;
       auto type = cast<RankedTensorType>(v.getType());
       SmallVector<int64_t> shape(type.getShape());
-      int64_t span = meshSpan(mesh, from.dims[fromDim]);
+      int64_t span = mesh.span(from.dims[fromDim]);
       shape[fromDim] *= span;
       shape[toDim] /= span;
       next = shard::AllToAllOp::create(b, loc, RankedTensorType::get(shape, type.getElementType()),
@@ -157,7 +156,7 @@ struct FunctionPartitioner {
           continue;
         int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
         OpBuilder after = builderAfter(next);
-        next = shard::AllGatherOp::create(after, loc, withDim(next, d, size * meshSpan(mesh, from.dims[d])),
+        next = shard::AllGatherOp::create(after, loc, withDim(next, d, size * mesh.span(from.dims[d])),
                                           grid, from.dims[d], next, llvm::APInt(64, d));
         gathered.dims[d].clear();
       }
@@ -170,7 +169,7 @@ struct FunctionPartitioner {
           continue;
         int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
         OpBuilder after = builderAfter(next);
-        next = shard::AllSliceOp::create(after, loc, withDim(next, d, size / meshSpan(mesh, want)),
+        next = shard::AllSliceOp::create(after, loc, withDim(next, d, size / mesh.span(want)),
                                          next, grid, want, (int64_t)d);
         sliced.dims[d] = want;
       }
@@ -279,14 +278,16 @@ struct FunctionPartitioner {
   void annotateLayouts(Operation *op) {
     SmallVector<Attribute> attrs;
     for (Value r : op->getResults())
-      attrs.push_back(layouts.lookup(r).toAttr(op->getContext(), mesh.getSymName()));
+      attrs.push_back(layouts.lookup(r).toAttr(op->getContext(), mesh.getGrid().getValue()));
     op->setAttr(attr::shardings, ArrayAttr::get(op->getContext(), attrs));
   }
 
   LogicalResult run(func::FuncOp fn) {
     Block &body = fn.getBody().front();
     fn.walk([&](ShardingRuleOpInterface op) {
-      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps(), largestFirst(op)};
+      SmallVector<Value> values(op->getOperands());
+      values.append(op->result_begin(), op->result_end());
+      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps(), largestFirst(values)};
     });
     MLIRContext *ctx = fn.getContext();
     SmallVector<Type> argTypes;
@@ -338,9 +339,9 @@ struct Partition : dtl::impl::PartitionBase<Partition> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    shard::GridOp mesh = getMesh(module);
+    MeshAttr mesh = getMesh(module);
     if (!mesh) {
-      module.emitError("partitioning needs a shard.grid (the mesh)");
+      module.emitError("partitioning needs the module's mesh (`dtl.mesh`)");
       return signalPassFailure();
     }
     for (auto fn : module.getOps<func::FuncOp>())

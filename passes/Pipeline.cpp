@@ -21,8 +21,3 @@ void dtl::buildPipeline(OpPassManager &pm, Stage stage, bool annotateLayouts) {
   pm.addPass(createPartition(PartitionOptions{annotateLayouts}));
   pm.addPass(createFuseEpilogues());
 }
-
-shard::GridOp dtl::getMesh(ModuleOp module) {
-  auto grids = module.getOps<shard::GridOp>();
-  return grids.empty() ? shard::GridOp() : *grids.begin();
-}

@@ -7,7 +7,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/Passes.h"
-#include "passes/Sharding.h"
 
 #include <limits>
 
@@ -55,7 +54,7 @@ struct Propagation {
       if (kind == LoopKind::Whole)
         loops[l] = Axes();
     auto sizeOf = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
-    SmallVector<unsigned> order = largestFirst(op);
+    SmallVector<unsigned> order = largestFirst(values);
     for (bool splits : {true, false})
       for (unsigned i : order) {
         Value v = values[i];
@@ -96,8 +95,8 @@ struct Propagation {
   /// A sharding the user wrote (an annotated argument or a constraint) that
   /// splits a dimension an op needs whole (the classes of cross_entropy)
   /// is an error naming both; reported on the user's function only.
-  LogicalResult checkWholeLoops(func::FuncOp fn, shard::GridOp mesh) {
-    auto names = mesh->getAttrOfType<ArrayAttr>("dtl.axis_names");
+  LogicalResult checkWholeLoops(func::FuncOp fn, MeshAttr mesh) {
+    ArrayRef<StringAttr> names = mesh.getNames();
     bool ok = true;
     llvm::DenseSet<std::pair<Location, Location>> reported;
     fn.walk([&](ShardingRuleOpInterface op) {
@@ -117,7 +116,7 @@ struct Propagation {
             continue;
           std::string axes;
           for (int16_t a : requested.dims[d])
-            axes += (axes.empty() ? "" : ", ") + cast<StringAttr>(names[a]).getValue().str();
+            axes += (axes.empty() ? "" : ", ") + names[a].getValue().str();
           ok = false;
           // The eval metrics repeat the loss's ops at its location: say it once.
           if (!reported.insert({op->getLoc(), operand.getLoc()}).second)
@@ -134,7 +133,7 @@ struct Propagation {
     return success(ok);
   }
 
-  void run(func::FuncOp fn, shard::GridOp mesh) {
+  void run(func::FuncOp fn, MeshAttr mesh) {
     for (BlockArgument arg : fn.getArguments()) {
       Layout layout = argLayout(fn, arg.getArgNumber());
       OpenLayout &open = layoutOf(arg);
@@ -169,7 +168,7 @@ struct Propagation {
         Layout layout;
         for (const std::optional<Axes> &axes : layoutOf(r))
           layout.dims.push_back(axes.value_or(Axes()));
-        attrs.push_back(layout.toAttr(ctx, mesh.getSymName()));
+        attrs.push_back(layout.toAttr(ctx, mesh.getGrid().getValue()));
       }
       op->setAttr(attr::shardings, ArrayAttr::get(ctx, attrs));
     }
@@ -179,9 +178,9 @@ struct Propagation {
 struct PropagateSharding : dtl::impl::PropagateShardingBase<PropagateSharding> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    shard::GridOp mesh = getMesh(module);
+    MeshAttr mesh = getMesh(module);
     if (!mesh) {
-      module.emitError("sharding propagation needs a shard.grid (the mesh)");
+      module.emitError("sharding propagation needs the module's mesh (`dtl.mesh`)");
       return signalPassFailure();
     }
     auto model = module->getAttrOfType<FlatSymbolRefAttr>(attr::model);

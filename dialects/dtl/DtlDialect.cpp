@@ -1,97 +1,184 @@
-//===- DtlDialect.cpp - dialect registration and attributes ---------------===//
+//===- DtlDialect.cpp - registration and the contract's verifiers ---------===//
 
-#include "dialects/dtl/DtlOps.h"
+#include "dialects/dtl/Contract.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 using namespace dtl;
 
 #include "dialects/dtl/DtlDialect.cpp.inc"
 
-#define GET_ATTRDEF_CLASSES
-#include "dialects/dtl/DtlAttrs.cpp.inc"
-
 void DtlDialect::initialize() {
   addOperations<
 #define GET_OP_LIST
 #include "dialects/dtl/DtlOps.cpp.inc"
       >();
-  addAttributes<
-#define GET_ATTRDEF_LIST
-#include "dialects/dtl/DtlAttrs.cpp.inc"
-      >();
+  registerAttributes();
 }
 
-//===----------------------------------------------------------------------===//
-// ShardingAttr: #dtl.sharding<@grid, [[0], []], partial [1]>
-//===----------------------------------------------------------------------===//
+/// A sharding of `type`: one axis list per dimension, each axis of the mesh
+/// used once.
+static LogicalResult verifySharding(function_ref<InFlightDiagnostic()> emitError,
+                                    ShardingAttr sharding, Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor)
+    return emitError() << "only tensors have a sharding";
+  if ((int64_t)sharding.getDims().size() != tensor.getRank())
+    return emitError() << "the sharding has " << sharding.getDims().size()
+                       << " dimensions, but the tensor has " << tensor.getRank();
+  llvm::SmallDenseSet<int16_t> used;
+  for (DenseI16ArrayAttr axes : sharding.getDims())
+    for (int16_t a : axes.asArrayRef())
+      if (a < 0 || !used.insert(a).second)
+        return emitError() << "a mesh axis splits two dimensions (or is negative)";
+  return success();
+}
 
-static ParseResult parseAxisList(AsmParser &parser, SmallVectorImpl<int16_t> &axes) {
-  return parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&]() {
-    int16_t axis;
-    if (parser.parseInteger(axis))
-      return failure();
-    axes.push_back(axis);
+/// A sharding attached anywhere names the module's mesh grid and its axes.
+static LogicalResult verifyMeshReference(function_ref<InFlightDiagnostic()> emitError,
+                                         Operation *op, ShardingAttr sharding) {
+  auto module = op->getParentOfType<ModuleOp>();
+  MeshAttr mesh = module ? getMesh(module) : MeshAttr();
+  if (!mesh)
+    return success(); // checked once the module is whole
+  if (sharding.getGrid() != mesh.getGrid())
+    return emitError() << "the sharding refers to " << sharding.getGrid()
+                       << ", not the mesh's grid " << mesh.getGrid();
+  auto inRange = [&](int16_t a) { return a < (int16_t)mesh.getSizes().size(); };
+  for (DenseI16ArrayAttr axes : sharding.getDims())
+    if (!llvm::all_of(axes.asArrayRef(), inRange))
+      return emitError() << "the sharding uses an axis the mesh does not have";
+  if (!llvm::all_of(sharding.getPartial().asArrayRef(), inRange))
+    return emitError() << "the sharding uses an axis the mesh does not have";
+  return success();
+}
+
+LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute named) {
+  StringRef name = named.getName().getValue();
+  Attribute value = named.getValue();
+  auto error = [&]() { return op->emitError() << "'" << name << "' "; };
+  if (name == attr::model || name == attr::mesh || name == attr::optimizer ||
+      name == attr::train || name == attr::target) {
+    auto module = dyn_cast<ModuleOp>(op);
+    if (!module)
+      return error() << "belongs on the module";
+    if (name == attr::model) {
+      if (!isa<FlatSymbolRefAttr>(value))
+        return error() << "must name the model's function";
+    } else if (name == attr::mesh) {
+      auto mesh = dyn_cast<MeshAttr>(value);
+      if (!mesh)
+        return error() << "must be a #dtl.mesh";
+      auto grid = module.lookupSymbol<shard::GridOp>(mesh.getGrid().getValue());
+      if (!grid || grid.getShape() != mesh.getSizes())
+        return error() << "must name a shard.grid of the mesh's shape";
+    } else if (name == attr::optimizer && !isa<OptimizerAttr>(value)) {
+      return error() << "must be a #dtl.optimizer";
+    } else if (name == attr::train && !isa<TrainAttr>(value)) {
+      return error() << "must be a #dtl.train";
+    } else if (name == attr::target && !isa<TargetAttr>(value)) {
+      return error() << "must be a #dtl.target";
+    }
     return success();
-  });
-}
-
-static void printAxisList(AsmPrinter &printer, ArrayRef<int16_t> axes) {
-  printer << '[';
-  llvm::interleaveComma(axes, printer);
-  printer << ']';
-}
-
-Attribute ShardingAttr::parse(AsmParser &parser, Type) {
-  FlatSymbolRefAttr grid;
-  SmallVector<DenseI16ArrayAttr> dims;
-  SmallVector<int16_t> partial;
-  if (parser.parseLess() || parser.parseAttribute(grid) || parser.parseComma())
-    return {};
-  if (parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&]() {
-        SmallVector<int16_t> axes;
-        if (parseAxisList(parser, axes))
-          return failure();
-        dims.push_back(DenseI16ArrayAttr::get(parser.getContext(), axes));
-        return success();
-      }))
-    return {};
-  if (succeeded(parser.parseOptionalComma()) &&
-      (parser.parseKeyword("partial") || parseAxisList(parser, partial)))
-    return {};
-  if (parser.parseGreater())
-    return {};
-  return ShardingAttr::get(parser.getContext(), grid, dims,
-                           DenseI16ArrayAttr::get(parser.getContext(), partial));
-}
-
-void ShardingAttr::print(AsmPrinter &printer) const {
-  printer << '<' << getGrid() << ", [";
-  llvm::interleaveComma(getDims(), printer, [&](DenseI16ArrayAttr axes) {
-    printAxisList(printer, axes.asArrayRef());
-  });
-  printer << ']';
-  if (!getPartial().empty()) {
-    printer << ", partial ";
-    printAxisList(printer, getPartial().asArrayRef());
   }
-  printer << '>';
+  if (name == attr::shardings || name == attr::place) {
+    auto list = dyn_cast<ArrayAttr>(value);
+    if (!list || list.size() != op->getNumResults())
+      return error() << "needs one entry per result";
+    for (auto [entry, result] : llvm::zip(list, op->getResults())) {
+      if (name == attr::place) {
+        if (!isa<PlaceAttr>(entry))
+          return error() << "entries must be #dtl.place";
+        continue;
+      }
+      auto sharding = dyn_cast<ShardingAttr>(entry);
+      if (!sharding)
+        return error() << "entries must be #dtl.sharding";
+      if (failed(verifySharding(error, sharding, result.getType())) ||
+          failed(verifyMeshReference(error, op, sharding)))
+        return failure();
+    }
+    return success();
+  }
+  if (name == attr::argShardings) {
+    auto list = dyn_cast<ArrayAttr>(value);
+    if (!list || !llvm::all_of(list, llvm::IsaPred<ShardingAttr>))
+      return error() << "must be a list of #dtl.sharding";
+    return success();
+  }
+  if (name == attr::arenaBytes) {
+    auto bytes = dyn_cast<IntegerAttr>(value);
+    if (!isa<func::FuncOp>(op) || !bytes || bytes.getInt() < 0)
+      return error() << "is a function's arena size in bytes";
+    return success();
+  }
+  if (name == attr::inPlace) {
+    if (!isa<AdamwUpdateOp, SgdUpdateOp>(op) || !isa<UnitAttr>(value))
+      return error() << "marks an optimizer update";
+    return success();
+  }
+  return error() << "is not an attribute of the dtl dialect";
 }
 
-bool ShardingAttr::isFullyReplicated() const {
-  return getPartial().empty() &&
-         llvm::all_of(getDims(), [](DenseI16ArrayAttr a) { return a.empty(); });
+/// The attributes of a function argument or result.
+static LogicalResult verifyValueAttribute(Operation *op, Type type, NamedAttribute named,
+                                          bool isArgument) {
+  StringRef name = named.getName().getValue();
+  Attribute value = named.getValue();
+  auto error = [&]() {
+    return op->emitError() << "'" << name << "' on a function "
+                           << (isArgument ? "argument" : "result") << " ";
+  };
+  if (name == attr::role) {
+    auto role = dyn_cast<RoleAttr>(value);
+    if (!role)
+      return error() << "must be a #dtl.role";
+    bool argumentRole = llvm::is_contained(
+        {Role::param, Role::input, Role::opt_state, Role::lr, Role::step}, role.getValue());
+    bool resultRole = llvm::is_contained({Role::loss, Role::grad_norm, Role::grad, Role::correct,
+                                          Role::param, Role::opt_state},
+                                         role.getValue());
+    if (isArgument ? !argumentRole : !resultRole)
+      return error() << "cannot be " << stringifyRole(role.getValue());
+    return success();
+  }
+  if (name == attr::name) {
+    if (!isa<StringAttr>(value))
+      return error() << "must be a string";
+    return success();
+  }
+  if (name == attr::init) {
+    if (!isa<InitAttr>(value) || !isArgument)
+      return error() << "must be a #dtl.init on an argument";
+    return success();
+  }
+  if (name == attr::sharding) {
+    auto sharding = dyn_cast<ShardingAttr>(value);
+    if (!sharding)
+      return error() << "must be a #dtl.sharding";
+    return failure(failed(verifySharding(error, sharding, type)) ||
+                   failed(verifyMeshReference(error, op, sharding)));
+  }
+  if (name == attr::globalType) {
+    if (!isa<TypeAttr>(value))
+      return error() << "must be a type";
+    return success();
+  }
+  return error() << "is not an attribute of the dtl dialect";
 }
 
-ShardingAttr ShardingAttr::get(MLIRContext *ctx, StringRef grid,
-                               ArrayRef<SmallVector<int16_t>> dims,
-                               ArrayRef<int16_t> partial) {
-  SmallVector<DenseI16ArrayAttr> dimAttrs;
-  for (const auto &axes : dims)
-    dimAttrs.push_back(DenseI16ArrayAttr::get(ctx, axes));
-  return ShardingAttr::get(ctx, FlatSymbolRefAttr::get(ctx, grid), dimAttrs,
-                           DenseI16ArrayAttr::get(ctx, partial));
+LogicalResult DtlDialect::verifyRegionArgAttribute(Operation *op, unsigned region, unsigned arg,
+                                                   NamedAttribute named) {
+  Type type = op->getRegion(region).front().getArgument(arg).getType();
+  return verifyValueAttribute(op, type, named, /*isArgument=*/true);
+}
+
+LogicalResult DtlDialect::verifyRegionResultAttribute(Operation *op, unsigned region,
+                                                      unsigned result, NamedAttribute named) {
+  auto fn = dyn_cast<func::FuncOp>(op);
+  if (!fn)
+    return op->emitError("dtl result attributes belong on functions");
+  return verifyValueAttribute(op, fn.getResultTypes()[result], named, /*isArgument=*/false);
 }

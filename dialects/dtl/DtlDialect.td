@@ -22,8 +22,23 @@ def Dtl_Dialect : Dialect {
     (`ShardingRuleOpInterface`), so autodiff, propagation and partitioning
     are generic passes. Shardings are `#dtl.sharding` attributes that refer
     to an upstream `shard.grid` (the mesh).
+
+    The training contract is typed: the module carries `dtl.model` (the
+    model function), `dtl.mesh` (`#dtl.mesh`), `dtl.optimizer`
+    (`#dtl.optimizer`) and `dtl.train` (`#dtl.train`); function arguments
+    and results carry `dtl.role` (`#dtl.role`), `dtl.name`, `dtl.init`
+    (`#dtl.init`, params only) and `dtl.sharding` (`#dtl.sharding`). The
+    dialect verifies each where it is attached.
   }];
   let useDefaultAttributePrinterParser = 1;
+  // The contract's attributes are checked where they are attached.
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Registers the attributes (DtlAttrs.cpp, where their storage is).
+    void registerAttributes();
+  }];
   let dependentDialects = ["::mlir::shard::ShardDialect", "::mlir::func::FuncDialect"];
 }
 

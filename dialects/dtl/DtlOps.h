@@ -7,9 +7,11 @@
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/AffineMap.h"
+#include "llvm/ADT/bit.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Dialect.h"
+#include "mlir/IR/DialectImplementation.h"
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -35,9 +37,24 @@ struct ReshapeGroup {
 /// sequence of merges and splits (e.g. [6, 4] -> [4, 6]).
 std::optional<llvm::SmallVector<ReshapeGroup>> reshapeGroups(llvm::ArrayRef<int64_t> in,
                                                              llvm::ArrayRef<int64_t> out);
+/// How an attribute stores a double (doubles have no llvm::hash_value).
+struct F64 {
+  double value;
+  F64(double v = 0) : value(v) {}
+  operator double() const { return value; }
+};
+inline llvm::hash_code hash_value(F64 f) {
+  return llvm::hash_value(llvm::bit_cast<uint64_t>(f.value));
+}
+
+/// A double in an attribute: parsed as a float literal, printed so that it
+/// reads back exactly.
+mlir::FailureOr<F64> parseF64(mlir::AsmParser &parser);
+void printF64(mlir::AsmPrinter &printer, double value);
 } // namespace dtl
 
 #include "dialects/dtl/DtlDialect.h.inc"
+#include "dialects/dtl/DtlEnums.h.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/dtl/DtlAttrs.h.inc"

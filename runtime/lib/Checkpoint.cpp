@@ -4,25 +4,23 @@
 #include "dtlrt/Data.h"
 #include "dtlrt/Init.h"
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 namespace dtlrt {
 
 namespace {
 
-std::string jsonString(const std::string &s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += '\\';
-    out += c;
-  }
-  return out + "\"";
+const char *dtypeName(DType t) {
+  return t == DType::F64 ? "F64" : t == DType::I32 ? "I32" : "F32";
 }
 
 /// The whole tensor on rank 0: each element is contributed by the one rank
@@ -70,47 +68,31 @@ void writeAll(int fd, const void *data, size_t n, const std::string &path) {
 
 } // namespace
 
-void saveSafetensors(const std::string &path, const std::vector<SavedTensor> &tensors,
-                     const std::map<std::string, std::string> &metadata, const Context &ctx,
-                     int rank) {
-  std::vector<std::vector<unsigned char>> data;
-  for (const SavedTensor &t : tensors)
-    data.push_back(gather(t, ctx, rank));
-  if (rank != 0)
-    return;
-
-  std::string header = "{\"__metadata__\":{";
-  bool first = true;
-  for (const auto &[key, value] : metadata) {
-    header += (first ? "" : ",") + jsonString(key) + ":" + jsonString(value);
-    first = false;
+void writeSafetensors(const std::string &path, const std::vector<GlobalTensor> &tensors,
+                      const std::map<std::string, std::string> &metadata) {
+  nlohmann::ordered_json header;
+  header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const GlobalTensor &t : tensors) {
+    uint64_t bytes = numElements(t.shape) * sizeOf(t.dtype);
+    header[t.name] = {{"dtype", dtypeName(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
   }
-  header += "}";
-  size_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const TensorSpec &spec = *tensors[i].spec;
-    std::string shape;
-    for (size_t d = 0; d < spec.globalShape.size(); ++d)
-      shape += (d ? "," : "") + std::to_string(spec.globalShape[d]);
-    const char *dtype = spec.dtype == DType::F64 ? "F64" : spec.dtype == DType::I32 ? "I32" : "F32";
-    header += "," + jsonString(spec.name) + ":{\"dtype\":\"" + dtype + "\",\"shape\":[" + shape +
-              "],\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + data[i].size()) + "]}";
-    offset += data[i].size();
-  }
-  header += "}";
-  header.append((8 - header.size() % 8) % 8, ' '); // the data starts 8-byte aligned
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' '); // the data starts 8-byte aligned
 
   std::string temp = path + ".tmp";
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0)
     throw DataError(temp + ": cannot create (" + std::strerror(errno) + ")");
   try {
-    uint64_t length = header.size(); // little-endian on every supported host
+    uint64_t length = text.size(); // little-endian on every supported host
     writeAll(fd, &length, sizeof length, temp);
-    writeAll(fd, header.data(), header.size(), temp);
-    for (const std::vector<unsigned char> &bytes : data)
-      writeAll(fd, bytes.data(), bytes.size(), temp);
+    writeAll(fd, text.data(), text.size(), temp);
+    for (const GlobalTensor &t : tensors)
+      writeAll(fd, t.data, numElements(t.shape) * sizeOf(t.dtype), temp);
     if (::fsync(fd) != 0)
       throw DataError(temp + ": cannot sync (" + std::strerror(errno) + ")");
   } catch (...) {
@@ -122,6 +104,94 @@ void saveSafetensors(const std::string &path, const std::vector<SavedTensor> &te
   if (std::rename(temp.c_str(), path.c_str()) != 0)
     throw DataError(path + ": cannot rename " + temp + " into place (" + std::strerror(errno) +
                     ")");
+}
+
+void saveSafetensors(const std::string &path, const std::vector<SavedTensor> &tensors,
+                     const std::map<std::string, std::string> &metadata, const Context &ctx,
+                     int rank) {
+  std::vector<std::vector<unsigned char>> data;
+  for (const SavedTensor &t : tensors)
+    data.push_back(gather(t, ctx, rank));
+  if (rank != 0)
+    return;
+  std::vector<GlobalTensor> global;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorSpec &spec = *tensors[i].spec;
+    global.push_back({spec.name, spec.dtype, spec.globalShape, data[i].data()});
+  }
+  writeSafetensors(path, global, metadata);
+}
+
+SafetensorsHeader readSafetensorsHeader(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  struct stat st;
+  if (!in || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
+  uint64_t fileSize = st.st_size, length = 0;
+  if (fileSize < 8 || !in.read(reinterpret_cast<char *>(&length), 8))
+    throw DataError(path + ": not a safetensors file (shorter than its 8-byte header length)");
+  if (length > fileSize - 8)
+    throw DataError(path + ": the header claims " + std::to_string(length) + " bytes, but the " +
+                    "file has " + std::to_string(fileSize - 8) + " after the length");
+  std::string text(length, '\0');
+  if (!in.read(text.data(), std::streamsize(length)))
+    throw DataError(path + ": cannot read the header");
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object())
+    throw DataError(path + ": the header is not a JSON object");
+  SafetensorsHeader header;
+  header.path = path;
+  header.dataOffset = 8 + length;
+  uint64_t dataSize = fileSize - header.dataOffset;
+  for (auto &[key, value] : json.items()) {
+    if (key == "__metadata__") {
+      if (!value.is_object())
+        throw DataError(path + ": __metadata__ is not an object");
+      for (auto &[mkey, mvalue] : value.items()) {
+        if (!mvalue.is_string())
+          throw DataError(path + ": metadata '" + mkey + "' is not a string");
+        header.metadata[mkey] = mvalue.get<std::string>();
+      }
+      continue;
+    }
+    auto bad = [&](const std::string &what) {
+      return DataError(path + ": tensor '" + key + "': " + what);
+    };
+    if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
+        !value.contains("data_offsets"))
+      throw bad("needs dtype, shape and data_offsets");
+    SafetensorsEntry entry;
+    entry.name = key;
+    const nlohmann::json &dtype = value["dtype"];
+    if (dtype == "F32")
+      entry.dtype = DType::F32;
+    else if (dtype == "F64")
+      entry.dtype = DType::F64;
+    else if (dtype == "I32")
+      entry.dtype = DType::I32;
+    else
+      throw bad("unsupported dtype " + dtype.dump());
+    const nlohmann::json &shape = value["shape"], &offsets = value["data_offsets"];
+    if (!shape.is_array() || !offsets.is_array() || offsets.size() != 2)
+      throw bad("shape must be a list and data_offsets a pair");
+    for (const nlohmann::json &d : shape) {
+      if (!d.is_number_unsigned())
+        throw bad("shape entries must be non-negative integers");
+      entry.shape.push_back(d.get<int64_t>());
+    }
+    if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      throw bad("data_offsets must be non-negative integers");
+    entry.begin = offsets[0].get<uint64_t>();
+    entry.end = offsets[1].get<uint64_t>();
+    if (entry.end < entry.begin || entry.end > dataSize)
+      throw bad("data_offsets [" + std::to_string(entry.begin) + ", " + std::to_string(entry.end) +
+                ") lie outside the " + std::to_string(dataSize) + " bytes of data");
+    if (entry.end - entry.begin != uint64_t(numElements(entry.shape)) * sizeOf(entry.dtype))
+      throw bad("holds " + std::to_string(entry.end - entry.begin) +
+                " bytes, which its shape and dtype do not match");
+    header.tensors.push_back(std::move(entry));
+  }
+  return header;
 }
 
 } // namespace dtlrt

@@ -28,11 +28,11 @@ void forEachLocal(const TensorSpec &spec, const Context &ctx,
 void initParam(const TensorSpec &spec, uint64_t seed, const Context &ctx, void *out) {
   forEachLocal(spec, ctx, [&](int64_t local, int64_t global) {
     double v = 0;
-    if (spec.init == "ones")
+    if (spec.init == Init::Ones)
       v = 1;
-    else if (spec.init == "normal")
+    else if (spec.init == Init::Normal)
       v = spec.initA + spec.initB * normalAt(seed, spec.name, global);
-    else if (spec.init == "uniform")
+    else if (spec.init == Init::Uniform)
       v = spec.initA + (spec.initB - spec.initA) * uniformAt(seed, spec.name, global);
     if (spec.dtype == DType::F64)
       static_cast<double *>(out)[local] = v;

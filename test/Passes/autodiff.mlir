@@ -5,7 +5,7 @@
 // (transposed in place, never materialised). x gets no gradient: only params do.
 
 // CHECK-LABEL: func.func @m_grad
-// CHECK-SAME: -> (tensor<f32> {dtl.role = "loss"}, tensor<3x2xf32> {dtl.name = "w", dtl.role = "grad"})
+// CHECK-SAME: -> (tensor<f32> {dtl.role = #dtl.role<loss>}, tensor<3x2xf32> {dtl.name = "w", dtl.role = #dtl.role<grad>})
 // CHECK:      %[[MM:.*]] = dtl.matmul %arg1, %arg0
 // CHECK:      %[[RELU:.*]] = dtl.relu %[[MM]]
 // CHECK:      %[[CE:.*]] = dtl.cross_entropy %[[RELU]], %arg2
@@ -18,9 +18,9 @@
 // CHECK-NOT:  transpose_rhs
 // CHECK:      return %[[LOSS]], %[[DW]]
 module attributes {dtl.model = @m} {
-  func.func @m(%w: tensor<3x2xf32> {dtl.role = "param", dtl.name = "w"},
-               %x: tensor<4x3xf32> {dtl.role = "input", dtl.name = "x"},
-               %y: tensor<4xi32> {dtl.role = "input", dtl.name = "y"}) -> tensor<f32> {
+  func.func @m(%w: tensor<3x2xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+               %x: tensor<4x3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"},
+               %y: tensor<4xi32> {dtl.role = #dtl.role<input>, dtl.name = "y"}) -> tensor<f32> {
     %0 = dtl.matmul %x, %w : tensor<4x3xf32>, tensor<3x2xf32> -> tensor<4x2xf32>
     %1 = dtl.relu %0 : tensor<4x2xf32>
     %2 = dtl.cross_entropy %1, %y : tensor<4x2xf32>, tensor<4xi32> -> tensor<4xf32>
@@ -33,8 +33,8 @@ module attributes {dtl.model = @m} {
 
 // A use of a param through an op without a gradient is an error at that op.
 module attributes {dtl.model = @m} {
-  func.func @m(%w: tensor<4x2xf32> {dtl.role = "param", dtl.name = "w"},
-               %y: tensor<4xi32> {dtl.role = "input", dtl.name = "y"}) -> tensor<f32> {
+  func.func @m(%w: tensor<4x2xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+               %y: tensor<4xi32> {dtl.role = #dtl.role<input>, dtl.name = "y"}) -> tensor<f32> {
     // expected-error@+1 {{'dtl.correct' has no gradient, but a param reaches the loss through it}}
     %0 = dtl.correct %w, %y : tensor<4x2xf32>, tensor<4xi32> -> tensor<4xf32>
     %1 = dtl.reduce_sum %0 dims [0] : tensor<4xf32> -> tensor<f32>
@@ -60,8 +60,8 @@ module attributes {dtl.model = @m} {
 // CHECK:      %[[S:.*]] = dtl.stack %{{.*}}, %{{.*}} : tensor<3xf32>, tensor<3xf32> -> tensor<2x3xf32>
 // CHECK:      return %{{.*}}, %[[S]]
 module attributes {dtl.model = @stacked} {
-  func.func @stacked(%w: tensor<2x3xf32> {dtl.role = "param", dtl.name = "w"},
-                     %x: tensor<3xf32> {dtl.role = "input", dtl.name = "x"}) -> tensor<f32> {
+  func.func @stacked(%w: tensor<2x3xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                     %x: tensor<3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> tensor<f32> {
     %w0 = dtl.layer %w[0] : tensor<2x3xf32> -> tensor<3xf32>
     %w1 = dtl.layer %w[1] : tensor<2x3xf32> -> tensor<3xf32>
     %h = dtl.mul %x, %w0 : tensor<3xf32>

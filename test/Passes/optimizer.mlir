@@ -6,12 +6,12 @@
 // The gradient function stays for the gradient check of generated programs.
 // CHECK-LABEL: func.func @m_grad
 // CHECK-LABEL: func.func @train_step
-// CHECK-SAME: %arg0: tensor<3x2xf32> {dtl.init = {kind = "zeros"}, dtl.name = "w", dtl.role = "param"}
-// CHECK-SAME: %arg1: tensor<3x2xf32> {dtl.name = "w.m", dtl.role = "opt_state"}
-// CHECK-SAME: %arg2: tensor<3x2xf32> {dtl.name = "w.v", dtl.role = "opt_state"}
-// CHECK-SAME: %arg3: tensor<4x3xf32> {dtl.name = "x", dtl.role = "input"}
-// CHECK-SAME: %arg4: tensor<f32> {dtl.role = "lr"}, %arg5: tensor<f32> {dtl.role = "step"}
-// CHECK-SAME: -> (tensor<f32> {dtl.role = "loss"}, tensor<f32> {dtl.role = "grad_norm"}, tensor<3x2xf32> {dtl.name = "w", dtl.role = "param"}, tensor<3x2xf32> {dtl.name = "w.m", dtl.role = "opt_state"}, tensor<3x2xf32> {dtl.name = "w.v", dtl.role = "opt_state"})
+// CHECK-SAME: %arg0: tensor<3x2xf32> {dtl.init = #dtl.init<zeros>, dtl.name = "w", dtl.role = #dtl.role<param>}
+// CHECK-SAME: %arg1: tensor<3x2xf32> {dtl.name = "w.m", dtl.role = #dtl.role<opt_state>}
+// CHECK-SAME: %arg2: tensor<3x2xf32> {dtl.name = "w.v", dtl.role = #dtl.role<opt_state>}
+// CHECK-SAME: %arg3: tensor<4x3xf32> {dtl.name = "x", dtl.role = #dtl.role<input>}
+// CHECK-SAME: %arg4: tensor<f32> {dtl.role = #dtl.role<lr>}, %arg5: tensor<f32> {dtl.role = #dtl.role<step>}
+// CHECK-SAME: -> (tensor<f32> {dtl.role = #dtl.role<loss>}, tensor<f32> {dtl.role = #dtl.role<grad_norm>}, tensor<3x2xf32> {dtl.name = "w", dtl.role = #dtl.role<param>}, tensor<3x2xf32> {dtl.name = "w.m", dtl.role = #dtl.role<opt_state>}, tensor<3x2xf32> {dtl.name = "w.v", dtl.role = #dtl.role<opt_state>})
 // CHECK:      %[[G:.*]] = dtl.matmul %arg3
 // CHECK:      %[[SQ:.*]] = dtl.mul %[[G]], %[[G]]
 // CHECK:      %[[SUM:.*]] = dtl.reduce_sum %[[SQ]] dims [0, 1]
@@ -19,9 +19,9 @@
 // CHECK:      %[[P:.*]], %[[M:.*]], %[[V:.*]] = dtl.adamw_update %arg0, %[[G]], %arg1, %arg2, %arg4, %arg5
 // CHECK-SAME: beta1 = 8.000000e-01 : f64, beta2 = 0.98999999999999999 : f64, eps = 1.000000e-08 : f64, weight_decay = 1.000000e-01 : f64
 // CHECK:      return %{{.*}}, %[[NORM]], %[[P]], %[[M]], %[[V]]
-module attributes {dtl.model = @m, dtl.optimizer = {kind = "adamw", beta1 = 0.8 : f64, beta2 = 0.99 : f64, weight_decay = 0.1 : f64}} {
-  func.func @m_grad(%w: tensor<3x2xf32> {dtl.role = "param", dtl.name = "w", dtl.init = {kind = "zeros"}},
-                    %x: tensor<4x3xf32> {dtl.role = "input", dtl.name = "x"}) -> (tensor<f32>, tensor<3x2xf32>) {
+module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<adamw, beta1 = 0.8, beta2 = 0.99, weight_decay = 0.1>} {
+  func.func @m_grad(%w: tensor<3x2xf32> {dtl.role = #dtl.role<param>, dtl.name = "w", dtl.init = #dtl.init<zeros>},
+                    %x: tensor<4x3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> (tensor<f32>, tensor<3x2xf32>) {
     %0 = dtl.constant 1.0 : tensor<f32>
     %1 = dtl.constant 1.0 : tensor<4x2xf32>
     %2 = dtl.matmul %x, %1 {transpose_lhs} : tensor<4x3xf32>, tensor<4x2xf32> -> tensor<3x2xf32>
@@ -33,10 +33,10 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "adamw", beta1 = 0.8 
 
 // SGD with momentum keeps one buffer per param.
 // CHECK-LABEL: func.func @train_step
-// CHECK-SAME: dtl.name = "w.momentum", dtl.role = "opt_state"
+// CHECK-SAME: dtl.name = "w.momentum", dtl.role = #dtl.role<opt_state>
 // CHECK:      dtl.sgd_update %arg0, %{{.*}}, %arg1, %arg2 {momentum = 9.000000e-01 : f64, weight_decay = 0.000000e+00 : f64}
-module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", momentum = 0.9 : f64}} {
-  func.func @m_grad(%w: tensor<2xf32> {dtl.role = "param", dtl.name = "w"}) -> (tensor<f32>, tensor<2xf32>) {
+module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd, momentum = 0.9>} {
+  func.func @m_grad(%w: tensor<2xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"}) -> (tensor<f32>, tensor<2xf32>) {
     %0 = dtl.constant 1.0 : tensor<f32>
     return %0, %w : tensor<f32>, tensor<2xf32>
   }
@@ -44,8 +44,8 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", momentum = 0.9
 
 // -----
 
-// expected-error@+1 {{needs @m_grad (run dtl-autodiff) and kind = "sgd" or "adamw"}}
-module attributes {dtl.model = @m, dtl.optimizer = {kind = "lion"}} {
+// expected-error@+1 {{needs @m_grad (run dtl-autodiff)}}
+module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>} {
 }
 
 // -----
@@ -54,14 +54,14 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "lion"}} {
 // each tensor's first unsplit dimension they divide. Stage 1: the optimizer
 // state only; the param and its gradient stay replicated.
 // CHECK-LABEL: func.func @train_step
-// CHECK-SAME: %arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[], []]>}
-// CHECK-SAME: %arg1: tensor<8x6xf32> {dtl.name = "w.momentum", dtl.role = "opt_state", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-SAME: %arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = #dtl.role<param>, dtl.sharding = #dtl.sharding<@grid, {{\[}}[], []]>}
+// CHECK-SAME: %arg1: tensor<8x6xf32> {dtl.name = "w.momentum", dtl.role = #dtl.role<opt_state>, dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
 // CHECK-NOT:  dtl.sharding_constraint
-module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 1 : i64}} {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
-  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], []]>},
-                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
-      -> (tensor<f32> {dtl.role = "loss"}, tensor<8x6xf32> {dtl.role = "grad", dtl.name = "w"}) {
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>, dtl.train = #dtl.train<zero = 1>} {
+  shard.grid @grid(shape = 2)
+  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = #dtl.role<param>, dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], []]>},
+                    %x: tensor<4x8xf32> {dtl.role = #dtl.role<input>, dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<f32> {dtl.role = #dtl.role<loss>}, tensor<8x6xf32> {dtl.role = #dtl.role<grad>, dtl.name = "w"}) {
     %0 = dtl.constant 1.0 : tensor<f32>
     return %0, %w : tensor<f32>, tensor<8x6xf32>
   }
@@ -72,14 +72,14 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 1 : i64
 // Stage 2: the gradients too, as a constraint the partitioner meets with a
 // reduce-scatter. A dimension already split (here over tp) is skipped.
 // CHECK-LABEL: func.func @train_step
-// CHECK-SAME: dtl.name = "w.momentum", dtl.role = "opt_state", dtl.sharding = #dtl.sharding<@grid, {{\[}}[1], [0]]>
+// CHECK-SAME: dtl.name = "w.momentum", dtl.role = #dtl.role<opt_state>, dtl.sharding = #dtl.sharding<@grid, {{\[}}[1], [0]]>
 // CHECK:      %[[G:.*]] = dtl.sharding_constraint %arg0 : tensor<8x6xf32> to #dtl.sharding<@grid, {{\[}}[1], [0]]>
 // CHECK:      dtl.sgd_update %arg0, %[[G]]
-module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 2 : i64}} {
-  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["tp", "dp"]}
-  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], [0]]>},
-                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[1], []]>})
-      -> (tensor<f32> {dtl.role = "loss"}, tensor<8x6xf32> {dtl.role = "grad", dtl.name = "w"}) {
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2, "dp" = 2]>, dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>, dtl.train = #dtl.train<zero = 2>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = #dtl.role<param>, dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], [0]]>},
+                    %x: tensor<4x8xf32> {dtl.role = #dtl.role<input>, dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[1], []]>})
+      -> (tensor<f32> {dtl.role = #dtl.role<loss>}, tensor<8x6xf32> {dtl.role = #dtl.role<grad>, dtl.name = "w"}) {
     %0 = dtl.constant 1.0 : tensor<f32>
     return %0, %w : tensor<f32>, tensor<8x6xf32>
   }
@@ -90,24 +90,24 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 2 : i64
 // Stage 3: params are stored split in every function, and so are the
 // gradients the gradient function returns; where a param is used it is
 // constrained back to its own layout, so it is gathered before use (FSDP).
-// CHECK-LABEL: func.func @m(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-LABEL: func.func @m(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = #dtl.role<param>, dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
 // CHECK-NEXT: %[[W:.*]] = dtl.sharding_constraint %arg0 : tensor<8x6xf32> to #dtl.sharding<@grid, {{\[}}[], []]>
 // CHECK:      dtl.reduce_sum %[[W]]
-// CHECK-LABEL: func.func @m_grad(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
-// CHECK-SAME: tensor<8x6xf32> {dtl.name = "w", dtl.role = "grad", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-LABEL: func.func @m_grad(%arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = #dtl.role<param>, dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+// CHECK-SAME: tensor<8x6xf32> {dtl.name = "w", dtl.role = #dtl.role<grad>, dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
 // CHECK-LABEL: func.func @train_step
-// CHECK-SAME: %arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = "param", dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
-module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 3 : i64}} {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
-  func.func @m(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], []]>},
-               %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
-      -> (tensor<f32> {dtl.role = "loss"}) {
+// CHECK-SAME: %arg0: tensor<8x6xf32> {dtl.name = "w", dtl.role = #dtl.role<param>, dtl.sharding = #dtl.sharding<@grid, {{\[}}[0], []]>}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>, dtl.train = #dtl.train<zero = 3>} {
+  shard.grid @grid(shape = 2)
+  func.func @m(%w: tensor<8x6xf32> {dtl.role = #dtl.role<param>, dtl.name = "w", dtl.sharding = #dtl.sharding<@grid, [[], []]>},
+               %x: tensor<4x8xf32> {dtl.role = #dtl.role<input>, dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<f32> {dtl.role = #dtl.role<loss>}) {
     %0 = dtl.reduce_sum %w dims [0, 1] : tensor<8x6xf32> -> tensor<f32>
     return %0 : tensor<f32>
   }
-  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = "param", dtl.name = "w"},
-                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
-      -> (tensor<f32> {dtl.role = "loss"}, tensor<8x6xf32> {dtl.role = "grad", dtl.name = "w"}) {
+  func.func @m_grad(%w: tensor<8x6xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                    %x: tensor<4x8xf32> {dtl.role = #dtl.role<input>, dtl.name = "x", dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<f32> {dtl.role = #dtl.role<loss>}, tensor<8x6xf32> {dtl.role = #dtl.role<grad>, dtl.name = "w"}) {
     %0 = dtl.constant 1.0 : tensor<f32>
     return %0, %w : tensor<f32>, tensor<8x6xf32>
   }
@@ -116,10 +116,10 @@ module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 3 : i64
 // -----
 
 // expected-error@+1 {{ZeRO shards over the data axes, but no input splits its batch dimension over a mesh axis}}
-module attributes {dtl.model = @m, dtl.optimizer = {kind = "sgd", zero = 1 : i64}} {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
-  func.func @m_grad(%w: tensor<8xf32> {dtl.role = "param", dtl.name = "w"},
-                    %x: tensor<4x8xf32> {dtl.role = "input", dtl.name = "x"}) -> (tensor<f32>, tensor<8xf32>) {
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>, dtl.train = #dtl.train<zero = 1>} {
+  shard.grid @grid(shape = 2)
+  func.func @m_grad(%w: tensor<8xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                    %x: tensor<4x8xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> (tensor<f32>, tensor<8xf32>) {
     %0 = dtl.constant 1.0 : tensor<f32>
     return %0, %w : tensor<f32>, tensor<8xf32>
   }

@@ -11,8 +11,8 @@
 // CHECK:      %[[G:.*]] = dtl.matmul %arg0, %arg1 {transpose_lhs} : tensor<2x3xf32>, tensor<2x5xf32> -> tensor<3x5xf32>
 // CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[G]] on @grid grid_axes = [0] : tensor<3x5xf32> -> tensor<3x5xf32>
 // CHECK-NEXT: return %[[R]]
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @dp(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                 %dy: tensor<4x5xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
       -> tensor<3x5xf32> {
@@ -34,8 +34,8 @@ module {
 // CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[O]] on @grid grid_axes = [0]
 // CHECK-NOT:  shard.
 // CHECK:      return %[[R]]
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["tp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @megatron(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[], []]>},
                       %w1: tensor<3x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>},
                       %w2: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
@@ -57,8 +57,8 @@ module {
 // CHECK:      %[[SUM:.*]] = dtl.add %arg0, %[[S]] : tensor<2x3xf32>
 // CHECK:      %[[G:.*]] = shard.all_gather %[[SUM]] on @grid grid_axes = [0] gather_axis = 0 : tensor<2x3xf32> -> tensor<4x3xf32>
 // CHECK:      return %[[G]]
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @reshard(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                      %c: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[], []]>})
       -> tensor<4x3xf32> {
@@ -77,8 +77,8 @@ module {
 // CHECK:      %[[SCALED:.*]] = dtl.mul %[[SUM]], %{{.*}} : tensor<f32>
 // CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[SCALED]]
 // CHECK-NEXT: %[[E:.*]] = dtl.exp %[[R]]
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @partial(%x: tensor<4xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>}) -> tensor<f32> {
     %0 = dtl.reduce_sum %x dims [0] : tensor<4xf32> -> tensor<f32>
     %c = dtl.constant 0.25 : tensor<f32>
@@ -102,8 +102,8 @@ module {
 // CHECK:      %[[Y:.*]] = dtl.matmul %arg0, %arg1 : tensor<8x4xf32>, tensor<4x32xf32> -> tensor<8x32xf32>
 // CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[Y]] on @g grid_axes = [0] : tensor<8x32xf32> -> tensor<8x32xf32>
 // CHECK-NEXT: return %[[R]]
-module {
-  shard.grid @g(shape = 4) {dtl.axis_names = ["tp"]}
+module attributes {dtl.mesh = #dtl.mesh<@g, ["tp" = 4]>} {
+  shard.grid @g(shape = 4)
   func.func @rowpar(%x: tensor<8x16xf32> {dtl.sharding = #dtl.sharding<@g, [[], [0]]>},
                     %w: tensor<16x32xf32> {dtl.sharding = #dtl.sharding<@g, [[0], []]>})
       -> tensor<8x32xf32> {
@@ -124,8 +124,8 @@ module {
 // CHECK-NOT:  shard.all_reduce %[[G]]
 // CHECK:      dtl.mul %[[RS]], %[[RS]] : tensor<4x6xf32>
 // CHECK:      dtl.neg %[[RS]] : tensor<4x6xf32>
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @reduce_scatter(%x: tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                             %dy: tensor<8x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
       -> (tensor<8x6xf32>, tensor<8x6xf32>) {
@@ -145,8 +145,8 @@ module {
 // CHECK-LABEL: func.func @move_split
 // CHECK:      %[[A:.*]] = shard.all_to_all %arg0 on @grid grid_axes = [0] split_axis = 0 concat_axis = 1 : tensor<4x2xf32> -> tensor<2x4xf32>
 // CHECK-NEXT: return %[[A]]
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @move_split(%x: tensor<4x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>})
       -> (tensor<4x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
     return %x : tensor<4x4xf32>
@@ -165,8 +165,8 @@ module {
 // CHECK:      %[[NEW:.*]], %{{.*}} = dtl.sgd_update %[[P]], %[[G]], %arg2, %arg3 {{.*}} : tensor<4x3xf32>, tensor<f32>
 // CHECK-NEXT: %[[FULL:.*]] = shard.all_gather %[[NEW]] on @grid grid_axes = [0] gather_axis = 0 : tensor<4x3xf32> -> tensor<8x3xf32>
 // CHECK:      return %[[FULL]]
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @zero1_update(%p: tensor<8x3xf32>, %g: tensor<8x3xf32>,
                           %buf: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                           %lr: tensor<f32>)
@@ -192,8 +192,8 @@ module {
 // CHECK-NEXT: dtl.broadcast %[[R]] dims [0] : tensor<4xf32> -> tensor<4x3xf32>
 // CHECK-NOT:  shard.
 // CHECK:      return
-module {
-  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["dp", "tp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
   func.func @norm_rows_split(%x: tensor<4x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
       -> (tensor<4x6xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
     %sq = dtl.mul %x, %x : tensor<4x6xf32>
@@ -222,8 +222,8 @@ module {
 // CHECK-LABEL: func.func @dp_over_both
 // CHECK:      %[[G:.*]] = dtl.matmul %arg0, %arg1 {transpose_lhs} : tensor<2x3xf32>, tensor<2x5xf32> -> tensor<3x5xf32>
 // CHECK-NEXT: shard.all_reduce %[[G]] on @grid grid_axes = [0, 1] : tensor<3x5xf32> -> tensor<3x5xf32>
-module {
-  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["dp", "tp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
   func.func @dp_over_both(%x: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0, 1], []]>},
                           %dy: tensor<8x5xf32> {dtl.sharding = #dtl.sharding<@grid, [[0, 1], []]>})
       -> tensor<3x5xf32> {
@@ -239,8 +239,8 @@ module {
 // CHECK:      %[[B:.*]] = shard.all_gather %arg0 on @grid grid_axes = [0] gather_axis = 0 : tensor<5xf32> -> tensor<10xf32>
 // CHECK-NEXT: dtl.broadcast %[[B]] dims [1] : tensor<10xf32> -> tensor<128x10xf32>
 // CHECK-NOT:  shard.all_to_all
-module {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
   func.func @bias_moves(%b: tensor<10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>},
                         %h: tensor<256x10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
       -> (tensor<256x10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
@@ -264,8 +264,8 @@ module {
 // CHECK:      dtl.reshape {{.*}} : tensor<2x8x16xf32> -> tensor<16x16xf32>
 // CHECK:      %[[G:.*]] = dtl.matmul {{.*}} {transpose_lhs} : tensor<16x16xf32>, tensor<16x16xf32> -> tensor<16x16xf32>
 // CHECK-NEXT: shard.all_reduce %[[G]] on @grid grid_axes = [0]
-module {
-  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["dp", "tp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
   func.func @transformer(%x: tensor<4x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [], []]>},
                          %q: tensor<4x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [], [1]]>})
       -> (tensor<4x8x16xf32>, tensor<16x16xf32>) {

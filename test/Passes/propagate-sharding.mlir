@@ -14,8 +14,8 @@
 // A contraction over the split dimension: the result is not split (the
 // partitioner makes it a partial sum).
 // CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>], transpose_lhs}
-module attributes {dtl.model = @m} {
-  shard.grid @grid(shape = 2x2) {dtl.axis_names = ["dp", "tp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2x2)
   func.func @m(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                %w: tensor<3x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [1]]>},
                %v: tensor<4x5xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
@@ -43,8 +43,8 @@ module attributes {dtl.model = @m} {
 // CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 // CHECK:      dtl.sharding_constraint {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 // CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
-module attributes {dtl.model = @m} {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2)
   func.func @constraint(%x: tensor<4x3xf32>,
                         %w: tensor<3x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>})
       -> tensor<4x8xf32> {
@@ -64,8 +64,8 @@ module attributes {dtl.model = @m} {
 
 // CHECK-LABEL: func.func @split_wins
 // CHECK:      dtl.sgd_update {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[0], []]>]
-module attributes {dtl.model = @m} {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2)
   func.func @split_wins(%p: tensor<8x3xf32>, %x: tensor<8x3xf32>,
                         %buf: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                         %lr: tensor<f32>) -> (tensor<8x3xf32>, tensor<8x3xf32>) {
@@ -84,8 +84,8 @@ module attributes {dtl.model = @m} {
 // CHECK-LABEL: func.func @largest_decides
 // CHECK:      dtl.broadcast {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 // CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
-module attributes {dtl.model = @m} {
-  shard.grid @grid(shape = 2) {dtl.axis_names = ["dp"]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2)
   func.func @largest_decides(%b: tensor<10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>},
                              %h: tensor<256x10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
       -> tensor<256x10xf32> {

@@ -12,12 +12,12 @@ namespace {
 
 TensorSpec spec(std::vector<int64_t> local, std::vector<Axes> dimAxes) {
   TensorSpec t;
-  t.role = "param";
+  t.role = Role::Param;
   t.name = "w";
   t.globalShape = {4, 6};
   t.localShape = std::move(local);
   t.dimAxes = std::move(dimAxes);
-  t.init = "normal";
+  t.init = Init::Normal;
   t.initA = 0.0;
   t.initB = 0.02;
   return t;

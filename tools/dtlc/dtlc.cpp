@@ -15,6 +15,7 @@
 #include "dialects/dtl/DtlOps.h"
 #include "frontend/MLIRGen.h"
 #include "frontend/Parser.h"
+#include "dialects/dtl/Contract.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/AsmState.h"
@@ -263,11 +264,10 @@ public:
       return kOk;
     }
     // The flag overrides the train section; bf16 is a GPU math mode.
-    auto train = (*module)->getAttrOfType<DictionaryAttr>(dtl::attr::train);
-    auto declared = train ? train.getAs<StringAttr>("precision") : StringAttr();
+    auto train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
     std::string realType = !precision.empty() ? precision.getValue()
-                           : declared        ? declared.getValue().str()
-                                             : "f32";
+                           : train            ? dtl::stringifyPrecision(train.getPrecision()).str()
+                                              : "f32";
     bool emulated = target == "cuda-emulation";
     bool cuda = emit == Emit::Cuda || (emit == Emit::Exe && (target == "cuda" || emulated));
     if (cuda && realType == "f64") {

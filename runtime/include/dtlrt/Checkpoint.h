@@ -17,14 +17,48 @@ struct SavedTensor {
   const void *local;
 };
 
-/// Gathers every tensor whole onto rank 0, which writes one safetensors file
-/// (8-byte little-endian header length, JSON header with dtype, shape and
-/// data_offsets per tensor plus `__metadata__`, then the raw bytes).
-/// Atomic: written to PATH.tmp, synced, renamed over PATH. Collective: every
-/// rank calls it. Throws DataError (on rank 0) when the file cannot be written.
+/// One whole tensor, as written to a file.
+struct GlobalTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const void *data;
+};
+
+/// Writes one safetensors file (8-byte little-endian header length, JSON
+/// header with dtype, shape and data_offsets per tensor plus
+/// `__metadata__`, then the raw bytes). Atomic: written to PATH.tmp, synced,
+/// renamed over PATH. Throws DataError when the file cannot be written.
+void writeSafetensors(const std::string &path, const std::vector<GlobalTensor> &tensors,
+                      const std::map<std::string, std::string> &metadata);
+
+/// Gathers every tensor whole onto rank 0, which writes them with
+/// writeSafetensors. Collective: every rank calls it. Throws DataError (on
+/// rank 0) when the file cannot be written.
 void saveSafetensors(const std::string &path, const std::vector<SavedTensor> &tensors,
                      const std::map<std::string, std::string> &metadata, const Context &ctx,
                      int rank);
+
+/// A tensor listed in a safetensors header; its bytes are [begin, end) after
+/// the header.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;
+};
+
+struct SafetensorsHeader {
+  std::string path;
+  std::map<std::string, std::string> metadata;
+  std::vector<SafetensorsEntry> tensors;
+  uint64_t dataOffset = 0; ///< where the data starts in the file
+};
+
+/// Reads and checks a safetensors file's header: a JSON object, dtypes dtlc
+/// writes, offsets inside the file that match each shape. Throws DataError
+/// naming the path and what is wrong.
+SafetensorsHeader readSafetensorsHeader(const std::string &path);
 
 } // namespace dtlrt
 

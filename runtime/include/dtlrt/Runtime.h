@@ -21,6 +21,13 @@ class Device;
 enum class DType { F32, F64, I32 };
 size_t sizeOf(DType t);
 
+/// The runtime's twins of the dtl dialect's enums (dialects/dtl/DtlAttrs.td):
+/// generated programs pass these, never strings.
+enum class Role { Param, Input, OptState, Lr, Step, Loss, GradNorm, Grad, Correct };
+enum class Init { Zeros, Ones, Normal, Uniform };
+enum class LrSchedule { Constant, Warmup, Cosine, WarmupCosine };
+enum class Source { None, Idx, Synthetic, Tokens };
+
 /// The number of elements of a tensor of `shape` (dimensions from `first` on).
 inline int64_t numElements(const std::vector<int64_t> &shape, size_t first = 0) {
   int64_t n = 1;
@@ -34,12 +41,12 @@ using Axes = std::vector<int>;
 
 /// One argument or result of a step function.
 struct TensorSpec {
-  std::string role;  ///< param, opt_state, input, lr, step; loss, grad_norm, correct
+  Role role = Role::Input;
   std::string name;  ///< e.g. "w1", "w1.m"
   DType dtype = DType::F32;
   std::vector<int64_t> globalShape, localShape;
   std::vector<Axes> dimAxes; ///< per dimension
-  std::string init = "zeros"; ///< params: zeros, ones, normal, uniform
+  Init init = Init::Zeros;     ///< params
   double initA = 0, initB = 0; ///< normal: mean, std; uniform: low, high
   int64_t localSize() const;
 };
@@ -52,7 +59,7 @@ struct StepSpec {
 };
 
 struct DataSpec {
-  std::string source; ///< idx, synthetic, tokens; empty when absent
+  Source source = Source::None;
   std::vector<std::string> inputs, files;
   int64_t classes = 10, size = 1024;
 };
@@ -67,7 +74,7 @@ struct Program {
   StepSpec trainStep, evalStep, gradStep;
   DataSpec data, eval;
   double lr = 1e-3, minLr = 0;
-  std::string schedule = "constant";
+  LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup = 0, steps = 100, logEvery = 10, evalEvery = 0, seed = 0;
   int64_t evalBatches = 0; ///< batches per evaluation; 0: the whole eval source
   /// Where the steps run: null for the host (the CPU target).

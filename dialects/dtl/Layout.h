@@ -1,9 +1,9 @@
-//===- Sharding.h - layouts of values over the mesh, for the passes -*- C++ -*-===//
+//===- Layout.h - layouts of values over the mesh ---------------*- C++ -*-===//
 
-#ifndef DTL_PASSES_SHARDING_H
-#define DTL_PASSES_SHARDING_H
+#ifndef DTL_DIALECT_LAYOUT_H
+#define DTL_DIALECT_LAYOUT_H
 
-#include "dialects/dtl/DtlOps.h"
+#include "dialects/dtl/Contract.h"
 
 namespace dtl {
 
@@ -17,26 +17,26 @@ struct Layout {
   static Layout replicated(unsigned rank) { return Layout{llvm::SmallVector<Axes>(rank), {}}; }
   static Layout fromAttr(ShardingAttr attr);
   ShardingAttr toAttr(mlir::MLIRContext *ctx, llvm::StringRef grid) const;
+  bool operator==(const Layout &other) const {
+    return dims == other.dims && partial == other.partial;
+  }
 };
 
 /// The layout recorded for a function argument, or replicated.
 Layout argLayout(mlir::func::FuncOp fn, unsigned index);
 
-/// The number of mesh positions spanned by `axes`.
-int64_t meshSpan(mlir::shard::GridOp mesh, llvm::ArrayRef<int16_t> axes);
-
 /// `layout` without the mesh axes of size 1: splitting over one device is no
 /// split (`--mesh dp=2,tp=1`), so it must not cost a collective nor show.
-Layout withoutTrivialAxes(mlir::shard::GridOp mesh, Layout layout);
+Layout withoutTrivialAxes(MeshAttr mesh, Layout layout);
 
 /// The loop index a map result refers to, or -1 for a constant (unsplit) dim.
 int64_t loopOf(mlir::AffineExpr expr);
 
-/// The positions of an op's operands then results, largest global tensor
-/// first (stably): the cost rule of both propagation and partitioning, where
-/// the layout of the biggest tensor decides and smaller ones move.
-llvm::SmallVector<unsigned> largestFirst(mlir::Operation *op);
+/// The positions of `values`, largest global tensor first (stably): the cost
+/// rule of both propagation and partitioning, where the layout of the
+/// biggest tensor decides and smaller ones move.
+llvm::SmallVector<unsigned> largestFirst(mlir::ValueRange values);
 
 } // namespace dtl
 
-#endif // DTL_PASSES_SHARDING_H
+#endif // DTL_DIALECT_LAYOUT_H

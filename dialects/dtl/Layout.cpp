@@ -1,7 +1,6 @@
-//===- Sharding.cpp - layouts of values over the mesh ---------------------===//
+//===- Layout.cpp - layouts of values over the mesh -----------------------===//
 
-#include "passes/Sharding.h"
-#include "passes/Passes.h"
+#include "dialects/dtl/Layout.h"
 
 using namespace mlir;
 using namespace dtl;
@@ -24,26 +23,17 @@ Layout dtl::argLayout(func::FuncOp fn, unsigned index) {
   return Layout::replicated(cast<RankedTensorType>(fn.getArgument(index).getType()).getRank());
 }
 
-int64_t dtl::meshSpan(shard::GridOp mesh, ArrayRef<int16_t> axes) {
-  int64_t span = 1;
-  for (int16_t axis : axes)
-    span *= mesh.getShape()[axis];
-  return span;
-}
-
-SmallVector<unsigned> dtl::largestFirst(Operation *op) {
+SmallVector<unsigned> dtl::largestFirst(ValueRange values) {
   SmallVector<int64_t> sizes;
-  for (Value v : op->getOperands())
-    sizes.push_back(cast<RankedTensorType>(v.getType()).getNumElements());
-  for (Value v : op->getResults())
+  for (Value v : values)
     sizes.push_back(cast<RankedTensorType>(v.getType()).getNumElements());
   SmallVector<unsigned> order = llvm::to_vector(llvm::seq<unsigned>(0, sizes.size()));
   llvm::stable_sort(order, [&](unsigned a, unsigned b) { return sizes[a] > sizes[b]; });
   return order;
 }
 
-Layout dtl::withoutTrivialAxes(shard::GridOp mesh, Layout layout) {
-  auto trivial = [&](int16_t a) { return meshSpan(mesh, {a}) == 1; };
+Layout dtl::withoutTrivialAxes(MeshAttr mesh, Layout layout) {
+  auto trivial = [&](int16_t a) { return mesh.span({a}) == 1; };
   for (Axes &axes : layout.dims)
     llvm::erase_if(axes, trivial);
   llvm::erase_if(layout.partial, trivial);

@@ -1,0 +1,51 @@
+//===- Contract.h - the names of the training contract, and lookups -*- C++ -*-===//
+//
+// The attributes the frontend, the passes, codegen and --explain exchange,
+// by name, with typed lookups. What each holds is defined in DtlAttrs.td and
+// verified by the dialect (DtlDialect.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DTL_DIALECT_CONTRACT_H
+#define DTL_DIALECT_CONTRACT_H
+
+#include "dialects/dtl/DtlOps.h"
+
+namespace dtl {
+
+namespace attr {
+// On the module.
+inline constexpr llvm::StringLiteral model = "dtl.model";         // FlatSymbolRefAttr
+inline constexpr llvm::StringLiteral mesh = "dtl.mesh";           // MeshAttr
+inline constexpr llvm::StringLiteral optimizer = "dtl.optimizer"; // OptimizerAttr
+inline constexpr llvm::StringLiteral train = "dtl.train";         // TrainAttr
+inline constexpr llvm::StringLiteral target = "dtl.target";       // TargetAttr (after planning)
+// On function arguments and results.
+inline constexpr llvm::StringLiteral role = "dtl.role";           // RoleAttr
+inline constexpr llvm::StringLiteral name = "dtl.name";           // StringAttr
+inline constexpr llvm::StringLiteral init = "dtl.init";           // InitAttr (params)
+inline constexpr llvm::StringLiteral sharding = "dtl.sharding";   // ShardingAttr
+inline constexpr llvm::StringLiteral globalType = "dtl.global_type"; // TypeAttr (partitioned)
+// On ops.
+inline constexpr llvm::StringLiteral shardings = "dtl.shardings"; // one ShardingAttr per result
+inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings"; // repeat: per body arg
+inline constexpr llvm::StringLiteral place = "dtl.place";         // one PlaceAttr per result
+inline constexpr llvm::StringLiteral inPlace = "dtl.in_place";    // updates over their state
+inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: its arena's size
+} // namespace attr
+
+/// The module's mesh (`dtl.mesh`), or null.
+MeshAttr getMesh(mlir::ModuleOp module);
+/// The `shard.grid` the mesh names, or null.
+mlir::shard::GridOp getGrid(mlir::ModuleOp module);
+
+/// The role of argument `index` / result `index` of `fn`, if it has one.
+std::optional<Role> argRole(mlir::func::FuncOp fn, unsigned index);
+std::optional<Role> resultRole(mlir::func::FuncOp fn, unsigned index);
+/// The user's name of argument / result `index`, or "".
+llvm::StringRef argName(mlir::func::FuncOp fn, unsigned index);
+llvm::StringRef resultName(mlir::func::FuncOp fn, unsigned index);
+
+} // namespace dtl
+
+#endif // DTL_DIALECT_CONTRACT_H

@@ -1,0 +1,184 @@
+//===- Launch.cpp - dtlrt::run: joining the launch, then the trainer ------===//
+//
+// What happens before the first step: flags, the OpenBLAS core, threads per
+// rank, denormals, MPI, the world size against the mesh, the device, the
+// banner. Data errors inside a step abort every rank rather than hang them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Options.h"
+#include "Trainer.h"
+
+#include "dtlrt/Data.h"
+#include "dtlrt/RankDiscovery.h"
+
+#include <cblas.h>
+#include <omp.h>
+#if defined(__SSE__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+extern "C" void openblas_set_num_threads(int);
+extern "C" char *openblas_get_corename(void);
+
+namespace dtlrt {
+
+size_t sizeOf(DType t) { return t == DType::F64 ? 8 : 4; }
+
+int64_t stepBufferBytesAllocated = 0;
+int64_t stepBufferBytes() { return stepBufferBytesAllocated; }
+
+int64_t TensorSpec::localSize() const { return numElements(localShape); }
+
+namespace {
+
+std::string meshString(const Program &p) {
+  std::string s = "[";
+  for (size_t i = 0; i < p.axisNames.size(); ++i)
+    s += (i ? ", " : "") + p.axisNames[i] + ": " + std::to_string(p.axisSizes[i]);
+  return s + "]";
+}
+
+/// Every thread flushes denormals to zero: they cost ~100x in x86 float math
+/// and no training run needs them. Threads made later inherit the setting.
+void flushDenormals() {
+#if defined(__SSE__)
+#pragma omp parallel
+  {
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+  }
+#endif
+}
+
+/// OpenBLAS 0.3.21 falls back to its generic Prescott kernels on CPUs newer
+/// than it knows (about 3x slower GEMM on an AVX-512 Xeon), and reads its
+/// core choice only when it is loaded, before main. So when that happened
+/// and the CPU has AVX-512 (or AVX2), run this program again with the
+/// nearest core it knows named in OPENBLAS_CORETYPE. Before MPI_Init, so the
+/// launcher sees the same process; a user's OPENBLAS_CORETYPE is respected.
+void reexecWithKnownBlasCore(char **argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::strcmp(openblas_get_corename(), "Prescott") != 0)
+    return;
+  const char *core = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                     : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                       : nullptr;
+  if (!core)
+    return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  execv("/proc/self/exe", argv); // returns only on failure: go on as we are
+}
+
+/// Threads per rank: the machine's cores shared among the ranks on it,
+/// unless OMP_NUM_THREADS says otherwise.
+int threadsPerRank(const LaunchInfo &launch) {
+  if (const char *env = std::getenv("OMP_NUM_THREADS"))
+    if (int n = std::atoi(env); n > 0)
+      return n;
+  int cores = int(std::thread::hardware_concurrency());
+  return std::max(1, cores / std::max(1, launch.localSize));
+}
+
+} // namespace
+
+int run(const Program &program, int argc, char **argv) {
+  Options options;
+  if (!parseOptions(program, argc, argv, options))
+    return 2;
+  if (options.help) {
+    usage(program);
+    return 0;
+  }
+  reexecWithKnownBlasCore(argv);
+  Program p = program;
+  for (auto [files, source] : {std::pair(&options.data, &p.data), std::pair(&options.evalData, &p.eval)})
+    if (!files->empty()) {
+      if (files->size() != source->files.size()) {
+        std::fprintf(stderr, "error: %s takes %zu file%s (as many as the train section names)\n",
+                     source == &p.data ? "--data" : "--eval-data", source->files.size(),
+                     source->files.size() == 1 ? "" : "s");
+        return 2;
+      }
+      source->files = *files;
+    }
+  LaunchInfo launch = discoverLaunch([](const char *name) { return std::getenv(name); });
+  int threads = threadsPerRank(launch);
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+  flushDenormals();
+
+  MPI_Init(&argc, &argv);
+  int worldSize = 1, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int meshSize = 1;
+  for (int s : program.axisSizes)
+    meshSize *= s;
+  int exitCode = 0;
+  if (launch.worldSize != worldSize) {
+    if (rank == 0)
+      std::fprintf(stderr,
+                   "error: the %s launcher says %d processes, but MPI sees %d; this build "
+                   "joins ranks through MPI, so launch it with mpirun or srun\n",
+                   launch.launcher.c_str(), launch.worldSize, worldSize);
+    exitCode = 1;
+  } else if (worldSize != meshSize) {
+    if (rank == 0)
+      std::fprintf(stderr,
+                   "error: the mesh %s of %s needs %d processes, but %d %s launched; run "
+                   "`mpirun -np %d %s` or recompile with `dtlc --mesh ...`\n",
+                   meshString(program).c_str(), program.sourceFile.c_str(), meshSize, worldSize,
+                   worldSize == 1 ? "was" : "were", meshSize, argv[0]);
+    exitCode = 1;
+  }
+  if (exitCode) {
+    MPI_Finalize();
+    return exitCode;
+  }
+  {
+    Context ctx(program.axisSizes, rank);
+    if (p.device) {
+      // Every rank learns whether all found their device, so none waits alone.
+      std::string error = p.device->setUp(launch, ctx, rank);
+      int failed = !error.empty(), anyFailed = 0;
+      MPI_Allreduce(&failed, &anyFailed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+      if (failed)
+        std::fprintf(stderr, "error: rank %d: %s\n", rank, error.c_str());
+      if (anyFailed) {
+        MPI_Finalize();
+        return 1;
+      }
+    }
+    if (rank == 0 && !options.checkGrads) {
+      std::string where = p.device ? p.device->describe() + " per rank"
+                                   : std::to_string(threads) + " thread" +
+                                         (threads == 1 ? "" : "s") + " per rank";
+      std::printf("%s: %d rank%s on mesh %s (launcher: %s), %s, %lld steps\n",
+                  program.name.c_str(), worldSize, worldSize == 1 ? "" : "s",
+                  meshString(program).c_str(), launch.launcher.c_str(), where.c_str(),
+                  (long long)options.steps);
+      std::fflush(stdout);
+    }
+    try {
+      exitCode = Trainer(p, options, ctx, rank).run();
+    } catch (const DataError &e) {
+      // Inside a step: other ranks may be waiting in a collective for this
+      // one, so abort them all rather than hang.
+      std::fprintf(stderr, "error: rank %d: %s\n", rank, e.what());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+  }
+  MPI_Finalize();
+  return exitCode;
+}
+
+} // namespace dtlrt

@@ -1,0 +1,51 @@
+//===- Metrics.cpp - JSONL metrics and memory readings --------------------===//
+
+#include "Metrics.h"
+
+#include "dtlrt/Data.h"
+
+#include <nlohmann/json.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace dtlrt {
+
+void Metrics::open(const std::string &path) {
+  out_.open(path, std::ios::out | std::ios::trunc);
+  if (!out_)
+    throw DataError(path + ": cannot open the metrics file for writing");
+}
+
+void Metrics::step(int64_t step, double loss, double lr, double gradNorm, double ms) {
+  nlohmann::ordered_json line{
+      {"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gradNorm}, {"ms", ms}};
+  out_ << line.dump() << "\n" << std::flush;
+}
+
+void Metrics::eval(int64_t step, double loss, std::optional<double> accuracy) {
+  nlohmann::ordered_json line{{"eval_step", step}, {"eval_loss", loss}};
+  if (accuracy)
+    line["accuracy"] = *accuracy;
+  out_ << line.dump() << "\n" << std::flush;
+}
+
+double peakMemoryMiB() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0; // KiB on Linux
+}
+
+int64_t residentBytes() {
+  long pages = 0, resident = 0;
+  if (FILE *f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2)
+      resident = 0;
+    std::fclose(f);
+  }
+  return int64_t(resident) * sysconf(_SC_PAGESIZE);
+}
+
+} // namespace dtlrt

@@ -1,0 +1,35 @@
+//===- Metrics.h - what a run reports: JSONL metrics, memory ----*- C++ -*-===//
+
+#ifndef DTLRT_METRICS_H
+#define DTLRT_METRICS_H
+
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <string>
+
+namespace dtlrt {
+
+/// One JSON object per line: per step its loss, lr, grad norm and
+/// milliseconds; per evaluation its loss and accuracy. Numbers read back
+/// exactly; a non-finite one is null (JSON has no inf or nan).
+class Metrics {
+public:
+  /// Opens (truncates) `path`; throws DataError when it cannot.
+  void open(const std::string &path);
+  bool isOpen() const { return out_.is_open(); }
+  void step(int64_t step, double loss, double lr, double gradNorm, double ms);
+  void eval(int64_t step, double loss, std::optional<double> accuracy);
+
+private:
+  std::ofstream out_;
+};
+
+/// This process's peak resident memory, in MiB.
+double peakMemoryMiB();
+/// This process's resident memory now, in bytes (from /proc/self/statm).
+int64_t residentBytes();
+
+} // namespace dtlrt
+
+#endif // DTLRT_METRICS_H
