@@ -32,6 +32,7 @@ inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings"; // repe
 inline constexpr llvm::StringLiteral place = "dtl.place";         // one PlaceAttr per result
 inline constexpr llvm::StringLiteral inPlace = "dtl.in_place";    // updates over their state
 inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: its arena's size
+inline constexpr llvm::StringLiteral slot = "dtl.slot"; // shard collectives: their wait slot
 } // namespace attr
 
 /// The module's mesh (`dtl.mesh`), or null.

@@ -114,6 +114,14 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
       return error() << "is a function's arena size in bytes";
     return success();
   }
+  if (name == attr::slot) {
+    auto slot = dyn_cast<IntegerAttr>(value);
+    if (!isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp>(
+            op) ||
+        !slot || slot.getInt() < 0)
+      return error() << "numbers a communicating shard collective";
+    return success();
+  }
   if (name == attr::inPlace) {
     if (!isa<AdamwUpdateOp, SgdUpdateOp>(op) || !isa<UnitAttr>(value))
       return error() << "marks an optimizer update";

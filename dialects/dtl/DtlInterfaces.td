@@ -1,6 +1,7 @@
 //===- DtlInterfaces.td - per-op knowledge as interfaces ---*- tablegen -*-===//
 //
-// What the generic passes ask of each op: its gradient and its sharding rule.
+// What the generic passes ask of each op: its gradient, its sharding rule
+// and its cost.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,7 +37,8 @@ def Dtl_ShardingRuleOpInterface : OpInterface<"ShardingRuleOpInterface"> {
     makes the results partial sums) or `whole` (the op needs it unsplit,
     e.g. the class dimension of a softmax). The default is the elementwise
     rule: one parallel loop per result dimension, identity maps, and scalar
-    (rank-0) operands broadcast.
+    (rank-0) operands broadcast. Operands that are not tensors (a layer
+    index) get a map to no dimension.
   }];
   let methods = [
     InterfaceMethod<"Kinds of the loops, in loop order.",
@@ -54,6 +56,23 @@ def Dtl_ShardingRuleOpInterface : OpInterface<"ShardingRuleOpInterface"> {
       f(a, c) + f(b, d)): partial sums flow through it unreduced when every
       operand is partial over the same axes.}],
       "bool", "isAdditive", (ins), "", [{ return false; }]>,
+  ];
+}
+
+def Dtl_CostOpInterface : OpInterface<"CostOpInterface"> {
+  let cppNamespace = "::dtl";
+  let description = [{
+    What one execution of an op costs, from its (local) types: floating
+    point operations, those of them done by matrix products (GEMMs, what a
+    GPU's tensor cores do), and bytes read and written with `realBytes` per
+    real. `--explain` sums it over a step. The default is one operation per
+    element of the largest result and every operand read and result
+    written once.
+  }];
+  let methods = [
+    InterfaceMethod<"The op's cost.",
+      "::dtl::OpCost", "getCost", (ins "int64_t":$realBytes), "",
+      [{ return ::dtl::elementwiseCost($_op.getOperation(), realBytes); }]>,
   ];
 }
 

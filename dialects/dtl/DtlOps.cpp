@@ -1,9 +1,16 @@
-//===- DtlOps.cpp - dtl op verifiers --------------------------------------===//
+//===- DtlOps.cpp - dtl ops: shape rules, verifiers, regions --------------===//
+//
+// Each op's shape rule lives here once: the frontend calls it to report a
+// user's mistake at its source, and InferTypeOpInterface checks every op
+// against it.
+//
+//===----------------------------------------------------------------------===//
 
 #include "dialects/dtl/DtlOps.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
 
 using namespace mlir;
 using namespace dtl;
@@ -16,6 +23,244 @@ using namespace dtl;
 static ArrayRef<int64_t> shapeOf(Value v) {
   return cast<RankedTensorType>(v.getType()).getShape();
 }
+
+static RankedTensorType withShape(RankedTensorType like, ArrayRef<int64_t> shape) {
+  return RankedTensorType::get(shape, like.getElementType());
+}
+
+std::string dtl::formatType(Type type) {
+  auto t = dyn_cast<RankedTensorType>(type);
+  if (!t) {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << type;
+    return s;
+  }
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << (t.getElementType().isF32() ? "f32" : t.getElementType().isInteger(32) ? "i32" : "?")
+     << '[';
+  llvm::interleaveComma(t.getShape(), os);
+  os << ']';
+  return s;
+}
+
+//===----------------------------------------------------------------------===//
+// Shape rules
+//===----------------------------------------------------------------------===//
+
+FailureOr<RankedTensorType> MatmulOp::inferResultType(std::optional<Location> loc,
+                                                      RankedTensorType lhs, RankedTensorType rhs,
+                                                      bool transposeLhs, bool transposeRhs) {
+  auto operand = [](RankedTensorType t, bool transposed) {
+    return transposed ? "transpose(" + formatType(t) + ")" : formatType(t);
+  };
+  if (lhs.getRank() < 2 || rhs.getRank() != 2)
+    return emitOptionalError(loc, "'@' needs a 2-D (or batched, [..., K]) lhs and a 2-D rhs, got ",
+                             formatType(lhs), " @ ", formatType(rhs));
+  if (transposeLhs && lhs.getRank() > 2)
+    return emitOptionalError(loc, "a transposed lhs of '@' must be 2-D, got ", formatType(lhs));
+  ArrayRef<int64_t> a = lhs.getShape(), b = rhs.getShape();
+  int64_t k = transposeLhs ? a[0] : a.back(), k2 = transposeRhs ? b[1] : b[0];
+  int64_t n = transposeRhs ? b[0] : b[1];
+  if (k != k2)
+    return emitOptionalError(loc, "shape mismatch in '@': ", operand(lhs, transposeLhs), " @ ",
+                             operand(rhs, transposeRhs), " contracts ", k, " with ", k2);
+  SmallVector<int64_t> shape = transposeLhs ? SmallVector<int64_t>{a[1]}
+                                            : SmallVector<int64_t>(a.drop_back());
+  shape.push_back(n);
+  return withShape(lhs, shape);
+}
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                         Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> t = inferResultType(
+      loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
+      cast<RankedTensorType>(adaptor.getRhs().getType()), adaptor.getTransposeLhs(),
+      adaptor.getTransposeRhs());
+  if (failed(t))
+    return failure();
+  types.push_back(*t);
+  return success();
+}
+
+LogicalResult MatmulBiasOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                             Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> t = MatmulOp::inferResultType(
+      loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
+      cast<RankedTensorType>(adaptor.getRhs().getType()), adaptor.getTransposeLhs(),
+      adaptor.getTransposeRhs());
+  if (failed(t))
+    return failure();
+  if (shapeOf(adaptor.getBias()) != t->getShape().take_back())
+    return emitOptionalError(loc, "matmul_bias needs a bias shaped like the result's last "
+                                  "dimension, got ",
+                             formatType(adaptor.getBias().getType()), " for ", formatType(*t));
+  types.push_back(*t);
+  return success();
+}
+
+FailureOr<RankedTensorType> ReduceSumOp::inferResultType(std::optional<Location> loc,
+                                                         RankedTensorType input,
+                                                         ArrayRef<int64_t> dims, bool keepDims) {
+  for (auto [i, d] : llvm::enumerate(dims))
+    if (d < 0 || d >= input.getRank() || llvm::is_contained(dims.take_front(i), d))
+      return emitOptionalError(loc, "axis ", d, " is out of range or repeated for ",
+                               formatType(input));
+  SmallVector<int64_t> shape;
+  for (auto [d, size] : llvm::enumerate(input.getShape())) {
+    bool reduced = llvm::is_contained(dims, (int64_t)d);
+    if (!reduced || keepDims)
+      shape.push_back(reduced ? 1 : size);
+  }
+  return withShape(input, shape);
+}
+
+LogicalResult ReduceSumOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                            Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> t =
+      inferResultType(loc, cast<RankedTensorType>(adaptor.getInput().getType()),
+                      adaptor.getDims(), adaptor.getKeepDims());
+  if (failed(t))
+    return failure();
+  types.push_back(*t);
+  return success();
+}
+
+FailureOr<std::pair<RankedTensorType, RankedTensorType>>
+LayerNormOp::inferResultTypes(std::optional<Location> loc, RankedTensorType input,
+                              RankedTensorType weight, RankedTensorType bias) {
+  ArrayRef<int64_t> x = input.getShape();
+  if (x.empty() || weight.getShape() != x.take_back() || bias.getShape() != x.take_back())
+    return emitOptionalError(loc, "layernorm(x, weight, bias) needs weight and bias shaped like "
+                                  "x's last dimension, got ",
+                             formatType(input), ", ", formatType(weight), ", ", formatType(bias));
+  return std::make_pair(input, withShape(input, x.drop_back()));
+}
+
+LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                            Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  auto t = inferResultTypes(loc, cast<RankedTensorType>(adaptor.getInput().getType()),
+                            cast<RankedTensorType>(adaptor.getWeight().getType()),
+                            cast<RankedTensorType>(adaptor.getBias().getType()));
+  if (failed(t))
+    return failure();
+  types.append({t->first, t->second, t->second});
+  return success();
+}
+
+FailureOr<RankedTensorType> EmbeddingOp::inferResultType(std::optional<Location> loc,
+                                                         RankedTensorType table,
+                                                         RankedTensorType indices) {
+  if (table.getRank() != 2 || !table.getElementType().isF32() ||
+      !indices.getElementType().isInteger(32))
+    return emitOptionalError(loc, "embedding(table, ids) needs an f32 table [V, C] and i32 ids, "
+                                  "got ",
+                             formatType(table), " and ", formatType(indices));
+  SmallVector<int64_t> shape(indices.getShape());
+  shape.push_back(table.getShape()[1]);
+  return withShape(table, shape);
+}
+
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                            Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> t =
+      inferResultType(loc, cast<RankedTensorType>(adaptor.getTable().getType()),
+                      cast<RankedTensorType>(adaptor.getIndices().getType()));
+  if (failed(t))
+    return failure();
+  types.push_back(*t);
+  return success();
+}
+
+FailureOr<std::pair<RankedTensorType, RankedTensorType>>
+CausalAttentionOp::inferResultTypes(std::optional<Location> loc, RankedTensorType q,
+                                    RankedTensorType k, RankedTensorType v, int64_t headDim) {
+  if (q.getRank() != 3 || k != q || v != q)
+    return emitOptionalError(loc, "causal_attention needs q, k and v of one shape [B, T, C], got ",
+                             formatType(q), ", ", formatType(k), ", ", formatType(v));
+  ArrayRef<int64_t> s = q.getShape();
+  if (headDim < 1 || s[2] % headDim != 0)
+    return emitOptionalError(loc, "causal_attention's heads of ", headDim,
+                             " channels must divide the ", s[2], " channels");
+  return std::make_pair(q, withShape(q, {s[0], s[2] / headDim, s[1], s[1]}));
+}
+
+LogicalResult CausalAttentionOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                                  Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  auto t = inferResultTypes(loc, cast<RankedTensorType>(adaptor.getQ().getType()),
+                            cast<RankedTensorType>(adaptor.getK().getType()),
+                            cast<RankedTensorType>(adaptor.getV().getType()),
+                            adaptor.getHeadDim());
+  if (failed(t))
+    return failure();
+  types.append({t->first, t->second});
+  return success();
+}
+
+FailureOr<RankedTensorType> TransposeOp::inferResultType(std::optional<Location> loc,
+                                                         RankedTensorType input,
+                                                         ArrayRef<int64_t> permutation) {
+  SmallVector<bool> seen(input.getRank(), false);
+  SmallVector<int64_t> shape;
+  for (int64_t p : permutation) {
+    if (p < 0 || p >= input.getRank() || seen[p] ||
+        (int64_t)permutation.size() != input.getRank())
+      return emitOptionalError(loc, "the permutation must list each of the ", input.getRank(),
+                               " dimensions of ", formatType(input), " once");
+    seen[p] = true;
+    shape.push_back(input.getShape()[p]);
+  }
+  return withShape(input, shape);
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                            Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> t = inferResultType(
+      loc, cast<RankedTensorType>(adaptor.getInput().getType()), adaptor.getPermutation());
+  if (failed(t))
+    return failure();
+  types.push_back(*t);
+  return success();
+}
+
+FailureOr<RankedTensorType> CrossEntropyOp::inferResultType(std::optional<Location> loc,
+                                                            RankedTensorType logits,
+                                                            RankedTensorType labels) {
+  if (logits.getRank() < 2 || !logits.getElementType().isF32() ||
+      !labels.getElementType().isInteger(32) ||
+      logits.getShape().drop_back() != labels.getShape())
+    return emitOptionalError(loc, "cross_entropy needs f32 logits [..., C] and i32 labels "
+                                  "[...], got ",
+                             formatType(logits), " and ", formatType(labels));
+  return withShape(logits, labels.getShape());
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                               Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> t =
+      inferResultType(loc, cast<RankedTensorType>(adaptor.getLogits().getType()),
+                      cast<RankedTensorType>(adaptor.getLabels().getType()));
+  if (failed(t))
+    return failure();
+  types.push_back(*t);
+  return success();
+}
+
+LogicalResult CorrectOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                          Adaptor adaptor, SmallVectorImpl<Type> &types) {
+  FailureOr<RankedTensorType> t = CrossEntropyOp::inferResultType(
+      loc, cast<RankedTensorType>(adaptor.getLogits().getType()),
+      cast<RankedTensorType>(adaptor.getLabels().getType()));
+  if (failed(t))
+    return failure();
+  types.push_back(*t);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Verifiers of ops whose result types are given
+//===----------------------------------------------------------------------===//
 
 LogicalResult BroadcastOp::verify() {
   ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
@@ -32,98 +277,25 @@ LogicalResult BroadcastOp::verify() {
   return success();
 }
 
-LogicalResult ReduceSumOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
-  SmallVector<int64_t> expected;
-  for (auto [i, size] : llvm::enumerate(in)) {
-    bool reduced = llvm::is_contained(getDims(), (int64_t)i);
-    if (!reduced)
-      expected.push_back(size);
-    else if (getKeepDims())
-      expected.push_back(1);
-  }
-  for (int64_t d : getDims())
-    if (d < 0 || d >= (int64_t)in.size())
-      return emitOpError("reduced dimension ") << d << " is out of range";
-  if (ArrayRef<int64_t>(expected) != out)
-    return emitOpError("result shape does not match the reduction");
-  return success();
-}
-
-LogicalResult MatmulOp::verify() {
-  ArrayRef<int64_t> a = shapeOf(getLhs()), b = shapeOf(getRhs()),
-                    c = shapeOf(getResult());
-  if (a.size() < 2 || b.size() != 2 || c.size() != a.size())
-    return emitOpError("needs a 2-D rhs and an lhs and result of the same rank >= 2");
-  if (a.size() > 2 && getTransposeLhs())
-    return emitOpError("a transposed lhs must be 2-D");
-  int64_t m = getTransposeLhs() ? a[1] : a[0], k = getTransposeLhs() ? a[0] : a.back();
-  int64_t k2 = getTransposeRhs() ? b[1] : b[0], n = getTransposeRhs() ? b[0] : b[1];
-  if (k != k2)
-    return emitOpError("contraction sizes differ: ") << k << " vs " << k2;
-  if (a.size() == 2 && (c[0] != m || c[1] != n))
-    return emitOpError("result must be ") << m << "x" << n;
-  if (a.size() > 2 && (c.drop_back() != a.drop_back() || c.back() != n))
-    return emitOpError("result must keep the lhs's leading dimensions and end in ") << n;
-  return success();
-}
-
-LogicalResult MatmulBiasOp::verify() {
-  ArrayRef<int64_t> c = shapeOf(getResult());
-  if (c.empty() || shapeOf(getBias()) != c.take_back())
-    return emitOpError("bias must be the result's last dimension");
-  return success();
-}
-
-/// Classifier ops take logits [..., C] and labels [...].
-static LogicalResult verifyClassifier(Operation *op, Value logits, Value labels) {
-  ArrayRef<int64_t> l = shapeOf(logits), y = shapeOf(labels);
-  if (l.size() < 2 || l.drop_back() != y)
-    return op->emitOpError("needs logits [..., C] and labels [...]");
-  return success();
-}
-
-LogicalResult CrossEntropyOp::verify() {
-  return verifyClassifier(*this, getLogits(), getLabels());
-}
 LogicalResult CrossEntropyGradOp::verify() {
   if (shapeOf(getGrad()) != shapeOf(getLabels()))
     return emitOpError("needs one gradient per example");
-  return verifyClassifier(*this, getLogits(), getLabels());
-}
-LogicalResult CorrectOp::verify() {
-  return verifyClassifier(*this, getLogits(), getLabels());
-}
-
-LogicalResult LayerNormOp::verify() {
-  ArrayRef<int64_t> x = shapeOf(getInput());
-  if (x.empty() || shapeOf(getWeight()) != x.take_back() || shapeOf(getBias()) != x.take_back())
-    return emitOpError("needs weight and bias shaped like the input's last dimension");
-  if (shapeOf(getMean()) != x.drop_back() || shapeOf(getRstd()) != x.drop_back())
-    return emitOpError("mean and rstd have one entry per row");
+  if (failed(CrossEntropyOp::inferResultType(getLoc(), cast<RankedTensorType>(getLogits().getType()),
+                                             cast<RankedTensorType>(getLabels().getType()))))
+    return failure();
+  if (getResult().getType() != getLogits().getType())
+    return emitOpError("the gradient is shaped like the logits");
   return success();
 }
 
-LogicalResult EmbeddingOp::verify() {
-  ArrayRef<int64_t> table = shapeOf(getTable()), ids = shapeOf(getIndices()),
-                    out = shapeOf(getResult());
-  if (table.size() != 2 || out.size() != ids.size() + 1 || out.drop_back() != ids ||
-      out.back() != table[1])
-    return emitOpError("needs a [V, C] table and a result shaped [indices..., C]");
-  return success();
-}
-
-LogicalResult CausalAttentionOp::verify() {
-  ArrayRef<int64_t> q = shapeOf(getQ());
-  if (q.size() != 3 || shapeOf(getK()) != q || shapeOf(getV()) != q ||
-      shapeOf(getResult()) != q)
-    return emitOpError("needs q, k, v and result of one shape [B, T, C]");
-  // `heads` counts all heads; after partitioning, probs holds this rank's.
-  ArrayRef<int64_t> probs = shapeOf(getProbs());
-  int64_t heads = getHeads();
-  if (probs.size() != 4 || probs[0] != q[0] || probs[2] != q[1] || probs[3] != q[1] ||
-      probs[1] < 1 || heads % probs[1] != 0 || q[2] % probs[1] != 0)
-    return emitOpError("probs must be [B, heads (or this rank's share), T, T]");
+LogicalResult DropoutOp::verify() {
+  if (getLayers().size() != getLayerCounts().size())
+    return emitOpError("needs one count per layer index");
+  if (llvm::any_of(getLayerCounts(), [](int64_t c) { return c < 1; }))
+    return emitOpError("layer counts must be positive");
+  double rate = getRate().convertToDouble();
+  if (!(rate >= 0 && rate < 1))
+    return emitOpError("rate must lie in [0, 1)");
   return success();
 }
 
@@ -173,37 +345,142 @@ LogicalResult ReshapeOp::verify() {
   return success();
 }
 
-LogicalResult TransposeOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput()), out = shapeOf(getResult());
-  ArrayRef<int64_t> perm = getPermutation();
-  if (perm.size() != in.size() || out.size() != in.size())
-    return emitOpError("needs one permutation entry per dimension");
-  SmallVector<bool> seen(in.size(), false);
-  for (auto [i, p] : llvm::enumerate(perm)) {
-    if (p < 0 || p >= (int64_t)in.size() || seen[p])
-      return emitOpError("permutation is not a permutation");
-    seen[p] = true;
-    if (out[i] != in[p])
-      return emitOpError("result dimension ") << i << " must be input dimension " << p;
+Value ReshapeOp::getViewSource() { return getInput(); }
+Value CollectiveWaitOp::getViewSource() { return getPending(); }
+
+//===----------------------------------------------------------------------===//
+// dtl.repeat
+//===----------------------------------------------------------------------===//
+
+YieldOp RepeatOp::getYield() { return cast<YieldOp>(getBodyBlock().getTerminator()); }
+
+LogicalResult RepeatOp::verifyRegions() {
+  int64_t count = getCount();
+  if (count < 1)
+    return emitOpError("needs a positive count");
+  Block &body = getBodyBlock();
+  size_t carries = getInits().size(), stacked = getStacked().size();
+  if (body.getNumArguments() != 1 + carries + stacked + getInvariants().size() ||
+      !body.getArgument(0).getType().isIndex())
+    return emitOpError("the body takes the layer index, then one argument per carried, "
+                       "stacked and invariant operand");
+  for (auto [init, arg] : llvm::zip(getInits(), getCarryArgs()))
+    if (init.getType() != arg.getType())
+      return emitOpError("a carried value's body argument must have its type");
+  for (auto [operand, arg] : llvm::zip(getStacked(), getStackedArgs())) {
+    auto type = cast<RankedTensorType>(operand.getType());
+    auto slice = dyn_cast<RankedTensorType>(arg.getType());
+    if (type.getRank() == 0 || type.getShape()[0] != count || !slice ||
+        slice != withShape(type, type.getShape().drop_front()))
+      return emitOpError("a stacked operand is [count, ...] and its body argument one slice");
+  }
+  for (auto [operand, arg] : llvm::zip(getInvariants(), getInvariantArgs()))
+    if (operand.getType() != arg.getType())
+      return emitOpError("an invariant's body argument must have its type");
+  YieldOp yield = getYield();
+  if (yield.getValues().size() != getResults().size())
+    return emitOpError("the body yields each carried value, then one slice per stacked result");
+  for (auto [i, value] : llvm::enumerate(yield.getValues())) {
+    Type result = getResults()[i].getType();
+    if (i < carries) {
+      if (value.getType() != getInits()[i].getType() || result != value.getType())
+        return emitOpError("carried value ") << i << " must keep its type";
+      continue;
+    }
+    auto slice = dyn_cast<RankedTensorType>(value.getType());
+    SmallVector<int64_t> shape{count};
+    if (slice)
+      shape.append(slice.getShape().begin(), slice.getShape().end());
+    if (!slice || result != withShape(slice, shape))
+      return emitOpError("stacked result ") << i - carries << " must be [count] + its slice";
   }
   return success();
 }
 
-LogicalResult LayerOp::verify() {
-  ArrayRef<int64_t> in = shapeOf(getInput());
-  if (in.empty() || in.drop_front() != shapeOf(getResult()))
-    return emitOpError("result must be the input without its leading dimension");
-  if (getIndex() < 0 || getIndex() >= in[0])
-    return emitOpError("layer ") << getIndex() << " is out of range";
-  return success();
+namespace {
+/// Drops stacked results nobody reads (with what the body yields for them)
+/// and stacked or invariant operands the body does not read: what autodiff
+/// saved for a gradient no one asked for.
+struct DropUnused : OpRewritePattern<RepeatOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(RepeatOp op, PatternRewriter &rewriter) const override {
+    size_t carries = op.getInits().size();
+    SmallVector<unsigned> deadResults;
+    for (auto [i, r] : llvm::enumerate(op.getStackedResults()))
+      if (r.use_empty())
+        deadResults.push_back(carries + i);
+    SmallVector<unsigned> deadStacked, deadInvariants;
+    for (auto [i, arg] : llvm::enumerate(op.getStackedArgs()))
+      if (arg.use_empty())
+        deadStacked.push_back(i);
+    for (auto [i, arg] : llvm::enumerate(op.getInvariantArgs()))
+      if (arg.use_empty())
+        deadInvariants.push_back(i);
+    if (deadResults.empty() && deadStacked.empty() && deadInvariants.empty())
+      return failure();
+
+    SmallVector<Value> stacked, invariants;
+    for (auto [i, v] : llvm::enumerate(op.getStacked()))
+      if (!llvm::is_contained(deadStacked, i))
+        stacked.push_back(v);
+    for (auto [i, v] : llvm::enumerate(op.getInvariants()))
+      if (!llvm::is_contained(deadInvariants, i))
+        invariants.push_back(v);
+    SmallVector<Type> resultTypes;
+    SmallVector<Value> yielded;
+    YieldOp yield = op.getYield();
+    for (auto [i, r] : llvm::enumerate(op.getResults()))
+      if (!llvm::is_contained(deadResults, i)) {
+        resultTypes.push_back(r.getType());
+        yielded.push_back(yield.getValues()[i]);
+      }
+    auto replacement = RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(),
+                                        op.getReverseAttr(), op.getInits(), stacked, invariants);
+    rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(),
+                                replacement.getBody().end());
+    Block &body = replacement.getBodyBlock();
+    rewriter.setInsertionPoint(body.getTerminator());
+    rewriter.replaceOpWithNewOp<YieldOp>(body.getTerminator(), yielded);
+    llvm::BitVector deadArgs(body.getNumArguments());
+    for (unsigned i : deadStacked)
+      deadArgs.set(1 + carries + i);
+    for (unsigned i : deadInvariants)
+      deadArgs.set(1 + carries + op.getStacked().size() + i);
+    body.eraseArguments(deadArgs);
+    unsigned next = 0;
+    for (auto [i, r] : llvm::enumerate(op.getResults()))
+      if (!llvm::is_contained(deadResults, i))
+        rewriter.replaceAllUsesWith(r, replacement.getResult(next++));
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+} // namespace
+
+void RepeatOp::getCanonicalizationPatterns(RewritePatternSet &patterns, MLIRContext *context) {
+  patterns.add<DropUnused>(context);
 }
 
-LogicalResult StackOp::verify() {
-  ArrayRef<int64_t> out = shapeOf(getResult());
-  if (getInputs().empty() || out.empty() || out[0] != (int64_t)getInputs().size())
-    return emitOpError("result's leading dimension must count the inputs");
-  for (Value v : getInputs())
-    if (shapeOf(v) != out.drop_front())
-      return emitOpError("inputs must all be shaped like one result slice");
+//===----------------------------------------------------------------------===//
+// dtl.fused
+//===----------------------------------------------------------------------===//
+
+LogicalResult FusedOp::verifyRegions() {
+  Block &body = getBodyBlock();
+  auto result = cast<RankedTensorType>(getResult().getType());
+  if (body.getNumArguments() != getInputs().size())
+    return emitOpError("the body takes one element of each input");
+  for (auto [input, arg] : llvm::zip(getInputs(), body.getArguments())) {
+    auto type = cast<RankedTensorType>(input.getType());
+    if (type.getShape() != result.getShape())
+      return emitOpError("every input must have the result's shape");
+    if (arg.getType() != RankedTensorType::get({}, type.getElementType()))
+      return emitOpError("each body argument is one element (a rank-0 tensor) of its input");
+  }
+  auto yield = dyn_cast<YieldOp>(body.getTerminator());
+  if (!yield || yield.getValues().size() != 1 ||
+      yield.getValues()[0].getType() != RankedTensorType::get({}, result.getElementType()))
+    return emitOpError("the body yields one element of the result");
   return success();
 }

@@ -15,6 +15,8 @@
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "mlir/Interfaces/ControlFlowInterfaces.h"
 
 namespace dtl {
 /// How an op's loop behaves when it is split over mesh axes.
@@ -23,6 +25,30 @@ enum class LoopKind {
   Sum,      ///< a sum reduction: splitting it leaves partial sums
   Whole,    ///< must not be split (e.g. a softmax's class dimension)
 };
+
+/// What one execution of an op costs (CostOpInterface).
+struct OpCost {
+  double matmulFlops = 0; ///< done by matrix products (GEMMs)
+  double otherFlops = 0;  ///< the rest
+  double bytes = 0;       ///< read and written
+  double flops() const { return matmulFlops + otherFlops; }
+  OpCost &operator+=(const OpCost &other) {
+    matmulFlops += other.matmulFlops;
+    otherFlops += other.otherFlops;
+    bytes += other.bytes;
+    return *this;
+  }
+};
+
+/// One operation per element of the largest result; every tensor operand
+/// read and result written once (the interface's default).
+OpCost elementwiseCost(mlir::Operation *op, int64_t realBytes);
+
+/// Bytes of a tensor of `type` with `realBytes` per real (i32: 4).
+int64_t tensorBytes(mlir::Type type, int64_t realBytes);
+
+/// A tensor type as the user writes it: `f32[4, 3]`.
+std::string formatType(mlir::Type type);
 
 /// The elementwise sharding rule (the interface's default).
 llvm::SmallVector<LoopKind> elementwiseLoopKinds(mlir::Operation *op);

@@ -6,10 +6,18 @@
 include "dialects/dtl/DtlDialect.td"
 include "dialects/dtl/DtlAttrs.td"
 include "dialects/dtl/DtlInterfaces.td"
-include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ViewLikeInterface.td"
 
 def Dtl_F32Scalar : 0DTensorOf<[F32]>;
+
+// Ops whose result types follow from their operands and attributes by a
+// shape rule of their own (`inferReturnTypes`), which the frontend also
+// calls to report a user's shape error at its source.
+class Dtl_InferredOp<string mnemonic, list<Trait> traits = []> :
+    Dtl_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])>;
 
 class Dtl_MathOp<string mnemonic, list<Trait> traits = []> :
     Dtl_Op<mnemonic, !listconcat(traits, [Pure,
@@ -19,7 +27,8 @@ class Dtl_MathOp<string mnemonic, list<Trait> traits = []> :
 // Constants, elementwise math
 //===----------------------------------------------------------------------===//
 
-def Dtl_ConstantOp : Dtl_Op<"constant", [Pure, Dtl_ShardingRuleOpInterface]> {
+def Dtl_ConstantOp : Dtl_Op<"constant", [Pure, Dtl_ShardingRuleOpInterface,
+    DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "A tensor filled with one value.";
   let description = [{
     ```mlir
@@ -32,7 +41,8 @@ def Dtl_ConstantOp : Dtl_Op<"constant", [Pure, Dtl_ShardingRuleOpInterface]> {
 }
 
 class Dtl_BinaryOp<string mnemonic, list<Trait> traits = []> :
-    Dtl_MathOp<mnemonic, !listconcat(traits, [SameOperandsAndResultType])> {
+    Dtl_MathOp<mnemonic, !listconcat(traits, [SameOperandsAndResultType, Elementwise,
+      Dtl_CostOpInterface])> {
   let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
@@ -56,7 +66,8 @@ def Dtl_DivOp : Dtl_BinaryOp<"div",
 }
 
 class Dtl_UnaryOp<string mnemonic, string math, list<Trait> traits = []> :
-    Dtl_MathOp<mnemonic, !listconcat(traits, [SameOperandsAndResultType])> {
+    Dtl_MathOp<mnemonic, !listconcat(traits, [SameOperandsAndResultType, Elementwise,
+      Dtl_CostOpInterface])> {
   let summary = "Elementwise " # math # ".";
   let arguments = (ins F32Tensor:$input);
   let results = (outs F32Tensor:$result);
@@ -71,8 +82,8 @@ def Dtl_LogOp : Dtl_UnaryOp<"log", "natural logarithm", [Dtl_ShardingRuleOpInter
 def Dtl_TanhOp : Dtl_UnaryOp<"tanh", "tanh(x)", [Dtl_ShardingRuleOpInterface]>;
 def Dtl_SqrtOp : Dtl_UnaryOp<"sqrt", "square root", [Dtl_ShardingRuleOpInterface]>;
 
-def Dtl_ReluGradOp : Dtl_Op<"relu_grad", [Pure, SameOperandsAndResultType,
-    Dtl_ShardingRuleOpInterface]> {
+def Dtl_ReluGradOp : Dtl_Op<"relu_grad", [Pure, SameOperandsAndResultType, Elementwise,
+    Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
   let summary = "The gradient of relu: grad where input > 0, else 0.";
   let arguments = (ins F32Tensor:$input, F32Tensor:$grad);
   let results = (outs F32Tensor:$result);
@@ -83,8 +94,8 @@ def Dtl_GeluOp : Dtl_UnaryOp<"gelu",
     "GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
     [Dtl_ShardingRuleOpInterface]>;
 
-def Dtl_GeluGradOp : Dtl_Op<"gelu_grad", [Pure, SameOperandsAndResultType,
-    Dtl_ShardingRuleOpInterface]> {
+def Dtl_GeluGradOp : Dtl_Op<"gelu_grad", [Pure, SameOperandsAndResultType, Elementwise,
+    Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
   let summary = "The gradient of gelu (tanh form): grad * gelu'(input).";
   let arguments = (ins F32Tensor:$input, F32Tensor:$grad);
   let results = (outs F32Tensor:$result);
@@ -120,7 +131,8 @@ def Dtl_ShardingConstraintOp : Dtl_MathOp<"sharding_constraint",
 
 def Dtl_BroadcastOp : Dtl_MathOp<"broadcast",
     [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
+     Dtl_CostOpInterface]> {
   let summary = "Numpy-style broadcast to a larger shape.";
   let description = [{
     Operand dimension `i` becomes result dimension `dims[i]` (increasing);
@@ -137,13 +149,15 @@ def Dtl_BroadcastOp : Dtl_MathOp<"broadcast",
   let hasVerifier = 1;
 }
 
-def Dtl_ReduceSumOp : Dtl_MathOp<"reduce_sum",
-    [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
+def Dtl_ReduceSumOp : Dtl_InferredOp<"reduce_sum",
+    [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
+     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
+     Dtl_CostOpInterface]> {
   let summary = "Sum over some dimensions.";
   let description = [{
-    Sums `input` over `dims`. With `keep_dims` the reduced dimensions stay
-    with size 1; otherwise they are dropped.
+    Sums `input` over `dims` (distinct, within its rank). With `keep_dims`
+    the reduced dimensions stay with size 1; otherwise they are dropped.
 
     ```mlir
     %s = dtl.reduce_sum %x dims [0] : tensor<256x10xf32> -> tensor<10xf32>
@@ -152,20 +166,27 @@ def Dtl_ReduceSumOp : Dtl_MathOp<"reduce_sum",
   let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$dims, UnitAttr:$keep_dims);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$input `dims` $dims attr-dict `:` type($input) `->` type($result)";
-  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    static ::mlir::FailureOr<::mlir::RankedTensorType>
+    inferResultType(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType input,
+                    ::llvm::ArrayRef<int64_t> dims, bool keepDims);
+  }];
 }
 
 //===----------------------------------------------------------------------===//
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def Dtl_MatmulOp : Dtl_MathOp<"matmul",
-    [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
-  let summary = "Matrix product op(lhs) @ op(rhs) of 2-D tensors.";
+def Dtl_MatmulOp : Dtl_InferredOp<"matmul",
+    [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
+     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
+     DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
+  let summary = "Matrix product op(lhs) @ op(rhs): lhs [M..., K] (or [K, M]), rhs 2-D.";
   let description = [{
     `op(a)` is `a` transposed when the matching `transpose_*` flag is set,
-    so the backward pass never materialises a transpose.
+    so the backward pass never materialises a transpose. An lhs of rank > 2
+    is a batch of rows: `[M..., K] @ [K, N] -> [M..., N]`.
 
     ```mlir
     %h = dtl.matmul %x, %w : tensor<256x784xf32>, tensor<784x1024xf32> -> tensor<256x1024xf32>
@@ -176,10 +197,15 @@ def Dtl_MatmulOp : Dtl_MathOp<"matmul",
                    UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)";
-  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    static ::mlir::FailureOr<::mlir::RankedTensorType>
+    inferResultType(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType lhs,
+                    ::mlir::RankedTensorType rhs, bool transposeLhs, bool transposeRhs);
+  }];
 }
 
-def Dtl_MatmulBiasOp : Dtl_Op<"matmul_bias", [Pure]> {
+def Dtl_MatmulBiasOp : Dtl_InferredOp<"matmul_bias",
+    [DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "op(lhs) @ op(rhs) + bias, the bias added to every row.";
   let description = [{
     Made by `dtl-fuse-epilogues` after partitioning from a matmul whose only
@@ -193,7 +219,6 @@ def Dtl_MatmulBiasOp : Dtl_Op<"matmul_bias", [Pure]> {
   let assemblyFormat = [{
     $lhs `,` $rhs `,` $bias attr-dict `:` type($lhs) `,` type($rhs) `,` type($bias) `->` type($result)
   }];
-  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -203,7 +228,8 @@ def Dtl_MatmulBiasOp : Dtl_Op<"matmul_bias", [Pure]> {
 class Dtl_RowOp<string mnemonic, list<Trait> traits = []> :
     Dtl_Op<mnemonic, !listconcat(traits, [Pure,
       DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                                ["getLoopKinds", "getIndexingMaps"]>])>;
+                                ["getLoopKinds", "getIndexingMaps"]>,
+      Dtl_CostOpInterface])>;
 
 def Dtl_SoftmaxOp : Dtl_RowOp<"softmax", [SameOperandsAndResultType,
     DeclareOpInterfaceMethods<Dtl_VjpOpInterface>]> {
@@ -220,9 +246,9 @@ def Dtl_SoftmaxGradOp : Dtl_RowOp<"softmax_grad", [SameOperandsAndResultType]> {
   let assemblyFormat = "$output `,` $grad attr-dict `:` type($result)";
 }
 
-def Dtl_LayerNormOp : Dtl_RowOp<"layernorm",
-    [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>, AllTypesMatch<["input", "result"]>,
-     AllTypesMatch<["weight", "bias"]>, AllTypesMatch<["mean", "rstd"]>]> {
+def Dtl_LayerNormOp : Dtl_RowOp<"layernorm", [InferTypeOpAdaptor,
+    DeclareOpInterfaceMethods<Dtl_VjpOpInterface>, AllTypesMatch<["input", "result"]>,
+    AllTypesMatch<["weight", "bias"]>, AllTypesMatch<["mean", "rstd"]>]> {
   let summary = "Layer normalisation over the last dimension, with weight and bias.";
   let description = [{
     `result = (x - mean) * rstd * weight + bias` per row, `rstd =
@@ -240,7 +266,12 @@ def Dtl_LayerNormOp : Dtl_RowOp<"layernorm",
     $input `,` $weight `,` $bias attr-dict `:` type($input) `,` type($weight) `->`
     type($result) `,` type($mean)
   }];
-  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The result, then the type of mean and rstd (one entry per row).
+    static ::mlir::FailureOr<std::pair<::mlir::RankedTensorType, ::mlir::RankedTensorType>>
+    inferResultTypes(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType input,
+                     ::mlir::RankedTensorType weight, ::mlir::RankedTensorType bias);
+  }];
 }
 
 def Dtl_LayerNormGradInputOp : Dtl_RowOp<"layernorm_grad_input",
@@ -263,7 +294,8 @@ def Dtl_LayerNormGradParamsOp : Dtl_Op<"layernorm_grad_params", [Pure,
     AllTypesMatch<["input", "grad"]>, AllTypesMatch<["mean", "rstd"]>,
     AllTypesMatch<["weight_grad", "bias_grad"]>,
     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                              ["getLoopKinds", "getIndexingMaps"]>]> {
+                              ["getLoopKinds", "getIndexingMaps"]>,
+    DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "d(loss)/d(weight) and d(loss)/d(bias) of layernorm.";
   let description = [{
     `weight_grad = sum over rows of grad * xhat`, `bias_grad = sum over rows
@@ -281,10 +313,11 @@ def Dtl_LayerNormGradParamsOp : Dtl_Op<"layernorm_grad_params", [Pure,
 // Embedding and attention
 //===----------------------------------------------------------------------===//
 
-def Dtl_EmbeddingOp : Dtl_Op<"embedding", [Pure,
+def Dtl_EmbeddingOp : Dtl_InferredOp<"embedding", [
     DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                              ["getLoopKinds", "getIndexingMaps"]>]> {
+                              ["getLoopKinds", "getIndexingMaps"]>,
+    Dtl_CostOpInterface]> {
   let summary = "Rows of a table picked by integer indices.";
   let description = [{
     `result[i..., c] = table[indices[i...], c]`; an index outside the table
@@ -297,48 +330,59 @@ def Dtl_EmbeddingOp : Dtl_Op<"embedding", [Pure,
   let arguments = (ins F32Tensor:$table, I32Tensor:$indices);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$table `,` $indices attr-dict `:` type($table) `,` type($indices) `->` type($result)";
-  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    static ::mlir::FailureOr<::mlir::RankedTensorType>
+    inferResultType(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType table,
+                    ::mlir::RankedTensorType indices);
+  }];
 }
 
 def Dtl_EmbeddingGradOp : Dtl_Op<"embedding_grad", [Pure,
     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                              ["getLoopKinds", "getIndexingMaps"]>]> {
+                              ["getLoopKinds", "getIndexingMaps"]>,
+    Dtl_CostOpInterface]> {
   let summary = "Gradient of embedding for the table: grad rows added at their indices.";
   let arguments = (ins I32Tensor:$indices, F32Tensor:$grad);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$indices `,` $grad attr-dict `:` type($indices) `,` type($grad) `->` type($result)";
 }
 
-def Dtl_CausalAttentionOp : Dtl_Op<"causal_attention", [Pure,
-    AllTypesMatch<["q", "k", "v", "result"]>,
-    DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
+def Dtl_CausalAttentionOp : Dtl_InferredOp<"causal_attention", [
+    AllTypesMatch<["q", "k", "v", "result"]>, DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                              ["getLoopKinds", "getIndexingMaps"]>]> {
+                              ["getLoopKinds", "getIndexingMaps"]>,
+    DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "Fused multi-head causal self-attention.";
   let description = [{
-    `q`, `k`, `v` are `[B, T, C]` with the channels split into `heads`
-    heads of `C / heads`: for each batch row, head and position `t`,
-    `result[t] = sum_{s <= t} softmax_s(q[t] . k[s] / sqrt(C / heads)) v[s]`.
-    Also returns the attention probabilities `[B, heads, T, T]` for the
-    gradient. Heads are independent, so a split of the channels into whole
-    heads (tensor parallelism) needs no communication; `heads` stays the
-    global count, and a rank's share is the second dimension of `probs`.
+    `q`, `k`, `v` are `[B, T, C]` with the channels split into heads of
+    `head_dim` channels each: for each batch row, head and position `t`,
+    `result[t] = sum_{s <= t} softmax_s(q[t] . k[s] / sqrt(head_dim)) v[s]`.
+    Also returns the attention probabilities `[B, C / head_dim, T, T]` for
+    the gradient. Heads are independent, so a split of the channels into
+    whole heads (tensor parallelism) needs no communication: a rank's heads
+    are its channels divided by `head_dim`.
   }];
-  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, I64Attr:$heads);
+  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, I64Attr:$head_dim);
   let results = (outs F32Tensor:$result, F32Tensor:$probs);
   let assemblyFormat = [{
     $q `,` $k `,` $v attr-dict `:` type($q) `->` type($probs)
   }];
-  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The result (q's type), then the probabilities'.
+    static ::mlir::FailureOr<std::pair<::mlir::RankedTensorType, ::mlir::RankedTensorType>>
+    inferResultTypes(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType q,
+                     ::mlir::RankedTensorType k, ::mlir::RankedTensorType v, int64_t headDim);
+  }];
 }
 
 def Dtl_CausalAttentionGradOp : Dtl_Op<"causal_attention_grad", [Pure,
     AllTypesMatch<["q", "k", "v", "grad", "q_grad", "k_grad", "v_grad"]>,
     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                              ["getLoopKinds", "getIndexingMaps"]>]> {
+                              ["getLoopKinds", "getIndexingMaps"]>,
+    DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "Gradients of causal_attention for q, k and v.";
   let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, F32Tensor:$probs,
-                   F32Tensor:$grad, I64Attr:$heads);
+                   F32Tensor:$grad, I64Attr:$head_dim);
   let results = (outs F32Tensor:$q_grad, F32Tensor:$k_grad, F32Tensor:$v_grad);
   let assemblyFormat = [{
     $q `,` $k `,` $v `,` $probs `,` $grad attr-dict `:` type($q) `,` type($probs)
@@ -346,12 +390,14 @@ def Dtl_CausalAttentionGradOp : Dtl_Op<"causal_attention_grad", [Pure,
 }
 
 //===----------------------------------------------------------------------===//
-// Layout: reshape, transpose, stacked layers
+// Layout: reshape, transpose
 //===----------------------------------------------------------------------===//
 
 def Dtl_ReshapeOp : Dtl_MathOp<"reshape",
     [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
+     DeclareOpInterfaceMethods<ViewLikeOpInterface>,
+     DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "The same elements (row-major order) in another shape.";
   let description = [{
     The shapes must match group by group: each run of input dimensions
@@ -367,40 +413,20 @@ def Dtl_ReshapeOp : Dtl_MathOp<"reshape",
   let hasVerifier = 1;
 }
 
-def Dtl_TransposeOp : Dtl_MathOp<"transpose",
-    [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
+def Dtl_TransposeOp : Dtl_InferredOp<"transpose",
+    [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
+     DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
+     Dtl_CostOpInterface]> {
   let summary = "Permuted dimensions: result dim i is input dim permutation[i].";
   let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$permutation);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$input `permutation` $permutation attr-dict `:` type($input) `->` type($result)";
-  let hasVerifier = 1;
-}
-
-def Dtl_LayerOp : Dtl_Op<"layer", [Pure,
-    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                              ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>]> {
-  let summary = "Layer `index` of a stacked tensor (its leading dimension).";
-  let description = [{
-    `repeat N` stacks a block's params along a new leading dimension; each
-    layer reads its slice through this op (a view, free). The gradient of
-    all slices of one stacked tensor is one `dtl.stack` (built by the
-    autodiff pass, which sees every slice at once).
+  let extraClassDeclaration = [{
+    static ::mlir::FailureOr<::mlir::RankedTensorType>
+    inferResultType(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType input,
+                    ::llvm::ArrayRef<int64_t> permutation);
   }];
-  let arguments = (ins F32Tensor:$input, I64Attr:$index);
-  let results = (outs F32Tensor:$result);
-  let assemblyFormat = "$input `[` $index `]` attr-dict `:` type($input) `->` type($result)";
-  let hasVerifier = 1;
-}
-
-def Dtl_StackOp : Dtl_Op<"stack", [Pure,
-    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                              ["getLoopKinds", "getIndexingMaps", "isAdditive"]>]> {
-  let summary = "Equal-shaped tensors stacked along a new leading dimension.";
-  let arguments = (ins Variadic<F32Tensor>:$inputs);
-  let results = (outs F32Tensor:$result);
-  let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
-  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -410,18 +436,31 @@ def Dtl_StackOp : Dtl_Op<"stack", [Pure,
 def Dtl_DropoutOp : Dtl_Op<"dropout", [Pure,
     AllTypesMatch<["input", "result"]>,
     DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
-    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface, ["isLinearIn"]>]> {
-  let summary = "Inverted dropout with a mask drawn from (seed, stream, step, global index).";
+    DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface, ["isLinearIn"]>,
+    Dtl_CostOpInterface]> {
+  let summary = "Inverted dropout with a mask drawn from (seed, stream, layer, step, global index).";
   let description = [{
     `result = input * mask / (1 - rate)` where element `i` of the global
-    tensor is kept when `hash(seed, stream, step, i) >= rate`. The mask
-    depends on nothing else, so every mesh shape and every recomputation
-    draws the same one; the gradient applies the same mask. `step` is the
-    1-based training step; in evaluation (step 0) dropout is the identity.
+    tensor is kept when `hash(seed, stream, layer, step, i) >= rate`. Inside
+    `dtl.repeat`s, `layers` are the enclosing layer indices (outermost
+    first) and `layer_counts` their counts, so each layer draws its own
+    mask. The mask depends on nothing else, so every mesh shape and every
+    recomputation draws the same one; the gradient applies the same mask.
+    `step` is the 1-based training step; in evaluation (step 0) dropout is
+    the identity.
+
+    ```mlir
+    %y = dtl.dropout %x, %step layers(%i) {layer_counts = array<i64: 4>, rate = 1.0e-01, stream = 0}
+        : tensor<12x64x128xf32>, tensor<f32>
+    ```
   }];
-  let arguments = (ins F32Tensor:$input, Dtl_F32Scalar:$step, F64Attr:$rate, I64Attr:$stream);
+  let arguments = (ins F32Tensor:$input, Dtl_F32Scalar:$step, Variadic<Index>:$layers,
+                   F64Attr:$rate, I64Attr:$stream, DenseI64ArrayAttr:$layer_counts);
   let results = (outs F32Tensor:$result);
-  let assemblyFormat = "$input `,` $step attr-dict `:` type($input) `,` type($step)";
+  let assemblyFormat = [{
+    $input `,` $step (`layers` `(` $layers^ `)`)? attr-dict `:` type($input) `,` type($step)
+  }];
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -431,12 +470,11 @@ def Dtl_DropoutOp : Dtl_Op<"dropout", [Pure,
 class Dtl_ClassifierOp<string mnemonic, list<Trait> traits = []> :
     Dtl_Op<mnemonic, !listconcat(traits, [Pure,
       DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
-                                ["getLoopKinds", "getIndexingMaps"]>])> {
-  let hasVerifier = 1;
-}
+                                ["getLoopKinds", "getIndexingMaps"]>,
+      Dtl_CostOpInterface])>;
 
 def Dtl_CrossEntropyOp : Dtl_ClassifierOp<"cross_entropy",
-    [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>]> {
+    [InferTypeOpAdaptor, DeclareOpInterfaceMethods<Dtl_VjpOpInterface>]> {
   let summary = "Per-example softmax cross-entropy.";
   let description = [{
     `result[b] = logsumexp(logits[b, :]) - logits[b, labels[b]]`; an example
@@ -445,6 +483,12 @@ def Dtl_CrossEntropyOp : Dtl_ClassifierOp<"cross_entropy",
   let arguments = (ins F32Tensor:$logits, I32Tensor:$labels);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$logits `,` $labels attr-dict `:` type($logits) `,` type($labels) `->` type($result)";
+  let extraClassDeclaration = [{
+    /// One entry per example, for cross_entropy and correct alike.
+    static ::mlir::FailureOr<::mlir::RankedTensorType>
+    inferResultType(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType logits,
+                    ::mlir::RankedTensorType labels);
+  }];
 }
 
 def Dtl_CrossEntropyGradOp : Dtl_ClassifierOp<"cross_entropy_grad"> {
@@ -456,9 +500,10 @@ def Dtl_CrossEntropyGradOp : Dtl_ClassifierOp<"cross_entropy_grad"> {
   let arguments = (ins F32Tensor:$logits, I32Tensor:$labels, F32Tensor:$grad);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$logits `,` $labels `,` $grad attr-dict `:` type($logits) `,` type($labels) `,` type($grad) `->` type($result)";
+  let hasVerifier = 1;
 }
 
-def Dtl_CorrectOp : Dtl_ClassifierOp<"correct"> {
+def Dtl_CorrectOp : Dtl_ClassifierOp<"correct", [InferTypeOpAdaptor]> {
   let summary = "1 where argmax(logits[b, :]) == labels[b], else 0.";
   let arguments = (ins F32Tensor:$logits, I32Tensor:$labels);
   let results = (outs F32Tensor:$result);
@@ -470,7 +515,8 @@ def Dtl_CorrectOp : Dtl_ClassifierOp<"correct"> {
 //===----------------------------------------------------------------------===//
 
 def Dtl_SgdUpdateOp : Dtl_Op<"sgd_update", [Pure, Dtl_ShardingRuleOpInterface,
-    AllTypesMatch<["param", "grad", "momentum_buf", "new_param", "new_momentum_buf"]>]> {
+    AllTypesMatch<["param", "grad", "momentum_buf", "new_param", "new_momentum_buf"]>,
+    DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "One SGD step with momentum and decoupled weight decay.";
   let description = [{
     `buf' = momentum * buf + grad` (plain `grad` when momentum is 0),
@@ -487,7 +533,7 @@ def Dtl_SgdUpdateOp : Dtl_Op<"sgd_update", [Pure, Dtl_ShardingRuleOpInterface,
 
 def Dtl_AdamwUpdateOp : Dtl_Op<"adamw_update", [Pure, Dtl_ShardingRuleOpInterface,
     AllTypesMatch<["param", "grad", "m", "v", "new_param", "new_m", "new_v"]>,
-    AllTypesMatch<["lr", "step"]>]> {
+    AllTypesMatch<["lr", "step"]>, DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "One AdamW step (torch.optim.AdamW semantics).";
   let description = [{
     With `t` the 1-based step: `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`,
@@ -499,6 +545,142 @@ def Dtl_AdamwUpdateOp : Dtl_Op<"adamw_update", [Pure, Dtl_ShardingRuleOpInterfac
   let results = (outs F32Tensor:$new_param, F32Tensor:$new_m, F32Tensor:$new_v);
   let assemblyFormat = [{
     $param `,` $grad `,` $m `,` $v `,` $lr `,` $step attr-dict `:` type($param) `,` type($lr)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Repeated layers
+//===----------------------------------------------------------------------===//
+
+def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
+    AttrSizedOperandSegments, SingleBlock, DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
+  let summary = "A body run `count` times: layers of a model, kept as a loop.";
+  let description = [{
+    A scan (JAX's `lax.scan`): iteration `i` of the body sees the layer
+    index `i` (`index`), the carried values (`carry`, the initial values for
+    `i = 0`, then what iteration `i - 1` yielded), slice `i` of each
+    `stacked` operand (a tensor whose leading dimension is `count`: a
+    stacked param) and the `invariant` operands. It yields the next carried
+    values, then one slice of each stacked result. The results are the last
+    carried values, then the stacked results (`[count, ...]`). With
+    `reverse`, `i` runs from `count - 1` down to 0 (a backward pass).
+
+    `h = repeat L layer(x)` is one `dtl.repeat` whose body is the block,
+    written once whatever L is; autodiff makes its backward a reverse
+    `dtl.repeat` that reads what the forward saved as stacked results; the
+    partitioner partitions the body once (every layer has the same
+    layouts); codegen prints a loop.
+
+    ```mlir
+    %h, %saved = dtl.repeat 4 carry(%x : tensor<8x16xf32>) stacked(%w : tensor<4x16x16xf32>)
+        -> (tensor<8x16xf32>, tensor<4x8x16xf32>) {
+    ^bb0(%i: index, %xi: tensor<8x16xf32>, %wi: tensor<16x16xf32>):
+      %y = dtl.matmul %xi, %wi : tensor<8x16xf32>, tensor<16x16xf32> -> tensor<8x16xf32>
+      dtl.yield %y, %xi : tensor<8x16xf32>, tensor<8x16xf32>
+    }
+    ```
+  }];
+  let arguments = (ins I64Attr:$count, UnitAttr:$reverse, Variadic<AnyType>:$inits,
+                   Variadic<AnyRankedTensor>:$stacked, Variadic<AnyType>:$invariants);
+  let results = (outs Variadic<AnyType>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $count (`reverse` $reverse^)?
+    (`carry` `(` $inits^ `:` type($inits) `)`)?
+    (`stacked` `(` $stacked^ `:` type($stacked) `)`)?
+    (`invariant` `(` $invariants^ `:` type($invariants) `)`)?
+    (`->` `(` type($results)^ `)`)? $body attr-dict-with-keyword
+  }];
+  let hasRegionVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    ::mlir::Block &getBodyBlock() { return getBody().front(); }
+    /// The body's block arguments, by kind.
+    ::mlir::BlockArgument getIndex() { return getBodyBlock().getArgument(0); }
+    ::mlir::Block::BlockArgListType getCarryArgs() {
+      return getBodyBlock().getArguments().slice(1, getInits().size());
+    }
+    ::mlir::Block::BlockArgListType getStackedArgs() {
+      return getBodyBlock().getArguments().slice(1 + getInits().size(), getStacked().size());
+    }
+    ::mlir::Block::BlockArgListType getInvariantArgs() {
+      return getBodyBlock().getArguments().take_back(getInvariants().size());
+    }
+    /// The results, by kind.
+    ::mlir::ResultRange getCarryResults() { return getResults().take_front(getInits().size()); }
+    ::mlir::ResultRange getStackedResults() { return getResults().drop_front(getInits().size()); }
+    /// The body's terminator.
+    YieldOp getYield();
+  }];
+}
+
+def Dtl_YieldOp : Dtl_Op<"yield", [Pure, ReturnLike, Terminator,
+    ParentOneOf<["RepeatOp", "FusedOp"]>]> {
+  let summary = "What a region yields to its op.";
+  let description = [{
+    In a `dtl.repeat`: the next carried values, then one slice of each
+    stacked result. In a `dtl.fused`: the element of the result.
+  }];
+  let arguments = (ins Variadic<AnyType>:$values);
+  let assemblyFormat = "($values^ `:` type($values))? attr-dict";
+  let builders = [OpBuilder<(ins), [{ build($_builder, $_state, ::mlir::ValueRange()); }]>];
+}
+
+//===----------------------------------------------------------------------===//
+// The execution stage (after partitioning)
+//===----------------------------------------------------------------------===//
+
+def Dtl_FusedOp : Dtl_Op<"fused", [RecursiveMemoryEffects, IsolatedFromAbove, SingleBlock,
+    DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
+  let summary = "A chain of elementwise ops computed in one loop or kernel.";
+  let description = [{
+    Made by `dtl-fuse-elementwise`. The body computes one element of the
+    result from one element of each input (rank-0 block arguments, the same
+    dtl ops on rank-0 tensors) and yields it; every input has the result's
+    shape. So each input is read once and the result written once, however
+    long the chain: one OpenMP loop on the CPU, one generated kernel on the
+    GPU.
+
+    ```mlir
+    %t = dtl.fused(%h) : (tensor<128x64xf32>) -> tensor<128x64xf32> {
+    ^bb0(%x: tensor<f32>):
+      %0 = dtl.mul %x, %x : tensor<f32>
+      %1 = dtl.tanh %0 : tensor<f32>
+      dtl.yield %1 : tensor<f32>
+    }
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs);
+  let results = (outs AnyRankedTensor:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "`(` $inputs `)` `:` functional-type($inputs, $result) $body attr-dict-with-keyword";
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::Block &getBodyBlock() { return getBody().front(); }
+  }];
+}
+
+def Dtl_CollectiveWaitOp : Dtl_Op<"collective_wait", [Pure,
+    AllTypesMatch<["pending", "result"]>, DeclareOpInterfaceMethods<ViewLikeOpInterface>]> {
+  let summary = "Where compute waits for an asynchronous collective's result.";
+  let description = [{
+    Made by `dtl-schedule-collectives`: the collective producing `pending`
+    (a `shard` op with a `dtl.slot`) is started where it stands, and the
+    compute stream waits for it here, before the first op that reads the
+    result; the CPU target waits at once. `reads` are the collective's
+    inputs, which the communication stream reads until this point: listing
+    them keeps their buffers alive until then. The result is the pending
+    buffer itself (a view).
+
+    ```mlir
+    %g = shard.all_reduce %p on @grid grid_axes = [0] {dtl.slot = 2 : i64} : tensor<64xf32> -> tensor<64xf32>
+    %h = dtl.collective_wait %g reads(%p : tensor<64xf32>) : tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$pending, Variadic<AnyRankedTensor>:$reads);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $pending (`reads` `(` $reads^ `:` type($reads) `)`)? attr-dict `:` type($result)
   }];
 }
 

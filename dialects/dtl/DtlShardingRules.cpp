@@ -11,8 +11,10 @@
 using namespace mlir;
 using namespace dtl;
 
+/// A non-tensor operand (a layer index) has no dimensions.
 static int64_t rankOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getRank();
+  auto tensor = dyn_cast<RankedTensorType>(v.getType());
+  return tensor ? tensor.getRank() : 0;
 }
 
 SmallVector<LoopKind> dtl::elementwiseLoopKinds(Operation *op) {
@@ -290,33 +292,6 @@ SmallVector<AffineMap> TransposeOp::getIndexingMaps() {
 }
 
 bool TransposeOp::isLinearIn(unsigned) { return true; }
-
-/// Maps between a stacked tensor (leading layer dim, never split) and one layer.
-static AffineMap stackedMap(MLIRContext *ctx, unsigned loops) {
-  SmallVector<AffineExpr> exprs{getAffineConstantExpr(0, ctx)};
-  for (unsigned i = 0; i < loops; ++i)
-    exprs.push_back(getAffineDimExpr(i, ctx));
-  return AffineMap::get(loops, 0, exprs, ctx);
-}
-
-SmallVector<LoopKind> LayerOp::getLoopKinds() { return elementwiseLoopKinds(*this); }
-SmallVector<AffineMap> LayerOp::getIndexingMaps() {
-  unsigned loops = rankOf(getResult());
-  return {stackedMap(getContext(), loops), AffineMap::getMultiDimIdentityMap(loops, getContext())};
-}
-bool LayerOp::isLinearIn(unsigned) { return true; }
-
-SmallVector<LoopKind> StackOp::getLoopKinds() {
-  return SmallVector<LoopKind>(rankOf(getResult()) - 1, LoopKind::Parallel);
-}
-SmallVector<AffineMap> StackOp::getIndexingMaps() {
-  unsigned loops = rankOf(getResult()) - 1;
-  SmallVector<AffineMap> maps(getInputs().size(),
-                              AffineMap::getMultiDimIdentityMap(loops, getContext()));
-  maps.push_back(stackedMap(getContext(), loops));
-  return maps;
-}
-bool StackOp::isAdditive() { return true; }
 
 bool DropoutOp::isLinearIn(unsigned index) { return index == 0; }
 

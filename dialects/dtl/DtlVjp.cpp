@@ -96,16 +96,11 @@ void BroadcastOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
     if (!llvm::is_contained(getDims(), d))
       added.push_back(d);
   Value g = grads[0];
-  Type elt = getResult().getType().getElementType();
   if (!repeated.empty()) {
-    for (int64_t d : repeated)
-      shape[d] = 1;
-    g = ReduceSumOp::create(b, getLoc(), RankedTensorType::get(shape, elt), g,
-                            b.getDenseI64ArrayAttr(repeated), b.getUnitAttr());
+    g = ReduceSumOp::create(b, getLoc(), g, b.getDenseI64ArrayAttr(repeated), b.getUnitAttr());
   }
   if (!added.empty())
-    g = ReduceSumOp::create(b, getLoc(), getInput().getType(), g,
-                            b.getDenseI64ArrayAttr(added), UnitAttr());
+    g = ReduceSumOp::create(b, getLoc(), g, b.getDenseI64ArrayAttr(added), UnitAttr());
   out.assign({g});
 }
 
@@ -127,8 +122,8 @@ void MatmulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &
   Value g = grads[0], lhs = getLhs(), rhs = getRhs();
   Type lt = lhs.getType(), rt = rhs.getType();
   bool ta = getTransposeLhs(), tb = getTransposeRhs();
-  auto matmul = [&](Type t, Value x, Value y, bool tx, bool ty) -> Value {
-    return MatmulOp::create(b, getLoc(), t, x, y, tx, ty);
+  auto matmul = [&](Type, Value x, Value y, bool tx, bool ty) -> Value {
+    return MatmulOp::create(b, getLoc(), x, y, tx, ty);
   };
   auto as2d = [&](Value v) -> Value {
     auto type = cast<RankedTensorType>(v.getType());
@@ -190,7 +185,7 @@ void EmbeddingOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
 void CausalAttentionOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   Type t = getQ().getType();
   auto g = CausalAttentionGradOp::create(b, getLoc(), t, t, t, getQ(), getK(), getV(),
-                                         getProbs(), grads[0], getHeads());
+                                         getProbs(), grads[0], getHeadDim());
   out.assign({g.getQGrad(), g.getKGrad(), g.getVGrad()});
 }
 
@@ -205,13 +200,14 @@ void TransposeOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
   SmallVector<int64_t> inverse(perm.size());
   for (auto [i, p] : llvm::enumerate(perm))
     inverse[p] = i;
-  out.assign({TransposeOp::create(b, getLoc(), getInput().getType(), grads[0],
-                                  b.getDenseI64ArrayAttr(inverse))});
+  out.assign({TransposeOp::create(b, getLoc(), grads[0], b.getDenseI64ArrayAttr(inverse))});
 }
 
-// d dropout(x) = dropout(g) with the same mask; the step has none.
+// d dropout(x) = dropout(g) with the same mask; the step and the layer
+// indices have none.
 void DropoutOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   out.assign({DropoutOp::create(b, getLoc(), grads[0].getType(), grads[0], getStep(),
-                                getRateAttr(), getStreamAttr()),
-              Value()});
+                                getLayers(), getRateAttr(), getStreamAttr(),
+                                getLayerCountsAttr())});
+  out.append(1 + getLayers().size(), Value());
 }

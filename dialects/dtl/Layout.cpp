@@ -25,8 +25,10 @@ Layout dtl::argLayout(func::FuncOp fn, unsigned index) {
 
 SmallVector<unsigned> dtl::largestFirst(ValueRange values) {
   SmallVector<int64_t> sizes;
-  for (Value v : values)
-    sizes.push_back(cast<RankedTensorType>(v.getType()).getNumElements());
+  for (Value v : values) {
+    auto tensor = dyn_cast<RankedTensorType>(v.getType());
+    sizes.push_back(tensor ? tensor.getNumElements() : 0);
+  }
   SmallVector<unsigned> order = llvm::to_vector(llvm::seq<unsigned>(0, sizes.size()));
   llvm::stable_sort(order, [&](unsigned a, unsigned b) { return sizes[a] > sizes[b]; });
   return order;

@@ -34,7 +34,7 @@ int64_t loopOf(mlir::AffineExpr expr);
 
 /// The positions of `values`, largest global tensor first (stably): the cost
 /// rule of both propagation and partitioning, where the layout of the
-/// biggest tensor decides and smaller ones move.
+/// biggest tensor decides and smaller ones move. Non-tensors come last.
 llvm::SmallVector<unsigned> largestFirst(mlir::ValueRange values);
 
 } // namespace dtl
