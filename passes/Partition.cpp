@@ -3,7 +3,9 @@
 // Every value gets its local (per-rank) type from its layout; where an op
 // needs an operand in another layout than it has, the reshard is built from
 // upstream `shard` collectives, once per (value, layout), right after the
-// value is defined so every consumer can share it.
+// value is defined so every consumer can share it. A dtl.repeat's body is
+// partitioned once, with the layouts propagation gave its arguments: its
+// operands and what it yields are resharded to those.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,7 +27,8 @@ struct FunctionPartitioner {
   MeshAttr mesh;
   bool annotate = false;
   DenseMap<Value, Layout> layouts;
-  std::map<std::pair<void *, std::string>, Value> reshardCache;
+  /// Reshards made, by value and the (uniqued) target layout.
+  DenseMap<std::pair<Value, Attribute>, Value> reshardCache;
 
   /// The local type of a global tensor type under `layout`, or failure when a
   /// split does not divide its dimension.
@@ -51,14 +54,11 @@ struct FunctionPartitioner {
     return b;
   }
 
-  static std::string key(ArrayRef<Axes> dims, bool keepPartial) {
-    std::string s = keepPartial ? "p" : "r";
-    for (const Axes &axes : dims) {
-      s += '|';
-      for (int16_t a : axes)
-        s += std::to_string(a) + ",";
-    }
-    return s;
+  /// The cache key of `v` resharded to `dims`, keeping its pending partial
+  /// sums or not: the target layout as a uniqued attribute.
+  std::pair<Value, Attribute> key(Value v, ArrayRef<Axes> dims, bool keepPartial) {
+    Layout target{SmallVector<Axes>(dims), keepPartial ? layouts.lookup(v).partial : Axes()};
+    return {v, target.toAttr(v.getContext(), mesh.getGrid().getValue())};
   }
 
   /// Records `v` (made from `from`) as `from` in `layout`, for reuse.
@@ -66,7 +66,7 @@ struct FunctionPartitioner {
     layouts[v] = layout;
     if (annotate && v.getDefiningOp())
       annotateLayouts(v.getDefiningOp());
-    reshardCache[{from.getAsOpaquePointer(), key(layout.dims, keepPartial)}] = v;
+    reshardCache[key(from, layout.dims, keepPartial)] = v;
     return v;
   }
 
@@ -102,9 +102,10 @@ struct FunctionPartitioner {
   ///   4. all-slices (local) of every new split.
   Value reshard(Value v, ArrayRef<Axes> dims, bool keepPartial) {
     Layout from = layouts.lookup(v);
-    if (from.dims == dims && (keepPartial || from.partial.empty()))
+    if (!isa<RankedTensorType>(v.getType()) ||
+        (from.dims == dims && (keepPartial || from.partial.empty())))
       return v;
-    auto cached = reshardCache.find({v.getAsOpaquePointer(), key(dims, keepPartial)});
+    auto cached = reshardCache.find(key(v, dims, keepPartial));
     if (cached != reshardCache.end())
       return cached->second;
     StringRef grid = mesh.getGrid().getValue();
@@ -117,7 +118,7 @@ struct FunctionPartitioner {
       for (auto [d, want] : llvm::enumerate(dims))
         if (from.dims[d].empty() && want == from.partial)
           scatterDim = d;
-      auto reducedBefore = reshardCache.find({v.getAsOpaquePointer(), key(from.dims, false)});
+      auto reducedBefore = reshardCache.find(key(v, from.dims, false));
       if (reducedBefore != reshardCache.end()) {
         next = reducedBefore->second;
       } else if (scatterDim) {
@@ -176,7 +177,7 @@ struct FunctionPartitioner {
       remember(v, next, sliced, keepPartial);
     }
     Value result = reshard(next, dims, keepPartial);
-    reshardCache[{v.getAsOpaquePointer(), key(dims, keepPartial)}] = result;
+    reshardCache[key(v, dims, keepPartial)] = result;
     return result;
   }
 
@@ -282,36 +283,101 @@ struct FunctionPartitioner {
     op->setAttr(attr::shardings, ArrayAttr::get(op->getContext(), attrs));
   }
 
-  LogicalResult run(func::FuncOp fn) {
-    Block &body = fn.getBody().front();
-    fn.walk([&](ShardingRuleOpInterface op) {
-      SmallVector<Value> values(op->getOperands());
-      values.append(op->result_begin(), op->result_end());
-      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps(), largestFirst(values)};
-    });
-    MLIRContext *ctx = fn.getContext();
-    SmallVector<Type> argTypes;
-    for (BlockArgument arg : fn.getArguments()) {
-      Layout layout = withoutTrivialAxes(mesh, argLayout(fn, arg.getArgNumber()));
-      auto global = cast<RankedTensorType>(arg.getType());
-      FailureOr<RankedTensorType> local = localType(arg.getLoc(), global, layout);
-      if (failed(local))
-        return failure();
-      fn.setArgAttr(arg.getArgNumber(), attr::globalType, TypeAttr::get(global));
-      arg.setType(*local);
-      argTypes.push_back(*local);
-      layouts[arg] = layout;
+  /// `layout` of a value of global type `type`: its local type, or failure
+  /// when a split does not divide its dimension.
+  LogicalResult localize(Value v, const Layout &layout, Location loc) {
+    auto global = dyn_cast<RankedTensorType>(v.getType());
+    if (!global)
+      return success(); // a layer index
+    FailureOr<RankedTensorType> local = localType(loc, global, layout);
+    if (failed(local))
+      return failure();
+    v.setType(*local);
+    layouts[v] = layout;
+    return success();
+  }
+
+  /// The layouts propagation recorded in `name` on `op`, without trivial axes.
+  SmallVector<Layout> recorded(Operation *op, StringRef name) {
+    SmallVector<Layout> out;
+    if (auto list = op->getAttrOfType<ArrayAttr>(name))
+      for (Attribute a : list)
+        out.push_back(withoutTrivialAxes(mesh, Layout::fromAttr(cast<ShardingAttr>(a))));
+    return out;
+  }
+
+  /// Operands and yielded values are resharded to the body arguments'
+  /// layouts; stacked results keep pending partial sums (one reduction after
+  /// the loop, not one per layer).
+  LogicalResult partitionRepeat(RepeatOp repeat) {
+    SmallVector<Layout> argLayouts = recorded(repeat, attr::argShardings);
+    SmallVector<Layout> resultLayouts = recorded(repeat, attr::shardings);
+    Block &body = repeat.getBodyBlock();
+    if (argLayouts.size() != body.getNumArguments() ||
+        resultLayouts.size() != repeat.getNumResults())
+      return repeat.emitError("has no `dtl.arg_shardings`: run dtl-propagate-sharding first");
+    auto stackedDims = [](const Layout &slice) {
+      SmallVector<Axes> dims{Axes()};
+      dims.append(slice.dims.begin(), slice.dims.end());
+      return dims;
+    };
+    size_t carries = repeat.getInits().size(), stacked = repeat.getStacked().size();
+    for (OpOperand &operand : repeat->getOpOperands()) {
+      unsigned i = operand.getOperandNumber();
+      const Layout &arg = argLayouts[1 + i];
+      bool isStacked = i >= carries && i < carries + stacked;
+      operand.set(reshard(operand.get(), isStacked ? stackedDims(arg) : arg.dims, false));
     }
-    for (Operation &op : llvm::make_early_inc_range(body.without_terminator())) {
+    for (auto [arg, layout] : llvm::zip(body.getArguments(), argLayouts))
+      if (failed(localize(arg, layout, repeat.getLoc())))
+        return failure();
+    if (failed(partitionBlock(body)))
+      return failure();
+    YieldOp yield = repeat.getYield();
+    SmallVector<Layout> yieldedLayouts;
+    for (OpOperand &operand : yield->getOpOperands()) {
+      unsigned i = operand.getOperandNumber();
+      if (i < carries) {
+        operand.set(reshard(operand.get(), argLayouts[1 + i].dims, false));
+        yieldedLayouts.push_back(argLayouts[1 + i]);
+        continue;
+      }
+      SmallVector<Axes> slice(ArrayRef<Axes>(resultLayouts[i].dims).drop_front());
+      operand.set(reshard(operand.get(), slice, /*keepPartial=*/true));
+      Layout layout = layouts.lookup(operand.get());
+      yieldedLayouts.push_back(Layout{stackedDims(layout), layout.partial});
+    }
+    for (auto [result, layout] : llvm::zip(repeat.getResults(), yieldedLayouts))
+      if (failed(localize(result, layout, repeat.getLoc())))
+        return failure();
+    repeat->removeAttr(attr::argShardings);
+    repeat->removeAttr(attr::shardings);
+    if (annotate) {
+      annotateLayouts(repeat);
+      SmallVector<Attribute> args;
+      for (BlockArgument arg : body.getArguments())
+        args.push_back(layouts.lookup(arg).toAttr(repeat.getContext(), mesh.getGrid().getValue()));
+      repeat->setAttr(attr::argShardings, ArrayAttr::get(repeat.getContext(), args));
+    }
+    return success();
+  }
+
+  LogicalResult partitionBlock(Block &block) {
+    for (Operation &op : llvm::make_early_inc_range(block.without_terminator())) {
       if (isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllSliceOp,
               shard::AllToAllOp>(op))
         continue;
       if (auto constraint = dyn_cast<ShardingConstraintOp>(op)) {
-        Value resharded = reshard(constraint.getInput(),
-                                  withoutTrivialAxes(mesh, Layout::fromAttr(constraint.getSharding())).dims,
-                                  false);
+        Value resharded = reshard(
+            constraint.getInput(),
+            withoutTrivialAxes(mesh, Layout::fromAttr(constraint.getSharding())).dims, false);
         constraint.getResult().replaceAllUsesWith(resharded);
         constraint.erase();
+        continue;
+      }
+      if (auto repeat = dyn_cast<RepeatOp>(op)) {
+        if (failed(partitionRepeat(repeat)))
+          return failure();
         continue;
       }
       auto rule = dyn_cast<ShardingRuleOpInterface>(op);
@@ -320,6 +386,25 @@ struct FunctionPartitioner {
       if (failed(partitionOp(rule)))
         return failure();
     }
+    return success();
+  }
+
+  LogicalResult run(func::FuncOp fn) {
+    Block &body = fn.getBody().front();
+    fn.walk([&](ShardingRuleOpInterface op) {
+      SmallVector<Value> values(op->getOperands());
+      values.append(op->result_begin(), op->result_end());
+      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps(), largestFirst(values)};
+    });
+    MLIRContext *ctx = fn.getContext();
+    for (BlockArgument arg : fn.getArguments()) {
+      fn.setArgAttr(arg.getArgNumber(), attr::globalType, TypeAttr::get(arg.getType()));
+      if (failed(localize(arg, withoutTrivialAxes(mesh, argLayout(fn, arg.getArgNumber())),
+                          arg.getLoc())))
+        return failure();
+    }
+    if (failed(partitionBlock(body)))
+      return failure();
     auto ret = cast<func::ReturnOp>(body.getTerminator());
     SmallVector<Type> resultTypes;
     for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
@@ -329,7 +414,7 @@ struct FunctionPartitioner {
       ret.setOperand(i, reshard(v, want.dims, false));
       resultTypes.push_back(ret.getOperand(i).getType());
     }
-    fn.setType(FunctionType::get(ctx, argTypes, resultTypes));
+    fn.setType(FunctionType::get(ctx, body.getArgumentTypes(), resultTypes));
     return success();
   }
 };

@@ -16,11 +16,22 @@ namespace dtl {
 #include "passes/Passes.h.inc"
 
 /// The stages a user can stop after (`dtlc --emit=`).
-enum class Stage { Dtl, Grad, Partitioned };
+enum class Stage { Dtl, Grad, Partitioned, Exec };
 
-/// Adds the passes that take a frontend module to `stage`. With
-/// `annotateLayouts`, partitioned ops keep their layouts (for --explain).
-void buildPipeline(mlir::OpPassManager &pm, Stage stage, bool annotateLayouts = false);
+struct PipelineOptions {
+  Stage stage = Stage::Exec;
+  /// Where collectives are awaited and buffers planned for.
+  Target target = Target::cpu;
+  /// Partitioned ops keep their layouts (for --explain).
+  bool annotate = false;
+};
+
+/// Adds the passes that take a frontend module to `options.stage`.
+void buildPipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
+
+/// Registers `dtl-pipeline` (buildPipeline, with stage, target and annotate
+/// options) for dtl-opt and dtlc's --pass-pipeline.
+void registerPipeline();
 
 } // namespace dtl
 

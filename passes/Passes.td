@@ -10,10 +10,16 @@ def Autodiff : Pass<"dtl-autodiff", "mlir::ModuleOp"> {
   let description = [{
     For the function named by the module's `dtl.model` attribute, whose first
     result is the scalar loss, creates `@<model>_grad` returning the loss and
-    d(loss)/d(param) for every argument with `dtl.role = "param"`. Each op's
-    gradient comes from its `VjpOpInterface`; gradients reaching a value
-    twice are summed. An op without a gradient on the path from a param to
-    the loss is an error.
+    d(loss)/d(param) for every argument with `dtl.role = #dtl.role<param>`.
+    Each op's gradient comes from its `VjpOpInterface`; gradients reaching a
+    value twice are summed. A `dtl.repeat` becomes a reverse `dtl.repeat`
+    (JAX's scan rule): the forward also yields, per layer, the values its
+    backward reads (as extra stacked results), and the backward carries the
+    gradient of the carried value, sums those of invariants, and yields each
+    layer's gradient of the stacked operands; a repeat inside a repeat is the
+    same rule applied to the body. An op without a gradient on the path from
+    a param to the loss is an error. Unused values, and what a forward
+    saved for no one, are removed.
   }];
   let dependentDialects = ["::dtl::DtlDialect"];
 }
@@ -34,13 +40,20 @@ def Optimizer : Pass<"dtl-optimizer", "mlir::ModuleOp"> {
 def PropagateSharding : Pass<"dtl-propagate-sharding", "mlir::ModuleOp"> {
   let summary = "Give every value a sharding, from the annotated arguments.";
   let description = [{
-    Propagates the `dtl.sharding` of function arguments (and results) through
-    every op by its `ShardingRuleOpInterface` loops, forward and backward,
-    until nothing changes, and records the choice per op as
-    `dtl.shardings`. Rules, in priority order: a user annotation is never
-    changed; a loop takes the axes of the first operand or result (in program
-    order) that splits it; a `whole` loop is never split; a mesh axis is
-    used once per op; whatever is still open at the end is replicated.
+    Propagates the `dtl.sharding` of function arguments and the shardings of
+    `dtl.sharding_constraint`s through every op by its
+    `ShardingRuleOpInterface` loops, forward and backward, until nothing
+    changes, and records the choice per op as `dtl.shardings` (and, on a
+    `dtl.repeat`, its body arguments' as `dtl.arg_shardings`: a repeat ties
+    each operand, body argument, yielded value and result together, a
+    stacked one by its trailing dimensions, so every layer has one layout).
+    Priorities: annotations and constraints are decided first and never
+    changed; within a rule, splits are taken before replication, from the
+    largest tensor first, then in program order; a `whole` loop is never
+    split; a mesh axis splits one loop per rule; a split first flows only
+    into values no larger than the one it came from (a bias's split waits
+    for its activation), then anywhere; whatever is still open at the end
+    is replicated.
   }];
   let dependentDialects = ["::dtl::DtlDialect"];
 }
@@ -55,9 +68,12 @@ def Partition : Pass<"dtl-partition", "mlir::ModuleOp"> {
     `shard.reduce_scatter` when the consumer wants it split over the same
     axes), a split dimension is needed whole (`shard.all_gather`), or a
     replicated dimension is needed split (`shard.all_slice`, local, no
-    communication). `dtl.sharding_constraint` ops are resolved here.
-    Data parallelism is not a special case: the gradient all-reduce appears
-    because the batch loop of the weight-gradient matmul is split.
+    communication), or a split moves between dimensions
+    (`shard.all_to_all`). `dtl.sharding_constraint` ops are resolved here. A
+    `dtl.repeat`'s body is partitioned once; its stacked results keep
+    pending partial sums, reduced once after the loop. Data parallelism is
+    not a special case: the gradient all-reduce appears because the batch
+    loop of the weight-gradient matmul is split.
   }];
   let options = [
     Option<"annotate", "annotate", "bool", /*default=*/"false",
@@ -77,6 +93,77 @@ def FuseEpilogues : Pass<"dtl-fuse-epilogues", "mlir::ModuleOp"> {
     beta = 1): two passes over the activation fewer per bias, as in a
     cuBLASLt epilogue.
   }];
+  let dependentDialects = ["::dtl::DtlDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// The execution stage: what the printers print, decided here
+//===----------------------------------------------------------------------===//
+
+def FuseElementwise : Pass<"dtl-fuse-elementwise", "mlir::ModuleOp"> {
+  let summary = "Chains of elementwise ops -> one dtl.fused each.";
+  let description = [{
+    On the partitioned program: an elementwise op (or constant) whose only
+    use is a later elementwise op of the same block, with no optimizer
+    update in between (it could overwrite a value the chain reads late), is
+    computed inside that op's loop: each chain becomes one `dtl.fused`
+    whose body computes one element from one element of each input. Every
+    elementwise op ends up in a `dtl.fused`, alone or not, so the printers
+    have one way to print them: a loop (CPU) or a kernel (CUDA).
+  }];
+  let dependentDialects = ["::dtl::DtlDialect"];
+}
+
+def ScheduleCollectives : Pass<"dtl-schedule-collectives", "mlir::ModuleOp"> {
+  let summary = "Start each collective where it stands; wait where its result is read.";
+  let description = [{
+    Gives every communicating `shard` collective a `dtl.slot` (unique in the
+    module) and adds a `dtl.collective_wait` for it: with `overlap`, before
+    the first op that reads the result (views of it move after the wait),
+    so the communication runs beside the compute in between (the CUDA
+    target's communication stream); without, right after it (the CPU
+    target, whose MPI collectives complete when they return). The wait
+    lists the collective's input, so its buffer stays alive until then.
+  }];
+  let options = [
+    Option<"overlap", "overlap", "bool", /*default=*/"false",
+           "Wait before the first reader, not at once">,
+  ];
+  let dependentDialects = ["::dtl::DtlDialect"];
+}
+
+def MarkInPlace : Pass<"dtl-mark-inplace", "mlir::ModuleOp"> {
+  let summary = "Mark optimizer updates that may overwrite their param and state.";
+  let description = [{
+    An optimizer update whose param and state are arguments read by nothing
+    after it, and whose results are only returned, gets `dtl.in_place`: it
+    writes its results straight into the function's results, which the
+    runtime points at the param and state buffers themselves (no arena
+    space, no copies). The update reads each element before it writes it.
+  }];
+  let dependentDialects = ["::dtl::DtlDialect"];
+}
+
+def PlanBuffers : Pass<"dtl-plan-buffers", "mlir::ModuleOp"> {
+  let summary = "Give every value its place: an arena offset, a result, a slice or a view.";
+  let description = [{
+    Per function, one arena for the values a step computes: each value's
+    live range runs from its definition to its last use (mlir::Liveness;
+    a use inside a `dtl.repeat` keeps it alive to the end of the loop; a
+    view's uses keep its source alive), and first fit in definition order
+    gives it an offset, reusing dead bytes. A repeat body's values live
+    within one iteration; a value the body yields as a stacked result is
+    written straight into its layer's slice. Views (reshapes, waits) get
+    none; in-place updates write into the function's results. Reals take
+    the bytes of the module's precision (`dtl.train`); the plan is per
+    target, since where collectives are awaited changes lifetimes. Writes
+    `dtl.place` on every op, `dtl.arena_bytes` on every function and
+    `dtl.target` on the module: what the printers and `--explain` read.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "cpu or cuda: recorded as the module's dtl.target">,
+  ];
   let dependentDialects = ["::dtl::DtlDialect"];
 }
 

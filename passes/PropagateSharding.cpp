@@ -2,7 +2,10 @@
 //
 // Factor-style propagation (as in GSPMD/Shardy): each op's loops tie its
 // operand and result dimensions together; a split known on one dimension
-// flows through the loop to every other dimension it indexes.
+// flows through the loop to every other dimension it indexes. A dtl.repeat
+// ties each operand to its body argument (a stacked operand's slice to its
+// trailing dimensions) and each yielded value to its result and, for a
+// carried value, to its body argument: every layer has the same layouts.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,6 +26,58 @@ namespace {
 /// Per dimension: the chosen axes, or nothing yet (open).
 using OpenLayout = SmallVector<std::optional<Axes>>;
 
+/// One sharding rule over some values: an op's (ShardingRuleOpInterface),
+/// or a tie a repeat makes between values of its operands, body and results.
+struct Rule {
+  SmallVector<Value> values;
+  SmallVector<AffineMap> maps;
+  SmallVector<LoopKind> kinds;
+};
+
+bool isTensor(Value v) { return isa<RankedTensorType>(v.getType()); }
+
+/// `values` all the same layout (one parallel loop per dimension), except
+/// that those with `leading` get an extra leading dimension that no loop
+/// indexes (a stacked operand or result: the layer dimension stays whole).
+Rule tie(ArrayRef<Value> values, ArrayRef<bool> leading) {
+  Rule rule;
+  auto slice = [&](unsigned i) {
+    return cast<RankedTensorType>(values[i].getType()).getRank() - (leading[i] ? 1 : 0);
+  };
+  unsigned loops = slice(0);
+  MLIRContext *ctx = values.front().getContext();
+  for (auto [i, v] : llvm::enumerate(values)) {
+    SmallVector<AffineExpr> exprs;
+    if (leading[i])
+      exprs.push_back(getAffineConstantExpr(0, ctx));
+    for (unsigned l = 0; l < loops; ++l)
+      exprs.push_back(getAffineDimExpr(l, ctx));
+    rule.values.push_back(v);
+    rule.maps.push_back(AffineMap::get(loops, 0, exprs, ctx));
+  }
+  rule.kinds.assign(loops, LoopKind::Parallel);
+  return rule;
+}
+
+/// The ties of a repeat.
+SmallVector<Rule> repeatRules(RepeatOp repeat) {
+  SmallVector<Rule> rules;
+  ValueRange yielded = repeat.getYield().getValues();
+  for (auto [init, arg, next, result] : llvm::zip(repeat.getInits(), repeat.getCarryArgs(),
+                                                 yielded, repeat.getCarryResults()))
+    if (isTensor(init))
+      rules.push_back(tie({init, arg, next, result}, {false, false, false, false}));
+  for (auto [operand, arg] : llvm::zip(repeat.getStacked(), repeat.getStackedArgs()))
+    rules.push_back(tie({operand, arg}, {true, false}));
+  for (auto [operand, arg] : llvm::zip(repeat.getInvariants(), repeat.getInvariantArgs()))
+    if (isTensor(operand))
+      rules.push_back(tie({operand, arg}, {false, false}));
+  for (auto [next, result] :
+       llvm::zip(yielded.drop_front(repeat.getInits().size()), repeat.getStackedResults()))
+    rules.push_back(tie({next, result}, {false, true}));
+  return rules;
+}
+
 struct Propagation {
   DenseMap<Value, OpenLayout> layouts;
 
@@ -34,47 +89,40 @@ struct Propagation {
     return layouts[v] = OpenLayout(rank);
   }
 
-  /// One application of an op's rule; returns whether anything was decided.
+  /// One application of a rule; returns whether anything was decided.
   /// Unless `intoLarger`, a loop's decision (split or replicated) only
   /// reaches values no larger than the value it came from: a bias's split
   /// waits for the activation it is added to instead of deciding it.
-  bool visit(ShardingRuleOpInterface op, bool intoLarger) {
-    SmallVector<LoopKind> kinds = op.getLoopKinds();
-    SmallVector<AffineMap> maps = op.getIndexingMaps();
-    SmallVector<Value> values(op->getOperands());
-    values.append(op->result_begin(), op->result_end());
-
+  bool visit(const Rule &rule, bool intoLarger) {
     // Decide the loops from what the values already know: splits first
-    // (operands, then results, first come first served), so a split is never
-    // undone by a replicated value meeting it; then known replication.
-    SmallVector<std::optional<Axes>> loops(kinds.size());
-    SmallVector<int64_t> sourceSize(kinds.size(), std::numeric_limits<int64_t>::max());
+    // (largest tensor first, then in order), so a split is never undone by
+    // a replicated value meeting it; then known replication.
+    SmallVector<std::optional<Axes>> loops(rule.kinds.size());
+    SmallVector<int64_t> sourceSize(rule.kinds.size(), std::numeric_limits<int64_t>::max());
     llvm::SmallDenseSet<int16_t> used;
-    for (auto [l, kind] : llvm::enumerate(kinds))
+    for (auto [l, kind] : llvm::enumerate(rule.kinds))
       if (kind == LoopKind::Whole)
         loops[l] = Axes();
     auto sizeOf = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
-    SmallVector<unsigned> order = largestFirst(values);
+    SmallVector<unsigned> order = largestFirst(rule.values);
     for (bool splits : {true, false})
       for (unsigned i : order) {
-        Value v = values[i];
-        AffineMap map = maps[i];
-        OpenLayout &layout = layoutOf(v);
-        for (auto [d, expr] : llvm::enumerate(map.getResults())) {
+        OpenLayout &layout = layoutOf(rule.values[i]);
+        for (auto [d, expr] : llvm::enumerate(rule.maps[i].getResults())) {
           int64_t l = loopOf(expr);
           if (l < 0 || loops[l] || !layout[d] || layout[d]->empty() == splits)
             continue;
           if (llvm::any_of(*layout[d], [&](int16_t a) { return used.contains(a); }))
             continue;
           loops[l] = *layout[d];
-          sourceSize[l] = sizeOf(v);
+          sourceSize[l] = sizeOf(rule.values[i]);
           used.insert(layout[d]->begin(), layout[d]->end());
         }
       }
 
     // Fill the open dimensions from the decided loops.
     bool changed = false;
-    for (auto [v, map] : llvm::zip(values, maps)) {
+    for (auto [v, map] : llvm::zip(rule.values, rule.maps)) {
       OpenLayout &layout = layoutOf(v);
       for (auto [d, expr] : llvm::enumerate(map.getResults())) {
         if (layout[d])
@@ -104,7 +152,8 @@ struct Propagation {
       SmallVector<AffineMap> maps = op.getIndexingMaps();
       for (auto [operand, map] : llvm::zip(op->getOperands(), maps)) {
         Layout requested;
-        if (auto arg = dyn_cast<BlockArgument>(operand))
+        auto arg = dyn_cast<BlockArgument>(operand);
+        if (arg && arg.getOwner()->isEntryBlock() && arg.getOwner()->getParentOp() == fn)
           requested = argLayout(fn, arg.getArgNumber());
         else if (auto c = operand.getDefiningOp<ShardingConstraintOp>())
           requested = Layout::fromAttr(c.getSharding());
@@ -146,31 +195,61 @@ struct Propagation {
       for (auto [d, axes] : llvm::enumerate(Layout::fromAttr(c.getSharding()).dims))
         open[d] = axes;
     });
-    SmallVector<ShardingRuleOpInterface> ops;
-    fn.walk([&](ShardingRuleOpInterface op) { ops.push_back(op); });
+    // In program order: a repeat's ties come before its body.
+    SmallVector<Rule> rules;
+    SmallVector<Operation *> recorded;
+    fn.walk<WalkOrder::PreOrder>([&](Operation *op) {
+      if (auto repeat = dyn_cast<RepeatOp>(op)) {
+        rules.append(repeatRules(repeat));
+        recorded.push_back(op);
+      } else if (auto rule = dyn_cast<ShardingRuleOpInterface>(op)) {
+        Rule r{SmallVector<Value>(op->getOperands()), rule.getIndexingMaps(),
+               rule.getLoopKinds()};
+        r.values.append(op->result_begin(), op->result_end());
+        // Layer indices (not tensors) have no layout.
+        for (size_t i = r.values.size(); i-- > 0;)
+          if (!isTensor(r.values[i])) {
+            r.values.erase(r.values.begin() + i);
+            r.maps.erase(r.maps.begin() + i);
+          }
+        rules.push_back(std::move(r));
+        recorded.push_back(op);
+      }
+    });
     // To a fixpoint, forwards and backwards: first with splits flowing only
     // into values no larger than their source, then anywhere.
     for (bool intoLarger : {false, true}) {
       bool changed = true;
       while (changed) {
         changed = false;
-        for (ShardingRuleOpInterface op : ops)
-          changed |= visit(op, intoLarger);
-        for (ShardingRuleOpInterface op : llvm::reverse(ops))
-          changed |= visit(op, intoLarger);
+        for (const Rule &rule : rules)
+          changed |= visit(rule, intoLarger);
+        for (const Rule &rule : llvm::reverse(rules))
+          changed |= visit(rule, intoLarger);
       }
     }
-    // Record the result layouts; whatever is still open is replicated.
+    // Record the layouts (whatever is still open is replicated): each op's
+    // results, and a repeat's body arguments.
     MLIRContext *ctx = fn.getContext();
-    for (ShardingRuleOpInterface op : ops) {
+    StringRef grid = mesh.getGrid().getValue();
+    auto record = [&](ValueRange values) {
       SmallVector<Attribute> attrs;
-      for (Value r : op->getResults()) {
+      for (Value v : values) {
+        if (!isTensor(v)) {
+          attrs.push_back(Layout::replicated(0).toAttr(ctx, grid));
+          continue;
+        }
         Layout layout;
-        for (const std::optional<Axes> &axes : layoutOf(r))
+        for (const std::optional<Axes> &axes : layoutOf(v))
           layout.dims.push_back(axes.value_or(Axes()));
-        attrs.push_back(layout.toAttr(ctx, mesh.getGrid().getValue()));
+        attrs.push_back(layout.toAttr(ctx, grid));
       }
-      op->setAttr(attr::shardings, ArrayAttr::get(ctx, attrs));
+      return ArrayAttr::get(ctx, attrs);
+    };
+    for (Operation *op : recorded) {
+      op->setAttr(attr::shardings, record(op->getResults()));
+      if (auto repeat = dyn_cast<RepeatOp>(op))
+        op->setAttr(attr::argShardings, record(repeat.getBodyBlock().getArguments()));
     }
   }
 };

@@ -50,23 +50,69 @@ module attributes {dtl.model = @m} {
 
 // -----
 
-// A stacked param read by two layers: its gradient is one dtl.stack of the
-// layers' gradients (a layer nobody reads would get zeros), not a sum of
-// mostly-zero stacked tensors.
+// A repeat (a scan over layers) differentiates into a reverse repeat. The
+// forward also yields, per layer, what the backward reads: tanh's result and
+// the carried value x_i (stacked results); the stacked param's slices are read
+// again from the param itself. The backward carries d(x) and the running sum
+// of the invariant's gradient, and yields each layer's slice of d(w).
 
-// CHECK-LABEL: func.func @stacked_grad
-// CHECK:      %[[L0:.*]] = dtl.layer %arg0[0]
-// CHECK:      %[[L1:.*]] = dtl.layer %arg0[1]
-// CHECK:      %[[S:.*]] = dtl.stack %{{.*}}, %{{.*}} : tensor<3xf32>, tensor<3xf32> -> tensor<2x3xf32>
-// CHECK:      return %{{.*}}, %[[S]]
-module attributes {dtl.model = @stacked} {
-  func.func @stacked(%w: tensor<2x3xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
-                     %x: tensor<3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> tensor<f32> {
-    %w0 = dtl.layer %w[0] : tensor<2x3xf32> -> tensor<3xf32>
-    %w1 = dtl.layer %w[1] : tensor<2x3xf32> -> tensor<3xf32>
-    %h = dtl.mul %x, %w0 : tensor<3xf32>
-    %y = dtl.mul %h, %w1 : tensor<3xf32>
-    %s = dtl.reduce_sum %y dims [0] : tensor<3xf32> -> tensor<f32>
+// CHECK-LABEL: func.func @scan_grad
+// CHECK:      %[[F:.*]]:3 = dtl.repeat 2 carry(%arg2 : tensor<3xf32>) stacked(%arg0 : tensor<2x3xf32>) invariant(%arg1 : tensor<3xf32>) -> (tensor<3xf32>, tensor<2x3xf32>, tensor<2x3xf32>) {
+// CHECK-NEXT: ^bb0(%{{.*}}: index, %[[X:.*]]: tensor<3xf32>, %[[W:.*]]: tensor<3xf32>, %[[V:.*]]: tensor<3xf32>):
+// CHECK:      %[[T:.*]] = dtl.tanh
+// CHECK-NEXT: dtl.yield %[[T]], %[[T]], %[[X]] : tensor<3xf32>, tensor<3xf32>, tensor<3xf32>
+// CHECK:      %[[ONES:.*]] = dtl.broadcast
+// CHECK:      %[[ZERO:.*]] = dtl.constant 0.000000e+00 : tensor<3xf32>
+// CHECK:      %[[B:.*]]:3 = dtl.repeat 2 reverse carry(%[[ONES]], %[[ZERO]] : tensor<3xf32>, tensor<3xf32>) stacked(%[[F]]#1, %arg0, %[[F]]#2 : tensor<2x3xf32>, tensor<2x3xf32>, tensor<2x3xf32>) -> (tensor<3xf32>, tensor<3xf32>, tensor<2x3xf32>) {
+// CHECK-NEXT: ^bb0(%{{.*}}: index, %[[DX:.*]]: tensor<3xf32>, %[[SUM:.*]]: tensor<3xf32>, %[[TI:.*]]: tensor<3xf32>, %[[WI:.*]]: tensor<3xf32>, %[[XI:.*]]: tensor<3xf32>):
+// CHECK:      %[[DZ:.*]] = dtl.mul %[[DX]], %{{.*}}
+// CHECK-NEXT: %[[DXPREV:.*]] = dtl.mul %[[DZ]], %[[WI]]
+// CHECK-NEXT: %[[DW:.*]] = dtl.mul %[[DZ]], %[[XI]]
+// CHECK-NEXT: %[[NEXTSUM:.*]] = dtl.add %[[SUM]], %[[DZ]]
+// CHECK-NEXT: dtl.yield %[[DXPREV]], %[[NEXTSUM]], %[[DW]]
+// CHECK:      return %{{.*}}, %[[B]]#2, %[[B]]#1
+module attributes {dtl.model = @scan} {
+  func.func @scan(%w: tensor<2x3xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                  %v: tensor<3xf32> {dtl.role = #dtl.role<param>, dtl.name = "v"},
+                  %x: tensor<3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> tensor<f32> {
+    %h = dtl.repeat 2 carry(%x : tensor<3xf32>) stacked(%w : tensor<2x3xf32>) invariant(%v : tensor<3xf32>) -> (tensor<3xf32>) {
+    ^bb0(%i: index, %xi: tensor<3xf32>, %wi: tensor<3xf32>, %vi: tensor<3xf32>):
+      %y = dtl.mul %xi, %wi : tensor<3xf32>
+      %z = dtl.add %y, %vi : tensor<3xf32>
+      %t = dtl.tanh %z : tensor<3xf32>
+      dtl.yield %t : tensor<3xf32>
+    }
+    %s = dtl.reduce_sum %h dims [0] : tensor<3xf32> -> tensor<f32>
+    return %s : tensor<f32>
+  }
+}
+
+// -----
+
+// A repeat inside a repeat is the same rule applied to the body: the outer
+// backward body holds the inner backward, which reads what the inner forward
+// saved (stacked once per inner layer, and again per outer layer).
+
+// CHECK-LABEL: func.func @nested_grad
+// CHECK:      dtl.repeat 3 carry
+// CHECK:        dtl.repeat 2 carry
+// CHECK:      dtl.repeat 3 reverse carry
+// CHECK:        dtl.repeat 2 reverse carry
+// CHECK:      return %{{.*}}, %{{.*}} : tensor<f32>, tensor<3x2x4xf32>
+module attributes {dtl.model = @nested} {
+  func.func @nested(%w: tensor<3x2x4xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                    %x: tensor<4xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> tensor<f32> {
+    %h = dtl.repeat 3 carry(%x : tensor<4xf32>) stacked(%w : tensor<3x2x4xf32>) -> (tensor<4xf32>) {
+    ^bb0(%i: index, %xi: tensor<4xf32>, %wi: tensor<2x4xf32>):
+      %g = dtl.repeat 2 carry(%xi : tensor<4xf32>) stacked(%wi : tensor<2x4xf32>) -> (tensor<4xf32>) {
+      ^bb0(%j: index, %xj: tensor<4xf32>, %wj: tensor<4xf32>):
+        %y = dtl.mul %xj, %wj : tensor<4xf32>
+        %t = dtl.tanh %y : tensor<4xf32>
+        dtl.yield %t : tensor<4xf32>
+      }
+      dtl.yield %g : tensor<4xf32>
+    }
+    %s = dtl.reduce_sum %h dims [0] : tensor<4xf32> -> tensor<f32>
     return %s : tensor<f32>
   }
 }

@@ -269,9 +269,45 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
   func.func @transformer(%x: tensor<4x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [], []]>},
                          %q: tensor<4x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [], [1]]>})
       -> (tensor<4x8x16xf32>, tensor<16x16xf32>) {
-    %out, %probs = dtl.causal_attention %q, %q, %q {heads = 4 : i64} : tensor<4x8x16xf32> -> tensor<4x4x8x8xf32>
+    %out, %probs = dtl.causal_attention %q, %q, %q {head_dim = 4 : i64} : tensor<4x8x16xf32> -> tensor<4x4x8x8xf32>
     %flat = dtl.reshape %x : tensor<4x8x16xf32> -> tensor<32x16xf32>
     %dw = dtl.matmul %flat, %flat {transpose_lhs} : tensor<32x16xf32>, tensor<32x16xf32> -> tensor<16x16xf32>
     return %out, %dw : tensor<4x8x16xf32>, tensor<16x16xf32>
+  }
+}
+
+// -----
+
+// A repeat's body is partitioned once: Megatron's all-reduce over tp is in
+// the body (once per layer); a stacked result that is a partial sum over dp
+// (a weight gradient contracting the split batch) stays partial through the
+// loop and is all-reduced once after it, not once per layer.
+
+// CHECK-LABEL: func.func @layers
+// CHECK:      %[[R:.*]]:2 = dtl.repeat 2 carry(%arg0 : tensor<2x8xf32>) stacked(%arg1, %arg2 : tensor<2x8x8xf32>, tensor<2x8x8xf32>) -> (tensor<2x8xf32>, tensor<2x8x8xf32>)
+// CHECK:      ^bb0(%{{.*}}: index, %{{.*}}: tensor<2x8xf32>, %{{.*}}: tensor<8x8xf32>, %{{.*}}: tensor<8x8xf32>):
+// CHECK:      dtl.relu
+// CHECK-NEXT: %[[Y:.*]] = dtl.matmul {{.*}} : tensor<2x8xf32>, tensor<8x8xf32> -> tensor<2x8xf32>
+// CHECK-NEXT: %[[S:.*]] = shard.all_reduce %[[Y]] on @grid grid_axes = [1]
+// CHECK:      %[[G:.*]] = dtl.matmul {{.*}} {transpose_lhs} : tensor<2x8xf32>, tensor<2x8xf32> -> tensor<8x8xf32>
+// CHECK-NEXT: dtl.yield %[[S]], %[[G]]
+// CHECK:      shard.all_reduce %[[R]]#1 on @grid grid_axes = [0] : tensor<2x8x8xf32>
+// CHECK-NOT:  shard.all_reduce
+// CHECK:      return
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @layers(%x: tensor<4x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                    %a: tensor<2x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [], [1]]>},
+                    %b: tensor<2x16x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [1], []]>})
+      -> (tensor<4x8xf32>, tensor<2x8x8xf32>) {
+    %h, %g = dtl.repeat 2 carry(%x : tensor<4x8xf32>) stacked(%a, %b : tensor<2x8x16xf32>, tensor<2x16x8xf32>) -> (tensor<4x8xf32>, tensor<2x8x8xf32>) {
+    ^bb0(%i: index, %xi: tensor<4x8xf32>, %ai: tensor<8x16xf32>, %bi: tensor<16x8xf32>):
+      %u = dtl.matmul %xi, %ai : tensor<4x8xf32>, tensor<8x16xf32> -> tensor<4x16xf32>
+      %r = dtl.relu %u : tensor<4x16xf32>
+      %y = dtl.matmul %r, %bi : tensor<4x16xf32>, tensor<16x8xf32> -> tensor<4x8xf32>
+      %gram = dtl.matmul %xi, %xi {transpose_lhs} : tensor<4x8xf32>, tensor<4x8xf32> -> tensor<8x8xf32>
+      dtl.yield %y, %gram : tensor<4x8xf32>, tensor<8x8xf32>
+    }
+    return %h, %g : tensor<4x8xf32>, tensor<2x8x8xf32>
   }
 }

@@ -94,3 +94,31 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
     return %s : tensor<256x10xf32>
   }
 }
+
+// -----
+
+// A repeat ties its operands, body arguments, yielded values and results:
+// the batch split of the carried value and the column (row) split of the
+// stacked params' slices reach the body, and the body's layouts are every
+// layer's. The layer dimension of a stacked value is never split.
+
+// CHECK-LABEL: func.func @layers
+// CHECK:      %[[U:.*]] = dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
+// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.arg_shardings = [#dtl.sharding<@grid, []>, #dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[], [1]]>, #dtl.sharding<@grid, {{\[}}[1], []]>]
+// CHECK-SAME: dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @layers(%x: tensor<4x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                    %a: tensor<2x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [], [1]]>},
+                    %b: tensor<2x16x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [1], []]>})
+      -> tensor<4x8xf32> {
+    %h = dtl.repeat 2 carry(%x : tensor<4x8xf32>) stacked(%a, %b : tensor<2x8x16xf32>, tensor<2x16x8xf32>) -> (tensor<4x8xf32>) {
+    ^bb0(%i: index, %xi: tensor<4x8xf32>, %ai: tensor<8x16xf32>, %bi: tensor<16x8xf32>):
+      %u = dtl.matmul %xi, %ai : tensor<4x8xf32>, tensor<8x16xf32> -> tensor<4x16xf32>
+      %y = dtl.matmul %u, %bi : tensor<4x16xf32>, tensor<16x8xf32> -> tensor<4x8xf32>
+      dtl.yield %y : tensor<4x8xf32>
+    }
+    return %h : tensor<4x8xf32>
+  }
+}
