@@ -307,7 +307,7 @@ Device *device(GemmMath math) {
 
 cudaStream_t stream() { return Gpu::get().computeStream(); }
 
-char *deviceArena(int64_t bytes) {
+char *arena(int64_t bytes) {
   return static_cast<char *>(Gpu::get().allocate(size_t(bytes)));
 }
 

@@ -12,6 +12,7 @@
 
 #include "Gpu.h"
 #include "dtlrt/Hash.h"
+#include "dtlrt/Kernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -265,8 +266,10 @@ __global__ void fillKernel(float *out, float value, int64_t n) {
 
 } // namespace
 
-void broadcast(const float *in, float *out, const std::vector<int64_t> &outShape,
-               const std::vector<int64_t> &inStrides) {
+void broadcast(const float *in, float *out, const int64_t *outShapeAt,
+               const int64_t *inStridesAt, int rankOut) {
+  std::vector<int64_t> outShape(outShapeAt, outShapeAt + rankOut),
+      inStrides(inStridesAt, inStridesAt + rankOut);
   int64_t total = 1;
   for (int64_t d : outShape)
     total *= d;
@@ -275,8 +278,10 @@ void broadcast(const float *in, float *out, const std::vector<int64_t> &outShape
   checkLaunch("broadcast");
 }
 
-void reduceSum(const float *in, float *out, const std::vector<int64_t> &inShape,
-               const std::vector<bool> &reduced) {
+void reduceSum(const float *in, float *out, const int64_t *inShapeAt, const bool *reducedAt,
+               int rankIn) {
+  std::vector<int64_t> inShape(inShapeAt, inShapeAt + rankIn);
+  std::vector<bool> reduced(reducedAt, reducedAt + rankIn);
   Gpu &gpu = Gpu::get();
   int rank = int(inShape.size()), lead = 0;
   while (lead < rank && reduced[lead])
@@ -736,8 +741,8 @@ __global__ void dropoutKernel(const float *in, float *out, int64_t n, Dims local
                               Dims offsets, float rate, float scale, uint64_t keyPrefix,
                               const float *step) {
   int64_t s = int64_t(step[0]);
-  // The CPU target's stream name is "dropout<id>@<step>"; the prefix holds
-  // everything before the step's digits.
+  // The CPU target's stream name is dropoutStream(id, layer) + "<step>";
+  // the prefix holds everything before the step's digits.
   uint64_t key = hashDecimal(keyPrefix, s);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -789,11 +794,13 @@ __global__ void sgdKernel(const float *param, const float *grad, const float *bu
 
 } // namespace
 
-void dropout(const float *in, float *out, const std::vector<int64_t> &localShape,
-             const std::vector<int64_t> &globalShape, const std::vector<int64_t> &offsets,
-             double rate, uint64_t seed, int64_t streamId, const float *step) {
+void dropout(const float *in, float *out, int rank, const int64_t *localAt,
+             const int64_t *globalAt, const int64_t *offsetsAt, double rate, uint64_t seed,
+             int64_t streamId, int64_t layer, const float *step) {
+  std::vector<int64_t> localShape(localAt, localAt + rank), globalShape(globalAt, globalAt + rank),
+      offsets(offsetsAt, offsetsAt + rank);
   uint64_t prefix = hashStart(seed);
-  for (unsigned char c : "dropout" + std::to_string(streamId) + "@")
+  for (unsigned char c : dtlrt::dropoutStream(streamId, layer))
     prefix = hashChar(prefix, c);
   int64_t n = 1;
   for (int64_t d : localShape)

@@ -13,17 +13,14 @@
 namespace dtlrt {
 
 template <typename T>
-void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const T *b, T *c) {
-  gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(0), c, n);
-}
-
-template <typename T>
-void matmulBias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
-                const T *bias, T *c) {
+void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
+            const T *bias, T *c) {
+  if (bias) {
 #pragma omp parallel for if (m * n > 65536)
-  for (int64_t i = 0; i < m; ++i)
-    std::copy(bias, bias + n, c + i * n);
-  gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(1), c, n);
+    for (int64_t i = 0; i < m; ++i)
+      std::copy(bias, bias + n, c + i * n);
+  }
+  gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(bias ? 1 : 0), c, n);
 }
 
 template <typename T>
@@ -186,9 +183,10 @@ void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int6
 }
 
 template <typename T>
-void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, T lr, T step,
-                 double beta1, double beta2, double eps, double weightDecay, T *newParam,
-                 T *newM, T *newV, int64_t n) {
+void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T *lrAt,
+                 const T *stepAt, double beta1, double beta2, double eps, double weightDecay,
+                 T *newParam, T *newM, T *newV, int64_t n) {
+  const T lr = *lrAt, step = *stepAt;
   const T b1 = T(beta1), b2 = T(beta2);
   const T correction1 = T(1 - std::pow(beta1, double(step)));
   const T correction2 = T(1 - std::pow(beta2, double(step)));
@@ -205,9 +203,9 @@ void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, T lr, T 
 }
 
 template <typename T>
-void sgdUpdate(const T *param, const T *grad, const T *buf, T lr, double momentum,
+void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, double momentum,
                double weightDecay, T *newParam, T *newBuf, int64_t n) {
-  const T mu = T(momentum), wd = T(weightDecay);
+  const T lr = *lrAt, mu = T(momentum), wd = T(weightDecay);
 #pragma omp parallel for simd if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     T d = grad[i] + wd * param[i];
@@ -218,19 +216,19 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, T lr, double momentu
 }
 
 #define DTLRT_INSTANTIATE(T)                                                           \
-  template void matmul<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *, T *); \
-  template void matmulBias<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,   \
-                              const T *, T *);                                           \
+  template void matmul<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,     \
+                          const T *, T *);                                               \
   template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);      \
   template void reduceSum<T>(const T *, T *, const int64_t *, const bool *, int);         \
   template void crossEntropy<T>(const T *, const int32_t *, T *, int64_t, int64_t);     \
   template void crossEntropyGrad<T>(const T *, const int32_t *, const T *, T *, int64_t, \
                                     int64_t);                                          \
   template void correct<T>(const T *, const int32_t *, T *, int64_t, int64_t);          \
-  template void adamwUpdate<T>(const T *, const T *, const T *, const T *, T, T, double,  \
-                               double, double, double, T *, T *, T *, int64_t);          \
-  template void sgdUpdate<T>(const T *, const T *, const T *, T, double, double, T *, T *, \
-                             int64_t);
+  template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *,      \
+                               const T *, double, double, double, double, T *, T *, T *,  \
+                               int64_t);                                                  \
+  template void sgdUpdate<T>(const T *, const T *, const T *, const T *, double, double,   \
+                             T *, T *, int64_t);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 

@@ -225,10 +225,16 @@ void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, con
   }
 }
 
+std::string dropoutStream(int64_t stream, int64_t layer) {
+  return "dropout" + std::to_string(stream) + (layer >= 0 ? "." + std::to_string(layer) : "") +
+         "@";
+}
+
 template <typename T>
 void dropout(const T *in, T *out, int rank, const int64_t *localShape,
              const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
-             int64_t stream, int64_t step) {
+             int64_t stream, int64_t layer, const T *stepAt) {
+  const int64_t step = int64_t(*stepAt);
   int64_t n = 1;
   for (int d = 0; d < rank; ++d)
     n *= localShape[d];
@@ -237,7 +243,7 @@ void dropout(const T *in, T *out, int rank, const int64_t *localShape,
     return;
   }
   const T scale = T(1 / (1 - rate));
-  const std::string key = "dropout" + std::to_string(stream) + "@" + std::to_string(step);
+  const std::string key = dropoutStream(stream, layer) + std::to_string(step);
 #pragma omp parallel for if (n > kParallelWork)
   for (int64_t i = 0; i < n; ++i) {
     int64_t rest = i, global = 0, stride = 1;
@@ -266,7 +272,7 @@ void dropout(const T *in, T *out, int rank, const int64_t *localShape,
   template void causalAttentionGrad<T>(const T *, const T *, const T *, const T *, const T *, \
                                        T *, T *, T *, int64_t, int64_t, int64_t, int64_t);  \
   template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *,           \
-                           const int64_t *, double, uint64_t, int64_t, int64_t);
+                           const int64_t *, double, uint64_t, int64_t, int64_t, const T *);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 

@@ -76,10 +76,8 @@ TEST_F(CudaKernels, MatmulInEveryLayoutWithAndWithoutBias) {
     for (bool tb : {false, true})
       for (bool withBias : {false, true}) {
         Floats a = random(m * k), b = random(k * n), bias = random(n), expected(m * n);
-        if (withBias)
-          dtlrt::matmulBias(ta, tb, m, n, k, a.data(), b.data(), bias.data(), expected.data());
-        else
-          dtlrt::matmul(ta, tb, m, n, k, a.data(), b.data(), expected.data());
+        dtlrt::matmul(ta, tb, m, n, k, a.data(), b.data(), withBias ? bias.data() : nullptr,
+                      expected.data());
         float *c = zeros(m * n);
         dtlrt::cuda::matmul(ta, tb, m, n, k, up(a), up(b), withBias ? up(bias) : nullptr, c);
         SCOPED_TRACE(testing::Message() << "ta " << ta << " tb " << tb << " bias " << withBias);
@@ -93,14 +91,14 @@ TEST_F(CudaKernels, BroadcastAndTranspose) {
   const int64_t shape[] = {3, 4, 5}, strides[] = {5, 0, 1};
   dtlrt::broadcast(in.data(), expected.data(), shape, strides, 3);
   float *out = zeros(60);
-  dtlrt::cuda::broadcast(up(in), out, {3, 4, 5}, {5, 0, 1});
+  dtlrt::cuda::broadcast(up(in), out, shape, strides, 3);
   expectNear(expected, down(out, 60), 0, 0);
 
   Floats t = random(24), transposed(24);
   const int64_t tShape[] = {4, 2, 3}, tStrides[] = {1, 12, 4};
   dtlrt::broadcast(t.data(), transposed.data(), tShape, tStrides, 3);
   float *tOut = zeros(24);
-  dtlrt::cuda::broadcast(up(t), tOut, {4, 2, 3}, {1, 12, 4});
+  dtlrt::cuda::broadcast(up(t), tOut, tShape, tStrides, 3);
   expectNear(transposed, down(tOut, 24), 0, 0);
 }
 
@@ -114,7 +112,7 @@ TEST_F(CudaKernels, ReduceSumAllLeadingAndGeneral) {
     Floats expected(kept);
     dtlrt::reduceSum(in.data(), expected.data(), shape, mask, 3);
     float *out = zeros(kept);
-    dtlrt::cuda::reduceSum(up(in), out, {6, 70, 9}, reduced);
+    dtlrt::cuda::reduceSum(up(in), out, shape, mask, 3);
     expectNear(expected, down(out, kept), 1e-4f, 1e-4f);
   }
 }
@@ -239,13 +237,15 @@ TEST_F(CudaKernels, DropoutDrawsTheCpuTargetsMask) {
   const int64_t local[] = {4, 10}, global[] = {12, 40}, offsets[] = {4, 10};
   Floats in = random(40), expected(40);
   float *out = zeros(40), *dIn = up(in);
-  for (float step : {0.f, 3.f}) {
-    dtlrt::dropout(in.data(), expected.data(), 2, local, global, offsets, 0.3, 42, 5,
-                   int64_t(step));
-    dtlrt::cuda::dropout(dIn, out, {4, 10}, {12, 40}, {4, 10}, 0.3, 42, 5, up(Floats{step}));
-    SCOPED_TRACE(testing::Message() << "step " << step);
-    expectNear(expected, down(out, 40), 1e-6f, 0);
-  }
+  for (float step : {0.f, 3.f})
+    for (int64_t layer : {-1, 2}) {
+      dtlrt::dropout(in.data(), expected.data(), 2, local, global, offsets, 0.3, 42, 5, layer,
+                     &step);
+      dtlrt::cuda::dropout(dIn, out, 2, local, global, offsets, 0.3, 42, 5, layer,
+                           up(Floats{step}));
+      SCOPED_TRACE(testing::Message() << "step " << step << " layer " << layer);
+      expectNear(expected, down(out, 40), 1e-6f, 0);
+    }
 }
 
 TEST_F(CudaKernels, AdamwAndSgdUpdates) {
@@ -254,9 +254,11 @@ TEST_F(CudaKernels, AdamwAndSgdUpdates) {
   for (float &x : v)
     x = std::fabs(x);
   Floats newP(n), newM(n), newV(n), sgdP(n), sgdBuf(n);
-  dtlrt::adamwUpdate(p.data(), g.data(), m.data(), v.data(), 1e-3f, 7.f, 0.9, 0.95, 1e-8, 0.1,
-                     newP.data(), newM.data(), newV.data(), n);
-  dtlrt::sgdUpdate(p.data(), g.data(), m.data(), 1e-2f, 0.9, 1e-4, sgdP.data(), sgdBuf.data(), n);
+  const float hostLr = 1e-3f, hostStep = 7.f, hostSgdLr = 1e-2f;
+  dtlrt::adamwUpdate(p.data(), g.data(), m.data(), v.data(), &hostLr, &hostStep, 0.9, 0.95, 1e-8,
+                     0.1, newP.data(), newM.data(), newV.data(), n);
+  dtlrt::sgdUpdate(p.data(), g.data(), m.data(), &hostSgdLr, 0.9, 1e-4, sgdP.data(),
+                   sgdBuf.data(), n);
   float *dP = up(p), *dG = up(g), *dM = up(m), *dV = up(v), *lr = up(Floats{1e-3f}),
         *step = up(Floats{7.f}), *sgdLr = up(Floats{1e-2f});
   float *outP = zeros(n), *outM = zeros(n), *outV = zeros(n), *outSgd = zeros(n),

@@ -33,7 +33,8 @@ TEST(Kernels, MatmulAllTransposes) {
         for (int64_t j = 0; j < n; ++j)
           bs[tb ? j * k + p : p * n + j] = b[p * n + j];
       std::vector<double> c(m * n);
-      matmul(ta, tb, m, n, k, as.data(), bs.data(), c.data());
+      matmul(ta, tb, m, n, k, as.data(), bs.data(), static_cast<const double *>(nullptr),
+             c.data());
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {
           double expected = 0;
@@ -134,8 +135,8 @@ TEST(Kernels, AdamwFirstStepsMatchTorchFormula) {
   double p = 0.5, g = 0.2, m = 0, v = 0;
   const double lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
   for (int t = 1; t <= 3; ++t) {
-    double newP, newM, newV;
-    adamwUpdate(&p, &g, &m, &v, lr, double(t), b1, b2, eps, wd, &newP, &newM, &newV, 1);
+    double newP, newM, newV, step = t;
+    adamwUpdate(&p, &g, &m, &v, &lr, &step, b1, b2, eps, wd, &newP, &newM, &newV, 1);
     double em = b1 * m + (1 - b1) * g, ev = b2 * v + (1 - b2) * g * g;
     double expected = p * (1 - lr * wd) -
                       lr * (em / (1 - std::pow(b1, t))) / (std::sqrt(ev / (1 - std::pow(b2, t))) + eps);
@@ -145,8 +146,8 @@ TEST(Kernels, AdamwFirstStepsMatchTorchFormula) {
 }
 
 TEST(Kernels, SgdMomentumMatchesTorchFormula) {
-  double p = 1.0, g = 0.5, buf = 0.25, newP, newBuf;
-  sgdUpdate(&p, &g, &buf, 0.1, 0.9, 0.01, &newP, &newBuf, 1);
+  double p = 1.0, g = 0.5, buf = 0.25, lr = 0.1, newP, newBuf;
+  sgdUpdate(&p, &g, &buf, &lr, 0.9, 0.01, &newP, &newBuf, 1);
   // torch: d = g + wd p; buf = momentum buf + d; p -= lr buf.
   double d = g + 0.01 * p, expectedBuf = 0.9 * buf + d;
   EXPECT_NEAR(newBuf, expectedBuf, 1e-15);

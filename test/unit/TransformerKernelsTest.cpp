@@ -126,8 +126,9 @@ TEST(TransformerKernels, DropoutMaskDependsOnTheGlobalIndexOnly) {
   const int64_t global[] = {4, 6}, whole[] = {4, 6}, half[] = {4, 3};
   const int64_t zero[] = {0, 0}, right[] = {0, 3};
   std::vector<double> x(24, 1.0), all(24), part(12);
-  dropout(x.data(), all.data(), 2, whole, global, zero, 0.5, 7, 0, 3);
-  dropout(x.data(), part.data(), 2, half, global, right, 0.5, 7, 0, 3);
+  const double step3 = 3, step0 = 0;
+  dropout(x.data(), all.data(), 2, whole, global, zero, 0.5, 7, 0, -1, &step3);
+  dropout(x.data(), part.data(), 2, half, global, right, 0.5, 7, 0, -1, &step3);
   int kept = 0;
   for (int64_t r = 0; r < 4; ++r)
     for (int64_t c = 0; c < 3; ++c) {
@@ -138,7 +139,12 @@ TEST(TransformerKernels, DropoutMaskDependsOnTheGlobalIndexOnly) {
   EXPECT_LT(kept, 12);
   for (double v : all)
     EXPECT_TRUE(v == 0.0 || v == 2.0); // kept values scaled by 1 / (1 - rate)
-  dropout(x.data(), all.data(), 2, whole, global, zero, 0.5, 7, 0, 0); // step 0: identity
+  // Each layer of a repeat draws its own mask.
+  std::vector<double> layer0(24), layer1(24);
+  dropout(x.data(), layer0.data(), 2, whole, global, zero, 0.5, 7, 0, 0, &step3);
+  dropout(x.data(), layer1.data(), 2, whole, global, zero, 0.5, 7, 0, 1, &step3);
+  EXPECT_NE(layer0, layer1);
+  dropout(x.data(), all.data(), 2, whole, global, zero, 0.5, 7, 0, -1, &step0); // identity
   EXPECT_EQ(all, x);
 }
 

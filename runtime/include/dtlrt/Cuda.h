@@ -5,7 +5,8 @@
 // collectives through NCCL on a communication stream (queued after an event
 // on the compute stream; the compute stream waits for them only where their
 // result is first used). All buffers are device pointers; every shape is
-// local to the rank. Only f32 storage: bf16 is a GEMM math mode.
+// local to the rank. Only f32 storage: bf16 is a GEMM math mode. The calls
+// take the same arguments as the CPU target's (dtlrt/Cpu.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,7 +44,7 @@ inline void checkLaunch(const char *kernel) { check(cudaGetLastError(), kernel);
 
 /// A zeroed device buffer of `bytes` that lives as long as the program (a
 /// step function's arena, made on its first call).
-char *deviceArena(int64_t bytes);
+char *arena(int64_t bytes);
 
 // --- GEMMs (cuBLASLt), row-major like the CPU target's -------------------
 
@@ -53,13 +54,13 @@ void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const flo
 
 // --- Layout kernels ------------------------------------------------------
 
-/// out (of `outShape`) gathers in[sum(index[d] * inStrides[d])]: broadcasts
-/// (stride 0) and transposes (permuted strides).
-void broadcast(const float *in, float *out, const std::vector<int64_t> &outShape,
-               const std::vector<int64_t> &inStrides);
+/// out (of `outShape`, `rank` dims) gathers in[sum(index[d] * inStrides[d])]:
+/// broadcasts (stride 0) and transposes (permuted strides).
+void broadcast(const float *in, float *out, const int64_t *outShape, const int64_t *inStrides,
+               int rank);
 /// Sums the dims of `inShape` marked in `reduced`.
-void reduceSum(const float *in, float *out, const std::vector<int64_t> &inShape,
-               const std::vector<bool> &reduced);
+void reduceSum(const float *in, float *out, const int64_t *inShape, const bool *reduced,
+               int rank);
 
 // --- Row kernels: the math of each is in dtlrt/Kernels.h ------------------
 
@@ -87,11 +88,11 @@ void causalAttentionGrad(const float *q, const float *k, const float *v, const f
                          const float *g, float *dq, float *dk, float *dv, int64_t batch,
                          int64_t seq, int64_t channels, int64_t heads);
 /// The CPU target's mask: element (global index i) is kept when
-/// uniformAt(seed, "dropout<stream>@<step>", i) >= rate. `step` is read on
-/// the device (a graph replays it with each step's value).
-void dropout(const float *in, float *out, const std::vector<int64_t> &localShape,
-             const std::vector<int64_t> &globalShape, const std::vector<int64_t> &offsets,
-             double rate, uint64_t seed, int64_t streamId, const float *step);
+/// uniformAt(seed, dropoutStream(stream, layer) + "<step>", i) >= rate.
+/// `step` is read on the device (a graph replays it with each step's value).
+void dropout(const float *in, float *out, int rank, const int64_t *localShape,
+             const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
+             int64_t stream, int64_t layer, const float *step);
 void adamwUpdate(const float *param, const float *grad, const float *m, const float *v,
                  const float *lr, const float *step, double beta1, double beta2, double eps,
                  double weightDecay, float *newParam, float *newM, float *newV, int64_t n);

@@ -26,7 +26,6 @@
 #include <cstring>
 #include <functional>
 #include <map>
-#include <memory>
 #include <vector>
 
 #define __global__
@@ -90,26 +89,15 @@ inline Device *device(GemmMath) {
   static EmulatedDevice emulated;
   return &emulated;
 }
-inline char *deviceArena(int64_t bytes) { return stepBuffer<char>(bytes); }
+inline char *arena(int64_t bytes) { return stepBuffer<char>(bytes); }
 
-inline void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a,
-                   const float *b, const float *bias, float *c) {
-  if (bias)
-    dtlrt::matmulBias(ta, tb, m, n, k, a, b, bias, c);
-  else
-    dtlrt::matmul(ta, tb, m, n, k, a, b, c);
-}
-inline void broadcast(const float *in, float *out, const std::vector<int64_t> &outShape,
-                      const std::vector<int64_t> &inStrides) {
-  dtlrt::broadcast(in, out, outShape.data(), inStrides.data(), int(outShape.size()));
-}
-inline void reduceSum(const float *in, float *out, const std::vector<int64_t> &inShape,
-                      const std::vector<bool> &reduced) {
-  std::unique_ptr<bool[]> mask(new bool[reduced.size() + 1]);
-  for (size_t d = 0; d < reduced.size(); ++d)
-    mask[d] = reduced[d];
-  dtlrt::reduceSum(in, out, inShape.data(), mask.get(), int(inShape.size()));
-}
+// The library calls take the CPU kernels' arguments (dtlrt/Cpu.h).
+using dtlrt::adamwUpdate;
+using dtlrt::broadcast;
+using dtlrt::dropout;
+using dtlrt::matmul;
+using dtlrt::reduceSum;
+using dtlrt::sgdUpdate;
 using dtlrt::causalAttention;
 using dtlrt::causalAttentionGrad;
 using dtlrt::correct;
@@ -122,24 +110,6 @@ using dtlrt::layerNormGradInput;
 using dtlrt::layerNormGradParams;
 using dtlrt::softmax;
 using dtlrt::softmaxGrad;
-inline void dropout(const float *in, float *out, const std::vector<int64_t> &localShape,
-                    const std::vector<int64_t> &globalShape, const std::vector<int64_t> &offsets,
-                    double rate, uint64_t seed, int64_t streamId, const float *step) {
-  dtlrt::dropout(in, out, int(localShape.size()), localShape.data(), globalShape.data(),
-                 offsets.data(), rate, seed, streamId, int64_t(step[0]));
-}
-inline void adamwUpdate(const float *param, const float *grad, const float *m, const float *v,
-                        const float *lr, const float *step, double beta1, double beta2,
-                        double eps, double weightDecay, float *newParam, float *newM,
-                        float *newV, int64_t n) {
-  dtlrt::adamwUpdate(param, grad, m, v, lr[0], step[0], beta1, beta2, eps, weightDecay, newParam,
-                     newM, newV, n);
-}
-inline void sgdUpdate(const float *param, const float *grad, const float *buf, const float *lr,
-                      double momentum, double weightDecay, float *newParam, float *newBuf,
-                      int64_t n) {
-  dtlrt::sgdUpdate(param, grad, buf, lr[0], momentum, weightDecay, newParam, newBuf, n);
-}
 inline void copy(const void *in, void *out, int64_t bytes) { std::memcpy(out, in, bytes); }
 
 /// Collectives queued and not yet awaited, by slot.

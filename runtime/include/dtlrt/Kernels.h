@@ -3,6 +3,8 @@
 // One small function per kernel, the math it computes in a comment above
 // it (llm.c style). Elementwise loops are emitted inline by codegen; these
 // are the ones worth a library: GEMM and the row-wise and optimizer kernels.
+// They take the same arguments as libdtlrt_cuda's (dtlrt/Cuda.h), so one
+// printer calls both; scalars a step computes (lr, step) are pointers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,19 +13,16 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 namespace dtlrt {
 
-// c[m, n] = op(a) @ op(b), op(x) = x or x^T; a is [m, k] (or [k, m]).
+// c[m, n] = op(a) @ op(b) (+ bias[n] when bias is not null), op(x) = x or
+// x^T; a is [m, k] (or [k, m]). With a bias, c starts as the bias rows and
+// the GEMM accumulates onto them.
 template <typename T>
 void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a,
-            const T *b, T *c);
-
-// c[m, n] = op(a) @ op(b) + bias[n]: c starts as the bias rows and the GEMM
-// accumulates onto them.
-template <typename T>
-void matmulBias(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a,
-                const T *b, const T *bias, T *c);
+            const T *b, const T *bias, T *c);
 
 // out[i] = in[sum_d index_d(i) * inStrides[d]] over out's `rank` dims; a
 // stride of 0 repeats the input along that dimension (numpy broadcasting).
@@ -50,15 +49,15 @@ void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *
 template <typename T>
 void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes);
 
-// torch.optim.AdamW, t = step (1-based).
+// torch.optim.AdamW, t = *step (1-based), at learning rate *lr.
 template <typename T>
-void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, T lr, T step,
-                 double beta1, double beta2, double eps, double weightDecay, T *newParam,
-                 T *newM, T *newV, int64_t n);
+void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T *lr,
+                 const T *step, double beta1, double beta2, double eps, double weightDecay,
+                 T *newParam, T *newM, T *newV, int64_t n);
 
 // torch.optim.SGD with momentum (no dampening) and weight decay.
 template <typename T>
-void sgdUpdate(const T *param, const T *grad, const T *buf, T lr, double momentum,
+void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lr, double momentum,
                double weightDecay, T *newParam, T *newBuf, int64_t n);
 
 // Transformer kernels (TransformerKernels.cpp); "rows" count every leading
@@ -149,13 +148,18 @@ void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, con
                          T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
                          int64_t heads);
 
-// out[i] = in[i] * keep(i) / (1 - rate), keep(i) = hash(seed, stream, step,
-// global index of i) >= rate; `globalIndex(i)` is the global position of
-// local element i (passed as row-major shapes and offsets per dimension).
+// out[i] = in[i] * keep(i) / (1 - rate), keep(i) = hash(seed, stream, layer,
+// step, global index of i) >= rate; the global index of local element i
+// comes from row-major shapes and offsets per dimension. `layer` numbers the
+// layer inside repeats (-1 outside any); step 0 (evaluation) is the identity.
 template <typename T>
 void dropout(const T *in, T *out, int rank, const int64_t *localShape,
              const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
-             int64_t stream, int64_t step);
+             int64_t stream, int64_t layer, const T *step);
+
+/// The hash stream of a dropout mask: "dropout<stream>@" outside repeats,
+/// "dropout<stream>.<layer>@" inside; the step's digits follow.
+std::string dropoutStream(int64_t stream, int64_t layer);
 
 } // namespace dtlrt
 
