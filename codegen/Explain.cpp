@@ -1,17 +1,17 @@
 //===- Explain.cpp - dtlc --explain: shardings, collectives, memory, time -===//
 //
-// Everything here is read off the partitioned train_step (with the layouts
-// the partitioner annotated): nothing runs. The memory figures are what the
+// Everything here is read off train_step at the execution stage, planned
+// for the target being explained (with the layouts the partitioner
+// annotated): nothing runs and nothing is planned again. Memory is what the
 // generated program allocates: the state (arguments), the step's result
-// buffers and the arena of intermediate values (reused as values die); `./model --memory` prints
-// the same categories as allocated, for comparison.
+// buffers and the arena the buffer plan sized (`dtl.arena_bytes`); `./model
+// --memory` prints the same categories as allocated, and how much its
+// resident memory grew. Compute is each op's cost (CostOpInterface), a
+// repeat's body counted once per layer.
 //
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Explain.h"
-#include "codegen/BufferPlan.h"
-#include "codegen/Fusion.h"
-#include "dialects/dtl/DtlOps.h"
 #include "dialects/dtl/Layout.h"
 
 #include "llvm/ADT/SetVector.h"
@@ -24,17 +24,20 @@ namespace json = llvm::json;
 
 namespace {
 
-int64_t bytesOf(Type t) {
-  auto type = cast<RankedTensorType>(t);
-  return type.getNumElements() * int64_t(type.getElementTypeBitWidth() / 8);
+std::string typeString(Type t) { return formatType(t); }
+
+/// How many times `op` runs per step: the counts of the repeats around it.
+int64_t timesRun(Operation *op) {
+  int64_t times = 1;
+  for (Operation *parent = op->getParentOp(); parent; parent = parent->getParentOp())
+    if (auto repeat = dyn_cast<RepeatOp>(parent))
+      times *= repeat.getCount();
+  return times;
 }
 
-std::string typeString(Type t) {
-  auto type = cast<RankedTensorType>(t);
-  std::string s = type.getElementType().isInteger(32) ? "i32[" : "f32[";
-  for (auto [i, d] : llvm::enumerate(type.getShape()))
-    s += (i ? ", " : "") + std::to_string(d);
-  return s + "]";
+/// The op of `fn`'s body that `op` is in (itself at the top level).
+Operation *topLevel(Operation *op, func::FuncOp fn) {
+  return fn.getBody().front().findAncestorOpInBlock(*op);
 }
 
 std::string sizeString(double bytes) {
@@ -74,13 +77,17 @@ public:
   LogicalResult run(raw_ostream &os) {
     step_ = module_.lookupSymbol<func::FuncOp>("train_step");
     auto model = module_->getAttrOfType<FlatSymbolRefAttr>(attr::model);
-    if (!mesh_ || !step_ || !model)
-      return module_.emitError("--explain needs a partitioned module with a train_step");
+    if (!mesh_ || !step_ || !model || !step_->hasAttr(attr::arenaBytes))
+      return module_.emitError("--explain needs a train_step at the execution stage (planned)");
+    auto train = module_->getAttrOfType<TrainAttr>(attr::train);
+    realBytes_ = train && train.getPrecision() == Precision::f64 ? 8 : 4;
     for (StringAttr a : mesh_.getNames())
       axisNames_.push_back(a.getValue().str());
     classifyPhases();
+    auto target = module_->getAttrOfType<TargetAttr>(attr::target);
     json::Object report{{"source", options_.sourceFile},
                         {"model", model.getValue().str()},
+                        {"target", target ? stringifyTarget(target.getValue()).str() : ""},
                         {"mesh", meshJson()},
                         {"ranks", meshSize()},
                         {"links", linksJson()},
@@ -127,10 +134,19 @@ private:
   /// The layout the partitioner gave `v` (annotated on its op), or the
   /// argument's.
   Layout layoutOf(Value v) const {
-    if (auto arg = dyn_cast<BlockArgument>(v))
-      return argLayout(step_, arg.getArgNumber());
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      if (auto repeat = dyn_cast<RepeatOp>(arg.getOwner()->getParentOp()))
+        if (auto layouts = repeat->getAttrOfType<ArrayAttr>(attr::argShardings))
+          return Layout::fromAttr(cast<ShardingAttr>(layouts[arg.getArgNumber()]));
+      return arg.getOwner()->getParentOp() == step_ ? argLayout(step_, arg.getArgNumber())
+                                                     : Layout::replicated(0);
+    }
     Operation *op = v.getDefiningOp();
     auto layouts = op->getAttrOfType<ArrayAttr>(attr::shardings);
+    // A wait is a view of the collective it waits for.
+    if (!layouts)
+      if (auto view = dyn_cast<ViewLikeOpInterface>(op))
+        return layoutOf(view.getViewSource());
     if (!layouts)
       return Layout::replicated(cast<RankedTensorType>(v.getType()).getRank());
     return Layout::fromAttr(cast<ShardingAttr>(layouts[cast<OpResult>(v).getResultNumber()]));
@@ -180,7 +196,11 @@ private:
     });
   }
 
+  /// The phase of `op`'s top-level op (a repeat's body is its phase).
+  int64_t bytes(Type t) const { return tensorBytes(t, realBytes_); }
+
   std::string phaseOf(Operation *op) const {
+    op = topLevel(op, step_);
     if (forward_.contains(op))
       return "forward";
     if (backward_.contains(op))
@@ -211,7 +231,7 @@ private:
                           Type local) const {
     return json::Object{{"role", role},          {"name", name},
                         {"global", typeString(global)}, {"sharding", layoutString(layout)},
-                        {"local", typeString(local)},   {"bytes", bytesOf(local)}};
+                        {"local", typeString(local)},   {"bytes", bytes(local)}};
   }
 
   /// Params, their gradients (as the optimizer gets them), optimizer state
@@ -229,7 +249,7 @@ private:
             param = param.getDefiningOp()->getOperand(0); // through the collectives
           unsigned arg = cast<BlockArgument>(param).getArgNumber();
           auto global = step_.getArgAttrOfType<TypeAttr>(arg, attr::globalType);
-          gradBytes_ += bytesOf(grad.getType());
+          gradBytes_ += bytes(grad.getType());
           tensors.push_back(tensorJson("grad", nameOf(arg), global.getValue(), layoutOf(grad),
                                        grad.getType()));
         });
@@ -250,17 +270,16 @@ private:
   /// The largest values of the forward pass.
   json::Array activationsJson() const {
     SmallVector<Value> values;
-    step_.walk([&](Operation *op) {
-      if (forward_.contains(op) && !isa<shard::AllSliceOp>(op))
-        values.append(op->result_begin(), op->result_end());
-    });
-    llvm::stable_sort(values, [](Value a, Value b) { return bytesOf(a.getType()) > bytesOf(b.getType()); });
+    for (Operation &op : step_.getBody().front())
+      if (forward_.contains(&op) && !isa<shard::AllSliceOp, ReshapeOp, CollectiveWaitOp>(op))
+        values.append(op.result_begin(), op.result_end());
+    llvm::stable_sort(values, [&](Value a, Value b) { return bytes(a.getType()) > bytes(b.getType()); });
     json::Array out;
     for (Value v : ArrayRef<Value>(values).take_front(8))
       out.push_back(json::Object{{"op", v.getDefiningOp()->getName().getStringRef()},
                                  {"local", typeString(v.getType())},
                                  {"sharding", layoutString(layoutOf(v))},
-                                 {"bytes", bytesOf(v.getType())},
+                                 {"bytes", bytes(v.getType())},
                                  {"source", where(v.getLoc())}});
     return out;
   }
@@ -276,16 +295,16 @@ private:
       double factor = 0;
       StringRef kind;
       if (auto r = dyn_cast<shard::AllReduceOp>(op)) {
-        kind = "all_reduce", axes = r.getGridAxes(), full = bytesOf(r.getInput().getType()), factor = 2;
+        kind = "all_reduce", axes = r.getGridAxes(), full = bytes(r.getInput().getType()), factor = 2;
       } else if (auto g = dyn_cast<shard::AllGatherOp>(op)) {
-        kind = "all_gather", axes = g.getGridAxes(), full = bytesOf(g.getResult().getType()), factor = 1;
+        kind = "all_gather", axes = g.getGridAxes(), full = bytes(g.getResult().getType()), factor = 1;
       } else if (auto s = dyn_cast<shard::ReduceScatterOp>(op)) {
-        kind = "reduce_scatter", axes = s.getGridAxes(), full = bytesOf(s.getInput().getType()), factor = 1;
+        kind = "reduce_scatter", axes = s.getGridAxes(), full = bytes(s.getInput().getType()), factor = 1;
       } else if (auto a = dyn_cast<shard::AllToAllOp>(op)) {
         // Each rank keeps 1/n of its tensor and sends the rest, in n-1 steps.
-        kind = "all_to_all", axes = a.getGridAxes(), full = bytesOf(a.getInput().getType()), factor = 1;
+        kind = "all_to_all", axes = a.getGridAxes(), full = bytes(a.getInput().getType()), factor = 1;
       } else if (auto s = dyn_cast<shard::AllSliceOp>(op)) {
-        kind = "all_slice", axes = s.getGridAxes(), full = bytesOf(s.getInput().getType());
+        kind = "all_slice", axes = s.getGridAxes(), full = bytes(s.getInput().getType());
       } else {
         return;
       }
@@ -295,11 +314,14 @@ private:
       double sent = n > 1 ? factor * double(n - 1) / n * full : 0;
       LinkModel link = linkFor(axes);
       double seconds = sent > 0 ? factor * (n - 1) * link.alphaSeconds + sent / link.bytesPerSecond : 0;
-      commSeconds_ += seconds;
-      commBytes_ += sent;
+      // Inside a repeat, once per layer.
+      int64_t times = timesRun(op);
+      commSeconds_ += seconds * times;
+      commBytes_ += sent * times;
       out.push_back(json::Object{{"kind", kind},
                                  {"axes", axesString(axes)},
                                  {"ranks", n},
+                                 {"times", times},
                                  {"tensor", typeString(op->getOperand(0).getType())},
                                  {"result", typeString(op->getResult(0).getType())},
                                  {"bytes_sent_per_rank", (int64_t)sent},
@@ -314,16 +336,17 @@ private:
   json::Object memoryJson() {
     std::map<Role, int64_t> byRole;
     for (BlockArgument arg : step_.getArguments())
-      byRole[argRole(step_, arg.getArgNumber()).value_or(Role::input)] += bytesOf(arg.getType());
+      byRole[argRole(step_, arg.getArgNumber()).value_or(Role::input)] += bytes(arg.getType());
     int64_t state = 0, results = 0;
     for (auto &[role, bytes] : byRole)
       state += bytes;
     // New params and state are written over the old (see inPlaceResults).
     for (unsigned i = 0; i < step_.getNumResults(); ++i)
       if (resultRole(step_, i) != Role::param && resultRole(step_, i) != Role::opt_state)
-        results += bytesOf(step_.getResultTypes()[i]);
-    // The intermediates share one arena, at its peak (the same plan codegen uses).
-    int64_t buffers = planBuffers(step_, 4, fuseElementwise(step_)).arenaBytes;
+        results += bytes(step_.getResultTypes()[i]);
+    // The intermediates share one arena, sized by the target's buffer plan.
+    auto arena = step_->getAttrOfType<IntegerAttr>(attr::arenaBytes);
+    int64_t buffers = arena ? arena.getInt() : 0;
     return json::Object{{"params", byRole[Role::param]},
                         {"gradients", gradBytes_},
                         {"optimizer_state", byRole[Role::opt_state]},
@@ -334,25 +357,15 @@ private:
   }
 
   json::Object stepTimeJson() const {
-    double flops = 0;
-    step_.walk([&](Operation *op) {
-      if (auto m = dyn_cast<MatmulOp>(op)) {
-        auto lhs = m.getLhs().getType().getShape();
-        flops += 2.0 * m.getResult().getType().getNumElements() *
-                 (m.getTransposeLhs() ? lhs[0] : lhs.back());
-      } else if (isa<CausalAttentionOp, CausalAttentionGradOp>(op)) {
-        // Two [T, T] x [T, d] GEMMs per head forward, four backward.
-        auto q = cast<RankedTensorType>(op->getOperand(0).getType()).getShape();
-        flops += (isa<CausalAttentionOp>(op) ? 4.0 : 8.0) * q[0] * q[1] * q[1] * q[2];
-      } else if (isa<AdamwUpdateOp>(op)) {
-        flops += 12.0 * cast<RankedTensorType>(op->getResult(0).getType()).getNumElements();
-      } else if (isa<DtlDialect>(op->getDialect()) && op->getNumOperands() > 0) {
-        // Elementwise, broadcasts, reductions, losses: about one per element.
-        flops += cast<RankedTensorType>(op->getOperand(0).getType()).getNumElements();
-      }
-    });
+    OpCost cost;
+    for (Operation &op : step_.getBody().front())
+      if (auto costed = dyn_cast<CostOpInterface>(op))
+        cost += costed.getCost(realBytes_);
+    double flops = cost.flops();
     double compute = flops / (options_.teraflops * 1e12);
     return json::Object{{"flops_per_rank", flops},
+                        {"matmul_flops_per_rank", cost.matmulFlops},
+                        {"bytes_moved_per_rank", cost.bytes},
                         {"teraflops_per_rank", options_.teraflops},
                         {"compute_seconds", compute},
                         {"communication_seconds", commSeconds_},
@@ -368,7 +381,8 @@ private:
        << ", mesh " << mesh_.getGrid().getValue() << " [";
     for (auto [i, name] : llvm::enumerate(axisNames_))
       os << (i ? ", " : "") << name << ": " << mesh_.getSizes()[i];
-    os << "] = " << meshSize() << " ranks\n\nTensors, per rank:\n";
+    os << "] = " << meshSize() << " ranks, planned for " << str(r.get("target"))
+       << "\n\nTensors, per rank:\n";
     os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", "role", "name",
                         "global", "sharding", "local", "size");
     for (const json::Value &t : *r.getArray("tensors")) {
@@ -384,17 +398,18 @@ private:
                           str(o.get("sharding")), sizeString(integer(o.get("bytes"))),
                           str(o.get("op")), str(o.get("source")));
     }
-    os << "\nCollectives of one train step, in order:\n";
+    os << "\nCollectives of one train step, in order (x N: once per layer of a repeat):\n";
     os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}\n", "#",
                         "kind", "axes", "tensor (local)", "sent/rank", "time", "phase", "source");
     int index = 0;
     for (const json::Value &c : *r.getArray("collectives")) {
       const json::Object &o = *c.getAsObject();
-      os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}\n", ++index,
-                          str(o.get("kind")), str(o.get("axes")), str(o.get("tensor")),
+      int64_t times = integer(o.get("times"));
+      os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}{8}\n",
+                          ++index, str(o.get("kind")), str(o.get("axes")), str(o.get("tensor")),
                           sizeString(integer(o.get("bytes_sent_per_rank"))),
                           timeString(num(o.get("seconds"))), str(o.get("phase")),
-                          str(o.get("source")));
+                          str(o.get("source")), times > 1 ? " x " + std::to_string(times) : "");
     }
     const json::Object &m = *r.getObject("memory");
     os << "\nMemory per rank (what the program allocates):\n";
@@ -406,9 +421,11 @@ private:
       os << llvm::formatv("  {0,-44} {1}\n", label, sizeString(integer(m.get(key))));
     const json::Object &t = *r.getObject("step_time");
     os << "\nPredicted step time, per rank (no overlap of compute and communication):\n"
-       << llvm::formatv("  compute        {0:f3} GFLOP at {1:f0} TFLOP/s = {2}\n",
-                        num(t.get("flops_per_rank")) / 1e9, num(t.get("teraflops_per_rank")),
-                        timeString(num(t.get("compute_seconds"))))
+       << llvm::formatv("  compute        {0:f3} GFLOP ({1:f3} in matrix products) at {2:f0} "
+                        "TFLOP/s = {3}\n",
+                        num(t.get("flops_per_rank")) / 1e9,
+                        num(t.get("matmul_flops_per_rank")) / 1e9,
+                        num(t.get("teraflops_per_rank")), timeString(num(t.get("compute_seconds"))))
        << llvm::formatv("  communication  {0} sent = {1}\n",
                         sizeString(integer(t.get("communication_bytes_per_rank"))),
                         timeString(num(t.get("communication_seconds"))))
@@ -427,7 +444,7 @@ private:
   mutable func::FuncOp step_; // op handles: their accessors are not const
   std::vector<std::string> axisNames_;
   llvm::DenseSet<Operation *> forward_, backward_;
-  int64_t gradBytes_ = 0;
+  int64_t gradBytes_ = 0, realBytes_ = 4;
   double commSeconds_ = 0, commBytes_ = 0;
 };
 

@@ -13,6 +13,7 @@
 int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   dtl::registerDtlPasses();
+  dtl::registerPipeline();
   mlir::DialectRegistry registry;
   registry.insert<dtl::DtlDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
   return mlir::asMainReturnCode(

@@ -1,17 +1,17 @@
 //===- dtlc.cpp - the dtl compiler driver ---------------------------------===//
 //
 // .dtl -> AST -> dtl dialect -> gradients + optimizer -> per-rank program ->
-// C++ (CPU) or CUDA C++ (GPU) -> executable linked against libdtlrt (and
-// libdtlrt_cuda). `--emit` stops at any stage.
+// execution stage (fused loops, buffers, collective waits) -> C++ (CPU) or
+// CUDA C++ (GPU) -> executable linked against libdtlrt (and libdtlrt_cuda).
+// `--emit` stops at any stage.
 //
 // Exit codes: 0 success, 1 an error in the user's input, 70 an internal error.
 //
 //===----------------------------------------------------------------------===//
 
 #include "DtlcConfig.h"
-#include "codegen/EmitCpp.h"
-#include "codegen/EmitCuda.h"
 #include "codegen/Explain.h"
+#include "codegen/Printer.h"
 #include "dialects/dtl/DtlOps.h"
 #include "frontend/MLIRGen.h"
 #include "frontend/Parser.h"
@@ -43,7 +43,7 @@ namespace cl = llvm::cl;
 
 namespace {
 
-enum class Emit { Ast, Dtl, Grad, Partitioned, Cpp, Cuda, Exe };
+enum class Emit { Ast, Dtl, Grad, Partitioned, Exec, Cpp, Cuda, Exe };
 enum ExitCode { kOk = 0, kUserError = 1, kInternalError = 70 };
 constexpr unsigned kMaxErrors = 20;
 
@@ -61,6 +61,9 @@ cl::opt<Emit> emit(
                clEnumValN(Emit::Grad, "grad", "after autodiff: the model and its gradient"),
                clEnumValN(Emit::Partitioned, "partitioned",
                           "the per-rank program: train_step with its collectives"),
+               clEnumValN(Emit::Exec, "exec",
+                          "the execution stage of --target: fused loops, buffer places, "
+                          "collective waits, in-place updates"),
                clEnumValN(Emit::Cpp, "cpp", "the generated C++ (--target=cpu)"),
                clEnumValN(Emit::Cuda, "cuda", "the generated CUDA C++ (--target=cuda)"),
                clEnumValN(Emit::Exe, "exe", "an executable (default)")),
@@ -181,6 +184,13 @@ bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
                          cuPath, "", exePath, DTLC_CUDA_LINK_LIBRARIES);
 }
 
+/// `train` with its precision replaced (the --precision flag).
+dtl::TrainAttr withPrecision(dtl::TrainAttr t, dtl::Precision precision) {
+  return dtl::TrainAttr::get(t.getContext(), t.getData(), t.getEval(), t.getSteps(),
+                             t.getLogEvery(), t.getEvalEvery(), t.getEvalBatches(), t.getSeed(),
+                             t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(), precision);
+}
+
 /// Output goes to -o, else stdout (text) or the input's stem (executables).
 std::string outputPath(bool binary) {
   if (!outputFile.empty())
@@ -230,15 +240,40 @@ public:
           << model.getValue() << " on MESH { data ...; optimizer = ...; })";
       return kUserError;
     }
+    // The flag overrides the train section's precision; bf16 is a GPU math mode.
+    auto train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
+    if (train && !precision.empty())
+      (*module)->setAttr(dtl::attr::train,
+                         withPrecision(train, *dtl::symbolizePrecision(precision)));
+    train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
+    dtl::Precision realType = train ? train.getPrecision() : dtl::Precision::f32;
+    bool emulated = target == "cuda-emulation";
+    bool cuda = emit == Emit::Cuda || (emit != Emit::Cpp && (target == "cuda" || emulated));
+    if (cuda && realType == dtl::Precision::f64) {
+      llvm::errs() << "dtlc: error: --target=cuda computes in f32 or bf16; f64 (for gradient "
+                      "checks) is for --target=cpu\n";
+      return kUserError;
+    }
+    bool explaining = explainMode != Explain::None;
+    if (!cuda && realType == dtl::Precision::bf16 && !explaining && emit != Emit::Dtl &&
+        emit != Emit::Grad)
+      llvm::errs() << "dtlc: note: bf16 is the CUDA target's GEMM precision; the CPU target "
+                      "computes in f32\n";
+
     PassManager pm(&ctx_);
     if (failed(applyPassManagerCLOptions(pm)))
       return kUserError;
     applyDefaultTimingPassManagerCLOptions(pm);
-    dtl::Stage stage = emit == Emit::Dtl    ? dtl::Stage::Dtl
-                       : emit == Emit::Grad ? dtl::Stage::Grad
-                                            : dtl::Stage::Partitioned;
-    bool explaining = explainMode != Explain::None;
-    dtl::buildPipeline(pm, explaining ? dtl::Stage::Partitioned : stage, explaining);
+    dtl::PipelineOptions pipeline;
+    pipeline.stage = emit == Emit::Dtl           ? dtl::Stage::Dtl
+                     : emit == Emit::Grad        ? dtl::Stage::Grad
+                     : emit == Emit::Partitioned ? dtl::Stage::Partitioned
+                                                 : dtl::Stage::Exec;
+    if (explaining)
+      pipeline.stage = dtl::Stage::Exec;
+    pipeline.target = cuda ? dtl::Target::cuda : dtl::Target::cpu;
+    pipeline.annotate = explaining;
+    dtl::buildPipeline(pm, pipeline);
     // The passes report problems with the user's model at its source
     // locations; anything they reject is the user's to fix.
     if (failed(pm.run(*module)))
@@ -259,30 +294,14 @@ public:
       }
       return succeeded(dtl::explain(*module, options, os)) ? kOk : kInternalError;
     }
-    if (emit == Emit::Dtl || emit == Emit::Grad || emit == Emit::Partitioned) {
+    if (emit == Emit::Dtl || emit == Emit::Grad || emit == Emit::Partitioned ||
+        emit == Emit::Exec) {
       module->print(os);
       return kOk;
     }
-    // The flag overrides the train section; bf16 is a GPU math mode.
-    auto train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
-    std::string realType = !precision.empty() ? precision.getValue()
-                           : train            ? dtl::stringifyPrecision(train.getPrecision()).str()
-                                              : "f32";
-    bool emulated = target == "cuda-emulation";
-    bool cuda = emit == Emit::Cuda || (emit == Emit::Exe && (target == "cuda" || emulated));
-    if (cuda && realType == "f64") {
-      llvm::errs() << "dtlc: error: --target=cuda computes in f32 or bf16; f64 (for gradient "
-                      "checks) is for --target=cpu\n";
-      return kUserError;
-    }
-    if (!cuda && realType == "bf16")
-      llvm::errs() << "dtlc: note: bf16 is the CUDA target's GEMM precision; the CPU target "
-                      "computes in f32\n";
-    dtl::CppOptions cppOptions{inputFile, realType == "f64"};
-    dtl::CudaOptions cudaOptions{inputFile, realType == "bf16"};
     auto emitSource = [&](llvm::raw_ostream &out) {
-      return cuda ? dtl::emitCuda(*module, cudaOptions, out)
-                  : dtl::emitCpp(*module, cppOptions, out);
+      return dtl::printProgram(*module, cuda ? dtl::PrintTarget::Cuda : dtl::PrintTarget::Cpu, out,
+                               inputFile);
     };
     if (emit == Emit::Cpp || emit == Emit::Cuda)
       return succeeded(emitSource(os)) ? kOk : kInternalError;
