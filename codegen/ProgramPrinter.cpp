@@ -1,8 +1,8 @@
 //===- ProgramPrinter.cpp - the translation unit and its main() -----------===//
 //
-// The step functions (forward, gradient, train step), then a main() that
-// describes every tensor and the train section to dtlrt::run in the
-// runtime's enums.
+// The step functions (forward, gradient, train step), then constant tables
+// describing every tensor and the train section in the runtime's enums,
+// and a main() handing them to dtlrt::run.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +13,9 @@
 
 using namespace mlir;
 using namespace dtl;
+
+// The runtime's table limits (runtime/include/dtlrt/Runtime.h).
+static constexpr int64_t kMaxRank = 8, kMaxAxesPerDim = 4;
 
 namespace {
 
@@ -98,37 +101,62 @@ public:
       if (failed(printer.printFunction(fn, "step_" + cpp::identifier(fn.getSymName()))))
         return failure();
     }
-    os_ << kernels << body;
-    os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  dtlrt::Program p;\n";
-    os_ << "  p.name = " << cpp::quoted(model.getValue()) << ";\n  p.sourceFile = "
-        << cpp::quoted(sourceFile_) << ";\n";
-    if (std::string device = target_.device(module_); !device.empty())
-      os_ << "  p.device = " << device << ";\n";
+    os_ << kernels << body << "\n";
+    if (failed(printStep("TrainStep", trainStep, train)) ||
+        failed(printStep("EvalStep", forward, train)) ||
+        (grad && failed(printStep("GradStep", grad, train))))
+      return failure();
+    printData("Data", train.getData());
+    printData("Eval", train.getEval());
     SmallVector<std::string> names;
     for (StringAttr a : mesh_.getNames())
       names.push_back(cpp::quoted(a.getValue()));
-    os_ << "  p.axisNames = {" << llvm::join(names, ", ") << "};\n  p.axisSizes = "
-        << cpp::list(mesh_.getSizes()) << ";\n";
-    printStep("trainStep", trainStep, train);
-    printStep("evalStep", forward, train);
-    if (grad)
-      printStep("gradStep", grad, train);
-    printTrainSection(train, optimizer);
-    os_ << "  return dtlrt::run(p, argc, argv);\n}\n";
+    os_ << "const char *const kAxisNames[] = {" << llvm::join(names, ", ")
+        << "};\nconst int kAxisSizes[] = " << cpp::list(mesh_.getSizes()) << ";\n\n";
+
+    os_ << "const dtlrt::ProgramDecl kProgram = {\n"
+        << "    /*name=*/" << cpp::quoted(model.getValue()) << ",\n"
+        << "    /*sourceFile=*/" << cpp::quoted(sourceFile_) << ",\n"
+        << "    kAxisNames, kAxisSizes, /*numAxes=*/" << mesh_.getNames().size() << ",\n"
+        << "    /*trainStep=*/" << stepDecl("TrainStep", trainStep) << ",\n"
+        << "    /*evalStep=*/" << stepDecl("EvalStep", forward) << ",\n"
+        << "    /*gradStep=*/" << (grad ? stepDecl("GradStep", grad) : "{}") << ",\n"
+        << "    /*data=*/" << dataDecl("Data", train.getData()) << ",\n"
+        << "    /*eval=*/" << dataDecl("Eval", train.getEval()) << ",\n"
+        << "    /*lr=*/" << cpp::literal(optimizer.getLr())
+        << ", /*minLr=*/" << cpp::literal(train.getMinLr()) << ",\n"
+        << "    " << scheduleName(train.getSchedule()) << ", /*warmup=*/" << train.getWarmup()
+        << ",\n    /*steps=*/" << train.getSteps() << ", /*logEvery=*/" << train.getLogEvery()
+        << ", /*evalEvery=*/" << train.getEvalEvery()
+        << ", /*evalBatches=*/" << train.getEvalBatches() << ", /*seed=*/" << train.getSeed()
+        << "};\n\n";
+    std::string device = target_.device(module_);
+    os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  return dtlrt::run(kProgram, "
+        << (device.empty() ? "nullptr" : device) << ", argc, argv);\n}\n";
     return success();
   }
 
 private:
-  std::string spec(std::optional<Role> role, StringRef name, DictionaryAttr attrs,
-                   RankedTensorType local, TrainAttr train) const {
+  /// One row of a TensorDecl table.
+  FailureOr<std::string> tensorDecl(std::optional<Role> role, StringRef name,
+                                    DictionaryAttr attrs, RankedTensorType local,
+                                    TrainAttr train, Location loc) const {
+    if (local.getRank() > kMaxRank)
+      return emitError(loc) << "'" << name << "' has rank " << local.getRank()
+                            << "; the runtime takes tensors of rank " << kMaxRank << " at most";
     SmallVector<int64_t> global(local.getShape());
-    SmallVector<std::string> dimAxes(local.getRank(), "{}");
+    SmallVector<std::string> dimAxes(local.getRank(), "{-1}");
     if (auto s = attrs ? attrs.getAs<ShardingAttr>(attr::sharding) : ShardingAttr()) {
       for (auto [d, axes] : llvm::enumerate(s.getDims())) {
+        if (int64_t(axes.size()) > kMaxAxesPerDim)
+          return emitError(loc) << "dimension " << d << " of '" << name << "' is split over "
+                                << axes.size() << " mesh axes; the runtime takes "
+                                << kMaxAxesPerDim << " at most";
         SmallVector<int64_t> list(axes.asArrayRef().begin(), axes.asArrayRef().end());
-        dimAxes[d] = cpp::list(list);
         for (int64_t a : list)
           global[d] *= mesh_.getSizes()[a];
+        list.push_back(-1);
+        dimAxes[d] = cpp::list(list);
       }
     }
     std::string dtype = local.getElementType().isInteger(32) ? "dtlrt::DType::I32"
@@ -137,51 +165,78 @@ private:
     auto init = attrs ? attrs.getAs<InitAttr>(attr::init) : InitAttr();
     InitKind kind = init ? init.getKind() : InitKind::zeros;
     return "{" + roleName(role) + ", " + cpp::quoted(name) + ", " + dtype + ", " +
-           cpp::list(global) + ", " + cpp::list(local.getShape()) + ", {" +
-           llvm::join(dimAxes, ", ") + "}, " + initName(kind) + ", " +
-           cpp::literal(init ? double(init.getA()) : 0) + ", " +
+           std::to_string(local.getRank()) + ", " + cpp::list(global) + ", " +
+           cpp::list(local.getShape()) + ", {" + llvm::join(dimAxes, ", ") + "}, " +
+           initName(kind) + ", " + cpp::literal(init ? double(init.getA()) : 0) + ", " +
            cpp::literal(init ? double(init.getB()) : 0) + "}";
   }
 
-  void printStep(StringRef field, func::FuncOp fn, TrainAttr train) {
-    os_ << "  p." << field << ".fn = step_" << cpp::identifier(fn.getSymName()) << ";\n";
-    for (unsigned i = 0; i < fn.getNumArguments(); ++i)
-      os_ << "  p." << field << ".args.push_back("
-          << spec(argRole(fn, i), argName(fn, i), fn.getArgAttrDict(i),
-                  cast<RankedTensorType>(fn.getArgumentTypes()[i]), train)
-          << ");\n";
-    for (unsigned i = 0; i < fn.getNumResults(); ++i)
-      os_ << "  p." << field << ".results.push_back("
-          << spec(resultRole(fn, i), resultName(fn, i), fn.getResultAttrDict(i),
-                  cast<RankedTensorType>(fn.getResultTypes()[i]), train)
-          << ");\n";
+  /// The tables k<table>Args and k<table>Results of `fn`'s arguments and
+  /// results (none for an empty list: C++ has no empty arrays).
+  LogicalResult printStep(StringRef table, func::FuncOp fn, TrainAttr train) {
+    auto printTable = [&](StringRef suffix, unsigned count,
+                          function_ref<FailureOr<std::string>(unsigned)> row) -> LogicalResult {
+      if (count == 0)
+        return success();
+      os_ << "const dtlrt::TensorDecl k" << table << suffix << "[] = {\n";
+      for (unsigned i = 0; i < count; ++i) {
+        FailureOr<std::string> text = row(i);
+        if (failed(text))
+          return failure();
+        os_ << "    " << *text << ",\n";
+      }
+      os_ << "};\n";
+      return success();
+    };
+    if (failed(printTable("Args", fn.getNumArguments(), [&](unsigned i) {
+          return tensorDecl(argRole(fn, i), argName(fn, i), fn.getArgAttrDict(i),
+                            cast<RankedTensorType>(fn.getArgumentTypes()[i]), train,
+                            fn.getArgument(i).getLoc());
+        })))
+      return failure();
+    return printTable("Results", fn.getNumResults(), [&](unsigned i) {
+      return tensorDecl(resultRole(fn, i), resultName(fn, i), fn.getResultAttrDict(i),
+                        cast<RankedTensorType>(fn.getResultTypes()[i]), train, fn.getLoc());
+    });
   }
 
-  void printData(StringRef field, DataAttr data) {
+  static std::string stepDecl(StringRef table, func::FuncOp fn) {
+    auto tableOrNull = [&](StringRef suffix, unsigned count) {
+      return count ? ("k" + table + suffix).str() : std::string("nullptr");
+    };
+    return "{step_" + cpp::identifier(fn.getSymName()) + ", " +
+           tableOrNull("Args", fn.getNumArguments()) + ", " +
+           std::to_string(fn.getNumArguments()) + ", " +
+           tableOrNull("Results", fn.getNumResults()) + ", " +
+           std::to_string(fn.getNumResults()) + "}";
+  }
+
+  /// The string tables k<table>Inputs and k<table>Files of a data source.
+  void printData(StringRef table, DataAttr data) {
     if (!data)
       return;
-    auto strings = [&](ArrayAttr list) {
+    for (auto [suffix, list] : {std::pair(StringRef("Inputs"), data.getInputs()),
+                                std::pair(StringRef("Files"), data.getFiles())}) {
+      if (list.empty())
+        continue;
       SmallVector<std::string> out;
       for (Attribute a : list)
         out.push_back(cpp::quoted(cast<StringAttr>(a).getValue()));
-      return "{" + llvm::join(out, ", ") + "}";
-    };
-    os_ << "  p." << field << ".source = " << sourceName(data.getSource()) << ";\n  p." << field
-        << ".inputs = " << strings(data.getInputs()) << ";\n  p." << field
-        << ".files = " << strings(data.getFiles()) << ";\n  p." << field
-        << ".classes = " << data.getClasses() << ";\n  p." << field << ".size = " << data.getSize()
-        << ";\n";
+      os_ << "const char *const k" << table << suffix << "[] = {" << llvm::join(out, ", ")
+          << "};\n";
+    }
   }
 
-  void printTrainSection(TrainAttr train, OptimizerAttr optimizer) {
-    printData("data", train.getData());
-    printData("eval", train.getEval());
-    os_ << "  p.steps = " << train.getSteps() << ";\n  p.logEvery = " << train.getLogEvery()
-        << ";\n  p.evalEvery = " << train.getEvalEvery()
-        << ";\n  p.evalBatches = " << train.getEvalBatches() << ";\n  p.seed = " << train.getSeed()
-        << ";\n  p.lr = " << cpp::literal(optimizer.getLr()) << ";\n  p.minLr = "
-        << cpp::literal(train.getMinLr()) << ";\n  p.warmup = " << train.getWarmup()
-        << ";\n  p.schedule = " << scheduleName(train.getSchedule()) << ";\n";
+  static std::string dataDecl(StringRef table, DataAttr data) {
+    if (!data)
+      return "{dtlrt::Source::None, nullptr, 0, nullptr, 0, 0, 0}";
+    auto tableOrNull = [&](StringRef suffix, ArrayAttr list) {
+      return list.empty() ? std::string("nullptr") : ("k" + table + suffix).str();
+    };
+    return "{" + sourceName(data.getSource()) + ", " + tableOrNull("Inputs", data.getInputs()) +
+           ", " + std::to_string(data.getInputs().size()) + ", " +
+           tableOrNull("Files", data.getFiles()) + ", " + std::to_string(data.getFiles().size()) +
+           ", " + std::to_string(data.getClasses()) + ", " + std::to_string(data.getSize()) + "}";
   }
 
   ModuleOp module_;

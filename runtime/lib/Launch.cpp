@@ -87,9 +87,72 @@ int threadsPerRank(const LaunchInfo &launch) {
   return std::max(1, cores / std::max(1, launch.localSize));
 }
 
+TensorSpec tensorFrom(const TensorDecl &decl) {
+  TensorSpec spec;
+  spec.role = decl.role;
+  spec.name = decl.name;
+  spec.dtype = decl.dtype;
+  spec.globalShape.assign(decl.globalShape, decl.globalShape + decl.rank);
+  spec.localShape.assign(decl.localShape, decl.localShape + decl.rank);
+  for (int d = 0; d < decl.rank; ++d) {
+    Axes &axes = spec.dimAxes.emplace_back();
+    for (int i = 0; i <= kMaxAxesPerDim && decl.dimAxes[d][i] >= 0; ++i)
+      axes.push_back(decl.dimAxes[d][i]);
+  }
+  spec.init = decl.init;
+  spec.initA = decl.initA;
+  spec.initB = decl.initB;
+  return spec;
+}
+
+StepSpec stepFrom(const StepDecl &decl) {
+  StepSpec step;
+  step.fn = decl.fn;
+  for (int i = 0; i < decl.numArgs; ++i)
+    step.args.push_back(tensorFrom(decl.args[i]));
+  for (int i = 0; i < decl.numResults; ++i)
+    step.results.push_back(tensorFrom(decl.results[i]));
+  return step;
+}
+
+DataSpec dataFrom(const DataDecl &decl) {
+  DataSpec data;
+  data.source = decl.source;
+  data.inputs.assign(decl.inputs, decl.inputs + decl.numInputs);
+  data.files.assign(decl.files, decl.files + decl.numFiles);
+  data.classes = decl.classes;
+  data.size = decl.size;
+  return data;
+}
+
 } // namespace
 
-int run(const Program &program, int argc, char **argv) {
+Program programFrom(const ProgramDecl &decl, Device *device) {
+  Program p;
+  p.name = decl.name;
+  p.sourceFile = decl.sourceFile;
+  p.axisNames.assign(decl.axisNames, decl.axisNames + decl.numAxes);
+  p.axisSizes.assign(decl.axisSizes, decl.axisSizes + decl.numAxes);
+  p.trainStep = stepFrom(decl.trainStep);
+  p.evalStep = stepFrom(decl.evalStep);
+  p.gradStep = stepFrom(decl.gradStep);
+  p.data = dataFrom(decl.data);
+  p.eval = dataFrom(decl.eval);
+  p.lr = decl.lr;
+  p.minLr = decl.minLr;
+  p.schedule = decl.schedule;
+  p.warmup = decl.warmup;
+  p.steps = decl.steps;
+  p.logEvery = decl.logEvery;
+  p.evalEvery = decl.evalEvery;
+  p.evalBatches = decl.evalBatches;
+  p.seed = decl.seed;
+  p.device = device;
+  return p;
+}
+
+int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
+  const Program program = programFrom(decl, device);
   Options options;
   if (!parseOptions(program, argc, argv, options))
     return 2;

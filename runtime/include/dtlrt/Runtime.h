@@ -1,8 +1,9 @@
 //===- Runtime.h - what a generated program hands the runtime ---*- C++ -*-===//
 //
-// A generated program describes its tensors and step functions in a Program
-// and calls dtlrt::run, which owns everything around the math: ranks, mesh,
-// data, initialisation, the training loop, logs and evaluation.
+// A generated program describes its tensors and step functions in constant
+// tables (ProgramDecl) and calls dtlrt::run, which owns everything around
+// the math: ranks, mesh, data, initialisation, the training loop, logs and
+// evaluation.
 //
 //===----------------------------------------------------------------------===//
 
@@ -81,11 +82,57 @@ struct Program {
   Device *device = nullptr;
 };
 
-/// Bytes allocated so far for the intermediate values of step functions
-/// (each has one buffer, made on the step's first call).
+/// How a generated program describes itself: plain constant tables, which
+/// the host compiler reads in no time (the same description built as
+/// std::vectors in main() took it seconds at -O3). dtlrt::run turns them
+/// into a Program.
+constexpr int kMaxRank = 8, kMaxAxesPerDim = 4;
+
+struct TensorDecl {
+  Role role;
+  const char *name;
+  DType dtype;
+  int rank;
+  int64_t globalShape[kMaxRank], localShape[kMaxRank];
+  /// Per dimension, the mesh axes splitting it, major first, then -1.
+  int8_t dimAxes[kMaxRank][kMaxAxesPerDim + 1];
+  Init init;
+  double initA, initB;
+};
+
+struct StepDecl {
+  StepFn fn;
+  const TensorDecl *args;
+  int numArgs;
+  const TensorDecl *results;
+  int numResults;
+};
+
+struct DataDecl {
+  Source source;
+  const char *const *inputs;
+  int numInputs;
+  const char *const *files;
+  int numFiles;
+  int64_t classes, size;
+};
+
+struct ProgramDecl {
+  const char *name, *sourceFile;
+  const char *const *axisNames;
+  const int *axisSizes;
+  int numAxes;
+  StepDecl trainStep, evalStep, gradStep; ///< gradStep.fn may be null
+  DataDecl data, eval;
+  double lr, minLr;
+  LrSchedule schedule;
+  int64_t warmup, steps, logEvery, evalEvery, evalBatches, seed;
+};
+
+/// Bytes allocated so far for the step functions' arenas.
 int64_t stepBufferBytes();
 
-/// A zeroed buffer of `n` elements for one intermediate value of a step
+/// A zeroed buffer of `n` elements for the intermediate values of a step
 /// function; it lives as long as the program. Counted in stepBufferBytes().
 template <typename T> T *stepBuffer(int64_t n) {
   extern int64_t stepBufferBytesAllocated;
@@ -93,8 +140,12 @@ template <typename T> T *stepBuffer(int64_t n) {
   return new T[n > 0 ? n : 1]();
 }
 
+/// The Program a generated program's tables describe, its steps running on
+/// `device` (null: the host).
+Program programFrom(const ProgramDecl &decl, Device *device);
+
 /// Runs the training loop; returns the process exit code.
-int run(const Program &program, int argc, char **argv);
+int run(const ProgramDecl &program, Device *device, int argc, char **argv);
 
 } // namespace dtlrt
 
