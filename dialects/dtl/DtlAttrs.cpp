@@ -15,6 +15,29 @@ using namespace dtl;
 
 #include "dialects/dtl/DtlEnums.cpp.inc"
 
+/// A place: its kind, then its index unless that is 0 (`#dtl.place<view>`,
+/// `#dtl.place<arena 4096>`). Custom, since an optional group cannot start
+/// with an integer.
+static ParseResult parsePlace(AsmParser &parser, PlaceKind &kind, int64_t &index) {
+  StringRef keyword;
+  SMLoc loc = parser.getCurrentLocation();
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  std::optional<PlaceKind> parsed = symbolizePlaceKind(keyword);
+  if (!parsed)
+    return parser.emitError(loc, "expected arena, result, slice or view");
+  kind = *parsed;
+  index = 0;
+  OptionalParseResult number = parser.parseOptionalInteger(index);
+  return number.has_value() ? *number : success();
+}
+
+static void printPlace(AsmPrinter &printer, PlaceKind kind, int64_t index) {
+  printer << stringifyPlaceKind(kind);
+  if (index != 0)
+    printer << ' ' << index;
+}
+
 #define GET_ATTRDEF_CLASSES
 #include "dialects/dtl/DtlAttrs.cpp.inc"
 
@@ -34,7 +57,7 @@ FailureOr<F64> dtl::parseF64(AsmParser &parser) {
 
 void dtl::printF64(AsmPrinter &printer, double value) {
   // The shortest form that reads back to the same double, always with a
-  // point or an exponent so it parses as a float.
+  // point: MLIR's lexer reads "1e-05" as an integer.
   char buffer[32];
   for (int digits = 6; digits <= 17; ++digits) {
     std::snprintf(buffer, sizeof buffer, "%.*g", digits, value);
@@ -42,8 +65,8 @@ void dtl::printF64(AsmPrinter &printer, double value) {
       break;
   }
   std::string s = buffer;
-  if (std::isfinite(value) && s.find_first_of(".e") == std::string::npos)
-    s += ".0";
+  if (std::isfinite(value) && s.find('.') == std::string::npos)
+    s.insert(std::min(s.find('e'), s.size()), ".0");
   printer << s;
 }
 

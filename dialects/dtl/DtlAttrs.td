@@ -290,7 +290,7 @@ def Dtl_PlaceAttr : AttrDef<Dtl_Dialect, "Place"> {
     EnumParameter<Dtl_PlaceKind>:$kind,
     DefaultValuedParameter<"int64_t", "0">:$index
   );
-  let assemblyFormat = "`<` $kind ($index^)? `>`";
+  let assemblyFormat = "`<` custom<Place>($kind, $index) `>`";
 }
 
 #endif // DTL_ATTRS_TD
