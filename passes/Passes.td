@@ -167,4 +167,20 @@ def PlanBuffers : Pass<"dtl-plan-buffers", "mlir::ModuleOp"> {
   let dependentDialects = ["::dtl::DtlDialect"];
 }
 
+//===----------------------------------------------------------------------===//
+// For tests
+//===----------------------------------------------------------------------===//
+
+def TestShardingRules : Pass<"dtl-test-sharding-rules", "mlir::ModuleOp"> {
+  let summary = "Write each op's sharding rule on it, for tests.";
+  let description = [{
+    Sets a `sharding_rule` string on every op with a
+    `ShardingRuleOpInterface`: its indexing maps in loop names (`1` for a
+    dimension no loop indexes), the sum and whole loops, the operands it is
+    linear in, and `additive` when partial sums of all its operands flow
+    through, e.g. `([i, k], [k, j]) -> ([i, j]) sum={k} whole={} linear={0, 1}`
+    for a matmul.
+  }];
+}
+
 #endif // DTL_PASSES_TD
