@@ -169,7 +169,6 @@ int32_t Dataset::label(int64_t sample) const {
 int64_t Sampler::at(int64_t pos) {
   int64_t epoch = pos / count_;
   if (epoch != epoch_) {
-    order_.resize(count_);
     for (int64_t i = 0; i < count_; ++i)
       order_[i] = i;
     // Fisher-Yates with our own hash, so the order is the same everywhere.

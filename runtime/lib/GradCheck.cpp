@@ -17,8 +17,7 @@ int Trainer::checkGrads() {
     std::fprintf(stderr, "error: this program was compiled without a gradient function\n");
     return 1;
   }
-  Sampler sampler(train_->count(), p_.seed);
-  train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at(row); });
+  train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler_->at(row); });
   Step &grad = bind(p_.gradStep), &forward = bind(p_.evalStep);
   // Step 1: dropout draws its (fixed) mask, so its gradient is checked too.
   setScalar(Role::Step, 1.0);

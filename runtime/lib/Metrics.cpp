@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <cstdio>
 
@@ -38,14 +38,9 @@ double peakMemoryMiB() {
   return usage.ru_maxrss / 1024.0; // KiB on Linux
 }
 
-int64_t residentBytes() {
-  long pages = 0, resident = 0;
-  if (FILE *f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2)
-      resident = 0;
-    std::fclose(f);
-  }
-  return int64_t(resident) * sysconf(_SC_PAGESIZE);
+int64_t heapBytesInUse() {
+  struct mallinfo2 info = mallinfo2();
+  return int64_t(info.uordblks + info.hblkhd);
 }
 
 } // namespace dtlrt

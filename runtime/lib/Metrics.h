@@ -27,8 +27,10 @@ private:
 
 /// This process's peak resident memory, in MiB.
 double peakMemoryMiB();
-/// This process's resident memory now, in bytes (from /proc/self/statm).
-int64_t residentBytes();
+/// Bytes the main thread's heap holds now: malloc's count of bytes in use,
+/// mmapped blocks included (glibc mallinfo2; other threads' arenas are not
+/// counted).
+int64_t heapBytesInUse();
 
 } // namespace dtlrt
 

@@ -52,14 +52,13 @@ int Trainer::run() {
   if (o_.checkGrads)
     return checkGrads();
   Step &step = bind(p_.trainStep);
-  Sampler sampler(train_->count(), p_.seed);
   int64_t batch = globalBatch(p_.trainStep);
   using Clock = std::chrono::steady_clock;
   auto intervalStart = Clock::now();
   int64_t intervalSteps = 0;
   for (int64_t s = 1; s <= o_.steps; ++s) {
     auto stepStart = Clock::now();
-    train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler.at((s - 1) * batch + row); });
+    train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler_->at((s - 1) * batch + row); });
     double lr = scheduledLr(p_, s, o_.steps);
     setScalar(Role::Lr, lr);
     setScalar(Role::Step, double(s));
@@ -108,11 +107,12 @@ bool Trainer::setUp() {
   std::string error;
   try {
     train_ = makeFeeder(p_.data, p_.trainStep.args, p_.seed, "train");
+    sampler_.emplace(train_->count(), p_.seed);
     if (p_.eval.source != Source::None && !o_.checkGrads && o_.evaluate)
       eval_ = makeFeeder(p_.eval, p_.evalStep.args, p_.seed, "eval");
     if (rank_ == 0 && !o_.metrics.empty())
       metrics_.open(o_.metrics);
-    residentBeforeState_ = residentBytes();
+    heapBeforeState_ = heapBytesInUse();
     allocateState();
   } catch (const DataError &e) {
     error = e.what();
@@ -227,8 +227,9 @@ void Trainer::call(Step &step) {
 
 /// What this rank allocated (the state by role, the train step's result
 /// buffers, the step functions' arenas), and, as a count independent of
-/// those figures, how much its resident memory grew since before the state
-/// was allocated.
+/// those figures, how much its heap grew since before the state was
+/// allocated (malloc's own count: it also sees allocations none of the
+/// figures knows of).
 void Trainer::reportMemory(const Step &step) {
   std::map<Role, int64_t> byRole;
   for (const TensorSpec &t : p_.trainStep.args)
@@ -239,11 +240,11 @@ void Trainer::reportMemory(const Step &step) {
   int64_t state = 0;
   for (auto &[role, bytes] : byRole)
     state += bytes;
-  int64_t growth = residentBytes() - residentBeforeState_;
+  int64_t growth = heapBytesInUse() - heapBeforeState_;
   if (rank_ != 0)
     return;
   std::printf("memory (rank 0, bytes): params %lld | optimizer state %lld | inputs %lld | "
-              "step results %lld | step buffers %lld | total %lld | resident growth %lld\n",
+              "step results %lld | step buffers %lld | total %lld | heap growth %lld\n",
               (long long)byRole[Role::Param], (long long)byRole[Role::OptState],
               (long long)byRole[Role::Input], (long long)results, (long long)stepBufferBytes(),
               (long long)(state + results + stepBufferBytes()), (long long)growth);

@@ -15,10 +15,12 @@
 #include "Options.h"
 
 #include "dtlrt/Context.h"
+#include "dtlrt/Data.h"
 #include "dtlrt/Device.h"
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,8 +81,9 @@ private:
   std::map<std::string, void *> inputs_;
   std::map<const StepSpec *, Step> steps_;
   std::unique_ptr<Feeder> train_, eval_;
+  std::optional<Sampler> sampler_; ///< the train source's epochs
   Metrics metrics_;
-  int64_t residentBeforeState_ = 0;
+  int64_t heapBeforeState_ = 0;
 };
 
 double readScalar(const void *p, DType t);

@@ -57,7 +57,7 @@ TokenFile readTokens(const std::string &path);
 /// Shuffled sample order, one permutation per epoch, the same on every rank.
 class Sampler {
 public:
-  Sampler(int64_t count, uint64_t seed) : count_(count), seed_(seed) {}
+  Sampler(int64_t count, uint64_t seed) : count_(count), seed_(seed), order_(count) {}
   /// The sample at position `pos` of the endless stream of epochs.
   int64_t at(int64_t pos);
 
