@@ -10,154 +10,141 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include <cerrno>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <iterator>
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/ConvertUTF.h"
+#include "llvm/Support/EndianStream.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
 #include <map>
 #include <string>
 #include <vector>
+
+using namespace llvm;
 
 namespace {
 
 constexpr int32_t kMagic = 20240520, kVersion = 1;
 
-void usage(std::FILE *out) {
-  std::fprintf(out,
-               "usage: dtl-tokenize [--level byte|char] [--val-fraction F] -o PREFIX FILE...\n"
-               "Writes PREFIX_train.bin and PREFIX_val.bin (llm.c token shards) from the\n"
-               "concatenated FILEs; with --level char also PREFIX.vocab.json, the code point\n"
-               "of each token id.\n"
-               "  --level byte        one token per byte, vocab 256 (default)\n"
-               "  --level char        one token per UTF-8 character, vocab = distinct ones\n"
-               "  --val-fraction F    share of the text (its end) for validation (0.1)\n");
-}
+enum class Level { Byte, Char };
 
-[[noreturn]] void fail(const std::string &message) {
-  std::fprintf(stderr, "dtl-tokenize: error: %s\n", message.c_str());
+cl::OptionCategory category("dtl-tokenize options");
+cl::opt<Level> level("level", cl::desc("What one token is"), cl::init(Level::Byte),
+                     cl::values(clEnumValN(Level::Byte, "byte", "one byte: vocab 256 (default)"),
+                                clEnumValN(Level::Char, "char",
+                                           "one UTF-8 character: vocab = the distinct ones")),
+                     cl::cat(category));
+cl::opt<double> valFraction("val-fraction",
+                            cl::desc("Share of the text (its end) for validation (0.1)"),
+                            cl::init(0.1), cl::cat(category));
+cl::opt<std::string> prefix("o", cl::desc("Writes PREFIX_train.bin and PREFIX_val.bin"),
+                            cl::value_desc("PREFIX"), cl::Required, cl::cat(category));
+cl::list<std::string> inputs(cl::Positional, cl::desc("FILE..."), cl::OneOrMore,
+                             cl::cat(category));
+
+[[noreturn]] void fail(const Twine &message) {
+  WithColor::error(errs(), "dtl-tokenize") << message << "\n";
   std::exit(1);
 }
 
 /// Code points of UTF-8 text; a byte that starts no valid sequence stands for
 /// itself (as Latin-1), so any file tokenizes.
-std::vector<uint32_t> decodeUtf8(const std::string &text) {
+std::vector<uint32_t> decodeUtf8(StringRef text) {
   std::vector<uint32_t> out;
-  for (size_t i = 0; i < text.size();) {
-    unsigned char c = text[i];
-    int length = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    uint32_t cp = length == 1 ? c : length == 2 ? c & 0x1F : length == 3 ? c & 0x0F : c & 0x07;
-    bool valid = length > 0 && i + length <= text.size();
-    for (int k = 1; valid && k < length; ++k) {
-      unsigned char next = text[i + k];
-      valid = (next >> 6) == 2;
-      cp = (cp << 6) | (next & 0x3F);
-    }
-    if (!valid) {
-      out.push_back(c);
-      ++i;
+  auto *next = reinterpret_cast<const UTF8 *>(text.begin());
+  auto *end = reinterpret_cast<const UTF8 *>(text.end());
+  while (next < end) {
+    const UTF8 *start = next;
+    UTF32 codePoint;
+    if (convertUTF8Sequence(&next, end, &codePoint, strictConversion) == conversionOK) {
+      out.push_back(codePoint);
       continue;
     }
-    out.push_back(cp);
-    i += length;
+    out.push_back(*start);
+    next = start + 1;
   }
   return out;
 }
 
-void writeShard(const std::string &path, const std::vector<uint16_t> &tokens) {
-  int32_t header[256] = {kMagic, kVersion, int32_t(tokens.size())};
-  std::string temp = path + ".tmp";
-  std::FILE *f = std::fopen(temp.c_str(), "wb");
-  if (!f)
-    fail(temp + ": cannot create (" + std::strerror(errno) + ")");
-  bool ok = std::fwrite(header, sizeof header, 1, f) == 1 &&
-            std::fwrite(tokens.data(), sizeof(uint16_t), tokens.size(), f) == tokens.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0)
-    fail(path + ": cannot write (" + std::strerror(errno) + ")");
-  std::printf("wrote %s: %zu tokens\n", path.c_str(), tokens.size());
+/// Writes the shard through a temporary file renamed into place, so a
+/// failed write never leaves a truncated shard behind.
+void writeShard(const std::string &path, ArrayRef<uint16_t> tokens) {
+  Error error = writeToOutput(path, [&](raw_ostream &os) {
+    support::endian::Writer writer(os, endianness::little);
+    int32_t header[256] = {kMagic, kVersion, int32_t(tokens.size())};
+    for (int32_t word : header)
+      writer.write(word);
+    for (uint16_t token : tokens)
+      writer.write(token);
+    return Error::success();
+  });
+  if (error)
+    fail(path + ": cannot write (" + toString(std::move(error)) + ")");
+  outs() << "wrote " << path << ": " << tokens.size() << " tokens\n";
+}
+
+/// One id per distinct character, in code-point order; writes the vocab.
+std::vector<uint16_t> charTokens(StringRef text) {
+  std::vector<uint32_t> chars = decodeUtf8(text);
+  std::map<uint32_t, uint16_t> ids;
+  for (uint32_t c : chars)
+    ids.emplace(c, 0);
+  if (ids.size() > 65536)
+    fail("more than 65536 distinct characters; uint16 tokens cannot hold them");
+  json::Array vocab;
+  uint16_t next = 0;
+  for (auto &[c, id] : ids) {
+    id = next++;
+    vocab.push_back(int64_t(c));
+  }
+  std::string vocabPath = prefix + ".vocab.json";
+  if (Error error = writeToOutput(vocabPath, [&](raw_ostream &os) {
+        os << json::Value(std::move(vocab)) << "\n";
+        return Error::success();
+      }))
+    fail(vocabPath + ": cannot write (" + toString(std::move(error)) + ")");
+  outs() << "vocab: " << ids.size() << " characters (" << vocabPath << ")\n";
+  std::vector<uint16_t> tokens;
+  tokens.reserve(chars.size());
+  for (uint32_t c : chars)
+    tokens.push_back(ids[c]);
+  return tokens;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  std::string level = "byte", prefix;
-  double valFraction = 0.1;
-  std::vector<std::string> inputs;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        fail(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    } else if (a == "--level") {
-      level = value();
-    } else if (a == "--val-fraction") {
-      std::string v = value();
-      char *end = nullptr;
-      valFraction = std::strtod(v.c_str(), &end);
-      if (*end || !(valFraction > 0 && valFraction < 1))
-        fail("--val-fraction must be a number between 0 and 1, got '" + v + "'");
-    } else if (a == "-o") {
-      prefix = value();
-    } else if (!a.empty() && a[0] == '-') {
-      usage(stderr);
-      fail("unknown flag '" + a + "'");
-    } else {
-      inputs.push_back(a);
-    }
-  }
-  if (level != "byte" && level != "char")
-    fail("--level is byte or char, got '" + level + "'");
-  if (prefix.empty() || inputs.empty()) {
-    usage(stderr);
-    return 2;
-  }
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "text files -> llm.c token shards (PREFIX_train.bin, PREFIX_val.bin; with --level=char\n"
+      "also PREFIX.vocab.json, the code point of each token id)\n");
+  if (!(valFraction > 0 && valFraction < 1))
+    fail("--val-fraction must lie strictly between 0 and 1");
 
   std::string text;
   for (const std::string &path : inputs) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-      fail(path + ": cannot open (" + std::strerror(errno) + ")");
-    text.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    ErrorOr<std::unique_ptr<MemoryBuffer>> file = MemoryBuffer::getFile(path);
+    if (!file)
+      fail(path + ": cannot open (" + file.getError().message() + ")");
+    text += (*file)->getBuffer();
   }
 
   std::vector<uint16_t> tokens;
-  if (level == "byte") {
-    for (unsigned char c : text)
-      tokens.push_back(c);
-  } else {
-    std::vector<uint32_t> chars = decodeUtf8(text);
-    std::map<uint32_t, uint16_t> ids;
-    for (uint32_t c : chars)
-      ids.emplace(c, 0);
-    if (ids.size() > 65536)
-      fail("more than 65536 distinct characters; uint16 tokens cannot hold them");
-    std::string vocab = "[";
-    uint16_t next = 0;
-    for (auto &[c, id] : ids) {
-      id = next++;
-      vocab += (id ? ", " : "") + std::to_string(c);
-    }
-    for (uint32_t c : chars)
-      tokens.push_back(ids[c]);
-    std::ofstream out(prefix + ".vocab.json");
-    out << vocab << "]\n";
-    if (!out)
-      fail(prefix + ".vocab.json: cannot write");
-    std::printf("vocab: %zu characters (%s.vocab.json)\n", ids.size(), prefix.c_str());
-  }
+  if (level == Level::Byte)
+    tokens.assign(StringRef(text).bytes_begin(), StringRef(text).bytes_end());
+  else
+    tokens = charTokens(text);
   size_t val = size_t(tokens.size() * valFraction);
   if (tokens.size() < 4 || val < 2 || tokens.size() - val < 2)
-    fail("the input has " + std::to_string(tokens.size()) + " tokens; too few to split");
-  writeShard(prefix + "_train.bin",
-             std::vector<uint16_t>(tokens.begin(), tokens.end() - val));
-  writeShard(prefix + "_val.bin", std::vector<uint16_t>(tokens.end() - val, tokens.end()));
+    fail("the input has " + Twine(tokens.size()) + " tokens; too few to split");
+  ArrayRef<uint16_t> all(tokens);
+  writeShard(prefix + "_train.bin", all.drop_back(val));
+  writeShard(prefix + "_val.bin", all.take_back(val));
   return 0;
 }
