@@ -136,7 +136,8 @@ SafetensorsHeader readSafetensorsHeader(const std::string &path) {
   std::string text(length, '\0');
   if (!in.read(text.data(), std::streamsize(length)))
     throw DataError(path + ": cannot read the header");
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  nlohmann::ordered_json json =
+      nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!json.is_object())
     throw DataError(path + ": the header is not a JSON object");
   SafetensorsHeader header;
@@ -162,7 +163,7 @@ SafetensorsHeader readSafetensorsHeader(const std::string &path) {
       throw bad("needs dtype, shape and data_offsets");
     SafetensorsEntry entry;
     entry.name = key;
-    const nlohmann::json &dtype = value["dtype"];
+    const nlohmann::ordered_json &dtype = value["dtype"];
     if (dtype == "F32")
       entry.dtype = DType::F32;
     else if (dtype == "F64")
@@ -171,10 +172,10 @@ SafetensorsHeader readSafetensorsHeader(const std::string &path) {
       entry.dtype = DType::I32;
     else
       throw bad("unsupported dtype " + dtype.dump());
-    const nlohmann::json &shape = value["shape"], &offsets = value["data_offsets"];
+    const nlohmann::ordered_json &shape = value["shape"], &offsets = value["data_offsets"];
     if (!shape.is_array() || !offsets.is_array() || offsets.size() != 2)
       throw bad("shape must be a list and data_offsets a pair");
-    for (const nlohmann::json &d : shape) {
+    for (const nlohmann::ordered_json &d : shape) {
       if (!d.is_number_unsigned())
         throw bad("shape entries must be non-negative integers");
       entry.shape.push_back(d.get<int64_t>());

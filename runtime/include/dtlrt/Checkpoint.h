@@ -51,7 +51,7 @@ struct SafetensorsEntry {
 struct SafetensorsHeader {
   std::string path;
   std::map<std::string, std::string> metadata;
-  std::vector<SafetensorsEntry> tensors;
+  std::vector<SafetensorsEntry> tensors; ///< in the header's order
   uint64_t dataOffset = 0; ///< where the data starts in the file
 };
 
