@@ -98,11 +98,10 @@ int main(int argc, char **argv) {
     const float one = 1, zero = 0;
     double ref = timeMs([&] {
       cublasGemmEx(blas, s.tb ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, int(s.n), int(rows),
-                   int(s.k), &one, b, CUDA_R_32F, int(s.tb ? s.k : s.n), a, CUDA_R_32F,
-                   int(s.k), &zero, c, CUDA_R_32F, int(s.n), compute, CUBLAS_GEMM_DEFAULT);
+                   int(s.k), &one, b, CUDA_R_32F, int(s.tb ? s.k : s.n), a, CUDA_R_32F, int(s.k),
+                   &zero, c, CUDA_R_32F, int(s.n), compute, CUBLAS_GEMM_DEFAULT);
     });
-    std::printf("%s | %.1f | %.1f | %.3f\n", s.name, flop / dtl / 1e9, flop / ref / 1e9,
-                ref / dtl);
+    std::printf("%s | %.1f | %.1f | %.3f\n", s.name, flop / dtl / 1e9, flop / ref / 1e9, ref / dtl);
     cudaFree(a), cudaFree(b), cudaFree(c), cudaFree(bias);
   }
 
@@ -111,14 +110,14 @@ int main(int argc, char **argv) {
     std::printf("%s | %.3f | %.2f\n", name, ms, bytes / ms / 1e9);
   };
   const int64_t channels = 768, n = rows * channels;
-  float *x = deviceFloats(n), *y = deviceFloats(n), *g = deviceFloats(n), *w = deviceFloats(channels),
-        *b = deviceFloats(channels), *mean = deviceFloats(rows), *rstd = deviceFloats(rows);
+  float *x = deviceFloats(n), *y = deviceFloats(n), *g = deviceFloats(n),
+        *w = deviceFloats(channels), *b = deviceFloats(channels), *mean = deviceFloats(rows),
+        *rstd = deviceFloats(rows);
   report("layerNorm [rows,768]",
          timeMs([&] { dtlrt::cuda::layerNorm(x, w, b, 1e-5, y, mean, rstd, rows, channels); }),
          2.0 * n * 4);
-  report("layerNormGradInput [rows,768]", timeMs([&] {
-           dtlrt::cuda::layerNormGradInput(x, w, mean, rstd, g, y, rows, channels);
-         }),
+  report("layerNormGradInput [rows,768]",
+         timeMs([&] { dtlrt::cuda::layerNormGradInput(x, w, mean, rstd, g, y, rows, channels); }),
          3.0 * n * 4);
   report("softmax [rows,768]", timeMs([&] { dtlrt::cuda::softmax(x, y, rows, channels); }),
          2.0 * n * 4);
@@ -128,15 +127,13 @@ int main(int argc, char **argv) {
   const float lrStep[2] = {1e-4f, 1.f};
   check(cudaMemcpy(scalars, lrStep, sizeof lrStep, cudaMemcpyHostToDevice), "copy");
   report("adamwUpdate 124M params", timeMs([&] {
-           dtlrt::cuda::adamwUpdate(p, pg, m, v, scalars, scalars + 1, 0.9, 0.95, 1e-8, 0.1, p,
-                                    m, v, params);
+           dtlrt::cuda::adamwUpdate(p, pg, m, v, scalars, scalars + 1, 0.9, 0.95, 1e-8, 0.1, p, m,
+                                    v, params);
          }),
          7.0 * params * 4);
   const int64_t copyShape[] = {rows, channels}, copyStrides[] = {channels, 1};
-  report("broadcast (copy) [rows,768]", timeMs([&] {
-           dtlrt::cuda::broadcast(x, y, copyShape, copyStrides, 2);
-         }),
-         2.0 * n * 4);
+  report("broadcast (copy) [rows,768]",
+         timeMs([&] { dtlrt::cuda::broadcast(x, y, copyShape, copyStrides, 2); }), 2.0 * n * 4);
   MPI_Finalize();
   return 0;
 }

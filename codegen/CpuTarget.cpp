@@ -37,8 +37,8 @@ public:
     SmallVector<std::string> elements;
     for (auto [k, input] : llvm::enumerate(fused.getInputs())) {
       elements.push_back("x" + std::to_string(k));
-      os << "const " << StepPrinter::elementType(input.getType()) << " " << elements.back()
-         << " = " << printer.name(input) << "[i];\n";
+      os << "const " << StepPrinter::elementType(input.getType()) << " " << elements.back() << " = "
+         << printer.name(input) << "[i];\n";
     }
     std::string result = printer.printElement(fused, elements, os);
     os << out << "[i] = " << result << ";\n";

@@ -40,12 +40,12 @@ public:
     int64_t n = result.getNumElements();
     std::string type = StepPrinter::elementType(result);
     bool vectorized = n % 4 == 0 && type == "real" &&
-                      llvm::all_of(fused.getInputs().getTypes(), [](Type t) {
-                        return StepPrinter::elementType(t) == "real";
-                      });
+                      llvm::all_of(fused.getInputs().getTypes(),
+                                   [](Type t) { return StepPrinter::elementType(t) == "real"; });
     SmallVector<std::string> params, pointers, args;
     for (auto [i, input] : llvm::enumerate(fused.getInputs())) {
-      std::string x = "x" + std::to_string(i), inputType = StepPrinter::elementType(input.getType());
+      std::string x = "x" + std::to_string(i),
+                  inputType = StepPrinter::elementType(input.getType());
       params.push_back(inputType + " " + x);
       pointers.push_back("const " + inputType + " *__restrict__ in" + std::to_string(i));
       args.push_back(printer.name(input));

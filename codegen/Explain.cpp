@@ -139,7 +139,7 @@ private:
         if (auto layouts = repeat->getAttrOfType<ArrayAttr>(attr::argShardings))
           return Layout::fromAttr(cast<ShardingAttr>(layouts[arg.getArgNumber()]));
       return arg.getOwner()->getParentOp() == step_ ? argLayout(step_, arg.getArgNumber())
-                                                     : Layout::replicated(0);
+                                                    : Layout::replicated(0);
     }
     Operation *op = v.getDefiningOp();
     auto layouts = op->getAttrOfType<ArrayAttr>(attr::shardings);
@@ -229,9 +229,12 @@ private:
 
   json::Object tensorJson(StringRef role, StringRef name, Type global, const Layout &layout,
                           Type local) const {
-    return json::Object{{"role", role},          {"name", name},
-                        {"global", typeString(global)}, {"sharding", layoutString(layout)},
-                        {"local", typeString(local)},   {"bytes", bytes(local)}};
+    return json::Object{{"role", role},
+                        {"name", name},
+                        {"global", typeString(global)},
+                        {"sharding", layoutString(layout)},
+                        {"local", typeString(local)},
+                        {"bytes", bytes(local)}};
   }
 
   /// Params, their gradients (as the optimizer gets them), optimizer state
@@ -250,8 +253,8 @@ private:
           unsigned arg = cast<BlockArgument>(param).getArgNumber();
           auto global = step_.getArgAttrOfType<TypeAttr>(arg, attr::globalType);
           gradBytes_ += bytes(grad.getType());
-          tensors.push_back(tensorJson("grad", nameOf(arg), global.getValue(), layoutOf(grad),
-                                       grad.getType()));
+          tensors.push_back(
+              tensorJson("grad", nameOf(arg), global.getValue(), layoutOf(grad), grad.getType()));
         });
         continue;
       }
@@ -260,8 +263,7 @@ private:
           continue;
         auto global = step_.getArgAttrOfType<TypeAttr>(arg.getArgNumber(), attr::globalType);
         tensors.push_back(tensorJson(stringifyRole(role), nameOf(arg.getArgNumber()),
-                                     global.getValue(),
-                                     layoutOf(arg), arg.getType()));
+                                     global.getValue(), layoutOf(arg), arg.getType()));
       }
     }
     return tensors;
@@ -273,7 +275,8 @@ private:
     for (Operation &op : step_.getBody().front())
       if (forward_.contains(&op) && !isa<shard::AllSliceOp, ReshapeOp, CollectiveWaitOp>(op))
         values.append(op.result_begin(), op.result_end());
-    llvm::stable_sort(values, [&](Value a, Value b) { return bytes(a.getType()) > bytes(b.getType()); });
+    llvm::stable_sort(values,
+                      [&](Value a, Value b) { return bytes(a.getType()) > bytes(b.getType()); });
     json::Array out;
     for (Value v : ArrayRef<Value>(values).take_front(8))
       out.push_back(json::Object{{"op", v.getDefiningOp()->getName().getStringRef()},
@@ -295,14 +298,18 @@ private:
       double factor = 0;
       StringRef kind;
       if (auto r = dyn_cast<shard::AllReduceOp>(op)) {
-        kind = "all_reduce", axes = r.getGridAxes(), full = bytes(r.getInput().getType()), factor = 2;
+        kind = "all_reduce", axes = r.getGridAxes(), full = bytes(r.getInput().getType()),
+        factor = 2;
       } else if (auto g = dyn_cast<shard::AllGatherOp>(op)) {
-        kind = "all_gather", axes = g.getGridAxes(), full = bytes(g.getResult().getType()), factor = 1;
+        kind = "all_gather", axes = g.getGridAxes(), full = bytes(g.getResult().getType()),
+        factor = 1;
       } else if (auto s = dyn_cast<shard::ReduceScatterOp>(op)) {
-        kind = "reduce_scatter", axes = s.getGridAxes(), full = bytes(s.getInput().getType()), factor = 1;
+        kind = "reduce_scatter", axes = s.getGridAxes(), full = bytes(s.getInput().getType()),
+        factor = 1;
       } else if (auto a = dyn_cast<shard::AllToAllOp>(op)) {
         // Each rank keeps 1/n of its tensor and sends the rest, in n-1 steps.
-        kind = "all_to_all", axes = a.getGridAxes(), full = bytes(a.getInput().getType()), factor = 1;
+        kind = "all_to_all", axes = a.getGridAxes(), full = bytes(a.getInput().getType()),
+        factor = 1;
       } else if (auto s = dyn_cast<shard::AllSliceOp>(op)) {
         kind = "all_slice", axes = s.getGridAxes(), full = bytes(s.getInput().getType());
       } else {
@@ -313,7 +320,8 @@ private:
         n *= mesh_.getSizes()[a];
       double sent = n > 1 ? factor * double(n - 1) / n * full : 0;
       LinkModel link = linkFor(axes);
-      double seconds = sent > 0 ? factor * (n - 1) * link.alphaSeconds + sent / link.bytesPerSecond : 0;
+      double seconds =
+          sent > 0 ? factor * (n - 1) * link.alphaSeconds + sent / link.bytesPerSecond : 0;
       // Inside a repeat, once per layer.
       int64_t times = timesRun(op);
       commSeconds_ += seconds * times;
@@ -377,14 +385,14 @@ private:
     auto str = [](const json::Value *v) { return v ? v->getAsString().value_or("").str() : ""; };
     auto num = [](const json::Value *v) { return v ? v->getAsNumber().value_or(0) : 0.0; };
     auto integer = [](const json::Value *v) { return v ? v->getAsInteger().value_or(0) : 0; };
-    os << "dtlc --explain " << options_.sourceFile << ": model " << str(r.get("model"))
-       << ", mesh " << mesh_.getGrid().getValue() << " [";
+    os << "dtlc --explain " << options_.sourceFile << ": model " << str(r.get("model")) << ", mesh "
+       << mesh_.getGrid().getValue() << " [";
     for (auto [i, name] : llvm::enumerate(axisNames_))
       os << (i ? ", " : "") << name << ": " << mesh_.getSizes()[i];
     os << "] = " << meshSize() << " ranks, planned for " << str(r.get("target"))
        << "\n\nTensors, per rank:\n";
-    os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", "role", "name",
-                        "global", "sharding", "local", "size");
+    os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", "role", "name", "global",
+                        "sharding", "local", "size");
     for (const json::Value &t : *r.getArray("tensors")) {
       const json::Object &o = *t.getAsObject();
       os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", str(o.get("role")),
@@ -413,19 +421,21 @@ private:
     }
     const json::Object &m = *r.getObject("memory");
     os << "\nMemory per rank (what the program allocates):\n";
-    for (auto [key, label] :
-         {std::pair{"params", "params"}, {"gradients", "gradients (within the peak below)"},
-          {"optimizer_state", "optimizer state"}, {"inputs", "inputs"},
-          {"step_buffers", "activations, gradients, temporaries (peak)"},
-          {"step_results", "step results (loss, norms)"}, {"total", "total"}})
+    for (auto [key, label] : {std::pair{"params", "params"},
+                              {"gradients", "gradients (within the peak below)"},
+                              {"optimizer_state", "optimizer state"},
+                              {"inputs", "inputs"},
+                              {"step_buffers", "activations, gradients, temporaries (peak)"},
+                              {"step_results", "step results (loss, norms)"},
+                              {"total", "total"}})
       os << llvm::formatv("  {0,-44} {1}\n", label, sizeString(integer(m.get(key))));
     const json::Object &t = *r.getObject("step_time");
     os << "\nPredicted step time, per rank (no overlap of compute and communication):\n"
        << llvm::formatv("  compute        {0:f3} GFLOP ({1:f3} in matrix products) at {2:f0} "
                         "TFLOP/s = {3}\n",
                         num(t.get("flops_per_rank")) / 1e9,
-                        num(t.get("matmul_flops_per_rank")) / 1e9,
-                        num(t.get("teraflops_per_rank")), timeString(num(t.get("compute_seconds"))))
+                        num(t.get("matmul_flops_per_rank")) / 1e9, num(t.get("teraflops_per_rank")),
+                        timeString(num(t.get("compute_seconds"))))
        << llvm::formatv("  communication  {0} sent = {1}\n",
                         sizeString(integer(t.get("communication_bytes_per_rank"))),
                         timeString(num(t.get("communication_seconds"))))

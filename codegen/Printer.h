@@ -27,8 +27,8 @@ enum class PrintTarget { Cpu, Cuda };
 /// that hands them to libdtlrt. `sourceFile` names the .dtl file in the
 /// program's messages (default: the model function's location). The module
 /// must have been planned for the same target.
-mlir::LogicalResult printProgram(mlir::ModuleOp module, PrintTarget target,
-                                 llvm::raw_ostream &os, llvm::StringRef sourceFile = "");
+mlir::LogicalResult printProgram(mlir::ModuleOp module, PrintTarget target, llvm::raw_ostream &os,
+                                 llvm::StringRef sourceFile = "");
 
 /// Registers the translations dtl-to-cpp and dtl-to-cuda.
 void registerTranslations();

@@ -133,7 +133,9 @@ SmallVector<int64_t> gatherStrides(TransposeOp t) {
 /// One element of an elementwise op, from its operands' element names.
 std::string scalar(Operation *op, ArrayRef<std::string> x, StringRef ns) {
   return llvm::TypeSwitch<Operation *, std::string>(op)
-      .Case([&](ConstantOp c) { return "real(" + cpp::literal(c.getValue().convertToDouble()) + ")"; })
+      .Case([&](ConstantOp c) {
+        return "real(" + cpp::literal(c.getValue().convertToDouble()) + ")";
+      })
       .Case([&](AddOp) { return x[0] + " + " + x[1]; })
       .Case([&](SubOp) { return x[0] + " - " + x[1]; })
       .Case([&](MulOp) { return x[0] + " * " + x[1]; })
@@ -212,15 +214,15 @@ LogicalResult StepPrinter::printFunction(func::FuncOp fn, StringRef cppName) {
     return fn.emitError("the printers print the execution stage: run dtl-plan-buffers first");
   os_ << "void " << cppName << "(dtlrt::Context &ctx, void *const *args, void *const *results) {\n";
   os_.indent();
-  os_ << "(void)ctx;\nstatic char *const arena = " << target_.ns() << "::arena("
-      << arena.getInt() << ");\n";
+  os_ << "(void)ctx;\nstatic char *const arena = " << target_.ns() << "::arena(" << arena.getInt()
+      << ");\n";
   for (BlockArgument arg : fn.getArguments()) {
     std::string name = "a" + str(arg.getArgNumber());
     if (StringRef n = argName(fn, arg.getArgNumber()); !n.empty())
       name += "_" + cpp::identifier(n);
     std::string type = elementType(arg.getType());
-    os_ << "const " << type << " *const " << name << " = static_cast<const " << type
-        << " *>(args[" << arg.getArgNumber() << "]);\n";
+    os_ << "const " << type << " *const " << name << " = static_cast<const " << type << " *>(args["
+        << arg.getArgNumber() << "]);\n";
     names_[arg] = name;
   }
   if (failed(printBlock(fn.getBody().front())))
@@ -317,8 +319,8 @@ LogicalResult StepPrinter::gather(Operation *op, ArrayRef<int64_t> strides) {
   os_.indent();
   if (!shape.declaration.empty())
     os_ << shape.declaration << "\n" << stride.declaration << "\n";
-  call("broadcast", {name(op->getOperand(0)), out, shape.argument, stride.argument,
-                     str(strides.size())});
+  call("broadcast",
+       {name(op->getOperand(0)), out, shape.argument, stride.argument, str(strides.size())});
   os_.unindent();
   os_ << "}\n";
   return success();
@@ -379,9 +381,9 @@ LogicalResult StepPrinter::print(LayerNormOp op) {
   auto [rows, n] = rowsAndLast(op.getInput());
   std::string out = define(op.getResult()), mean = define(op.getMean()),
               rstd = define(op.getRstd());
-  call("layerNorm", {name(op.getInput()), name(op.getWeight()), name(op.getBias()),
-                     cpp::literal(op.getEps().convertToDouble()), out, mean, rstd, str(rows),
-                     str(n)});
+  call("layerNorm",
+       {name(op.getInput()), name(op.getWeight()), name(op.getBias()),
+        cpp::literal(op.getEps().convertToDouble()), out, mean, rstd, str(rows), str(n)});
   return success();
 }
 
@@ -426,8 +428,8 @@ LogicalResult StepPrinter::print(CausalAttentionOp op) {
   printLocation(op);
   ArrayRef<int64_t> q = shapeOf(op.getQ());
   std::string out = define(op.getResult()), probs = define(op.getProbs());
-  call("causalAttention", {name(op.getQ()), name(op.getK()), name(op.getV()), out, probs,
-                           str(q[0]), str(q[1]), str(q[2]), str(q[2] / op.getHeadDim())});
+  call("causalAttention", {name(op.getQ()), name(op.getK()), name(op.getV()), out, probs, str(q[0]),
+                           str(q[1]), str(q[2]), str(q[2] / op.getHeadDim())});
   return success();
 }
 
@@ -436,9 +438,8 @@ LogicalResult StepPrinter::print(CausalAttentionGradOp op) {
   ArrayRef<int64_t> q = shapeOf(op.getQ());
   std::string dq = define(op.getQGrad()), dk = define(op.getKGrad()), dv = define(op.getVGrad());
   call("causalAttentionGrad",
-       {name(op.getQ()), name(op.getK()), name(op.getV()), name(op.getProbs()),
-        name(op.getGrad()), dq, dk, dv, str(q[0]), str(q[1]), str(q[2]),
-        str(q[2] / op.getHeadDim())});
+       {name(op.getQ()), name(op.getK()), name(op.getV()), name(op.getProbs()), name(op.getGrad()),
+        dq, dk, dv, str(q[0]), str(q[1]), str(q[2]), str(q[2] / op.getHeadDim())});
   return success();
 }
 
@@ -446,8 +447,7 @@ LogicalResult StepPrinter::print(CrossEntropyOp op) {
   printLocation(op);
   auto [rows, classes] = rowsAndLast(op.getLogits());
   std::string out = define(op.getResult());
-  call("crossEntropy",
-       {name(op.getLogits()), name(op.getLabels()), out, str(rows), str(classes)});
+  call("crossEntropy", {name(op.getLogits()), name(op.getLabels()), out, str(rows), str(classes)});
   return success();
 }
 
@@ -497,10 +497,10 @@ LogicalResult StepPrinter::print(DropoutOp op) {
     os_ << localShape.declaration << "\n"
         << globalShape.declaration << "\nconst int64_t offsets[] = {" << llvm::join(offsets, ", ")
         << "};\n";
-  call("dropout", {name(op.getInput()), out, str(local.size()), localShape.argument,
-                   globalShape.argument, local.empty() ? "nullptr" : "offsets",
-                   cpp::literal(op.getRate().convertToDouble()), str(seed_) + "ull",
-                   str(op.getStream()), layer, name(op.getStep())});
+  call("dropout",
+       {name(op.getInput()), out, str(local.size()), localShape.argument, globalShape.argument,
+        local.empty() ? "nullptr" : "offsets", cpp::literal(op.getRate().convertToDouble()),
+        str(seed_) + "ull", str(op.getStream()), layer, name(op.getStep())});
   os_.unindent();
   os_ << "}\n";
   return success();
@@ -508,11 +508,10 @@ LogicalResult StepPrinter::print(DropoutOp op) {
 
 LogicalResult StepPrinter::print(AdamwUpdateOp op) {
   printLocation(op);
-  std::string param = define(op.getNewParam()), m = define(op.getNewM()),
-              v = define(op.getNewV());
+  std::string param = define(op.getNewParam()), m = define(op.getNewM()), v = define(op.getNewV());
   call("adamwUpdate",
-       {name(op.getParam()), name(op.getGrad()), name(op.getM()), name(op.getV()),
-        name(op.getLr()), name(op.getStep()), cpp::literal(op.getBeta1().convertToDouble()),
+       {name(op.getParam()), name(op.getGrad()), name(op.getM()), name(op.getV()), name(op.getLr()),
+        name(op.getStep()), cpp::literal(op.getBeta1().convertToDouble()),
         cpp::literal(op.getBeta2().convertToDouble()), cpp::literal(op.getEps().convertToDouble()),
         cpp::literal(op.getWeightDecay().convertToDouble()), param, m, v,
         str(elements(op.getParam()))});
@@ -576,9 +575,9 @@ LogicalResult StepPrinter::print(RepeatOp op) {
                      : PlaceAttr();
     if (place && place.getKind() == PlaceKind::slice && place.getIndex() == int64_t(k))
       continue; // written there already
-    call("copy", {name(value), name(op.getStackedResults()[k]) + " + " + i + " * " +
-                                   str(elements(value)),
-                  str(elements(value)) + " * sizeof(" + elementType(value.getType()) + ")"});
+    call("copy",
+         {name(value), name(op.getStackedResults()[k]) + " + " + i + " * " + str(elements(value)),
+          str(elements(value)) + " * sizeof(" + elementType(value.getType()) + ")"});
   }
   for (auto [value, arg, result] :
        llvm::zip(yielded.take_front(carries), op.getCarryArgs(), op.getCarryResults())) {
@@ -603,8 +602,8 @@ std::string StepPrinter::describe(StringRef kind, ArrayRef<int16_t> axes, Value 
   SmallVector<std::string> names;
   for (int16_t a : axes)
     names.push_back(mesh_.getNames()[a].getValue().str());
-  return cpp::quoted((kind + " over [" + llvm::join(names, ", ") + "] of " +
-                      str(elements(input)) + " elements in " + functionName_)
+  return cpp::quoted((kind + " over [" + llvm::join(names, ", ") + "] of " + str(elements(input)) +
+                      " elements in " + functionName_)
                          .str());
 }
 
@@ -644,10 +643,10 @@ LogicalResult StepPrinter::print(shard::AllGatherOp op) {
 }
 
 LogicalResult StepPrinter::print(shard::AllToAllOp op) {
-  return collective("all_to_all", "allToAll", op,
-                    {int64_t(op.getSplitAxis().getZExtValue()),
-                     int64_t(op.getConcatAxis().getZExtValue())},
-                    op.getGridAxes());
+  return collective(
+      "all_to_all", "allToAll", op,
+      {int64_t(op.getSplitAxis().getZExtValue()), int64_t(op.getConcatAxis().getZExtValue())},
+      op.getGridAxes());
 }
 
 // Local: this rank's slice, on the compute stream.
@@ -665,9 +664,9 @@ LogicalResult StepPrinter::print(CollectiveWaitOp op) {
   Value pending = op.getPending();
   while (auto view = pending.getDefiningOp<ViewLikeOpInterface>())
     pending = view.getViewSource();
-  auto slot = pending.getDefiningOp() ? pending.getDefiningOp()->getAttrOfType<IntegerAttr>(
-                                            attr::slot)
-                                      : IntegerAttr();
+  auto slot = pending.getDefiningOp()
+                  ? pending.getDefiningOp()->getAttrOfType<IntegerAttr>(attr::slot)
+                  : IntegerAttr();
   if (!slot)
     return op.emitError("waits for no collective with a `dtl.slot`");
   os_ << target_.ns() << "::waitFor(" << slot.getInt() << ");\n";

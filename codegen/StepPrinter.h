@@ -104,9 +104,8 @@ private:
   mlir::LogicalResult print(mlir::func::ReturnOp op);
 
   /// A shaped collective: ns::method<T>(ctx, in, out, {shape}, dims..., axes, slot, what).
-  mlir::LogicalResult collective(llvm::StringRef kind, llvm::StringRef method,
-                                 mlir::Operation *op, llvm::ArrayRef<int64_t> dims,
-                                 llvm::ArrayRef<int16_t> axes);
+  mlir::LogicalResult collective(llvm::StringRef kind, llvm::StringRef method, mlir::Operation *op,
+                                 llvm::ArrayRef<int64_t> dims, llvm::ArrayRef<int16_t> axes);
   /// "all_reduce over [dp] of N elements in step_f", for the program's messages.
   std::string describe(llvm::StringRef kind, llvm::ArrayRef<int16_t> axes, mlir::Value input);
   /// A gather by strides (broadcast, transpose).

@@ -44,11 +44,11 @@ struct Expr {
   enum class Kind { Number, Name, Neg, Binary, Call };
   Kind kind;
   Pos pos;
-  double number = 0;                         ///< Number
-  std::string name;                          ///< Name
-  char op = 0;                               ///< Binary: @ * / + -
+  double number = 0;                           ///< Number
+  std::string name;                            ///< Name
+  char op = 0;                                 ///< Binary: @ * / + -
   std::vector<std::unique_ptr<Expr>> operands; ///< Neg, Binary
-  std::unique_ptr<Call> call;                ///< Call
+  std::unique_ptr<Call> call;                  ///< Call
 };
 
 /// A call argument or train setting: an expression, a string or a tuple.

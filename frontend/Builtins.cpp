@@ -64,10 +64,10 @@ struct BuiltinCall {
 using BuildFn = Value (*)(BuiltinCall &);
 
 struct Builtin {
-  unsigned arity;                 ///< tensor arguments
-  bool f32;                       ///< every tensor argument must be f32
-  SmallVector<StringRef> named;   ///< the named arguments it accepts
-  bool takesList;                 ///< a tuple after the tensor
+  unsigned arity;               ///< tensor arguments
+  bool f32;                     ///< every tensor argument must be f32
+  SmallVector<StringRef> named; ///< the named arguments it accepts
+  bool takesList;               ///< a tuple after the tensor
   BuildFn build;
 };
 
@@ -137,9 +137,8 @@ Value layernorm(BuiltinCall &c) {
   std::optional<double> eps = c.namedNumber("eps", 1e-5);
   if (!eps)
     return {};
-  auto types = c.shapeRule([&] {
-    return LayerNormOp::inferResultTypes(c.loc, c.type(0), c.type(1), c.type(2));
-  });
+  auto types = c.shapeRule(
+      [&] { return LayerNormOp::inferResultTypes(c.loc, c.type(0), c.type(1), c.type(2)); });
   if (failed(types))
     return {};
   return LayerNormOp::create(c.b(), c.loc, c.args[0], c.args[1], c.args[2],
@@ -148,7 +147,8 @@ Value layernorm(BuiltinCall &c) {
 }
 
 Value embedding(BuiltinCall &c) {
-  if (failed(c.shapeRule([&] { return EmbeddingOp::inferResultType(c.loc, c.type(0), c.type(1)); })))
+  if (failed(
+          c.shapeRule([&] { return EmbeddingOp::inferResultType(c.loc, c.type(0), c.type(1)); })))
     return {};
   return EmbeddingOp::create(c.b(), c.loc, c.args[0], c.args[1]);
 }
@@ -171,8 +171,7 @@ Value causalAttention(BuiltinCall &c) {
   }
   int64_t headDim = channels ? channels / h : 1;
   if (failed(c.shapeRule([&] {
-        return CausalAttentionOp::inferResultTypes(c.loc, c.type(0), c.type(1), c.type(2),
-                                                   headDim);
+        return CausalAttentionOp::inferResultTypes(c.loc, c.type(0), c.type(1), c.type(2), headDim);
       })))
     return {};
   return CausalAttentionOp::create(c.b(), c.loc, c.args[0], c.args[1], c.args[2],
@@ -191,8 +190,7 @@ Value reshape(BuiltinCall &c) {
   RankedTensorType type = c.type(0);
   auto result = RankedTensorType::get(*shape, type.getElementType());
   if (llvm::any_of(*shape, [](int64_t d) { return d < 1; }) ||
-      result.getNumElements() != type.getNumElements() ||
-      !reshapeGroups(type.getShape(), *shape)) {
+      result.getNumElements() != type.getNumElements() || !reshapeGroups(type.getShape(), *shape)) {
     c.g.error(c.call.pos) << "cannot reshape " << formatType(type) << " to " << formatType(result)
                           << ": reshapes keep the element count and merge or split neighbouring "
                              "dimensions";
@@ -243,8 +241,8 @@ Value dropout(BuiltinCall &c) {
 
 /// cross_entropy(logits, labels): the mean over the examples.
 Value crossEntropy(BuiltinCall &c) {
-  auto type = c.shapeRule(
-      [&] { return CrossEntropyOp::inferResultType(c.loc, c.type(0), c.type(1)); });
+  auto type =
+      c.shapeRule([&] { return CrossEntropyOp::inferResultType(c.loc, c.type(0), c.type(1)); });
   if (failed(type))
     return {};
   // Evaluation counts correct predictions of a loss outside any repeat.
@@ -284,8 +282,8 @@ const llvm::StringMap<Builtin> &builtins() {
 
 Value Generator::call(const ast::Call &c) {
   if (blocks.count(c.callee)) {
-    error(c.pos) << "block '" << c.callee << "' is called as a whole statement: NAME = "
-                 << c.callee << "(...) or NAME = repeat N " << c.callee << "(...)";
+    error(c.pos) << "block '" << c.callee << "' is called as a whole statement: NAME = " << c.callee
+                 << "(...) or NAME = repeat N " << c.callee << "(...)";
     return {};
   }
   auto found = builtins().find(c.callee);

@@ -204,9 +204,8 @@ ShardingAttr Generator::sharding(const ast::Stmt &decl, RankedTensorType type) {
     }
     if (ok && type.getShape()[d] % span != 0) {
       auto diag = error(decl.sharding->dims[d].front().pos)
-                  << "dimension " << d << " of '" << decl.name << "' (size "
-                  << type.getShape()[d] << ") is not divisible by " << span
-                  << ", the number of devices it is split over";
+                  << "dimension " << d << " of '" << decl.name << "' (size " << type.getShape()[d]
+                  << ") is not divisible by " << span << ", the number of devices it is split over";
       for (const ast::AxisRef &ref : axes)
         for (auto [i, a] : llvm::enumerate(mesh->axes))
           if (a.name == ref.name)
@@ -305,4 +304,3 @@ std::optional<double> Generator::number(const ast::Value &v) {
     return std::nullopt;
   return sign * e->number;
 }
-

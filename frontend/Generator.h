@@ -35,8 +35,7 @@ public:
 
   // Diagnostics ------------------------------------------------------------
   mlir::Location loc(ast::Pos p) {
-    return mlir::FileLineColLoc::get(&ctx, p.file ? llvm::StringRef(*p.file) : file, p.line,
-                                     p.col);
+    return mlir::FileLineColLoc::get(&ctx, p.file ? llvm::StringRef(*p.file) : file, p.line, p.col);
   }
   mlir::InFlightDiagnostic error(ast::Pos p) {
     hadError = true;

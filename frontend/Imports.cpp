@@ -63,8 +63,7 @@ struct Importer {
       }
       program.files.push_back(std::make_unique<std::string>(path.str()));
       const std::string *file = program.files.back().get();
-      std::unique_ptr<Program> imported =
-          parseProgram((*buffer)->getBuffer().str(), onError, file);
+      std::unique_ptr<Program> imported = parseProgram((*buffer)->getBuffer().str(), onError, file);
       if (!imported) {
         ok = false;
         continue;
@@ -86,6 +85,7 @@ struct Importer {
 
 bool dtl::resolveImports(Program &program, const std::string &mainFile,
                          const SyntaxErrorFn &onError) {
-  Importer importer{program, onError, {Importer::canonical(mainFile)}, {Importer::canonical(mainFile)}};
+  Importer importer{
+      program, onError, {Importer::canonical(mainFile)}, {Importer::canonical(mainFile)}};
   return importer.resolve(program.imports, mainFile);
 }

@@ -31,7 +31,7 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
     model = &program.models.front();
   } else {
     error(ast::Pos{1, 1}) << (program.models.empty() ? "no model in this file"
-                                                      : "several models and no train section");
+                                                     : "several models and no train section");
   }
   if (!model || !selectMesh(program, train) || !resolveSizes(*model))
     return nullptr;
@@ -45,13 +45,14 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
       names.push_back(b.getStringAttr(a.name));
   else
     names.push_back(b.getStringAttr("devices"));
-  (*module)->setAttr(attr::mesh, MeshAttr::get(&ctx, FlatSymbolRefAttr::get(&ctx, meshName),
-                                                names, meshShape));
+  (*module)->setAttr(attr::mesh,
+                     MeshAttr::get(&ctx, FlatSymbolRefAttr::get(&ctx, meshName), names, meshShape));
   OpBuilder::InsertionGuard guard(b);
   for (const ast::Block &blk : program.blocks) {
     auto [it, fresh] = blocks.try_emplace(blk.name, &blk);
     if (!fresh)
-      error(blk.pos).append("block '", blk.name, "' is declared twice")
+      error(blk.pos)
+              .append("block '", blk.name, "' is declared twice")
               .attachNote(loc(it->second->pos))
           << "first declared here";
   }

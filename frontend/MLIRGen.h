@@ -13,17 +13,15 @@
 namespace dtl {
 
 struct FrontendOptions {
-  std::map<std::string, int64_t> sizes;      ///< -D NAME=VALUE
-  std::map<std::string, int64_t> meshSizes;  ///< --mesh dp=4,tp=2
+  std::map<std::string, int64_t> sizes;     ///< -D NAME=VALUE
+  std::map<std::string, int64_t> meshSizes; ///< --mesh dp=4,tp=2
 };
 
 /// Emits the module for `program` (global view: one model function, its
 /// mesh, the train configuration as attributes), or null after reporting
 /// errors at their `file:line:col`.
-mlir::OwningOpRef<mlir::ModuleOp> mlirGen(mlir::MLIRContext &context,
-                                          const ast::Program &program,
-                                          llvm::StringRef filename,
-                                          const FrontendOptions &options);
+mlir::OwningOpRef<mlir::ModuleOp> mlirGen(mlir::MLIRContext &context, const ast::Program &program,
+                                          llvm::StringRef filename, const FrontendOptions &options);
 
 } // namespace dtl
 

@@ -256,8 +256,7 @@ struct Builder {
 
 } // namespace
 
-std::unique_ptr<Program> dtl::parseProgram(const std::string &source,
-                                           const SyntaxErrorFn &onError,
+std::unique_ptr<Program> dtl::parseProgram(const std::string &source, const SyntaxErrorFn &onError,
                                            const std::string *file) {
   try {
     antlr4::ANTLRInputStream input(source);

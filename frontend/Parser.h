@@ -14,8 +14,7 @@ using SyntaxErrorFn = std::function<void(ast::Pos, const std::string &)>;
 
 /// Parses `source`; returns null after reporting syntax errors (ANTLR recovers,
 /// so one run reports several). Positions carry `file` (null: the main file).
-std::unique_ptr<ast::Program> parseProgram(const std::string &source,
-                                           const SyntaxErrorFn &onError,
+std::unique_ptr<ast::Program> parseProgram(const std::string &source, const SyntaxErrorFn &onError,
                                            const std::string *file = nullptr);
 
 /// Reads, parses and merges the files `program` imports (and theirs),

@@ -72,7 +72,8 @@ func::FuncOp Generator::emitModel(const ast::Model &model) {
     auto [logits, labels] = crossEntropies.front();
     Location l = loss.getLoc();
     Value perExample = CorrectOp::create(b, l, logits, labels);
-    auto all = llvm::to_vector(llvm::seq<int64_t>(0, cast<RankedTensorType>(labels.getType()).getRank()));
+    auto all =
+        llvm::to_vector(llvm::seq<int64_t>(0, cast<RankedTensorType>(labels.getType()).getRank()));
     results.push_back(
         ReduceSumOp::create(b, l, perExample, b.getDenseI64ArrayAttr(all), UnitAttr()));
     resultAttrs.push_back(
@@ -409,9 +410,9 @@ Value Generator::binary(const ast::Expr &e) {
     int64_t li = i - (rank - lt.getRank()), ri = i - (rank - rt.getRank());
     int64_t a = li >= 0 ? lt.getShape()[li] : 1, c = ri >= 0 ? rt.getShape()[ri] : 1;
     if (a != c && a != 1 && c != 1) {
-      InFlightDiagnostic diag = error(e.pos) << "shape mismatch in " << opName << ": "
-                                             << formatType(lt) << " and " << formatType(rt)
-                                             << " do not broadcast";
+      InFlightDiagnostic diag = error(e.pos)
+                                << "shape mismatch in " << opName << ": " << formatType(lt)
+                                << " and " << formatType(rt) << " do not broadcast";
       if (Diagnostic *d = diag.getUnderlyingDiagnostic())
         noteOperands(*d, {e.operands[0].get(), e.operands[1].get()});
       return {};

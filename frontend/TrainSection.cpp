@@ -63,8 +63,8 @@ DataAttr Generator::dataSource(const ast::DataSource &source) {
     };
     RankedTensorType first = source.names.size() == 2 ? inputType(source.names[0]) : nullptr;
     RankedTensorType second = source.names.size() == 2 ? inputType(source.names[1]) : nullptr;
-    if (source.names.size() != 2 || !first || !second || first != second ||
-        first.getRank() != 2 || !first.getElementType().isInteger(32)) {
+    if (source.names.size() != 2 || !first || !second || first != second || first.getRank() != 2 ||
+        !first.getElementType().isInteger(32)) {
       error(source.pos) << "tokens(...) feeds two i32 [B, T] inputs: the token ids and the "
                            "next-token targets (data idx, targets = tokens(\"train.bin\"))";
       return {};
@@ -130,8 +130,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       else
         zero = (int64_t)*n;
     } else if (s.key == "precision") {
-      bool isName = s.value.kind == ast::Value::Kind::Expr &&
-                    s.value.expr->kind == ast::Expr::Kind::Name;
+      bool isName =
+          s.value.kind == ast::Value::Kind::Expr && s.value.expr->kind == ast::Expr::Kind::Name;
       if (!isName || (s.value.expr->name != "f32" && s.value.expr->name != "bf16"))
         error(s.value.pos) << "'precision' is f32 or bf16 (bf16: GEMMs multiply in bf16 on "
                               "the CUDA target, with f32 master weights and optimizer state)";
@@ -168,8 +168,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       for (const ast::Arg &a : c.args) {
         const SmallVector<StringRef> &params = known.lookup(c.callee);
         if (a.key.empty() || !llvm::is_contained(params, a.key)) {
-          error(a.pos) << "'" << c.callee << "' takes named arguments: "
-                       << llvm::join(params, ", ");
+          error(a.pos) << "'" << c.callee
+                       << "' takes named arguments: " << llvm::join(params, ", ");
           continue;
         }
         if (a.key == "betas") {
@@ -208,9 +208,9 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   auto optimizerAttr =
       OptimizerAttr::getChecked([&] { return error(train.pos); }, &ctx, optimizer, F64(lr),
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
-  auto trainAttr = TrainAttr::getChecked([&] { return error(train.pos); }, &ctx, data, eval,
-                                         steps, logEvery, evalEvery, evalBatches, seed, schedule,
-                                         warmup, F64(minLr), zero, precision);
+  auto trainAttr = TrainAttr::getChecked([&] { return error(train.pos); }, &ctx, data, eval, steps,
+                                         logEvery, evalEvery, evalBatches, seed, schedule, warmup,
+                                         F64(minLr), zero, precision);
   if (!optimizerAttr || !trainAttr)
     return;
   module->setAttr(attr::optimizer, optimizerAttr);

@@ -204,8 +204,8 @@ struct RepeatVjp {
     for (unsigned k : xs)
       types.push_back(forward.getStacked()[k].getType());
     RepeatOp saving = saveResiduals(b); // `forward` is gone after this
-    auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(),
-                                     inits, stacked, invariants);
+    auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(), inits,
+                                     stacked, invariants);
     backward.getBody().push_back(body.release());
 
     operandGrads.assign(saving->getNumOperands(), Value());
@@ -269,9 +269,8 @@ struct RepeatVjp {
         // The operand is the forward's stacked result, made in saveResiduals.
         inside = addStacked(Value(), v.getType());
       }
-      v.replaceUsesWithIf(inside, [&](OpOperand &use) {
-        return use.getOwner()->getBlock() == body.get();
-      });
+      v.replaceUsesWithIf(inside,
+                          [&](OpOperand &use) { return use.getOwner()->getBlock() == body.get(); });
     }
   }
 

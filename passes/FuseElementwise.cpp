@@ -66,8 +66,8 @@ void fuse(Operation *root, const DenseMap<Operation *, Operation *> &into) {
         leaves.insert(v);
 
   OpBuilder b(root);
-  auto fused = FusedOp::create(b, root->getLoc(), root->getResult(0).getType(),
-                               leaves.getArrayRef());
+  auto fused =
+      FusedOp::create(b, root->getLoc(), root->getResult(0).getType(), leaves.getArrayRef());
   if (Attribute layouts = root->getAttr(attr::shardings))
     fused->setAttr(attr::shardings, layouts);
   Block *body = new Block();

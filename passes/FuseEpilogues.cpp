@@ -30,8 +30,8 @@ struct FuseEpilogues : dtl::impl::FuseEpiloguesBase<FuseEpilogues> {
     SmallVector<AddOp> adds;
     getOperation().walk([&](AddOp add) { adds.push_back(add); });
     for (AddOp add : adds) {
-      for (auto [product, other] : {std::pair(add.getLhs(), add.getRhs()),
-                                    std::pair(add.getRhs(), add.getLhs())}) {
+      for (auto [product, other] :
+           {std::pair(add.getLhs(), add.getRhs()), std::pair(add.getRhs(), add.getLhs())}) {
         auto matmul = product.getDefiningOp<MatmulOp>();
         Value bias = rowBias(other);
         if (!matmul || !bias || !matmul->hasOneUse())

@@ -106,8 +106,8 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
       BlockArgument param = fn.getArgument(i);
       if (auto computed = fn.getArgAttrOfType<ShardingAttr>(i, attr::sharding);
           computed && computed != sharding && !param.use_empty()) {
-        auto gathered = ShardingConstraintOp::create(b, param.getLoc(), param.getType(), param,
-                                                     computed);
+        auto gathered =
+            ShardingConstraintOp::create(b, param.getLoc(), param.getType(), param, computed);
         param.replaceAllUsesExcept(gathered, gathered);
       }
       fn.setArgAttr(i, attr::sharding, sharding);
@@ -156,8 +156,8 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     for (unsigned i : paramArgs)
       for (StringRef state : stateNames(kind)) {
         argTypes.push_back(grad.getArgument(i).getType());
-        Attribute sharding = zero >= 1 ? Attribute(zeroShardings.lookup(i))
-                                       : grad.getArgAttr(i, attr::sharding);
+        Attribute sharding =
+            zero >= 1 ? Attribute(zeroShardings.lookup(i)) : grad.getArgAttr(i, attr::sharding);
         argAttrs.push_back(
             named(Role::opt_state, b.getStringAttr(argName(grad, i) + "." + state), sharding));
       }
@@ -252,10 +252,10 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         state.push_back(body->getArgument(firstState + k * numStates + s));
       Operation *update;
       if (kind == OptimizerKind::adamw)
-        update = AdamwUpdateOp::create(b, loc, TypeRange{t, t, t}, param, grads[k], state[0],
-                                       state[1], lr, stepNumber, f64(config.getBeta1()),
-                                       f64(config.getBeta2()), f64(config.getEps()),
-                                       f64(config.getWeightDecay()));
+        update =
+            AdamwUpdateOp::create(b, loc, TypeRange{t, t, t}, param, grads[k], state[0], state[1],
+                                  lr, stepNumber, f64(config.getBeta1()), f64(config.getBeta2()),
+                                  f64(config.getEps()), f64(config.getWeightDecay()));
       else
         update = SgdUpdateOp::create(b, loc, TypeRange{t, t}, param, grads[k], state[0], lr,
                                      f64(config.getMomentum()), f64(config.getWeightDecay()));

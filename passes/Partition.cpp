@@ -38,8 +38,8 @@ struct FunctionPartitioner {
     for (auto [d, axes] : llvm::enumerate(layout.dims)) {
       int64_t span = mesh.span(axes);
       if (shape[d] % span != 0)
-        return emitError(loc, "dimension ") << d << " of size " << shape[d]
-                                            << " cannot be split " << span << " ways";
+        return emitError(loc, "dimension ")
+               << d << " of size " << shape[d] << " cannot be split " << span << " ways";
       shape[d] /= span;
     }
     return RankedTensorType::get(shape, global.getElementType());
@@ -157,8 +157,9 @@ struct FunctionPartitioner {
           continue;
         int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
         OpBuilder after = builderAfter(next);
-        next = shard::AllGatherOp::create(after, loc, withDim(next, d, size * mesh.span(from.dims[d])),
-                                          grid, from.dims[d], next, llvm::APInt(64, d));
+        next =
+            shard::AllGatherOp::create(after, loc, withDim(next, d, size * mesh.span(from.dims[d])),
+                                       grid, from.dims[d], next, llvm::APInt(64, d));
         gathered.dims[d].clear();
       }
       remember(v, next, gathered, keepPartial);
@@ -170,8 +171,8 @@ struct FunctionPartitioner {
           continue;
         int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
         OpBuilder after = builderAfter(next);
-        next = shard::AllSliceOp::create(after, loc, withDim(next, d, size / mesh.span(want)),
-                                         next, grid, want, (int64_t)d);
+        next = shard::AllSliceOp::create(after, loc, withDim(next, d, size / mesh.span(want)), next,
+                                         grid, want, (int64_t)d);
         sliced.dims[d] = want;
       }
       remember(v, next, sliced, keepPartial);
@@ -213,10 +214,11 @@ struct FunctionPartitioner {
       used.insert(axes.begin(), axes.end());
     };
     for (unsigned i : rule.largestFirst) {
-      Layout layout = i < numOperands
-                          ? layouts.lookup(op->getOperand(i))
-                          : withoutTrivialAxes(mesh, Layout::fromAttr(
-                                cast<ShardingAttr>(resultShardings[i - numOperands])));
+      Layout layout =
+          i < numOperands
+              ? layouts.lookup(op->getOperand(i))
+              : withoutTrivialAxes(
+                    mesh, Layout::fromAttr(cast<ShardingAttr>(resultShardings[i - numOperands])));
       for (auto [d, expr] : llvm::enumerate(maps[i].getResults()))
         claim(loopOf(expr), layout.dims[d]);
     }

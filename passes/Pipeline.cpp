@@ -34,8 +34,7 @@ namespace {
 struct PipelineCLOptions : PassPipelineOptions<PipelineCLOptions> {
   Option<std::string> stage{*this, "stage", llvm::cl::desc("dtl, grad, partitioned or exec"),
                             llvm::cl::init("exec")};
-  Option<std::string> target{*this, "target", llvm::cl::desc("cpu or cuda"),
-                             llvm::cl::init("cpu")};
+  Option<std::string> target{*this, "target", llvm::cl::desc("cpu or cuda"), llvm::cl::init("cpu")};
   Option<bool> annotate{*this, "annotate",
                         llvm::cl::desc("Keep every partitioned op's layout (for --explain)"),
                         llvm::cl::init(false)};

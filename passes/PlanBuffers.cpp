@@ -107,9 +107,7 @@ private:
   }
 
   /// The function result an in-place update's result is returned as.
-  static int64_t returnIndex(Value v) {
-    return (*v.getUses().begin()).getOperandNumber();
-  }
+  static int64_t returnIndex(Value v) { return (*v.getUses().begin()).getOperandNumber(); }
 
   /// The first stacked result of `repeat` that its body yields `v` for: `v`
   /// is written straight into that layer's slice.

@@ -63,8 +63,8 @@ Rule tie(ArrayRef<Value> values, ArrayRef<bool> leading) {
 SmallVector<Rule> repeatRules(RepeatOp repeat) {
   SmallVector<Rule> rules;
   ValueRange yielded = repeat.getYield().getValues();
-  for (auto [init, arg, next, result] : llvm::zip(repeat.getInits(), repeat.getCarryArgs(),
-                                                 yielded, repeat.getCarryResults()))
+  for (auto [init, arg, next, result] :
+       llvm::zip(repeat.getInits(), repeat.getCarryArgs(), yielded, repeat.getCarryResults()))
     if (isTensor(init))
       rules.push_back(tie({init, arg, next, result}, {false, false, false, false}));
   for (auto [operand, arg] : llvm::zip(repeat.getStacked(), repeat.getStackedArgs()))
@@ -203,8 +203,7 @@ struct Propagation {
         rules.append(repeatRules(repeat));
         recorded.push_back(op);
       } else if (auto rule = dyn_cast<ShardingRuleOpInterface>(op)) {
-        Rule r{SmallVector<Value>(op->getOperands()), rule.getIndexingMaps(),
-               rule.getLoopKinds()};
+        Rule r{SmallVector<Value>(op->getOperands()), rule.getIndexingMaps(), rule.getLoopKinds()};
         r.values.append(op->result_begin(), op->result_end());
         // Layer indices (not tensors) have no layout.
         for (size_t i = r.values.size(); i-- > 0;)

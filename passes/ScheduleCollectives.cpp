@@ -22,8 +22,7 @@ using namespace dtl;
 namespace {
 
 bool communicates(Operation *op) {
-  return isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp>(
-      op);
+  return isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp>(op);
 }
 
 /// The views of `v` (transitively) in its block, in block order.

@@ -21,17 +21,17 @@ inline constexpr llvm::StringLiteral optimizer = "dtl.optimizer"; // OptimizerAt
 inline constexpr llvm::StringLiteral train = "dtl.train";         // TrainAttr
 inline constexpr llvm::StringLiteral target = "dtl.target";       // TargetAttr (after planning)
 // On function arguments and results.
-inline constexpr llvm::StringLiteral role = "dtl.role";           // RoleAttr
-inline constexpr llvm::StringLiteral name = "dtl.name";           // StringAttr
-inline constexpr llvm::StringLiteral init = "dtl.init";           // InitAttr (params)
-inline constexpr llvm::StringLiteral sharding = "dtl.sharding";   // ShardingAttr
+inline constexpr llvm::StringLiteral role = "dtl.role";              // RoleAttr
+inline constexpr llvm::StringLiteral name = "dtl.name";              // StringAttr
+inline constexpr llvm::StringLiteral init = "dtl.init";              // InitAttr (params)
+inline constexpr llvm::StringLiteral sharding = "dtl.sharding";      // ShardingAttr
 inline constexpr llvm::StringLiteral globalType = "dtl.global_type"; // TypeAttr (partitioned)
 // On ops.
 inline constexpr llvm::StringLiteral shardings = "dtl.shardings"; // one ShardingAttr per result
 inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings"; // repeat: per body arg
-inline constexpr llvm::StringLiteral place = "dtl.place";         // one PlaceAttr per result
-inline constexpr llvm::StringLiteral inPlace = "dtl.in_place";    // updates over their state
-inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: its arena's size
+inline constexpr llvm::StringLiteral place = "dtl.place";                // one PlaceAttr per result
+inline constexpr llvm::StringLiteral inPlace = "dtl.in_place";           // updates over their state
+inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes";     // func: its arena's size
 inline constexpr llvm::StringLiteral slot = "dtl.slot"; // shard collectives: their wait slot
 } // namespace attr
 

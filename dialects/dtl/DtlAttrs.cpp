@@ -115,9 +115,8 @@ Attribute ShardingAttr::parse(AsmParser &parser, Type) {
 
 void ShardingAttr::print(AsmPrinter &printer) const {
   printer << '<' << getGrid() << ", [";
-  llvm::interleaveComma(getDims(), printer, [&](DenseI16ArrayAttr axes) {
-    printAxisList(printer, axes.asArrayRef());
-  });
+  llvm::interleaveComma(getDims(), printer,
+                        [&](DenseI16ArrayAttr axes) { printAxisList(printer, axes.asArrayRef()); });
   printer << ']';
   if (!getPartial().empty()) {
     printer << ", partial ";
@@ -132,8 +131,7 @@ bool ShardingAttr::isFullyReplicated() const {
 }
 
 ShardingAttr ShardingAttr::get(MLIRContext *ctx, StringRef grid,
-                               ArrayRef<SmallVector<int16_t>> dims,
-                               ArrayRef<int16_t> partial) {
+                               ArrayRef<SmallVector<int16_t>> dims, ArrayRef<int16_t> partial) {
   SmallVector<DenseI16ArrayAttr> dimAttrs;
   for (const auto &axes : dims)
     dimAttrs.push_back(DenseI16ArrayAttr::get(ctx, axes));
@@ -150,15 +148,17 @@ Attribute MeshAttr::parse(AsmParser &parser, Type) {
   SmallVector<StringAttr> names;
   SmallVector<int64_t> sizes;
   if (parser.parseLess() || parser.parseAttribute(grid) || parser.parseComma() ||
-      parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&]() {
-        std::string name;
-        int64_t size;
-        if (parser.parseString(&name) || parser.parseEqual() || parser.parseInteger(size))
-          return failure();
-        names.push_back(StringAttr::get(parser.getContext(), name));
-        sizes.push_back(size);
-        return success();
-      }) ||
+      parser.parseCommaSeparatedList(AsmParser::Delimiter::Square,
+                                     [&]() {
+                                       std::string name;
+                                       int64_t size;
+                                       if (parser.parseString(&name) || parser.parseEqual() ||
+                                           parser.parseInteger(size))
+                                         return failure();
+                                       names.push_back(StringAttr::get(parser.getContext(), name));
+                                       sizes.push_back(size);
+                                       return success();
+                                     }) ||
       parser.parseGreater())
     return {};
   return MeshAttr::getChecked([&] { return parser.emitError(parser.getNameLoc()); },
@@ -173,9 +173,8 @@ void MeshAttr::print(AsmPrinter &printer) const {
   printer << "]>";
 }
 
-LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                               FlatSymbolRefAttr grid, ArrayRef<StringAttr> names,
-                               ArrayRef<int64_t> sizes) {
+LogicalResult MeshAttr::verify(function_ref<InFlightDiagnostic()> emitError, FlatSymbolRefAttr grid,
+                               ArrayRef<StringAttr> names, ArrayRef<int64_t> sizes) {
   if (names.size() != sizes.size() || names.empty())
     return emitError() << "a mesh needs one size per axis name, and at least one axis";
   for (auto [i, size] : llvm::enumerate(sizes))
@@ -228,9 +227,8 @@ Attribute InitAttr::parse(AsmParser &parser, Type) {
     parser.emitError(parser.getCurrentLocation(), "unknown initializer '") << keyword << "'";
     return {};
   }
-  if (takesNumbers(*kind) && (parser.parseLParen() || parser.parseFloat(a) ||
-                              parser.parseComma() || parser.parseFloat(b) ||
-                              parser.parseRParen()))
+  if (takesNumbers(*kind) && (parser.parseLParen() || parser.parseFloat(a) || parser.parseComma() ||
+                              parser.parseFloat(b) || parser.parseRParen()))
     return {};
   if (parser.parseGreater())
     return {};
@@ -250,8 +248,8 @@ void InitAttr::print(AsmPrinter &printer) const {
   printer << '>';
 }
 
-LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError, InitKind kind,
-                               F64 a, F64 b) {
+LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError, InitKind kind, F64 a,
+                               F64 b) {
   if (!std::isfinite(a.value) || !std::isfinite(b.value))
     return emitError() << "an initializer's numbers must be finite";
   if (kind == InitKind::normal && b < 0)
@@ -270,8 +268,8 @@ LogicalResult InitAttr::verify(function_ref<InFlightDiagnostic()> emitError, Ini
 LogicalResult OptimizerAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                     OptimizerKind kind, F64 lr, F64 beta1, F64 beta2, F64 eps,
                                     F64 weightDecay, F64 momentum) {
-  for (double v : {lr.value, beta1.value, beta2.value, eps.value, weightDecay.value,
-                   momentum.value})
+  for (double v :
+       {lr.value, beta1.value, beta2.value, eps.value, weightDecay.value, momentum.value})
     if (!std::isfinite(v) || v < 0)
       return emitError() << "optimizer hyper-parameters must be finite and non-negative";
   if (beta1 >= 1 || beta2 >= 1)
@@ -283,9 +281,8 @@ LogicalResult OptimizerAttr::verify(function_ref<InFlightDiagnostic()> emitError
   return success();
 }
 
-LogicalResult DataAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                               DataSourceKind source, ArrayAttr inputs, ArrayAttr files,
-                               int64_t classes, int64_t size) {
+LogicalResult DataAttr::verify(function_ref<InFlightDiagnostic()> emitError, DataSourceKind source,
+                               ArrayAttr inputs, ArrayAttr files, int64_t classes, int64_t size) {
   if (!llvm::all_of(inputs, llvm::IsaPred<StringAttr>) ||
       !llvm::all_of(files, llvm::IsaPred<StringAttr>))
     return emitError() << "a data source's inputs and files are strings";
@@ -309,10 +306,9 @@ LogicalResult DataAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 }
 
 LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, DataAttr data,
-                                DataAttr eval, int64_t steps, int64_t logEvery,
-                                int64_t evalEvery, int64_t evalBatches, int64_t seed,
-                                LrSchedule schedule, int64_t warmup, F64 minLr, int64_t zero,
-                                Precision precision) {
+                                DataAttr eval, int64_t steps, int64_t logEvery, int64_t evalEvery,
+                                int64_t evalBatches, int64_t seed, LrSchedule schedule,
+                                int64_t warmup, F64 minLr, int64_t zero, Precision precision) {
   if (steps < 1 || logEvery < 1)
     return emitError() << "steps and log_every must be at least 1";
   if (evalEvery < 0 || evalBatches < 0 || seed < 0 || warmup < 0)
@@ -328,9 +324,7 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
 // Lookups (Contract.h)
 //===----------------------------------------------------------------------===//
 
-MeshAttr dtl::getMesh(ModuleOp module) {
-  return module->getAttrOfType<MeshAttr>(attr::mesh);
-}
+MeshAttr dtl::getMesh(ModuleOp module) { return module->getAttrOfType<MeshAttr>(attr::mesh); }
 
 shard::GridOp dtl::getGrid(ModuleOp module) {
   MeshAttr mesh = getMesh(module);

@@ -59,8 +59,8 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
   StringRef name = named.getName().getValue();
   Attribute value = named.getValue();
   auto error = [&]() { return op->emitError() << "'" << name << "' "; };
-  if (name == attr::model || name == attr::mesh || name == attr::optimizer ||
-      name == attr::train || name == attr::target) {
+  if (name == attr::model || name == attr::mesh || name == attr::optimizer || name == attr::train ||
+      name == attr::target) {
     auto module = dyn_cast<ModuleOp>(op);
     if (!module)
       return error() << "belongs on the module";
@@ -145,9 +145,9 @@ static LogicalResult verifyValueAttribute(Operation *op, Type type, NamedAttribu
       return error() << "must be a #dtl.role";
     bool argumentRole = llvm::is_contained(
         {Role::param, Role::input, Role::opt_state, Role::lr, Role::step}, role.getValue());
-    bool resultRole = llvm::is_contained({Role::loss, Role::grad_norm, Role::grad, Role::correct,
-                                          Role::param, Role::opt_state},
-                                         role.getValue());
+    bool resultRole = llvm::is_contained(
+        {Role::loss, Role::grad_norm, Role::grad, Role::correct, Role::param, Role::opt_state},
+        role.getValue());
     if (isArgument ? !argumentRole : !resultRole)
       return error() << "cannot be " << stringifyRole(role.getValue());
     return success();

@@ -20,9 +20,7 @@ using namespace dtl;
 #define GET_OP_CLASSES
 #include "dialects/dtl/DtlOps.cpp.inc"
 
-static ArrayRef<int64_t> shapeOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getShape();
-}
+static ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
 
 static RankedTensorType withShape(RankedTensorType like, ArrayRef<int64_t> shape) {
   return RankedTensorType::get(shape, like.getElementType());
@@ -38,7 +36,9 @@ std::string dtl::formatType(Type type) {
   }
   std::string s;
   llvm::raw_string_ostream os(s);
-  os << (t.getElementType().isF32() ? "f32" : t.getElementType().isInteger(32) ? "i32" : "?")
+  os << (t.getElementType().isF32()         ? "f32"
+         : t.getElementType().isInteger(32) ? "i32"
+                                            : "?")
      << '[';
   llvm::interleaveComma(t.getShape(), os);
   os << ']';
@@ -66,18 +66,18 @@ FailureOr<RankedTensorType> MatmulOp::inferResultType(std::optional<Location> lo
   if (k != k2)
     return emitOptionalError(loc, "shape mismatch in '@': ", operand(lhs, transposeLhs), " @ ",
                              operand(rhs, transposeRhs), " contracts ", k, " with ", k2);
-  SmallVector<int64_t> shape = transposeLhs ? SmallVector<int64_t>{a[1]}
-                                            : SmallVector<int64_t>(a.drop_back());
+  SmallVector<int64_t> shape =
+      transposeLhs ? SmallVector<int64_t>{a[1]} : SmallVector<int64_t>(a.drop_back());
   shape.push_back(n);
   return withShape(lhs, shape);
 }
 
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                          Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t = inferResultType(
-      loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
-      cast<RankedTensorType>(adaptor.getRhs().getType()), adaptor.getTransposeLhs(),
-      adaptor.getTransposeRhs());
+  FailureOr<RankedTensorType> t =
+      inferResultType(loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
+                      cast<RankedTensorType>(adaptor.getRhs().getType()), adaptor.getTransposeLhs(),
+                      adaptor.getTransposeRhs());
   if (failed(t))
     return failure();
   types.push_back(*t);
@@ -86,15 +86,16 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> 
 
 LogicalResult MatmulBiasOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                              Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t = MatmulOp::inferResultType(
-      loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
-      cast<RankedTensorType>(adaptor.getRhs().getType()), adaptor.getTransposeLhs(),
-      adaptor.getTransposeRhs());
+  FailureOr<RankedTensorType> t =
+      MatmulOp::inferResultType(loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
+                                cast<RankedTensorType>(adaptor.getRhs().getType()),
+                                adaptor.getTransposeLhs(), adaptor.getTransposeRhs());
   if (failed(t))
     return failure();
   if (shapeOf(adaptor.getBias()) != t->getShape().take_back())
-    return emitOptionalError(loc, "matmul_bias needs a bias shaped like the result's last "
-                                  "dimension, got ",
+    return emitOptionalError(loc,
+                             "matmul_bias needs a bias shaped like the result's last "
+                             "dimension, got ",
                              formatType(adaptor.getBias().getType()), " for ", formatType(*t));
   types.push_back(*t);
   return success();
@@ -119,8 +120,8 @@ FailureOr<RankedTensorType> ReduceSumOp::inferResultType(std::optional<Location>
 LogicalResult ReduceSumOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                             Adaptor adaptor, SmallVectorImpl<Type> &types) {
   FailureOr<RankedTensorType> t =
-      inferResultType(loc, cast<RankedTensorType>(adaptor.getInput().getType()),
-                      adaptor.getDims(), adaptor.getKeepDims());
+      inferResultType(loc, cast<RankedTensorType>(adaptor.getInput().getType()), adaptor.getDims(),
+                      adaptor.getKeepDims());
   if (failed(t))
     return failure();
   types.push_back(*t);
@@ -132,8 +133,9 @@ LayerNormOp::inferResultTypes(std::optional<Location> loc, RankedTensorType inpu
                               RankedTensorType weight, RankedTensorType bias) {
   ArrayRef<int64_t> x = input.getShape();
   if (x.empty() || weight.getShape() != x.take_back() || bias.getShape() != x.take_back())
-    return emitOptionalError(loc, "layernorm(x, weight, bias) needs weight and bias shaped like "
-                                  "x's last dimension, got ",
+    return emitOptionalError(loc,
+                             "layernorm(x, weight, bias) needs weight and bias shaped like "
+                             "x's last dimension, got ",
                              formatType(input), ", ", formatType(weight), ", ", formatType(bias));
   return std::make_pair(input, withShape(input, x.drop_back()));
 }
@@ -154,8 +156,9 @@ FailureOr<RankedTensorType> EmbeddingOp::inferResultType(std::optional<Location>
                                                          RankedTensorType indices) {
   if (table.getRank() != 2 || !table.getElementType().isF32() ||
       !indices.getElementType().isInteger(32))
-    return emitOptionalError(loc, "embedding(table, ids) needs an f32 table [V, C] and i32 ids, "
-                                  "got ",
+    return emitOptionalError(loc,
+                             "embedding(table, ids) needs an f32 table [V, C] and i32 ids, "
+                             "got ",
                              formatType(table), " and ", formatType(indices));
   SmallVector<int64_t> shape(indices.getShape());
   shape.push_back(table.getShape()[1]);
@@ -190,8 +193,7 @@ LogicalResult CausalAttentionOp::inferReturnTypes(MLIRContext *, std::optional<L
                                                   Adaptor adaptor, SmallVectorImpl<Type> &types) {
   auto t = inferResultTypes(loc, cast<RankedTensorType>(adaptor.getQ().getType()),
                             cast<RankedTensorType>(adaptor.getK().getType()),
-                            cast<RankedTensorType>(adaptor.getV().getType()),
-                            adaptor.getHeadDim());
+                            cast<RankedTensorType>(adaptor.getV().getType()), adaptor.getHeadDim());
   if (failed(t))
     return failure();
   types.append({t->first, t->second});
@@ -204,8 +206,7 @@ FailureOr<RankedTensorType> TransposeOp::inferResultType(std::optional<Location>
   SmallVector<bool> seen(input.getRank(), false);
   SmallVector<int64_t> shape;
   for (int64_t p : permutation) {
-    if (p < 0 || p >= input.getRank() || seen[p] ||
-        (int64_t)permutation.size() != input.getRank())
+    if (p < 0 || p >= input.getRank() || seen[p] || (int64_t)permutation.size() != input.getRank())
       return emitOptionalError(loc, "the permutation must list each of the ", input.getRank(),
                                " dimensions of ", formatType(input), " once");
     seen[p] = true;
@@ -228,10 +229,10 @@ FailureOr<RankedTensorType> CrossEntropyOp::inferResultType(std::optional<Locati
                                                             RankedTensorType logits,
                                                             RankedTensorType labels) {
   if (logits.getRank() < 2 || !logits.getElementType().isF32() ||
-      !labels.getElementType().isInteger(32) ||
-      logits.getShape().drop_back() != labels.getShape())
-    return emitOptionalError(loc, "cross_entropy needs f32 logits [..., C] and i32 labels "
-                                  "[...], got ",
+      !labels.getElementType().isInteger(32) || logits.getShape().drop_back() != labels.getShape())
+    return emitOptionalError(loc,
+                             "cross_entropy needs f32 logits [..., C] and i32 labels "
+                             "[...], got ",
                              formatType(logits), " and ", formatType(labels));
   return withShape(logits, labels.getShape());
 }
@@ -249,9 +250,9 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *, std::optional<Loca
 
 LogicalResult CorrectOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                           Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t = CrossEntropyOp::inferResultType(
-      loc, cast<RankedTensorType>(adaptor.getLogits().getType()),
-      cast<RankedTensorType>(adaptor.getLabels().getType()));
+  FailureOr<RankedTensorType> t =
+      CrossEntropyOp::inferResultType(loc, cast<RankedTensorType>(adaptor.getLogits().getType()),
+                                      cast<RankedTensorType>(adaptor.getLabels().getType()));
   if (failed(t))
     return failure();
   types.push_back(*t);
@@ -280,7 +281,8 @@ LogicalResult BroadcastOp::verify() {
 LogicalResult CrossEntropyGradOp::verify() {
   if (shapeOf(getGrad()) != shapeOf(getLabels()))
     return emitOpError("needs one gradient per example");
-  if (failed(CrossEntropyOp::inferResultType(getLoc(), cast<RankedTensorType>(getLogits().getType()),
+  if (failed(CrossEntropyOp::inferResultType(getLoc(),
+                                             cast<RankedTensorType>(getLogits().getType()),
                                              cast<RankedTensorType>(getLabels().getType()))))
     return failure();
   if (getResult().getType() != getLogits().getType())
@@ -300,7 +302,7 @@ LogicalResult DropoutOp::verify() {
 }
 
 std::optional<SmallVector<ReshapeGroup>> dtl::reshapeGroups(ArrayRef<int64_t> in,
-                                                           ArrayRef<int64_t> out) {
+                                                            ArrayRef<int64_t> out) {
   SmallVector<ReshapeGroup> groups;
   int64_t i = 0, j = 0;
   while (i < (int64_t)in.size() && j < (int64_t)out.size()) {
@@ -337,8 +339,7 @@ std::optional<SmallVector<ReshapeGroup>> dtl::reshapeGroups(ArrayRef<int64_t> in
 LogicalResult ReshapeOp::verify() {
   auto in = cast<RankedTensorType>(getInput().getType()),
        out = cast<RankedTensorType>(getResult().getType());
-  if (in.getElementType() != out.getElementType() ||
-      in.getNumElements() != out.getNumElements())
+  if (in.getElementType() != out.getElementType() || in.getNumElements() != out.getNumElements())
     return emitOpError("must keep the element type and count");
   if (in.getRank() > 0 && out.getRank() > 0 && !reshapeGroups(in.getShape(), out.getShape()))
     return emitOpError("must merge or split dimensions group by group");
@@ -437,8 +438,7 @@ struct DropUnused : OpRewritePattern<RepeatOp> {
       }
     auto replacement = RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(),
                                         op.getReverseAttr(), op.getInits(), stacked, invariants);
-    rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(),
-                                replacement.getBody().end());
+    rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(), replacement.getBody().end());
     Block &body = replacement.getBodyBlock();
     rewriter.setInsertionPoint(body.getTerminator());
     rewriter.replaceOpWithNewOp<YieldOp>(body.getTerminator(), yielded);

@@ -43,9 +43,7 @@ bool NegOp::isLinearIn(unsigned) { return true; }
 // Broadcast: one parallel loop per result dim; repeated size-1 dims unsplit.
 //===----------------------------------------------------------------------===//
 
-SmallVector<LoopKind> BroadcastOp::getLoopKinds() {
-  return elementwiseLoopKinds(*this);
-}
+SmallVector<LoopKind> BroadcastOp::getLoopKinds() { return elementwiseLoopKinds(*this); }
 
 SmallVector<AffineMap> BroadcastOp::getIndexingMaps() {
   ArrayRef<int64_t> in = getInput().getType().getShape();
@@ -182,8 +180,7 @@ SmallVector<AffineMap> LayerNormGradParamsOp::getIndexingMaps() {
 // over the index loops.
 //===----------------------------------------------------------------------===//
 
-static SmallVector<AffineMap> embeddingMaps(MLIRContext *ctx, unsigned indexRank,
-                                            bool gradient) {
+static SmallVector<AffineMap> embeddingMaps(MLIRContext *ctx, unsigned indexRank, bool gradient) {
   unsigned loops = indexRank + 2;
   SmallVector<AffineExpr> index, indexAndChannel;
   for (unsigned i = 0; i < indexRank; ++i)
@@ -227,8 +224,7 @@ static SmallVector<LoopKind> attentionKinds() {
 }
 
 /// `count` maps of (b, t, c) activations, but probs (b, c, t, s) at `probsAt`.
-static SmallVector<AffineMap> attentionMaps(MLIRContext *ctx, unsigned probsAt,
-                                            unsigned count) {
+static SmallVector<AffineMap> attentionMaps(MLIRContext *ctx, unsigned probsAt, unsigned count) {
   AffineExpr b = getAffineDimExpr(0, ctx), t = getAffineDimExpr(1, ctx),
              c = getAffineDimExpr(2, ctx), s = getAffineDimExpr(3, ctx);
   SmallVector<AffineMap> maps(count, AffineMap::get(4, 0, {b, t, c}, ctx));

@@ -27,8 +27,8 @@ void SubOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out
 void MulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   Value g = grads[0];
   Type t = g.getType();
-  out.assign({MulOp::create(b, getLoc(), t, g, getRhs()),
-         MulOp::create(b, getLoc(), t, g, getLhs())});
+  out.assign(
+      {MulOp::create(b, getLoc(), t, g, getRhs()), MulOp::create(b, getLoc(), t, g, getLhs())});
 }
 
 // d(a / b) = (g / b, -(g / b) * (a / b))
@@ -47,8 +47,8 @@ void NegOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out
 
 // d constrain(x) = g under the same constraint
 void ShardingConstraintOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
-  out.assign({ShardingConstraintOp::create(b, getLoc(), grads[0].getType(), grads[0],
-                                           getSharding())});
+  out.assign(
+      {ShardingConstraintOp::create(b, getLoc(), grads[0].getType(), grads[0], getSharding())});
 }
 
 // d relu(x) = g * (x > 0)
@@ -112,7 +112,7 @@ void ReduceSumOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
     if (getKeepDims() || !llvm::is_contained(getDims(), d))
       kept.push_back(d);
   out.assign({BroadcastOp::create(b, getLoc(), getInput().getType(), grads[0],
-                             b.getDenseI64ArrayAttr(kept))});
+                                  b.getDenseI64ArrayAttr(kept))});
 }
 
 // C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC; each case
@@ -130,10 +130,9 @@ void MatmulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &
     if (type.getRank() == 2)
       return v;
     int64_t rows = type.getNumElements() / type.getShape().back();
-    return ReshapeOp::create(b, getLoc(),
-                             RankedTensorType::get({rows, type.getShape().back()},
-                                                   type.getElementType()),
-                             v);
+    return ReshapeOp::create(
+        b, getLoc(), RankedTensorType::get({rows, type.getShape().back()}, type.getElementType()),
+        v);
   };
   if (!ta && !tb)
     out.assign({matmul(lt, g, rhs, false, true), matmul(rt, as2d(lhs), as2d(g), true, false)});
@@ -146,11 +145,10 @@ void MatmulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &
 }
 
 // d cross_entropy = (softmax(logits) - onehot(labels)) * g; labels have none.
-void CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange grads,
-                              SmallVectorImpl<Value> &out) {
+void CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   out.assign({CrossEntropyGradOp::create(b, getLoc(), getLogits().getType(), getLogits(),
-                                    getLabels(), grads[0]),
-         Value()});
+                                         getLabels(), grads[0]),
+              Value()});
 }
 
 // d gelu(x) = g * gelu'(x)
@@ -169,9 +167,8 @@ void LayerNormOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
   Value g = grads[0];
   Value input = LayerNormGradInputOp::create(b, getLoc(), getInput().getType(), getInput(),
                                              getWeight(), getMean(), getRstd(), g);
-  auto params = LayerNormGradParamsOp::create(b, getLoc(), getWeight().getType(),
-                                              getBias().getType(), getInput(), getMean(),
-                                              getRstd(), g);
+  auto params = LayerNormGradParamsOp::create(
+      b, getLoc(), getWeight().getType(), getBias().getType(), getInput(), getMean(), getRstd(), g);
   out.assign({input, params.getWeightGrad(), params.getBiasGrad()});
 }
 
@@ -184,8 +181,8 @@ void EmbeddingOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
 // d attention from the saved probabilities; probs themselves reach no loss.
 void CausalAttentionOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   Type t = getQ().getType();
-  auto g = CausalAttentionGradOp::create(b, getLoc(), t, t, t, getQ(), getK(), getV(),
-                                         getProbs(), grads[0], getHeadDim());
+  auto g = CausalAttentionGradOp::create(b, getLoc(), t, t, t, getQ(), getK(), getV(), getProbs(),
+                                         grads[0], getHeadDim());
   out.assign({g.getQGrad(), g.getKGrad(), g.getVGrad()});
 }
 
@@ -206,8 +203,7 @@ void TransposeOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
 // d dropout(x) = dropout(g) with the same mask; the step and the layer
 // indices have none.
 void DropoutOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
-  out.assign({DropoutOp::create(b, getLoc(), grads[0].getType(), grads[0], getStep(),
-                                getLayers(), getRateAttr(), getStreamAttr(),
-                                getLayerCountsAttr())});
+  out.assign({DropoutOp::create(b, getLoc(), grads[0].getType(), grads[0], getStep(), getLayers(),
+                                getRateAttr(), getStreamAttr(), getLayerCountsAttr())});
   out.append(1 + getLayers().size(), Value());
 }

@@ -62,9 +62,9 @@ void allReduceSum(Context &ctx, const T *in, T *out, int64_t count, const Axes &
   if (ctx.spanOf(axes) == 1)
     check(cudaMemcpyAsync(out, in, count * sizeof(T), cudaMemcpyDeviceToDevice, s), "copy");
   else
-    gpu.checkNccl(ncclAllReduce(in, out, count, ncclType<T>(), ncclSum,
-                                gpu.communicator(ctx, axes), s),
-                  what);
+    gpu.checkNccl(
+        ncclAllReduce(in, out, count, ncclType<T>(), ncclSum, gpu.communicator(ctx, axes), s),
+        what);
   gpu.endCollective(slot);
 }
 
@@ -107,15 +107,16 @@ void reduceScatterSum(Context &ctx, const T *in, T *out, const std::vector<int64
 }
 
 template <typename T>
-void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape,
-              int splitDim, int concatDim, const Axes &axes, int slot, const char *what) {
+void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
+              int concatDim, const Axes &axes, int slot, const char *what) {
   Gpu &gpu = Gpu::get();
   int64_t n = ctx.spanOf(axes), total = product(inShape, 0, inShape.size()), part = total / n;
   std::vector<int64_t> partShape = inShape;
   partShape[splitDim] /= n;
   ncclComm_t comm = gpu.communicator(ctx, axes);
   cudaStream_t s = gpu.beginCollective(slot, what);
-  T *sent = static_cast<T *>(gpu.slotScratch(slot, 2 * total * sizeof(T))), *received = sent + total;
+  T *sent = static_cast<T *>(gpu.slotScratch(slot, 2 * total * sizeof(T))),
+    *received = sent + total;
   // in [outer, n, inner] around splitDim -> [n, part]: rank j's part contiguous.
   int64_t outerSplit = product(inShape, 0, splitDim);
   swapLeading(in, sent, outerSplit, n, part / outerSplit, sizeof(T), s);
@@ -137,21 +138,21 @@ void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inS
   int64_t n = ctx.spanOf(axes), j = ctx.indexAlong(axes), outer = product(inShape, 0, dim),
           chunk = product(inShape, dim, inShape.size()) / n;
   size_t row = chunk * sizeof(T);
-  check(cudaMemcpy2DAsync(out, row, in + j * chunk, n * row, row, outer,
-                          cudaMemcpyDeviceToDevice, stream()),
+  check(cudaMemcpy2DAsync(out, row, in + j * chunk, n * row, row, outer, cudaMemcpyDeviceToDevice,
+                          stream()),
         "all_slice");
 }
 
-#define DTLRT_INSTANTIATE(T)                                                                   \
-  template void allReduceSum<T>(Context &, const T *, T *, int64_t, const Axes &, int,         \
-                                const char *);                                                 \
-  template void allGather<T>(Context &, const T *, T *, const std::vector<int64_t> &, int,     \
-                             const Axes &, int, const char *);                                 \
-  template void reduceScatterSum<T>(Context &, const T *, T *, const std::vector<int64_t> &,   \
-                                    int, const Axes &, int, const char *);                     \
-  template void allToAll<T>(Context &, const T *, T *, const std::vector<int64_t> &, int, int, \
-                            const Axes &, int, const char *);                                  \
-  template void allSlice<T>(Context &, const T *, T *, const std::vector<int64_t> &, int,      \
+#define DTLRT_INSTANTIATE(T)                                                                       \
+  template void allReduceSum<T>(Context &, const T *, T *, int64_t, const Axes &, int,             \
+                                const char *);                                                     \
+  template void allGather<T>(Context &, const T *, T *, const std::vector<int64_t> &, int,         \
+                             const Axes &, int, const char *);                                     \
+  template void reduceScatterSum<T>(Context &, const T *, T *, const std::vector<int64_t> &, int,  \
+                                    const Axes &, int, const char *);                              \
+  template void allToAll<T>(Context &, const T *, T *, const std::vector<int64_t> &, int, int,     \
+                            const Axes &, int, const char *);                                      \
+  template void allSlice<T>(Context &, const T *, T *, const std::vector<int64_t> &, int,          \
                             const Axes &);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(int32_t)

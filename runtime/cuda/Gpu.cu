@@ -14,11 +14,11 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -123,8 +123,8 @@ std::string Gpu::setUp(const LaunchInfo &launch, Context &, int rank) {
   workspace_ = allocate(kWorkspaceBytes);
   // A fixed workspace: cuBLAS must not allocate while a graph is captured.
   checkBlas(cublasSetWorkspace(blas_, workspace_, kWorkspaceBytes), "cublasSetWorkspace");
-  checkBlas(cublasSetMathMode(blas_, math_ == GemmMath::BF16 ? CUBLAS_DEFAULT_MATH
-                                                             : CUBLAS_PEDANTIC_MATH),
+  checkBlas(cublasSetMathMode(blas_,
+                              math_ == GemmMath::BF16 ? CUBLAS_DEFAULT_MATH : CUBLAS_PEDANTIC_MATH),
             "cublasSetMathMode");
   failure_ = static_cast<int64_t *>(allocate(2 * sizeof(int64_t)));
   if (const char *env = std::getenv("DTL_TIMEOUT"))
@@ -232,7 +232,8 @@ void Gpu::synchronize() {
     if (seconds > timeoutSeconds_)
       fail("the step has not finished after " + std::to_string(int(timeoutSeconds_)) +
            " s (DTL_TIMEOUT): a collective waits for a rank that failed or stalled; last "
-           "queued: " + lastQueued_);
+           "queued: " +
+           lastQueued_);
     if (polls > 1000)
       std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
@@ -307,9 +308,7 @@ Device *device(GemmMath math) {
 
 cudaStream_t stream() { return Gpu::get().computeStream(); }
 
-char *arena(int64_t bytes) {
-  return static_cast<char *>(Gpu::get().allocate(size_t(bytes)));
-}
+char *arena(int64_t bytes) { return static_cast<char *>(Gpu::get().allocate(size_t(bytes))); }
 
 void waitFor(int slot) { Gpu::get().waitFor(slot); }
 void joinAll() { Gpu::get().joinAll(); }

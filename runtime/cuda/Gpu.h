@@ -98,7 +98,7 @@ private:
   Grown scratch_[int(Scratch::Count)];
   std::map<int, Grown> slotScratch_;
   std::map<int, cudaEvent_t> slotEvents_;
-  std::vector<int> pending_; ///< collectives queued by the running step function
+  std::vector<int> pending_;        ///< collectives queued by the running step function
   std::string lastQueued_ = "none"; ///< the last collective queued, for errors
   std::map<Axes, ncclComm_t> nccl_;
   std::map<std::pair<StepFn, std::vector<void *>>, Graph> steps_;

@@ -94,11 +94,11 @@ void gemmBatched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                  int64_t lda, int64_t strideA, const float *b, int64_t ldb, int64_t strideB,
                  float beta, float *c, int64_t ldc, int64_t strideC, int64_t batch) {
   Gpu &gpu = Gpu::get();
-  gpu.checkBlas(cublasGemmStridedBatchedEx(
-                    gpu.blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                    int(n), int(m), int(k), &alpha, b, CUDA_R_32F, int(ldb), strideB, a,
-                    CUDA_R_32F, int(lda), strideA, &beta, c, CUDA_R_32F, int(ldc), strideC,
-                    int(batch), computeType(), CUBLAS_GEMM_DEFAULT),
+  gpu.checkBlas(cublasGemmStridedBatchedEx(gpu.blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k),
+                                           &alpha, b, CUDA_R_32F, int(ldb), strideB, a, CUDA_R_32F,
+                                           int(lda), strideA, &beta, c, CUDA_R_32F, int(ldc),
+                                           strideC, int(batch), computeType(), CUBLAS_GEMM_DEFAULT),
                 "cublasGemmStridedBatchedEx");
 }
 
@@ -123,12 +123,12 @@ LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
   gpu.checkBlas(cublasLtMatmulDescCreate(&p.desc, computeType(), CUDA_R_32F), "matmul desc");
   // Column-major view: Lt's A is our b, its B our a (see gemmBatched).
   cublasOperation_t opA = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-  gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA,
-                                               sizeof opA),
-                "matmul transa");
-  gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB,
-                                               sizeof opB),
-                "matmul transb");
+  gpu.checkBlas(
+      cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA),
+      "matmul transa");
+  gpu.checkBlas(
+      cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB),
+      "matmul transb");
   cublasLtEpilogue_t epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                                sizeof epilogue),
@@ -141,20 +141,19 @@ LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
   cublasLtMatmulPreference_t preference;
   gpu.checkBlas(cublasLtMatmulPreferenceCreate(&preference), "matmul preference");
   size_t workspace = Gpu::kWorkspaceBytes;
-  gpu.checkBlas(cublasLtMatmulPreferenceSetAttribute(
-                    preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
-                    sizeof workspace),
+  gpu.checkBlas(cublasLtMatmulPreferenceSetAttribute(preference,
+                                                     CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                     &workspace, sizeof workspace),
                 "matmul workspace");
   // Arena buffers and layer views are aligned to 16 bytes at least, not
   // the 256 the heuristic assumes by default.
   uint32_t alignment = 16;
-  for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-    gpu.checkBlas(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment,
-                                                       sizeof alignment),
-                  "matmul alignment");
+  for (auto attribute :
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+    gpu.checkBlas(
+        cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment, sizeof alignment),
+        "matmul alignment");
   cublasLtMatmulHeuristicResult_t result;
   int count = 0;
   cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(gpu.lt(), p.desc, p.a, p.b, p.c, p.c,
@@ -172,8 +171,7 @@ LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
 void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
             const float *bias, float *c) {
   Gpu &gpu = Gpu::get();
-  static std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t, bool, GemmMath>, LtPlan>
-      plans;
+  static std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t, bool, GemmMath>, LtPlan> plans;
   auto key = std::make_tuple(ta, tb, m, n, k, bias != nullptr, gpu.math());
   auto it = plans.find(key);
   if (it == plans.end())
@@ -182,8 +180,8 @@ void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, c
   const float one = 1, zero = 0;
   if (p.found) {
     if (bias)
-      gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                   &bias, sizeof bias),
+      gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                   sizeof bias),
                     "matmul bias");
     gpu.checkBlas(cublasLtMatmul(gpu.lt(), p.desc, &one, b, p.a, a, p.b, &zero, c, p.c, c, p.c,
                                  &p.algo, gpu.workspace(), Gpu::kWorkspaceBytes, stream()),
@@ -266,15 +264,15 @@ __global__ void fillKernel(float *out, float value, int64_t n) {
 
 } // namespace
 
-void broadcast(const float *in, float *out, const int64_t *outShapeAt,
-               const int64_t *inStridesAt, int rankOut) {
+void broadcast(const float *in, float *out, const int64_t *outShapeAt, const int64_t *inStridesAt,
+               int rankOut) {
   std::vector<int64_t> outShape(outShapeAt, outShapeAt + rankOut),
       inStrides(inStridesAt, inStridesAt + rankOut);
   int64_t total = 1;
   for (int64_t d : outShape)
     total *= d;
   broadcastKernel<<<blocksFor(total), kBlock, 0, stream()>>>(in, out, total, dimsOf(outShape),
-                                                            dimsOf(inStrides));
+                                                             dimsOf(inStrides));
   checkLaunch("broadcast");
 }
 
@@ -438,7 +436,7 @@ __global__ void correctKernel(const float *logits, const int32_t *labels, float 
 void crossEntropy(const float *logits, const int32_t *labels, float *out, int64_t rows,
                   int64_t classes) {
   crossEntropyKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, labels, out, classes,
-                                                               Gpu::get().failureWord());
+                                                                 Gpu::get().failureWord());
   checkLaunch("crossEntropy");
 }
 
@@ -452,7 +450,7 @@ void crossEntropyGrad(const float *logits, const int32_t *labels, const float *g
 void correct(const float *logits, const int32_t *labels, float *out, int64_t rows,
              int64_t classes) {
   correctKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, labels, out, classes,
-                                                          Gpu::get().failureWord());
+                                                            Gpu::get().failureWord());
   checkLaunch("correct");
 }
 
@@ -499,8 +497,7 @@ __global__ void layerNormKernel(const float *x, const float *w, const float *b, 
 }
 
 __global__ void layerNormGradInputKernel(const float *x, const float *w, const float *mean,
-                                         const float *rstd, const float *g, float *out,
-                                         int64_t n) {
+                                         const float *rstd, const float *g, float *out, int64_t n) {
   int64_t row = blockIdx.x * n;
   float mu = mean[blockIdx.x], s = rstd[blockIdx.x], meanD = 0, meanDX = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
@@ -562,15 +559,14 @@ void softmaxGrad(const float *y, const float *g, float *out, int64_t rows, int64
 
 void layerNorm(const float *x, const float *w, const float *b, double eps, float *out, float *mean,
                float *rstd, int64_t rows, int64_t n) {
-  layerNormKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, b, float(eps), out, mean,
-                                                             rstd, n);
+  layerNormKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, b, float(eps), out, mean, rstd,
+                                                              n);
   checkLaunch("layerNorm");
 }
 
 void layerNormGradInput(const float *x, const float *w, const float *mean, const float *rstd,
                         const float *g, float *out, int64_t rows, int64_t n) {
-  layerNormGradInputKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, mean, rstd, g, out,
-                                                                     n);
+  layerNormGradInputKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, mean, rstd, g, out, n);
   checkLaunch("layerNormGradInput");
 }
 
@@ -590,9 +586,8 @@ void layerNormGradParams(const float *x, const float *mean, const float *rstd, c
 
 namespace {
 
-__global__ void embeddingKernel(const float *table, const int32_t *ids, float *out,
-                                int64_t count, int64_t vocab, int64_t channels,
-                                int64_t *failure) {
+__global__ void embeddingKernel(const float *table, const int32_t *ids, float *out, int64_t count,
+                                int64_t vocab, int64_t channels, int64_t *failure) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count * channels;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t id = ids[i / channels];
@@ -639,8 +634,8 @@ void embeddingGrad(const int32_t *ids, const float *g, float *out, int64_t count
 namespace {
 
 /// [B, T, H, d] <-> [B, H, T, d]; `toHeads` picks the direction.
-__global__ void headsKernel(const float *in, float *out, int64_t batch, int64_t seq,
-                            int64_t heads, int64_t d, bool toHeads) {
+__global__ void headsKernel(const float *in, float *out, int64_t batch, int64_t seq, int64_t heads,
+                            int64_t d, bool toHeads) {
   int64_t total = batch * seq * heads * d;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -677,8 +672,8 @@ __global__ void causalSoftmaxGradKernel(const float *probs, float *dp, int64_t s
     d[s] = p[s] * (d[s] - weighted) * scale;
 }
 
-void heads(const float *in, float *out, int64_t batch, int64_t seq, int64_t channels,
-           int64_t heads, bool toHeads) {
+void heads(const float *in, float *out, int64_t batch, int64_t seq, int64_t channels, int64_t heads,
+           bool toHeads) {
   headsKernel<<<blocksFor(batch * seq * channels), kBlock, 0, stream()>>>(
       in, out, batch, seq, heads, channels / heads, toHeads);
   checkLaunch("attention heads");
@@ -694,8 +689,8 @@ void causalAttention(const float *q, const float *k, const float *v, float *out,
   heads(q, qh, batch, seq, channels, nHeads, true);
   heads(k, kh, batch, seq, channels, nHeads, true);
   heads(v, vh, batch, seq, channels, nHeads, true);
-  gemmBatched(false, true, seq, seq, d, 1.f / std::sqrt(float(d)), qh, d, seq * d, kh, d,
-              seq * d, 0.f, probs, seq, seq * seq, bh);
+  gemmBatched(false, true, seq, seq, d, 1.f / std::sqrt(float(d)), qh, d, seq * d, kh, d, seq * d,
+              0.f, probs, seq, seq * seq, bh);
   causalSoftmaxKernel<<<unsigned(bh * seq), kRowBlock, 0, stream()>>>(probs, seq);
   checkLaunch("causalSoftmax");
   gemmBatched(false, false, seq, d, seq, 1.f, probs, seq, seq * seq, vh, d, seq * d, 0.f, oh, d,
@@ -707,8 +702,8 @@ void causalAttentionGrad(const float *q, const float *k, const float *v, const f
                          const float *g, float *dq, float *dk, float *dv, int64_t batch,
                          int64_t seq, int64_t channels, int64_t nHeads) {
   int64_t d = channels / nHeads, n = batch * seq * channels, bh = batch * nHeads;
-  float *gh = static_cast<float *>(Gpu::get().scratch(
-      Scratch::Attention, (7 * n + bh * seq * seq) * sizeof(float)));
+  float *gh = static_cast<float *>(
+      Gpu::get().scratch(Scratch::Attention, (7 * n + bh * seq * seq) * sizeof(float)));
   float *qh = gh + n, *kh = qh + n, *vh = kh + n, *dqh = vh + n, *dkh = dqh + n, *dvh = dkh + n,
         *dp = dvh + n;
   heads(g, gh, batch, seq, channels, nHeads, true);
@@ -760,9 +755,9 @@ __global__ void dropoutKernel(const float *in, float *out, int64_t n, Dims local
   }
 }
 
-__global__ void adamwKernel(const float *param, const float *grad, const float *m,
-                            const float *v, const float *lrPtr, const float *stepPtr, float b1,
-                            float b2, double beta1, double beta2, float eps, double weightDecay,
+__global__ void adamwKernel(const float *param, const float *grad, const float *m, const float *v,
+                            const float *lrPtr, const float *stepPtr, float b1, float b2,
+                            double beta1, double beta2, float eps, double weightDecay,
                             float *newParam, float *newM, float *newV, int64_t n) {
   float lr = lrPtr[0];
   double step = stepPtr[0];
@@ -794,9 +789,9 @@ __global__ void sgdKernel(const float *param, const float *grad, const float *bu
 
 } // namespace
 
-void dropout(const float *in, float *out, int rank, const int64_t *localAt,
-             const int64_t *globalAt, const int64_t *offsetsAt, double rate, uint64_t seed,
-             int64_t streamId, int64_t layer, const float *step) {
+void dropout(const float *in, float *out, int rank, const int64_t *localAt, const int64_t *globalAt,
+             const int64_t *offsetsAt, double rate, uint64_t seed, int64_t streamId, int64_t layer,
+             const float *step) {
   std::vector<int64_t> localShape(localAt, localAt + rank), globalShape(globalAt, globalAt + rank),
       offsets(offsetsAt, offsetsAt + rank);
   uint64_t prefix = hashStart(seed);

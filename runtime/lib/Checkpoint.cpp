@@ -19,9 +19,7 @@ namespace dtlrt {
 
 namespace {
 
-const char *dtypeName(DType t) {
-  return t == DType::F64 ? "F64" : t == DType::I32 ? "I32" : "F32";
-}
+const char *dtypeName(DType t) { return t == DType::F64 ? "F64" : t == DType::I32 ? "I32" : "F32"; }
 
 /// The whole tensor on rank 0: each element is contributed by the one rank
 /// that holds it at coordinate 0 along the axes that replicate it.
@@ -43,12 +41,12 @@ std::vector<unsigned char> gather(const SavedTensor &t, const Context &ctx, int 
       std::memcpy(global.data() + index * element,
                   static_cast<const unsigned char *>(t.local) + local * element, element);
     });
-  MPI_Datatype type = spec.dtype == DType::F64 ? MPI_DOUBLE
+  MPI_Datatype type = spec.dtype == DType::F64   ? MPI_DOUBLE
                       : spec.dtype == DType::I32 ? MPI_INT
                                                  : MPI_FLOAT;
   int count = int(numElements(spec.globalShape));
-  MPI_Reduce(rank == 0 ? MPI_IN_PLACE : global.data(), rank == 0 ? global.data() : nullptr,
-             count, type, MPI_SUM, 0, MPI_COMM_WORLD);
+  MPI_Reduce(rank == 0 ? MPI_IN_PLACE : global.data(), rank == 0 ? global.data() : nullptr, count,
+             type, MPI_SUM, 0, MPI_COMM_WORLD);
   return global;
 }
 

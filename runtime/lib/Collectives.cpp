@@ -158,15 +158,15 @@ void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape,
     std::memcpy(out + o * chunk, in + (o * n + j) * chunk, chunk * sizeof(T));
 }
 
-#define DTLRT_INSTANTIATE(T)                                                              \
-  template void Context::allReduceSum<T>(T *, int64_t, const Axes &);                     \
-  template void Context::allGather<T>(const T *, T *, const std::vector<int64_t> &, int,   \
-                                      const Axes &);                                      \
-  template void Context::allSlice<T>(const T *, T *, const std::vector<int64_t> &, int,    \
-                                     const Axes &);                                      \
-  template void Context::reduceScatterSum<T>(const T *, T *, const std::vector<int64_t> &,  \
-                                             int, const Axes &);                         \
-  template void Context::allToAll<T>(const T *, T *, const std::vector<int64_t> &, int, int, \
+#define DTLRT_INSTANTIATE(T)                                                                       \
+  template void Context::allReduceSum<T>(T *, int64_t, const Axes &);                              \
+  template void Context::allGather<T>(const T *, T *, const std::vector<int64_t> &, int,           \
+                                      const Axes &);                                               \
+  template void Context::allSlice<T>(const T *, T *, const std::vector<int64_t> &, int,            \
+                                     const Axes &);                                                \
+  template void Context::reduceScatterSum<T>(const T *, T *, const std::vector<int64_t> &, int,    \
+                                             const Axes &);                                        \
+  template void Context::allToAll<T>(const T *, T *, const std::vector<int64_t> &, int, int,       \
                                      const Axes &);
 // Labels (i32) are sliced and gathered like any tensor.
 DTLRT_INSTANTIATE(float)

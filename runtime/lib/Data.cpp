@@ -136,9 +136,9 @@ TokenFile readTokens(const std::string &path) {
   file.count = header[2];
   size_t expected = kHeaderBytes + size_t(std::max(file.count, int64_t(0))) * sizeof(uint16_t);
   if (file.count <= 0 || size != expected)
-    throw DataError(path + ": the header promises " + std::to_string(file.count) +
-                    " tokens (" + std::to_string(expected) + " bytes), the file has " +
-                    std::to_string(size) + " bytes");
+    throw DataError(path + ": the header promises " + std::to_string(file.count) + " tokens (" +
+                    std::to_string(expected) + " bytes), the file has " + std::to_string(size) +
+                    " bytes");
   file.tokens = reinterpret_cast<const uint16_t *>(bytes + kHeaderBytes);
   return file;
 }

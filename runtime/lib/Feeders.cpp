@@ -84,8 +84,8 @@ class SyntheticFeeder final : public Feeder {
 public:
   SyntheticFeeder(const DataSpec &spec, const std::vector<TensorSpec> &inputs, uint64_t seed,
                   const std::string &stream)
-      : Feeder(spec, inputs), classes_(spec.classes), seed_(seed),
-        labelStream_(stream + ".label"), noiseStream_(stream + ".noise") {
+      : Feeder(spec, inputs), classes_(spec.classes), seed_(seed), labelStream_(stream + ".label"),
+        noiseStream_(stream + ".noise") {
     count_ = spec.size;
   }
 

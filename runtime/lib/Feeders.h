@@ -38,8 +38,8 @@ protected:
   Feeder(const DataSpec &spec, const std::vector<TensorSpec> &inputs);
   /// Writes element `col` of sample `sample` (< 0: padding) of input
   /// `input` at `out[local]`.
-  virtual void element(size_t input, const TensorSpec &t, void *out, int64_t local,
-                       int64_t sample, int64_t col) const = 0;
+  virtual void element(size_t input, const TensorSpec &t, void *out, int64_t local, int64_t sample,
+                       int64_t col) const = 0;
 
   std::vector<const TensorSpec *> inputs_;
   int64_t count_ = 0;

@@ -48,8 +48,8 @@ int Trainer::checkGrads() {
         if (global != element)
           return;
         held.push_back(local);
-        analytic[0] += readScalar(
-            static_cast<char *>(grad.hostResults[r]) + local * sizeOf(g.dtype), g.dtype);
+        analytic[0] +=
+            readScalar(static_cast<char *>(grad.hostResults[r]) + local * sizeOf(g.dtype), g.dtype);
         analytic[1] += 1;
       });
       MPI_Allreduce(MPI_IN_PLACE, analytic, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);

@@ -24,8 +24,7 @@ void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const
 }
 
 template <typename T>
-void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides,
-               int rank) {
+void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides, int rank) {
   if (rank == 0) {
     out[0] = in[0];
     return;
@@ -143,8 +142,7 @@ static void checkLabels(const int32_t *labels, int64_t batch, int64_t classes) {
 }
 
 template <typename T>
-void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch,
-                  int64_t classes) {
+void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes) {
   checkLabels(labels, batch, classes);
 #pragma omp parallel for if (batch * classes > 65536)
   for (int64_t b = 0; b < batch; ++b) {
@@ -154,8 +152,8 @@ void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch,
 }
 
 template <typename T>
-void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out,
-                      int64_t batch, int64_t classes) {
+void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out, int64_t batch,
+                      int64_t classes) {
   checkLabels(labels, batch, classes);
 #pragma omp parallel for if (batch * classes > 65536)
   for (int64_t b = 0; b < batch; ++b) {
@@ -198,7 +196,8 @@ void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T 
     T vi = b2 * v[i] + (1 - b2) * g * g;
     newM[i] = mi;
     newV[i] = vi;
-    newParam[i] = param[i] * decay - lr * (mi / correction1) / (std::sqrt(vi / correction2) + T(eps));
+    newParam[i] =
+        param[i] * decay - lr * (mi / correction1) / (std::sqrt(vi / correction2) + T(eps));
   }
 }
 
@@ -215,20 +214,18 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, doubl
   }
 }
 
-#define DTLRT_INSTANTIATE(T)                                                           \
-  template void matmul<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,     \
-                          const T *, T *);                                               \
-  template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);      \
-  template void reduceSum<T>(const T *, T *, const int64_t *, const bool *, int);         \
-  template void crossEntropy<T>(const T *, const int32_t *, T *, int64_t, int64_t);     \
-  template void crossEntropyGrad<T>(const T *, const int32_t *, const T *, T *, int64_t, \
-                                    int64_t);                                          \
-  template void correct<T>(const T *, const int32_t *, T *, int64_t, int64_t);          \
-  template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *,      \
-                               const T *, double, double, double, double, T *, T *, T *,  \
-                               int64_t);                                                  \
-  template void sgdUpdate<T>(const T *, const T *, const T *, const T *, double, double,   \
-                             T *, T *, int64_t);
+#define DTLRT_INSTANTIATE(T)                                                                       \
+  template void matmul<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *, const T *,  \
+                          T *);                                                                    \
+  template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
+  template void reduceSum<T>(const T *, T *, const int64_t *, const bool *, int);                  \
+  template void crossEntropy<T>(const T *, const int32_t *, T *, int64_t, int64_t);                \
+  template void crossEntropyGrad<T>(const T *, const int32_t *, const T *, T *, int64_t, int64_t); \
+  template void correct<T>(const T *, const int32_t *, T *, int64_t, int64_t);                     \
+  template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *, const T *,   \
+                               double, double, double, double, T *, T *, T *, int64_t);            \
+  template void sgdUpdate<T>(const T *, const T *, const T *, const T *, double, double, T *, T *, \
+                             int64_t);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 

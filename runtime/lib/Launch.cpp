@@ -162,7 +162,8 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
   }
   reexecWithKnownBlasCore(argv);
   Program p = program;
-  for (auto [files, source] : {std::pair(&options.data, &p.data), std::pair(&options.evalData, &p.eval)})
+  for (auto [files, source] :
+       {std::pair(&options.data, &p.data), std::pair(&options.evalData, &p.eval)})
     if (!files->empty()) {
       if (files->size() != source->files.size()) {
         std::fprintf(stderr, "error: %s takes %zu file%s (as many as the train section names)\n",
@@ -221,13 +222,12 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
       }
     }
     if (rank == 0 && !options.checkGrads) {
-      std::string where = p.device ? p.device->describe() + " per rank"
-                                   : std::to_string(threads) + " thread" +
-                                         (threads == 1 ? "" : "s") + " per rank";
-      std::printf("%s: %d rank%s on mesh %s (launcher: %s), %s, %lld steps\n",
-                  program.name.c_str(), worldSize, worldSize == 1 ? "" : "s",
-                  meshString(program).c_str(), launch.launcher.c_str(), where.c_str(),
-                  (long long)options.steps);
+      std::string where =
+          p.device ? p.device->describe() + " per rank"
+                   : std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") + " per rank";
+      std::printf("%s: %d rank%s on mesh %s (launcher: %s), %s, %lld steps\n", program.name.c_str(),
+                  worldSize, worldSize == 1 ? "" : "s", meshString(program).c_str(),
+                  launch.launcher.c_str(), where.c_str(), (long long)options.steps);
       std::fflush(stdout);
     }
     try {

@@ -17,7 +17,7 @@ struct Options {
   bool memory = false; ///< report what each rank allocated, after the first step
   std::string save;    ///< safetensors file for the trained params
   std::vector<std::string> data, evalData; ///< files replacing the train section's
-  bool evaluate = true; ///< false after --eval-every 0: no evaluation at all
+  bool evaluate = true;                    ///< false after --eval-every 0: no evaluation at all
   bool help = false;
 };
 

@@ -72,8 +72,8 @@ void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, T *mean, 
 }
 
 template <typename T>
-void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g,
-                        T *out, int64_t rows, int64_t n) {
+void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g, T *out,
+                        int64_t rows, int64_t n) {
 #pragma omp parallel for if (rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = x + r * n, *gr = g + r * n;
@@ -121,8 +121,8 @@ static void checkIds(const int32_t *ids, int64_t count, int64_t vocab) {
   for (int64_t i = 0; i < count; ++i)
     if (ids[i] < 0 || ids[i] >= vocab)
       throw DataError("a token id is " + std::to_string(ids[i]) + ", but the embedding table has " +
-                      std::to_string(vocab) + " rows (ids must be 0.." +
-                      std::to_string(vocab - 1) + ")");
+                      std::to_string(vocab) + " rows (ids must be 0.." + std::to_string(vocab - 1) +
+                      ")");
 }
 
 template <typename T>
@@ -182,8 +182,7 @@ void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64
           row[s] *= inv;
         std::fill(row + t + 1, row + seq, T(0));
       }
-      gemm(false, false, seq, d, seq, T(1), p, seq, v + head, channels, T(0), out + head,
-           channels);
+      gemm(false, false, seq, d, seq, T(1), p, seq, v + head, channels, T(0), out + head, channels);
     }
 }
 
@@ -198,42 +197,41 @@ void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, con
   const T scale = T(1) / std::sqrt(T(d));
 #pragma omp parallel
   {
-  std::vector<T> dp(seq * seq);
+    std::vector<T> dp(seq * seq);
 #pragma omp for collapse(2) schedule(static)
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t h = 0; h < heads; ++h) {
-      int64_t head = b * seq * channels + h * d;
-      const T *p = probs + (b * heads + h) * seq * seq;
-      gemm(true, false, seq, d, seq, T(1), p, seq, g + head, channels, T(0), dv + head, channels);
-      gemm(false, true, seq, seq, d, T(1), g + head, channels, v + head, channels, T(0),
-           dp.data(), seq);
-      for (int64_t t = 0; t < seq; ++t) {
-        const T *pr = p + t * seq;
-        T *dr = dp.data() + t * seq, weighted = 0;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h) {
+        int64_t head = b * seq * channels + h * d;
+        const T *p = probs + (b * heads + h) * seq * seq;
+        gemm(true, false, seq, d, seq, T(1), p, seq, g + head, channels, T(0), dv + head, channels);
+        gemm(false, true, seq, seq, d, T(1), g + head, channels, v + head, channels, T(0),
+             dp.data(), seq);
+        for (int64_t t = 0; t < seq; ++t) {
+          const T *pr = p + t * seq;
+          T *dr = dp.data() + t * seq, weighted = 0;
 #pragma omp simd reduction(+ : weighted)
-        for (int64_t s = 0; s <= t; ++s)
-          weighted += pr[s] * dr[s];
+          for (int64_t s = 0; s <= t; ++s)
+            weighted += pr[s] * dr[s];
 #pragma omp simd
-        for (int64_t s = 0; s < seq; ++s)
-          dr[s] = pr[s] * (dr[s] - weighted) * scale;
+          for (int64_t s = 0; s < seq; ++s)
+            dr[s] = pr[s] * (dr[s] - weighted) * scale;
+        }
+        gemm(false, false, seq, d, seq, T(1), dp.data(), seq, k + head, channels, T(0), dq + head,
+             channels);
+        gemm(true, false, seq, d, seq, T(1), dp.data(), seq, q + head, channels, T(0), dk + head,
+             channels);
       }
-      gemm(false, false, seq, d, seq, T(1), dp.data(), seq, k + head, channels, T(0), dq + head,
-           channels);
-      gemm(true, false, seq, d, seq, T(1), dp.data(), seq, q + head, channels, T(0), dk + head,
-           channels);
-    }
   }
 }
 
 std::string dropoutStream(int64_t stream, int64_t layer) {
-  return "dropout" + std::to_string(stream) + (layer >= 0 ? "." + std::to_string(layer) : "") +
-         "@";
+  return "dropout" + std::to_string(stream) + (layer >= 0 ? "." + std::to_string(layer) : "") + "@";
 }
 
 template <typename T>
-void dropout(const T *in, T *out, int rank, const int64_t *localShape,
-             const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
-             int64_t stream, int64_t layer, const T *stepAt) {
+void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int64_t *globalShape,
+             const int64_t *offsets, double rate, uint64_t seed, int64_t stream, int64_t layer,
+             const T *stepAt) {
   const int64_t step = int64_t(*stepAt);
   int64_t n = 1;
   for (int d = 0; d < rank; ++d)
@@ -256,23 +254,23 @@ void dropout(const T *in, T *out, int rank, const int64_t *localShape,
   }
 }
 
-#define DTLRT_INSTANTIATE(T)                                                                 \
-  template void softmax<T>(const T *, T *, int64_t, int64_t);                               \
-  template void softmaxGrad<T>(const T *, const T *, T *, int64_t, int64_t);                \
-  template void layerNorm<T>(const T *, const T *, const T *, double, T *, T *, T *, int64_t, \
-                             int64_t);                                                      \
-  template void layerNormGradInput<T>(const T *, const T *, const T *, const T *, const T *,  \
-                                      T *, int64_t, int64_t);                               \
-  template void layerNormGradParams<T>(const T *, const T *, const T *, const T *, T *, T *,  \
-                                       int64_t, int64_t);                                   \
-  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);   \
-  template void embeddingGrad<T>(const int32_t *, const T *, T *, int64_t, int64_t, int64_t); \
-  template void causalAttention<T>(const T *, const T *, const T *, T *, T *, int64_t,      \
-                                   int64_t, int64_t, int64_t);                              \
-  template void causalAttentionGrad<T>(const T *, const T *, const T *, const T *, const T *, \
-                                       T *, T *, T *, int64_t, int64_t, int64_t, int64_t);  \
-  template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *,           \
-                           const int64_t *, double, uint64_t, int64_t, int64_t, const T *);
+#define DTLRT_INSTANTIATE(T)                                                                       \
+  template void softmax<T>(const T *, T *, int64_t, int64_t);                                      \
+  template void softmaxGrad<T>(const T *, const T *, T *, int64_t, int64_t);                       \
+  template void layerNorm<T>(const T *, const T *, const T *, double, T *, T *, T *, int64_t,      \
+                             int64_t);                                                             \
+  template void layerNormGradInput<T>(const T *, const T *, const T *, const T *, const T *, T *,  \
+                                      int64_t, int64_t);                                           \
+  template void layerNormGradParams<T>(const T *, const T *, const T *, const T *, T *, T *,       \
+                                       int64_t, int64_t);                                          \
+  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);          \
+  template void embeddingGrad<T>(const int32_t *, const T *, T *, int64_t, int64_t, int64_t);      \
+  template void causalAttention<T>(const T *, const T *, const T *, T *, T *, int64_t, int64_t,    \
+                                   int64_t, int64_t);                                              \
+  template void causalAttentionGrad<T>(const T *, const T *, const T *, const T *, const T *, T *, \
+                                       T *, T *, int64_t, int64_t, int64_t, int64_t);              \
+  template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *, const int64_t *, \
+                           double, uint64_t, int64_t, int64_t, const T *);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 

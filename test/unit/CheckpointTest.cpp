@@ -106,8 +106,9 @@ TEST(Safetensors, DamagedFilesAreRefusedWithThePathAndTheReason) {
             std::string::npos);
   std::string tooLong(8, '\0');
   tooLong[0] = 100;
-  EXPECT_NE(refusal("too-long", tooLong + "{}").find("the header claims 100 bytes, but the file "
-                                                     "has 2 after the length"),
+  EXPECT_NE(refusal("too-long", tooLong + "{}")
+                .find("the header claims 100 bytes, but the file "
+                      "has 2 after the length"),
             std::string::npos);
   EXPECT_NE(refusal("not-json", withHeader("[1, 2")).find("the header is not a JSON object"),
             std::string::npos);
@@ -117,22 +118,26 @@ TEST(Safetensors, DamagedFilesAreRefusedWithThePathAndTheReason) {
   EXPECT_NE(refusal("fields", withHeader(R"({"w": {"dtype": "F32"}})"))
                 .find("tensor 'w': needs dtype, shape and data_offsets"),
             std::string::npos);
-  EXPECT_NE(refusal("dtype",
-                    withHeader(R"({"w": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}})", 2))
-                .find("tensor 'w': unsupported dtype \"BF16\""),
-            std::string::npos);
-  EXPECT_NE(refusal("shape",
-                    withHeader(R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4))
-                .find("shape entries must be non-negative integers"),
-            std::string::npos);
-  EXPECT_NE(refusal("outside",
-                    withHeader(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8))
-                .find("data_offsets [0, 16) lie outside the 8 bytes of data"),
-            std::string::npos);
-  EXPECT_NE(refusal("size",
-                    withHeader(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8))
-                .find("holds 8 bytes, which its shape and dtype do not match"),
-            std::string::npos);
+  EXPECT_NE(
+      refusal("dtype",
+              withHeader(R"({"w": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}})", 2))
+          .find("tensor 'w': unsupported dtype \"BF16\""),
+      std::string::npos);
+  EXPECT_NE(
+      refusal("shape",
+              withHeader(R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4))
+          .find("shape entries must be non-negative integers"),
+      std::string::npos);
+  EXPECT_NE(
+      refusal("outside",
+              withHeader(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8))
+          .find("data_offsets [0, 16) lie outside the 8 bytes of data"),
+      std::string::npos);
+  EXPECT_NE(
+      refusal("size",
+              withHeader(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8))
+          .find("holds 8 bytes, which its shape and dtype do not match"),
+      std::string::npos);
   std::remove(tempPath("missing-does-not-exist").c_str());
   try {
     readSafetensorsHeader(tempPath("missing-does-not-exist"));

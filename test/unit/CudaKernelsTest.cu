@@ -125,8 +125,7 @@ TEST_F(CudaKernels, CrossEntropyItsGradientAndAccuracy) {
     labels[r] = r % 5 == 4 ? -1 : int32_t(r * 23 % classes); // -1: ignored
   Floats loss(rows), dlogits(rows * classes);
   dtlrt::crossEntropy(logits.data(), labels.data(), loss.data(), rows, classes);
-  dtlrt::crossEntropyGrad(logits.data(), labels.data(), grad.data(), dlogits.data(), rows,
-                          classes);
+  dtlrt::crossEntropyGrad(logits.data(), labels.data(), grad.data(), dlogits.data(), rows, classes);
   float *dLoss = zeros(rows), *dGrad = zeros(rows * classes), *dLogits = up(logits);
   int32_t *dLabels = up(labels);
   dtlrt::cuda::crossEntropy(dLogits, dLabels, dLoss, rows, classes);
@@ -177,12 +176,12 @@ TEST_F(CudaKernels, LayerNormForwardAndBackward) {
   Floats out(rows * n), mean(rows), rstd(rows), dx(rows * n), dw(n), db(n);
   dtlrt::layerNorm(x.data(), w.data(), b.data(), 1e-5, out.data(), mean.data(), rstd.data(), rows,
                    n);
-  dtlrt::layerNormGradInput(x.data(), w.data(), mean.data(), rstd.data(), g.data(), dx.data(),
-                            rows, n);
+  dtlrt::layerNormGradInput(x.data(), w.data(), mean.data(), rstd.data(), g.data(), dx.data(), rows,
+                            n);
   dtlrt::layerNormGradParams(x.data(), mean.data(), rstd.data(), g.data(), dw.data(), db.data(),
                              rows, n);
-  float *dOut = zeros(rows * n), *dMean = zeros(rows), *dRstd = zeros(rows),
-        *dDx = zeros(rows * n), *dDw = zeros(n), *dDb = zeros(n);
+  float *dOut = zeros(rows * n), *dMean = zeros(rows), *dRstd = zeros(rows), *dDx = zeros(rows * n),
+        *dDw = zeros(n), *dDb = zeros(n);
   float *dX = up(x), *dG = up(g);
   dtlrt::cuda::layerNorm(dX, up(w), up(b), 1e-5, dOut, dMean, dRstd, rows, n);
   dtlrt::cuda::layerNormGradInput(dX, up(w), dMean, dRstd, dG, dDx, rows, n);
@@ -220,11 +219,11 @@ TEST_F(CudaKernels, CausalAttentionAndItsGradient) {
                          channels, heads);
   dtlrt::causalAttentionGrad(q.data(), k.data(), v.data(), probs.data(), g.data(), dq.data(),
                              dk.data(), dv.data(), batch, seq, channels, heads);
-  float *dQ = up(q), *dK = up(k), *dV = up(v), *dOut = zeros(n),
-        *dProbs = zeros(probs.size()), *dDq = zeros(n), *dDk = zeros(n), *dDv = zeros(n);
+  float *dQ = up(q), *dK = up(k), *dV = up(v), *dOut = zeros(n), *dProbs = zeros(probs.size()),
+        *dDq = zeros(n), *dDk = zeros(n), *dDv = zeros(n);
   dtlrt::cuda::causalAttention(dQ, dK, dV, dOut, dProbs, batch, seq, channels, heads);
-  dtlrt::cuda::causalAttentionGrad(dQ, dK, dV, dProbs, up(g), dDq, dDk, dDv, batch, seq,
-                                   channels, heads);
+  dtlrt::cuda::causalAttentionGrad(dQ, dK, dV, dProbs, up(g), dDq, dDk, dDv, batch, seq, channels,
+                                   heads);
   expectNear(probs, down(dProbs, probs.size()), 1e-4f, 1e-6f);
   expectNear(out, down(dOut, n), 1e-4f, 1e-5f);
   expectNear(dq, down(dDq, n), 1e-3f, 1e-5f);
@@ -257,8 +256,8 @@ TEST_F(CudaKernels, AdamwAndSgdUpdates) {
   const float hostLr = 1e-3f, hostStep = 7.f, hostSgdLr = 1e-2f;
   dtlrt::adamwUpdate(p.data(), g.data(), m.data(), v.data(), &hostLr, &hostStep, 0.9, 0.95, 1e-8,
                      0.1, newP.data(), newM.data(), newV.data(), n);
-  dtlrt::sgdUpdate(p.data(), g.data(), m.data(), &hostSgdLr, 0.9, 1e-4, sgdP.data(),
-                   sgdBuf.data(), n);
+  dtlrt::sgdUpdate(p.data(), g.data(), m.data(), &hostSgdLr, 0.9, 1e-4, sgdP.data(), sgdBuf.data(),
+                   n);
   float *dP = up(p), *dG = up(g), *dM = up(m), *dV = up(v), *lr = up(Floats{1e-3f}),
         *step = up(Floats{7.f}), *sgdLr = up(Floats{1e-2f});
   float *outP = zeros(n), *outM = zeros(n), *outV = zeros(n), *outSgd = zeros(n),

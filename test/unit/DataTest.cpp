@@ -16,9 +16,7 @@ using namespace dtlrt;
 
 namespace {
 
-std::string tempPath(const std::string &name) {
-  return ::testing::TempDir() + "/dtlrt-" + name;
-}
+std::string tempPath(const std::string &name) { return ::testing::TempDir() + "/dtlrt-" + name; }
 
 /// An IDX file: magic 0x0000 <type> <rank>, big-endian dims, then data.
 std::vector<unsigned char> idxBytes(unsigned char type, std::vector<uint32_t> dims,
@@ -45,7 +43,8 @@ std::string writeFile(const std::string &name, const std::vector<unsigned char> 
 }
 
 TEST(Idx, ReadsImagesAsScaledFloats) {
-  std::string path = writeFile("images.idx", idxBytes(0x08, {2, 2, 2}, {0, 255, 51, 102, 1, 2, 3, 4}));
+  std::string path =
+      writeFile("images.idx", idxBytes(0x08, {2, 2, 2}, {0, 255, 51, 102, 1, 2, 3, 4}));
   Dataset d = readIdx(path);
   EXPECT_EQ(d.count, 2);
   EXPECT_EQ(d.sampleShape, (std::vector<int64_t>{2, 2}));
@@ -65,7 +64,8 @@ TEST(Idx, ReadsGzipLabels) {
 
 TEST(Idx, ReadsBigEndianInt32AndFloat32) {
   // i32 -2 and 258; f32 1.5 (0x3FC00000).
-  Dataset ints = readIdx(writeFile("i32.idx", idxBytes(0x0C, {2}, {0xff, 0xff, 0xff, 0xfe, 0, 0, 1, 2})));
+  Dataset ints =
+      readIdx(writeFile("i32.idx", idxBytes(0x0C, {2}, {0xff, 0xff, 0xff, 0xfe, 0, 0, 1, 2})));
   EXPECT_EQ(ints.label(0), -2);
   EXPECT_EQ(ints.label(1), 258);
   Dataset floats = readIdx(writeFile("f32.idx", idxBytes(0x0D, {1, 1}, {0x3f, 0xc0, 0, 0})));
@@ -158,7 +158,8 @@ TEST(Tokens, BadHeadersSayWhatIsWrong) {
   } cases[] = {
       {tokenBytes(1234, 1, 2, {1, 2}), "not a token shard (magic 1234, expected 20240520)"},
       {tokenBytes(20240520, 2, 2, {1, 2}), "token shard version 2 is not supported"},
-      {tokenBytes(20240520, 1, 5, {1, 2}), "the header promises 5 tokens (1034 bytes), the file has 1028 bytes"},
+      {tokenBytes(20240520, 1, 5, {1, 2}),
+       "the header promises 5 tokens (1034 bytes), the file has 1028 bytes"},
       {{1, 2, 3}, "shorter than the 1024-byte header"},
   };
   int i = 0;

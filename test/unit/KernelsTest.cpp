@@ -1,7 +1,7 @@
 //===- KernelsTest.cpp - CPU kernels against naive references -------------===//
 
-#include "dtlrt/Data.h"
 #include "dtlrt/Kernels.h"
+#include "dtlrt/Data.h"
 
 #include <gtest/gtest.h>
 
@@ -33,8 +33,7 @@ TEST(Kernels, MatmulAllTransposes) {
         for (int64_t j = 0; j < n; ++j)
           bs[tb ? j * k + p : p * n + j] = b[p * n + j];
       std::vector<double> c(m * n);
-      matmul(ta, tb, m, n, k, as.data(), bs.data(), static_cast<const double *>(nullptr),
-             c.data());
+      matmul(ta, tb, m, n, k, as.data(), bs.data(), static_cast<const double *>(nullptr), c.data());
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {
           double expected = 0;
@@ -138,8 +137,8 @@ TEST(Kernels, AdamwFirstStepsMatchTorchFormula) {
     double newP, newM, newV, step = t;
     adamwUpdate(&p, &g, &m, &v, &lr, &step, b1, b2, eps, wd, &newP, &newM, &newV, 1);
     double em = b1 * m + (1 - b1) * g, ev = b2 * v + (1 - b2) * g * g;
-    double expected = p * (1 - lr * wd) -
-                      lr * (em / (1 - std::pow(b1, t))) / (std::sqrt(ev / (1 - std::pow(b2, t))) + eps);
+    double expected = p * (1 - lr * wd) - lr * (em / (1 - std::pow(b1, t))) /
+                                              (std::sqrt(ev / (1 - std::pow(b2, t))) + eps);
     EXPECT_NEAR(newP, expected, 1e-14);
     p = newP, m = newM, v = newV;
   }

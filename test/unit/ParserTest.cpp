@@ -18,9 +18,8 @@ struct Parsed {
 
 Parsed parse(const std::string &source) {
   Parsed out;
-  out.program = parseProgram(source, [&](Pos pos, const std::string &message) {
-    out.errors.push_back({pos, message});
-  });
+  out.program = parseProgram(
+      source, [&](Pos pos, const std::string &message) { out.errors.push_back({pos, message}); });
   return out;
 }
 

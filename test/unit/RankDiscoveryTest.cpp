@@ -50,8 +50,8 @@ TEST(RankDiscovery, TorchrunComesBeforeMpi) {
 }
 
 TEST(RankDiscovery, ExplicitDtlVariablesWin) {
-  LaunchInfo info = launchWith({{"DTL_RANK", "2"}, {"DTL_WORLD_SIZE", "8"}, {"RANK", "0"},
-                                {"WORLD_SIZE", "2"}});
+  LaunchInfo info =
+      launchWith({{"DTL_RANK", "2"}, {"DTL_WORLD_SIZE", "8"}, {"RANK", "0"}, {"WORLD_SIZE", "2"}});
   EXPECT_EQ(info.launcher, "dtl");
   EXPECT_EQ(info.rank, 2);
   EXPECT_EQ(info.worldSize, 8);
@@ -66,7 +66,8 @@ TEST(RankDiscovery, PmiFromHydra) {
 
 TEST(RankDiscovery, SlurmOnlyWithSeveralTasks) {
   EXPECT_EQ(launchWith({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}}).launcher, "single");
-  LaunchInfo info = launchWith({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "1"}});
+  LaunchInfo info =
+      launchWith({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "1"}});
   EXPECT_EQ(info.launcher, "slurm");
   EXPECT_EQ(info.rank, 1);
   EXPECT_EQ(info.worldSize, 2);

@@ -104,7 +104,8 @@ TEST(TransformerKernels, CausalAttentionMatchesNaiveHeads) {
         double max = -1e300, sum = 0;
         for (int64_t j = 0; j <= t; ++j) {
           for (int64_t i = 0; i < d; ++i)
-            s[j] += q[(b * seq + t) * channels + h * d + i] * k[(b * seq + j) * channels + h * d + i];
+            s[j] +=
+                q[(b * seq + t) * channels + h * d + i] * k[(b * seq + j) * channels + h * d + i];
           s[j] /= std::sqrt(double(d));
           max = std::max(max, s[j]);
         }

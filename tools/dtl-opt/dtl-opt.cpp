@@ -16,6 +16,5 @@ int main(int argc, char **argv) {
   dtl::registerPipeline();
   mlir::DialectRegistry registry;
   registry.insert<dtl::DtlDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
-  return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "dtl optimizer driver\n", registry));
+  return mlir::asMainReturnCode(mlir::MlirOptMain(argc, argv, "dtl optimizer driver\n", registry));
 }

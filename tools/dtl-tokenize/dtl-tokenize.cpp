@@ -43,8 +43,7 @@ cl::opt<double> valFraction("val-fraction",
                             cl::init(0.1), cl::cat(category));
 cl::opt<std::string> prefix("o", cl::desc("Writes PREFIX_train.bin and PREFIX_val.bin"),
                             cl::value_desc("PREFIX"), cl::Required, cl::cat(category));
-cl::list<std::string> inputs(cl::Positional, cl::desc("FILE..."), cl::OneOrMore,
-                             cl::cat(category));
+cl::list<std::string> inputs(cl::Positional, cl::desc("FILE..."), cl::OneOrMore, cl::cat(category));
 
 [[noreturn]] void fail(const Twine &message) {
   WithColor::error(errs(), "dtl-tokenize") << message << "\n";

@@ -12,10 +12,10 @@
 #include "DtlcConfig.h"
 #include "codegen/Explain.h"
 #include "codegen/Printer.h"
+#include "dialects/dtl/Contract.h"
 #include "dialects/dtl/DtlOps.h"
 #include "frontend/MLIRGen.h"
 #include "frontend/Parser.h"
-#include "dialects/dtl/Contract.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/AsmState.h"
@@ -30,8 +30,8 @@
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
@@ -51,34 +51,35 @@ cl::OptionCategory dtlcCategory("dtlc options");
 
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.dtl>"), cl::Required,
                                cl::cat(dtlcCategory));
-cl::opt<std::string> outputFile("o", cl::desc("Output file (default: the input's name "
-                                              "without .dtl, or stdout for --emit other than exe)"),
+cl::opt<std::string> outputFile("o",
+                                cl::desc("Output file (default: the input's name "
+                                         "without .dtl, or stdout for --emit other than exe)"),
                                 cl::value_desc("path"), cl::cat(dtlcCategory));
-cl::opt<Emit> emit(
-    "emit", cl::desc("What to produce"), cl::init(Emit::Exe),
-    cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree"),
-               clEnumValN(Emit::Dtl, "dtl", "the dtl dialect, global view (frontend output)"),
-               clEnumValN(Emit::Grad, "grad", "after autodiff: the model and its gradient"),
-               clEnumValN(Emit::Partitioned, "partitioned",
-                          "the per-rank program: train_step with its collectives"),
-               clEnumValN(Emit::Exec, "exec",
-                          "the execution stage of --target: fused loops, buffer places, "
-                          "collective waits, in-place updates"),
-               clEnumValN(Emit::Cpp, "cpp", "the generated C++ (--target=cpu)"),
-               clEnumValN(Emit::Cuda, "cuda", "the generated CUDA C++ (--target=cuda)"),
-               clEnumValN(Emit::Exe, "exe", "an executable (default)")),
-    cl::cat(dtlcCategory));
+cl::opt<Emit>
+    emit("emit", cl::desc("What to produce"), cl::init(Emit::Exe),
+         cl::values(clEnumValN(Emit::Ast, "ast", "the syntax tree"),
+                    clEnumValN(Emit::Dtl, "dtl", "the dtl dialect, global view (frontend output)"),
+                    clEnumValN(Emit::Grad, "grad", "after autodiff: the model and its gradient"),
+                    clEnumValN(Emit::Partitioned, "partitioned",
+                               "the per-rank program: train_step with its collectives"),
+                    clEnumValN(Emit::Exec, "exec",
+                               "the execution stage of --target: fused loops, buffer places, "
+                               "collective waits, in-place updates"),
+                    clEnumValN(Emit::Cpp, "cpp", "the generated C++ (--target=cpu)"),
+                    clEnumValN(Emit::Cuda, "cuda", "the generated CUDA C++ (--target=cuda)"),
+                    clEnumValN(Emit::Exe, "exe", "an executable (default)")),
+         cl::cat(dtlcCategory));
 cl::list<std::string> defines("D", cl::desc("Override a model size: -D H=4096"),
                               cl::value_desc("NAME=VALUE"), cl::Prefix, cl::cat(dtlcCategory));
 cl::opt<std::string> meshOverride("mesh", cl::desc("Override mesh axis sizes: --mesh dp=4,tp=2"),
                                   cl::value_desc("axis=size,..."), cl::cat(dtlcCategory));
 cl::opt<unsigned> optLevel("O", cl::desc("Optimization level of the host compiler (0-3)"),
                            cl::Prefix, cl::init(3), cl::cat(dtlcCategory));
-cl::opt<std::string> target(
-    "target",
-    cl::desc("cpu (default), cuda, or cuda-emulation (the CUDA program built for the host, "
-             "each kernel's grid run thread by thread: tests codegen without a GPU; slow)"),
-    cl::init("cpu"), cl::cat(dtlcCategory));
+cl::opt<std::string>
+    target("target",
+           cl::desc("cpu (default), cuda, or cuda-emulation (the CUDA program built for the host, "
+                    "each kernel's grid run thread by thread: tests codegen without a GPU; slow)"),
+           cl::init("cpu"), cl::cat(dtlcCategory));
 cl::opt<std::string> precision(
     "precision",
     cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (CUDA: bf16 GEMM math, f32 master "
@@ -89,13 +90,15 @@ cl::opt<bool> verifyDiagnostics(
     cl::desc("Check the errors against expected-error comments in the input (for tests)"),
     cl::cat(dtlcCategory));
 enum class Explain { None, Text, Json };
-cl::opt<Explain> explainMode(
-    "explain", cl::desc("Instead of compiling, explain the partitioned program: shardings, "
-                        "collectives, memory per rank, predicted step time"),
-    cl::ValueOptional, cl::init(Explain::None),
-    cl::values(clEnumValN(Explain::Text, "", "as text"), clEnumValN(Explain::Text, "text", "as text"),
-               clEnumValN(Explain::Json, "json", "as JSON, for tools")),
-    cl::cat(dtlcCategory));
+cl::opt<Explain>
+    explainMode("explain",
+                cl::desc("Instead of compiling, explain the partitioned program: shardings, "
+                         "collectives, memory per rank, predicted step time"),
+                cl::ValueOptional, cl::init(Explain::None),
+                cl::values(clEnumValN(Explain::Text, "", "as text"),
+                           clEnumValN(Explain::Text, "text", "as text"),
+                           clEnumValN(Explain::Json, "json", "as JSON, for tools")),
+                cl::cat(dtlcCategory));
 cl::list<std::string> links("link",
                             cl::desc("--explain: alpha (us) and beta (GB/s) of a mesh axis's "
                                      "links, e.g. --link dp=15,45"),
@@ -132,8 +135,8 @@ bool parseAssignments(llvm::ArrayRef<std::string> items, std::map<std::string, i
 /// its `flags` and the runtime's headers on `sourcePath` (in `language`, or
 /// by its extension when empty), linking the `;`-separated `libraries`.
 bool buildExecutable(llvm::StringRef compiler, std::vector<std::string> flags,
-                     llvm::StringRef sourcePath, llvm::StringRef language,
-                     llvm::StringRef exePath, llvm::StringRef libraries) {
+                     llvm::StringRef sourcePath, llvm::StringRef language, llvm::StringRef exePath,
+                     llvm::StringRef libraries) {
   std::vector<std::string> args = {compiler.str(), "-std=c++17", "-O" + std::to_string(optLevel),
                                    "-w"};
   args.insert(args.end(), flags.begin(), flags.end());
@@ -178,10 +181,10 @@ bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath, bool cudaEmula
 /// nvcc on generated CUDA C++ for sm_80 and sm_90, linking libdtlrt_cuda,
 /// libdtlrt, cuBLAS(Lt) and NCCL.
 bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
-  return buildExecutable(DTLC_NVCC,
-                         {"-gencode", "arch=compute_80,code=sm_80", "-gencode",
-                          "arch=compute_90,code=sm_90"},
-                         cuPath, "", exePath, DTLC_CUDA_LINK_LIBRARIES);
+  return buildExecutable(
+      DTLC_NVCC,
+      {"-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90"}, cuPath,
+      "", exePath, DTLC_CUDA_LINK_LIBRARIES);
 }
 
 /// `train` with its precision replaced (the --precision flag).
@@ -202,8 +205,7 @@ std::string outputPath(bool binary) {
 
 class Compiler {
 public:
-  Compiler(MLIRContext &ctx, const dtl::FrontendOptions &options)
-      : ctx_(ctx), options_(options) {}
+  Compiler(MLIRContext &ctx, const dtl::FrontendOptions &options) : ctx_(ctx), options_(options) {}
 
   /// Compiles one buffer; diagnostics go through the context's handlers.
   ExitCode compile(const llvm::MemoryBuffer &buffer, llvm::raw_ostream &os) {
@@ -217,8 +219,8 @@ public:
     };
     std::unique_ptr<dtl::ast::Program> program =
         dtl::parseProgram(buffer.getBuffer().str(), onError);
-    if (!program || syntaxErrors ||
-        !dtl::resolveImports(*program, filename.str(), onError) || syntaxErrors)
+    if (!program || syntaxErrors || !dtl::resolveImports(*program, filename.str(), onError) ||
+        syntaxErrors)
       return kUserError;
     if (emit == Emit::Ast) {
       dtl::ast::dump(*program, os);
@@ -234,10 +236,9 @@ public:
     if ((explainMode != Explain::None || (emit != Emit::Dtl && emit != Emit::Grad)) &&
         !(*module)->hasAttr(dtl::attr::train)) {
       auto model = (*module)->getAttrOfType<FlatSymbolRefAttr>(dtl::attr::model);
-      emitError(module->getLoc())
-          << "model '" << model.getValue()
-          << "' has no train section; a training program needs one (train "
-          << model.getValue() << " on MESH { data ...; optimizer = ...; })";
+      emitError(module->getLoc()) << "model '" << model.getValue()
+                                  << "' has no train section; a training program needs one (train "
+                                  << model.getValue() << " on MESH { data ...; optimizer = ...; })";
       return kUserError;
     }
     // The flag overrides the train section's precision; bf16 is a GPU math mode.
@@ -279,8 +280,8 @@ public:
     if (failed(pm.run(*module)))
       return kUserError;
     if (explaining) {
-      dtl::ExplainOptions options{inputFile, explainMode == Explain::Json, {}, explainTeraflops,
-                                  ranksPerNode};
+      dtl::ExplainOptions options{
+          inputFile, explainMode == Explain::Json, {}, explainTeraflops, ranksPerNode};
       for (llvm::StringRef link : links) {
         auto [axis, figures] = link.split('=');
         auto [alpha, beta] = figures.split(',');
@@ -326,8 +327,8 @@ public:
       if (ec || failed(emitSource(cpp)))
         return kInternalError;
     }
-    bool built = cuda && !emulated ? compileCuda(cppPath, exePath)
-                                   : compileCpp(cppPath, exePath, emulated);
+    bool built =
+        cuda && !emulated ? compileCuda(cppPath, exePath) : compileCpp(cppPath, exePath, emulated);
     return built ? kOk : kInternalError;
   }
 
@@ -436,12 +437,11 @@ int main(int argc, char **argv) {
 
   LogicalResult result =
       splitInputFile
-          ? splitAndProcessBuffer(std::move(input),
-                                  [&](std::unique_ptr<llvm::MemoryBuffer> chunk,
-                                      const llvm::MemoryBufferRef &, llvm::raw_ostream &out) {
-                                    return processBuffer(std::move(chunk), out);
-                                  },
-                                  os)
+          ? splitAndProcessBuffer(
+                std::move(input),
+                [&](std::unique_ptr<llvm::MemoryBuffer> chunk, const llvm::MemoryBufferRef &,
+                    llvm::raw_ostream &out) { return processBuffer(std::move(chunk), out); },
+                os)
           : processBuffer(std::move(input), os);
   if (verifyDiagnostics)
     return failed(result) ? kUserError : kOk;

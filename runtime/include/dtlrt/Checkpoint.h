@@ -52,7 +52,7 @@ struct SafetensorsHeader {
   std::string path;
   std::map<std::string, std::string> metadata;
   std::vector<SafetensorsEntry> tensors; ///< in the header's order
-  uint64_t dataOffset = 0; ///< where the data starts in the file
+  uint64_t dataOffset = 0;               ///< where the data starts in the file
 };
 
 /// Reads and checks a safetensors file's header: a JSON object, dtypes dtlc

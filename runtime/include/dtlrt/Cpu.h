@@ -37,8 +37,8 @@ void allReduceSum(Context &ctx, const T *in, T *out, int64_t count, const Axes &
 }
 
 template <typename T>
-void allGather(Context &ctx, const T *in, T *out, const std::vector<int64_t> &localShape,
-               int dim, const Axes &axes, int, const char *) {
+void allGather(Context &ctx, const T *in, T *out, const std::vector<int64_t> &localShape, int dim,
+               const Axes &axes, int, const char *) {
   ctx.allGather(in, out, localShape, dim, axes);
 }
 
@@ -49,8 +49,8 @@ void reduceScatterSum(Context &ctx, const T *in, T *out, const std::vector<int64
 }
 
 template <typename T>
-void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape,
-              int splitDim, int concatDim, const Axes &axes, int, const char *) {
+void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
+              int concatDim, const Axes &axes, int, const char *) {
   ctx.allToAll(in, out, inShape, splitDim, concatDim, axes);
 }
 

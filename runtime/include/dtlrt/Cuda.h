@@ -36,7 +36,7 @@ void check(cudaError_t status, const char *what);
 
 /// Queues a generated kernel over `n` items on the compute stream:
 /// DTLRT_CUDA_LAUNCH(kernel, n)(args...).
-#define DTLRT_CUDA_LAUNCH(kernel, n)                                                          \
+#define DTLRT_CUDA_LAUNCH(kernel, n)                                                               \
   kernel<<<dtlrt::cuda::blocksFor(n), dtlrt::cuda::kBlock, 0, dtlrt::cuda::stream()>>>
 
 /// Checks the launch of the kernel just queued.
@@ -59,8 +59,7 @@ void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const flo
 void broadcast(const float *in, float *out, const int64_t *outShape, const int64_t *inStrides,
                int rank);
 /// Sums the dims of `inShape` marked in `reduced`.
-void reduceSum(const float *in, float *out, const int64_t *inShape, const bool *reduced,
-               int rank);
+void reduceSum(const float *in, float *out, const int64_t *inShape, const bool *reduced, int rank);
 
 // --- Row kernels: the math of each is in dtlrt/Kernels.h ------------------
 
@@ -68,8 +67,7 @@ void crossEntropy(const float *logits, const int32_t *labels, float *out, int64_
                   int64_t classes);
 void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad, float *out,
                       int64_t rows, int64_t classes);
-void correct(const float *logits, const int32_t *labels, float *out, int64_t rows,
-             int64_t classes);
+void correct(const float *logits, const int32_t *labels, float *out, int64_t rows, int64_t classes);
 void softmax(const float *in, float *out, int64_t rows, int64_t n);
 void softmaxGrad(const float *y, const float *g, float *out, int64_t rows, int64_t n);
 void layerNorm(const float *x, const float *w, const float *b, double eps, float *out, float *mean,
@@ -116,8 +114,8 @@ template <typename T>
 void reduceScatterSum(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape,
                       int dim, const Axes &axes, int slot, const char *what);
 template <typename T>
-void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape,
-              int splitDim, int concatDim, const Axes &axes, int slot, const char *what);
+void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
+              int concatDim, const Axes &axes, int slot, const char *what);
 /// No communication: this rank's slice, on the compute stream.
 template <typename T>
 void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int dim,

@@ -6,10 +6,10 @@
 // libdtlrt's CPU kernels, and a collective runs only when the compute
 // stream would wait for it (or at the end of the step), reading its input
 // then. The "device" memory is host memory apart from the training loop's
-// own copies, so the loop's uploads and downloads are exercised too. So the generated code (fused kernels, float4 indexing, views, the
-// buffer plan's lifetimes under asynchronous collectives) is tested on any
-// machine against the CPU target; the real GPU kernels are not (those are
-// tested against the CPU ones by dtlrt-cuda-unittests on a GPU).
+// own copies, so the loop's uploads and downloads are exercised too. So the generated code (fused
+// kernels, float4 indexing, views, the buffer plan's lifetimes under asynchronous collectives) is
+// tested on any machine against the CPU target; the real GPU kernels are not (those are tested
+// against the CPU ones by dtlrt-cuda-unittests on a GPU).
 //
 //===----------------------------------------------------------------------===//
 
@@ -56,7 +56,8 @@ template <typename Kernel> struct EmulatedLaunch {
         kernel(args...);
   }
 };
-#define DTLRT_CUDA_LAUNCH(kernel, n) dtlrt::cuda::EmulatedLaunch<decltype(kernel)>{kernel, n}
+#define DTLRT_CUDA_LAUNCH(kernel, n)                                                               \
+  dtlrt::cuda::EmulatedLaunch<decltype(kernel)> { kernel, n }
 
 inline void checkLaunch(const char *) {}
 
@@ -94,20 +95,20 @@ inline char *arena(int64_t bytes) { return stepBuffer<char>(bytes); }
 // The library calls take the CPU kernels' arguments (dtlrt/Cpu.h).
 using dtlrt::adamwUpdate;
 using dtlrt::broadcast;
-using dtlrt::dropout;
-using dtlrt::matmul;
-using dtlrt::reduceSum;
-using dtlrt::sgdUpdate;
 using dtlrt::causalAttention;
 using dtlrt::causalAttentionGrad;
 using dtlrt::correct;
 using dtlrt::crossEntropy;
 using dtlrt::crossEntropyGrad;
+using dtlrt::dropout;
 using dtlrt::embedding;
 using dtlrt::embeddingGrad;
 using dtlrt::layerNorm;
 using dtlrt::layerNormGradInput;
 using dtlrt::layerNormGradParams;
+using dtlrt::matmul;
+using dtlrt::reduceSum;
+using dtlrt::sgdUpdate;
 using dtlrt::softmax;
 using dtlrt::softmaxGrad;
 inline void copy(const void *in, void *out, int64_t bytes) { std::memcpy(out, in, bytes); }
@@ -150,8 +151,8 @@ void reduceScatterSum(Context &ctx, const T *in, T *out, const std::vector<int64
   };
 }
 template <typename T>
-void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape,
-              int splitDim, int concatDim, const Axes &axes, int slot, const char *) {
+void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
+              int concatDim, const Axes &axes, int slot, const char *) {
   pendingCollectives[slot] = [&ctx, in, out, inShape, splitDim, concatDim, axes] {
     ctx.allToAll(in, out, inShape, splitDim, concatDim, axes);
   };

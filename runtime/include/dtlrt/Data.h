@@ -32,7 +32,7 @@ struct Dataset {
   /// Sample `sample` as a class label (files of one value per sample).
   int32_t label(int64_t sample) const;
 
-  int elementType = 0x08;           ///< IDX type code: 0x08 u8, 0x0C i32, 0x0D f32
+  int elementType = 0x08; ///< IDX type code: 0x08 u8, 0x0C i32, 0x0D f32
   const unsigned char *elements = nullptr;
   std::shared_ptr<const void> storage; ///< owns `elements` (a mapping or a buffer)
 };

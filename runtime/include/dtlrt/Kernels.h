@@ -21,14 +21,13 @@ namespace dtlrt {
 // x^T; a is [m, k] (or [k, m]). With a bias, c starts as the bias rows and
 // the GEMM accumulates onto them.
 template <typename T>
-void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a,
-            const T *b, const T *bias, T *c);
+void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
+            const T *bias, T *c);
 
 // out[i] = in[sum_d index_d(i) * inStrides[d]] over out's `rank` dims; a
 // stride of 0 repeats the input along that dimension (numpy broadcasting).
 template <typename T>
-void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides,
-               int rank);
+void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides, int rank);
 
 // out = in summed over the dimensions d with reduced[d] (accumulated in
 // double); out holds the other dimensions in order.
@@ -37,13 +36,12 @@ void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced,
 
 // out[b] = logsumexp(logits[b, :]) - logits[b, labels[b]]; 0 when labels[b] < 0.
 template <typename T>
-void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch,
-                  int64_t classes);
+void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes);
 
 // out[b, c] = grad[b] * (softmax(logits[b, :])[c] - (c == labels[b])).
 template <typename T>
-void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out,
-                      int64_t batch, int64_t classes);
+void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out, int64_t batch,
+                      int64_t classes);
 
 // out[b] = argmax(logits[b, :]) == labels[b].
 template <typename T>
@@ -51,9 +49,9 @@ void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int6
 
 // torch.optim.AdamW, t = *step (1-based), at learning rate *lr.
 template <typename T>
-void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T *lr,
-                 const T *step, double beta1, double beta2, double eps, double weightDecay,
-                 T *newParam, T *newM, T *newV, int64_t n);
+void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T *lr, const T *step,
+                 double beta1, double beta2, double eps, double weightDecay, T *newParam, T *newM,
+                 T *newV, int64_t n);
 
 // torch.optim.SGD with momentum (no dampening) and weight decay.
 template <typename T>
@@ -72,8 +70,10 @@ inline float fastExp(float x) {
   // Round to nearest by the 1.5 * 2^23 trick (vectorises, unlike roundf).
   float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
-  float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
-                  r * (0.0083333338f + r * 0.0013888889f)))));
+  float p =
+      1.0f +
+      r * (1.0f + r * (0.5f + r * (0.16666667f +
+                                   r * (0.041666668f + r * (0.0083333338f + r * 0.0013888889f)))));
   int32_t bits = (int32_t(n) + 127) << 23;
   float scale;
   __builtin_memcpy(&scale, &bits, sizeof scale);
@@ -117,8 +117,8 @@ void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, T *mean, 
 
 // out = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w.
 template <typename T>
-void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g,
-                        T *out, int64_t rows, int64_t n);
+void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g, T *out,
+                        int64_t rows, int64_t n);
 
 // dw = sum over rows of g * xhat, db = sum over rows of g.
 template <typename T>
@@ -145,17 +145,16 @@ void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64
 // The gradients of causalAttention for q, k and v, from its saved probs.
 template <typename T>
 void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, const T *g, T *dq,
-                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
-                         int64_t heads);
+                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads);
 
 // out[i] = in[i] * keep(i) / (1 - rate), keep(i) = hash(seed, stream, layer,
 // step, global index of i) >= rate; the global index of local element i
 // comes from row-major shapes and offsets per dimension. `layer` numbers the
 // layer inside repeats (-1 outside any); step 0 (evaluation) is the identity.
 template <typename T>
-void dropout(const T *in, T *out, int rank, const int64_t *localShape,
-             const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
-             int64_t stream, int64_t layer, const T *step);
+void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int64_t *globalShape,
+             const int64_t *offsets, double rate, uint64_t seed, int64_t stream, int64_t layer,
+             const T *step);
 
 /// The hash stream of a dropout mask: "dropout<stream>@" outside repeats,
 /// "dropout<stream>.<layer>@" inside; the step's digits follow.

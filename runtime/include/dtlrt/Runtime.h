@@ -43,10 +43,10 @@ using Axes = std::vector<int>;
 /// One argument or result of a step function.
 struct TensorSpec {
   Role role = Role::Input;
-  std::string name;  ///< e.g. "w1", "w1.m"
+  std::string name; ///< e.g. "w1", "w1.m"
   DType dtype = DType::F32;
   std::vector<int64_t> globalShape, localShape;
-  std::vector<Axes> dimAxes; ///< per dimension
+  std::vector<Axes> dimAxes;   ///< per dimension
   Init init = Init::Zeros;     ///< params
   double initA = 0, initB = 0; ///< normal: mean, std; uniform: low, high
   int64_t localSize() const;
