@@ -31,8 +31,10 @@ def Optimizer : Pass<"dtl-optimizer", "mlir::ModuleOp"> {
     optimizer state (zero-initialised by the runtime, sharded like its
     param), the learning rate and the 1-based step, computes the global
     gradient norm, and returns the loss, the norm, and the updated params
-    and state. The optimizer comes from the module's `dtl.optimizer`
-    dictionary (`kind` = "sgd" or "adamw" and its hyper-parameters).
+    and state. The optimizer and its hyper-parameters come from the
+    module's `#dtl.optimizer` attribute; with `zero` (ZeRO stage) in its
+    `#dtl.train`, state (stage 1), gradients (2) and params (3) are
+    constrained to be split over the data-parallel axes.
   }];
   let dependentDialects = ["::dtl::DtlDialect", "::mlir::func::FuncDialect"];
 }
@@ -53,7 +55,8 @@ def PropagateSharding : Pass<"dtl-propagate-sharding", "mlir::ModuleOp"> {
     split; a mesh axis splits one loop per rule; a split first flows only
     into values no larger than the one it came from (a bias's split waits
     for its activation), then anywhere; whatever is still open at the end
-    is replicated.
+    is replicated. A sharding the user wrote that splits a dimension an op
+    needs whole (the classes of a cross_entropy) is an error naming both.
   }];
   let dependentDialects = ["::dtl::DtlDialect"];
 }
