@@ -19,68 +19,17 @@ static constexpr int64_t kMaxRank = 8, kMaxAxesPerDim = 4;
 
 namespace {
 
-std::string roleName(std::optional<Role> role) {
-  switch (role.value_or(Role::input)) {
-  case Role::param:
-    return "dtlrt::Role::Param";
-  case Role::input:
-    return "dtlrt::Role::Input";
-  case Role::opt_state:
-    return "dtlrt::Role::OptState";
-  case Role::lr:
-    return "dtlrt::Role::Lr";
-  case Role::step:
-    return "dtlrt::Role::Step";
-  case Role::loss:
-    return "dtlrt::Role::Loss";
-  case Role::grad_norm:
-    return "dtlrt::Role::GradNorm";
-  case Role::grad:
-    return "dtlrt::Role::Grad";
-  case Role::correct:
-    return "dtlrt::Role::Correct";
-  }
-  llvm_unreachable("unknown role");
-}
-
-std::string initName(InitKind kind) {
-  switch (kind) {
-  case InitKind::zeros:
-    return "dtlrt::Init::Zeros";
-  case InitKind::ones:
-    return "dtlrt::Init::Ones";
-  case InitKind::normal:
-    return "dtlrt::Init::Normal";
-  case InitKind::uniform:
-    return "dtlrt::Init::Uniform";
-  }
-  llvm_unreachable("unknown initializer");
-}
-
-std::string sourceName(DataSourceKind kind) {
-  switch (kind) {
-  case DataSourceKind::idx:
-    return "dtlrt::Source::Idx";
-  case DataSourceKind::synthetic:
-    return "dtlrt::Source::Synthetic";
-  case DataSourceKind::tokens:
-    return "dtlrt::Source::Tokens";
-  }
-  llvm_unreachable("unknown data source");
-}
-
-std::string scheduleName(LrSchedule schedule) {
-  switch (schedule) {
-  case LrSchedule::constant:
-    return "dtlrt::LrSchedule::Constant";
-  case LrSchedule::warmup:
-    return "dtlrt::LrSchedule::Warmup";
-  case LrSchedule::cosine:
-    return "dtlrt::LrSchedule::Cosine";
-  case LrSchedule::warmup_cosine:
-    return "dtlrt::LrSchedule::WarmupCosine";
-  }
-  llvm_unreachable("unknown schedule");
+/// The runtime's twin of a dialect enum value: `opt_state` of Role is
+/// `dtlrt::Role::OptState` (Runtime.h spells each twin this way, so the host
+/// compiler rejects a twin that drifts).
+std::string runtimeEnum(StringRef type, StringRef value) {
+  std::string out = ("dtlrt::" + type + "::").str();
+  for (StringRef word : llvm::split(value, '_'))
+    if (!word.empty()) {
+      out += llvm::toUpper(word.front());
+      out += word.drop_front();
+    }
+  return out;
 }
 
 class ProgramPrinter {
@@ -145,10 +94,11 @@ public:
         << "    /*eval=*/" << dataDecl("Eval", train.getEval()) << ",\n"
         << "    /*lr=*/" << cpp::literal(optimizer.getLr()) << ", /*minLr=*/"
         << cpp::literal(train.getMinLr()) << ",\n"
-        << "    " << scheduleName(train.getSchedule()) << ", /*warmup=*/" << train.getWarmup()
-        << ",\n    /*steps=*/" << train.getSteps() << ", /*logEvery=*/" << train.getLogEvery()
-        << ", /*evalEvery=*/" << train.getEvalEvery() << ", /*evalBatches=*/"
-        << train.getEvalBatches() << ", /*seed=*/" << train.getSeed() << "};\n\n";
+        << "    " << runtimeEnum("LrSchedule", stringifyLrSchedule(train.getSchedule()))
+        << ", /*warmup=*/" << train.getWarmup() << ",\n    /*steps=*/" << train.getSteps()
+        << ", /*logEvery=*/" << train.getLogEvery() << ", /*evalEvery=*/" << train.getEvalEvery()
+        << ", /*evalBatches=*/" << train.getEvalBatches() << ", /*seed=*/" << train.getSeed()
+        << "};\n\n";
     std::string device = target_.device(module_);
     os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  return dtlrt::run(kProgram, "
         << (device.empty() ? "nullptr" : device) << ", argc, argv);\n}\n";
@@ -182,10 +132,11 @@ private:
                                                                  : "dtlrt::DType::F32";
     auto init = attrs ? attrs.getAs<InitAttr>(attr::init) : InitAttr();
     InitKind kind = init ? init.getKind() : InitKind::zeros;
-    return "{" + roleName(role) + ", " + cpp::quoted(name) + ", " + dtype + ", " +
-           std::to_string(local.getRank()) + ", " + cpp::list(global) + ", " +
-           cpp::list(local.getShape()) + ", {" + llvm::join(dimAxes, ", ") + "}, " +
-           initName(kind) + ", " + cpp::literal(init ? double(init.getA()) : 0) + ", " +
+    return "{" + runtimeEnum("Role", stringifyRole(role.value_or(Role::input))) + ", " +
+           cpp::quoted(name) + ", " + dtype + ", " + std::to_string(local.getRank()) + ", " +
+           cpp::list(global) + ", " + cpp::list(local.getShape()) + ", {" +
+           llvm::join(dimAxes, ", ") + "}, " + runtimeEnum("Init", stringifyInitKind(kind)) + ", " +
+           cpp::literal(init ? double(init.getA()) : 0) + ", " +
            cpp::literal(init ? double(init.getB()) : 0) + "}";
   }
 
@@ -250,10 +201,11 @@ private:
     auto tableOrNull = [&](StringRef suffix, ArrayAttr list) {
       return list.empty() ? std::string("nullptr") : ("k" + table + suffix).str();
     };
-    return "{" + sourceName(data.getSource()) + ", " + tableOrNull("Inputs", data.getInputs()) +
-           ", " + std::to_string(data.getInputs().size()) + ", " +
-           tableOrNull("Files", data.getFiles()) + ", " + std::to_string(data.getFiles().size()) +
-           ", " + std::to_string(data.getClasses()) + ", " + std::to_string(data.getSize()) + "}";
+    return "{" + runtimeEnum("Source", stringifyDataSourceKind(data.getSource())) + ", " +
+           tableOrNull("Inputs", data.getInputs()) + ", " +
+           std::to_string(data.getInputs().size()) + ", " + tableOrNull("Files", data.getFiles()) +
+           ", " + std::to_string(data.getFiles().size()) + ", " +
+           std::to_string(data.getClasses()) + ", " + std::to_string(data.getSize()) + "}";
   }
 
   ModuleOp module_;

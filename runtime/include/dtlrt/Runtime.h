@@ -22,8 +22,10 @@ class Device;
 enum class DType { F32, F64, I32 };
 size_t sizeOf(DType t);
 
-/// The runtime's twins of the dtl dialect's enums (dialects/dtl/DtlAttrs.td):
-/// generated programs pass these, never strings.
+/// The runtime's twins of the dtl dialect's enums (dialects/dtl/DtlAttrs.td),
+/// each value the dialect's name in CamelCase (opt_state: OptState), which
+/// is how the printers spell them: generated programs pass these, never
+/// strings.
 enum class Role { Param, Input, OptState, Lr, Step, Loss, GradNorm, Grad, Correct };
 enum class Init { Zeros, Ones, Normal, Uniform };
 enum class LrSchedule { Constant, Warmup, Cosine, WarmupCosine };
