@@ -27,7 +27,6 @@ public:
 
   LogicalResult printFused(StepPrinter &printer, FusedOp fused) override {
     raw_indented_ostream &os = printer.os();
-    printer.printLocation(fused);
     int64_t n = cast<RankedTensorType>(fused.getType()).getNumElements();
     std::string out = printer.define(fused.getResult());
     if (n >= kParallelThreshold)

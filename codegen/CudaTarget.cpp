@@ -96,7 +96,6 @@ public:
     kernels << "}\n\n";
 
     raw_indented_ostream &os = printer.os();
-    printer.printLocation(fused);
     std::string out = printer.define(fused.getResult());
     int64_t items = vectorized ? n / 4 : n;
     args.push_back(out);

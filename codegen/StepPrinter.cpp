@@ -64,6 +64,11 @@ std::pair<int64_t, int64_t> rowsAndLast(Value v) {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
+/// The size of `v` in bytes, as a C++ expression.
+std::string bytesOf(Value v) {
+  return str(elements(v)) + " * sizeof(" + StepPrinter::elementType(v.getType()) + ")";
+}
+
 /// `dtlrt::Axes{0, 1}`.
 std::string axesOf(ArrayRef<int16_t> axes) {
   return "dtlrt::Axes" + cpp::list(SmallVector<int64_t>(axes.begin(), axes.end()));
@@ -207,7 +212,6 @@ void StepPrinter::call(StringRef fn, ArrayRef<std::string> args) {
 }
 
 LogicalResult StepPrinter::printFunction(func::FuncOp fn, StringRef cppName) {
-  fn_ = fn;
   functionName_ = cppName.str();
   auto arena = fn->getAttrOfType<IntegerAttr>(attr::arenaBytes);
   if (!arena)
@@ -243,6 +247,10 @@ LogicalResult StepPrinter::printBlock(Block &block) {
 LogicalResult StepPrinter::printOperation(Operation *op) {
   if (op->getNumResults() > 0 && !isa<YieldOp>(op) && !op->hasAttr(attr::place))
     return op->emitError("has no place: run dtl-plan-buffers first");
+  // The .dtl line above whatever computes; views, waits and the return are
+  // not calls of their own.
+  if (!isa<ReshapeOp, CollectiveWaitOp, YieldOp, func::ReturnOp>(op))
+    printLocation(op);
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case<MatmulOp, MatmulBiasOp, BroadcastOp, TransposeOp, ReduceSumOp, ReshapeOp, SoftmaxOp,
             SoftmaxGradOp, LayerNormOp, LayerNormGradInputOp, LayerNormGradParamsOp, EmbeddingOp,
@@ -290,7 +298,6 @@ static SmallVector<std::string> gemmArgs(Value lhs, Value result, bool ta, bool 
 }
 
 LogicalResult StepPrinter::print(MatmulOp op) {
-  printLocation(op);
   SmallVector<std::string> args =
       gemmArgs(op.getLhs(), op.getResult(), op.getTransposeLhs(), op.getTransposeRhs());
   args.append({name(op.getLhs()), name(op.getRhs()), "static_cast<const real *>(nullptr)"});
@@ -300,7 +307,6 @@ LogicalResult StepPrinter::print(MatmulOp op) {
 }
 
 LogicalResult StepPrinter::print(MatmulBiasOp op) {
-  printLocation(op);
   SmallVector<std::string> args =
       gemmArgs(op.getLhs(), op.getResult(), op.getTransposeLhs(), op.getTransposeRhs());
   args.append({name(op.getLhs()), name(op.getRhs()), name(op.getBias())});
@@ -310,7 +316,6 @@ LogicalResult StepPrinter::print(MatmulBiasOp op) {
 }
 
 LogicalResult StepPrinter::gather(Operation *op, ArrayRef<int64_t> strides) {
-  printLocation(op);
   Value result = op->getResult(0);
   std::string out = define(result);
   StaticArray shape = staticArray("shape", shapeOf(result));
@@ -330,7 +335,6 @@ LogicalResult StepPrinter::print(BroadcastOp op) { return gather(op, gatherStrid
 LogicalResult StepPrinter::print(TransposeOp op) { return gather(op, gatherStrides(op)); }
 
 LogicalResult StepPrinter::print(ReduceSumOp op) {
-  printLocation(op);
   ArrayRef<int64_t> in = shapeOf(op.getInput());
   SmallVector<std::string> reduced(in.size(), "false");
   for (int64_t d : op.getDims())
@@ -361,7 +365,6 @@ LogicalResult StepPrinter::print(ReshapeOp op) {
 //===----------------------------------------------------------------------===//
 
 LogicalResult StepPrinter::print(SoftmaxOp op) {
-  printLocation(op);
   auto [rows, n] = rowsAndLast(op.getInput());
   std::string out = define(op.getResult());
   call("softmax", {name(op.getInput()), out, str(rows), str(n)});
@@ -369,7 +372,6 @@ LogicalResult StepPrinter::print(SoftmaxOp op) {
 }
 
 LogicalResult StepPrinter::print(SoftmaxGradOp op) {
-  printLocation(op);
   auto [rows, n] = rowsAndLast(op.getOutput());
   std::string out = define(op.getResult());
   call("softmaxGrad", {name(op.getOutput()), name(op.getGrad()), out, str(rows), str(n)});
@@ -377,7 +379,6 @@ LogicalResult StepPrinter::print(SoftmaxGradOp op) {
 }
 
 LogicalResult StepPrinter::print(LayerNormOp op) {
-  printLocation(op);
   auto [rows, n] = rowsAndLast(op.getInput());
   std::string out = define(op.getResult()), mean = define(op.getMean()),
               rstd = define(op.getRstd());
@@ -388,7 +389,6 @@ LogicalResult StepPrinter::print(LayerNormOp op) {
 }
 
 LogicalResult StepPrinter::print(LayerNormGradInputOp op) {
-  printLocation(op);
   auto [rows, n] = rowsAndLast(op.getInput());
   std::string out = define(op.getResult());
   call("layerNormGradInput", {name(op.getInput()), name(op.getWeight()), name(op.getMean()),
@@ -397,7 +397,6 @@ LogicalResult StepPrinter::print(LayerNormGradInputOp op) {
 }
 
 LogicalResult StepPrinter::print(LayerNormGradParamsOp op) {
-  printLocation(op);
   auto [rows, n] = rowsAndLast(op.getInput());
   std::string dw = define(op.getWeightGrad()), db = define(op.getBiasGrad());
   call("layerNormGradParams", {name(op.getInput()), name(op.getMean()), name(op.getRstd()),
@@ -406,7 +405,6 @@ LogicalResult StepPrinter::print(LayerNormGradParamsOp op) {
 }
 
 LogicalResult StepPrinter::print(EmbeddingOp op) {
-  printLocation(op);
   ArrayRef<int64_t> table = shapeOf(op.getTable());
   std::string out = define(op.getResult());
   call("embedding", {name(op.getTable()), name(op.getIndices()), out,
@@ -415,7 +413,6 @@ LogicalResult StepPrinter::print(EmbeddingOp op) {
 }
 
 LogicalResult StepPrinter::print(EmbeddingGradOp op) {
-  printLocation(op);
   ArrayRef<int64_t> table = shapeOf(op.getResult());
   std::string out = define(op.getResult());
   call("embeddingGrad", {name(op.getIndices()), name(op.getGrad()), out,
@@ -425,7 +422,6 @@ LogicalResult StepPrinter::print(EmbeddingGradOp op) {
 
 // A rank's heads are its channels divided by the head size.
 LogicalResult StepPrinter::print(CausalAttentionOp op) {
-  printLocation(op);
   ArrayRef<int64_t> q = shapeOf(op.getQ());
   std::string out = define(op.getResult()), probs = define(op.getProbs());
   call("causalAttention", {name(op.getQ()), name(op.getK()), name(op.getV()), out, probs, str(q[0]),
@@ -434,7 +430,6 @@ LogicalResult StepPrinter::print(CausalAttentionOp op) {
 }
 
 LogicalResult StepPrinter::print(CausalAttentionGradOp op) {
-  printLocation(op);
   ArrayRef<int64_t> q = shapeOf(op.getQ());
   std::string dq = define(op.getQGrad()), dk = define(op.getKGrad()), dv = define(op.getVGrad());
   call("causalAttentionGrad",
@@ -444,7 +439,6 @@ LogicalResult StepPrinter::print(CausalAttentionGradOp op) {
 }
 
 LogicalResult StepPrinter::print(CrossEntropyOp op) {
-  printLocation(op);
   auto [rows, classes] = rowsAndLast(op.getLogits());
   std::string out = define(op.getResult());
   call("crossEntropy", {name(op.getLogits()), name(op.getLabels()), out, str(rows), str(classes)});
@@ -452,7 +446,6 @@ LogicalResult StepPrinter::print(CrossEntropyOp op) {
 }
 
 LogicalResult StepPrinter::print(CrossEntropyGradOp op) {
-  printLocation(op);
   auto [rows, classes] = rowsAndLast(op.getLogits());
   std::string out = define(op.getResult());
   call("crossEntropyGrad", {name(op.getLogits()), name(op.getLabels()), name(op.getGrad()), out,
@@ -461,7 +454,6 @@ LogicalResult StepPrinter::print(CrossEntropyGradOp op) {
 }
 
 LogicalResult StepPrinter::print(CorrectOp op) {
-  printLocation(op);
   auto [rows, classes] = rowsAndLast(op.getLogits());
   std::string out = define(op.getResult());
   call("correct", {name(op.getLogits()), name(op.getLabels()), out, str(rows), str(classes)});
@@ -475,7 +467,6 @@ LogicalResult StepPrinter::print(DropoutOp op) {
   auto layouts = op->getAttrOfType<ArrayAttr>(attr::shardings);
   if (!layouts)
     return op.emitError("dropout needs its layout (`dtl.shardings`) from dtl-partition");
-  printLocation(op);
   auto layout = cast<ShardingAttr>(layouts[0]);
   SmallVector<int64_t> local(shapeOf(op.getInput())), global = local;
   SmallVector<std::string> offsets;
@@ -507,7 +498,6 @@ LogicalResult StepPrinter::print(DropoutOp op) {
 }
 
 LogicalResult StepPrinter::print(AdamwUpdateOp op) {
-  printLocation(op);
   std::string param = define(op.getNewParam()), m = define(op.getNewM()), v = define(op.getNewV());
   call("adamwUpdate",
        {name(op.getParam()), name(op.getGrad()), name(op.getM()), name(op.getV()), name(op.getLr()),
@@ -519,7 +509,6 @@ LogicalResult StepPrinter::print(AdamwUpdateOp op) {
 }
 
 LogicalResult StepPrinter::print(SgdUpdateOp op) {
-  printLocation(op);
   std::string param = define(op.getNewParam()), buf = define(op.getNewMomentumBuf());
   call("sgdUpdate", {name(op.getParam()), name(op.getGrad()), name(op.getMomentumBuf()),
                      name(op.getLr()), cpp::literal(op.getMomentum().convertToDouble()),
@@ -538,12 +527,10 @@ LogicalResult StepPrinter::print(SgdUpdateOp op) {
 /// written in place by the value the body yields (the buffer plan put it
 /// there), or copied.
 LogicalResult StepPrinter::print(RepeatOp op) {
-  printLocation(op);
   for (Value r : op.getResults())
     define(r);
   for (auto [init, result] : llvm::zip(op.getInits(), op.getCarryResults()))
-    call("copy", {name(init), name(result),
-                  str(elements(result)) + " * sizeof(" + elementType(result.getType()) + ")"});
+    call("copy", {name(init), name(result), bytesOf(result)});
   std::string i = "i" + str(nextIndex_++);
   int64_t count = op.getCount();
   if (op.getReverse())
@@ -577,7 +564,7 @@ LogicalResult StepPrinter::print(RepeatOp op) {
       continue; // written there already
     call("copy",
          {name(value), name(op.getStackedResults()[k]) + " + " + i + " * " + str(elements(value)),
-          str(elements(value)) + " * sizeof(" + elementType(value.getType()) + ")"});
+          bytesOf(value)});
   }
   for (auto [value, arg, result] :
        llvm::zip(yielded.take_front(carries), op.getCarryArgs(), op.getCarryResults())) {
@@ -586,8 +573,7 @@ LogicalResult StepPrinter::print(RepeatOp op) {
     if (llvm::is_contained(op.getCarryArgs(), value))
       return op.emitError("yields one carried value as another's; the printer copies carried "
                           "values in place and cannot swap them");
-    call("copy", {name(value), name(result),
-                  str(elements(value)) + " * sizeof(" + elementType(value.getType()) + ")"});
+    call("copy", {name(value), name(result), bytesOf(value)});
   }
   os_.unindent();
   os_ << "}\n";
@@ -612,7 +598,6 @@ LogicalResult StepPrinter::collective(StringRef kind, StringRef method, Operatio
   auto slot = op->getAttrOfType<IntegerAttr>(attr::slot);
   if (!slot)
     return op->emitError("has no `dtl.slot`: run dtl-schedule-collectives first");
-  printLocation(op);
   Value input = op->getOperand(0), result = op->getResult(0);
   std::string out = define(result);
   SmallVector<std::string> args{"ctx", name(input), out};
@@ -651,7 +636,6 @@ LogicalResult StepPrinter::print(shard::AllToAllOp op) {
 
 // Local: this rank's slice, on the compute stream.
 LogicalResult StepPrinter::print(shard::AllSliceOp op) {
-  printLocation(op);
   std::string out = define(op.getResult());
   os_ << target_.ns() << "::allSlice<" << elementType(op.getResult().getType()) << ">(ctx, "
       << name(op.getInput()) << ", " << out << ", " << cpp::list(shapeOf(op.getInput())) << ", "
@@ -679,8 +663,7 @@ LogicalResult StepPrinter::print(func::ReturnOp op) {
     auto owner = dyn_cast<OpResult>(v);
     if (owner && owner.getOwner()->hasAttr(attr::inPlace))
       continue; // written there already
-    call("copy", {name(v), "results[" + str(k) + "]",
-                  str(elements(v)) + " * sizeof(" + elementType(v.getType()) + ")"});
+    call("copy", {name(v), "results[" + str(k) + "]", bytesOf(v)});
   }
   return success();
 }

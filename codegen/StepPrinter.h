@@ -63,11 +63,11 @@ public:
   /// the name holding the yielded element.
   std::string printElement(FusedOp fused, llvm::ArrayRef<std::string> argNames,
                            mlir::raw_indented_ostream &out);
-  /// `// file:line:col` above an op's code.
-  void printLocation(mlir::Operation *op);
   int nextKernel() { return kernelCount_++; }
 
 private:
+  /// `// file:line:col` above an op's code (every op that computes).
+  void printLocation(mlir::Operation *op);
   mlir::LogicalResult printBlock(mlir::Block &block);
   mlir::LogicalResult printOperation(mlir::Operation *op);
   /// A call `ns::fn(args...)`.
@@ -116,7 +116,6 @@ private:
   uint64_t seed_;
   mlir::raw_indented_ostream &os_;
   llvm::raw_ostream &kernels_;
-  mlir::func::FuncOp fn_;
   std::string functionName_;
   llvm::DenseMap<mlir::Value, std::string> names_;
   int nextName_ = 0, nextIndex_ = 0, kernelCount_ = 0;
