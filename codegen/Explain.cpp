@@ -6,12 +6,13 @@
 // generated program allocates: the state (arguments), the step's result
 // buffers and the arena the buffer plan sized (`dtl.arena_bytes`); `./model
 // --memory` prints the same categories as allocated, and how much its
-// resident memory grew. Compute is each op's cost (CostOpInterface), a
+// heap grew. Compute is each op's cost (CostOpInterface), a
 // repeat's body counted once per layer.
 //
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Explain.h"
+#include "codegen/Printer.h"
 #include "dialects/dtl/Layout.h"
 
 #include "llvm/ADT/SetVector.h"
@@ -55,18 +56,6 @@ std::string timeString(double seconds) {
   if (seconds >= 1e-3)
     return llvm::formatv("{0:f2} ms", seconds * 1e3).str();
   return llvm::formatv("{0:f1} us", seconds * 1e6).str();
-}
-
-std::string where(Location loc) {
-  if (auto file = dyn_cast<FileLineColLoc>(loc))
-    return llvm::formatv("{0}:{1}:{2}", file.getFilename().getValue(), file.getLine(),
-                         file.getColumn())
-        .str();
-  if (auto fused = dyn_cast<FusedLoc>(loc))
-    for (Location inner : fused.getLocations())
-      if (std::string s = where(inner); !s.empty())
-        return s;
-  return "";
 }
 
 class Explainer {
@@ -283,7 +272,7 @@ private:
                                  {"local", typeString(v.getType())},
                                  {"sharding", layoutString(layoutOf(v))},
                                  {"bytes", bytes(v.getType())},
-                                 {"source", where(v.getLoc())}});
+                                 {"source", sourcePosition(v.getLoc())}});
     return out;
   }
 
@@ -335,7 +324,7 @@ private:
                                  {"bytes_sent_per_rank", (int64_t)sent},
                                  {"seconds", seconds},
                                  {"phase", phaseOf(op)},
-                                 {"source", where(op->getLoc())}});
+                                 {"source", sourcePosition(op->getLoc())}});
     });
     return out;
   }

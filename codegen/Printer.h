@@ -30,6 +30,10 @@ enum class PrintTarget { Cpu, Cuda };
 mlir::LogicalResult printProgram(mlir::ModuleOp module, PrintTarget target, llvm::raw_ostream &os,
                                  llvm::StringRef sourceFile = "");
 
+/// `file:line:col` of the first file position in `loc` (through fused and
+/// named locations), or "": where in the .dtl source an op comes from.
+std::string sourcePosition(mlir::Location loc);
+
 /// Registers the translations dtl-to-cpp and dtl-to-cuda.
 void registerTranslations();
 

@@ -1,6 +1,7 @@
 //===- StepPrinter.cpp - one step function, printed op by op --------------===//
 
 #include "codegen/StepPrinter.h"
+#include "codegen/Printer.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -93,24 +94,6 @@ StaticArray staticArray(StringRef name, ArrayRef<int64_t> values) {
   return staticArray("int64_t", name, items);
 }
 
-/// The first file position in a location, or "".
-std::string position(Location loc) {
-  if (auto file = dyn_cast<FileLineColLoc>(loc)) {
-    // A line comment ends at a newline and continues after a backslash.
-    std::string name;
-    for (unsigned char c : file.getFilename().getValue())
-      name += c < 0x20 || c == 0x7F || c == '\\' ? '?' : char(c);
-    return name + ":" + str(file.getLine()) + ":" + str(file.getColumn());
-  }
-  if (auto fused = dyn_cast<FusedLoc>(loc))
-    for (Location inner : fused.getLocations())
-      if (std::string s = position(inner); !s.empty())
-        return s;
-  if (auto named = dyn_cast<NameLoc>(loc))
-    return position(named.getChildLoc());
-  return "";
-}
-
 /// Input strides, in result-dimension space, of a broadcast (0 where the
 /// input repeats) or of a transpose (result dim i walks input dim perm[i]).
 SmallVector<int64_t> gatherStrides(BroadcastOp b) {
@@ -159,6 +142,18 @@ std::string scalar(Operation *op, ArrayRef<std::string> x, StringRef ns) {
 
 } // namespace
 
+std::string dtl::sourcePosition(Location loc) {
+  if (auto file = dyn_cast<FileLineColLoc>(loc))
+    return file.getFilename().str() + ":" + str(file.getLine()) + ":" + str(file.getColumn());
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location inner : fused.getLocations())
+      if (std::string s = sourcePosition(inner); !s.empty())
+        return s;
+  if (auto named = dyn_cast<NameLoc>(loc))
+    return sourcePosition(named.getChildLoc());
+  return "";
+}
+
 //===----------------------------------------------------------------------===//
 // StepPrinter
 //===----------------------------------------------------------------------===//
@@ -203,7 +198,11 @@ std::string StepPrinter::define(Value v) {
 }
 
 void StepPrinter::printLocation(Operation *op) {
-  if (std::string where = position(op->getLoc()); !where.empty())
+  // A line comment ends at a newline and continues after a backslash.
+  std::string where;
+  for (unsigned char c : sourcePosition(op->getLoc()))
+    where += c < 0x20 || c == 0x7F || c == '\\' ? '?' : char(c);
+  if (!where.empty())
     os_ << "// " << where << "\n";
 }
 
