@@ -108,17 +108,16 @@ Value reduction(BuiltinCall &c) {
         g.error(item->pos) << "axis must be an integer or a tuple of integers";
         return {};
       }
-      int64_t axis = (int64_t)*n, d = axis < 0 ? axis + type.getRank() : axis;
-      if (d < 0 || d >= type.getRank() || llvm::is_contained(dims, d)) {
-        g.error(c.call.pos) << "axis " << axis << " is out of range or repeated for "
-                            << formatType(type);
-        return {};
-      }
-      dims.push_back(d);
+      // Negative axes count from the end; one out of range stays as written.
+      int64_t axis = (int64_t)*n;
+      dims.push_back(axis < 0 && axis + type.getRank() >= 0 ? axis + type.getRank() : axis);
     }
   } else {
     dims = llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
   }
+  if (failed(
+          c.shapeRule([&] { return ReduceSumOp::inferResultType(c.loc, type, dims, keepDims); })))
+    return {};
   llvm::sort(dims);
   OpBuilder &b = c.b();
   Value sum = ReduceSumOp::create(b, c.loc, c.args[0], b.getDenseI64ArrayAttr(dims),
@@ -187,15 +186,13 @@ Value reshape(BuiltinCall &c) {
   std::optional<SmallVector<int64_t>> shape = c.sizes(*c.list);
   if (!shape)
     return {};
-  RankedTensorType type = c.type(0);
-  auto result = RankedTensorType::get(*shape, type.getElementType());
-  if (llvm::any_of(*shape, [](int64_t d) { return d < 1; }) ||
-      result.getNumElements() != type.getNumElements() || !reshapeGroups(type.getShape(), *shape)) {
-    c.g.error(c.call.pos) << "cannot reshape " << formatType(type) << " to " << formatType(result)
-                          << ": reshapes keep the element count and merge or split neighbouring "
-                             "dimensions";
+  if (llvm::any_of(*shape, [](int64_t d) { return d < 1; })) {
+    c.g.error(c.list->pos) << "reshape's sizes must be at least 1";
     return {};
   }
+  auto result = RankedTensorType::get(*shape, c.type(0).getElementType());
+  if (failed(c.shapeRule([&] { return ReshapeOp::checkShapes(c.loc, c.type(0), result); })))
+    return {};
   return ReshapeOp::create(c.b(), c.loc, result, c.args[0]);
 }
 

@@ -336,14 +336,24 @@ std::optional<SmallVector<ReshapeGroup>> dtl::reshapeGroups(ArrayRef<int64_t> in
   return groups;
 }
 
-LogicalResult ReshapeOp::verify() {
-  auto in = cast<RankedTensorType>(getInput().getType()),
-       out = cast<RankedTensorType>(getResult().getType());
-  if (in.getElementType() != out.getElementType() || in.getNumElements() != out.getNumElements())
-    return emitOpError("must keep the element type and count");
-  if (in.getRank() > 0 && out.getRank() > 0 && !reshapeGroups(in.getShape(), out.getShape()))
-    return emitOpError("must merge or split dimensions group by group");
+LogicalResult ReshapeOp::checkShapes(std::optional<Location> loc, RankedTensorType input,
+                                     RankedTensorType result) {
+  auto cannot = [&](StringRef why) {
+    return emitOptionalError(loc, "cannot reshape ", formatType(input), " to ", formatType(result),
+                             ": ", why);
+  };
+  if (input.getElementType() != result.getElementType())
+    return cannot("a reshape keeps the element type");
+  if (input.getNumElements() != result.getNumElements() ||
+      (input.getRank() > 0 && result.getRank() > 0 &&
+       !reshapeGroups(input.getShape(), result.getShape())))
+    return cannot("reshapes keep the element count and merge or split neighbouring dimensions");
   return success();
+}
+
+LogicalResult ReshapeOp::verify() {
+  return checkShapes(getLoc(), cast<RankedTensorType>(getInput().getType()),
+                     cast<RankedTensorType>(getResult().getType()));
 }
 
 Value ReshapeOp::getViewSource() { return getInput(); }

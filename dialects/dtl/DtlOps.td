@@ -411,6 +411,13 @@ def Dtl_ReshapeOp : Dtl_MathOp<"reshape",
   let results = (outs AnyTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The rule, for the verifier and for the frontend's report at the
+    /// user's reshape.
+    static ::mlir::LogicalResult checkShapes(std::optional<::mlir::Location> loc,
+                                             ::mlir::RankedTensorType input,
+                                             ::mlir::RankedTensorType result);
+  }];
 }
 
 def Dtl_TransposeOp : Dtl_InferredOp<"transpose",

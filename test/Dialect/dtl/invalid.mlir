@@ -202,15 +202,23 @@ func.func @dropout_rate(%x: tensor<4xf32>, %step: tensor<f32>) {
 // -----
 
 func.func @reshape_count(%x: tensor<4x4xf32>) {
-  // expected-error @+1 {{'dtl.reshape' op must keep the element type and count}}
+  // expected-error @+1 {{cannot reshape f32[4, 4] to f32[15]: reshapes keep the element count and merge or split neighbouring dimensions}}
   %0 = dtl.reshape %x : tensor<4x4xf32> -> tensor<15xf32>
   return
 }
 
 // -----
 
+func.func @reshape_type(%x: tensor<4xi32>) {
+  // expected-error @+1 {{cannot reshape i32[4] to f32[4]: a reshape keeps the element type}}
+  %0 = dtl.reshape %x : tensor<4xi32> -> tensor<4xf32>
+  return
+}
+
+// -----
+
 func.func @reshape_groups(%x: tensor<2x3xf32>) {
-  // expected-error @+1 {{'dtl.reshape' op must merge or split dimensions group by group}}
+  // expected-error @+1 {{cannot reshape f32[2, 3] to f32[3, 2]: reshapes keep the element count and merge or split neighbouring dimensions}}
   %0 = dtl.reshape %x : tensor<2x3xf32> -> tensor<3x2xf32>
   return
 }
