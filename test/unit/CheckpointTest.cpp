@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -44,10 +47,8 @@ std::string withHeader(const std::string &header, size_t dataBytes = 0) {
   return out + header + std::string(dataBytes, '\0');
 }
 
-/// The DataError message readSafetensorsHeader throws on `bytes`.
-std::string refusal(const std::string &name, const std::string &bytes) {
-  std::string path = tempPath(name);
-  writeAll(path, bytes);
+/// The DataError message readSafetensorsHeader throws on the file at `path`.
+std::string refusal(const std::string &path) {
   try {
     readSafetensorsHeader(path);
   } catch (const DataError &e) {
@@ -85,68 +86,66 @@ TEST(Safetensors, AWrittenFileReadsBack) {
   EXPECT_EQ(file.size(), header.dataOffset + ne.end);
 }
 
+// The file is written beside its destination and renamed over it, so a
+// write that fails leaves the old file whole, and one that succeeds leaves
+// no temporary.
 TEST(Safetensors, AFailedWriteLeavesTheOldFile) {
-  std::string dir = tempPath("no-such-dir");
-  std::string path = tempPath("kept.safetensors");
-  float x = 1;
+  std::string path = tempPath("kept.safetensors"), temp = path + ".tmp";
+  float x = 1, y = 2;
+  ::rmdir(temp.c_str());
   writeSafetensors(path, {{"x", DType::F32, {1}, &x}}, {});
   std::string before = readAll(path);
-  EXPECT_THROW(writeSafetensors(dir + "/x.safetensors", {{"x", DType::F32, {1}, &x}}, {}),
-               DataError);
-  // Over an existing file: written beside it and renamed, so a reader sees
-  // the old file or the new one, never half of one.
-  float y = 2;
+  ASSERT_EQ(::mkdir(temp.c_str(), 0755), 0) << "a directory in the temporary's way";
+  try {
+    writeSafetensors(path, {{"x", DType::F32, {1}, &y}}, {});
+    ADD_FAILURE() << "the write succeeded";
+  } catch (const DataError &e) {
+    EXPECT_EQ(std::string(e.what()).rfind(temp + ": cannot create (", 0), 0u) << e.what();
+  }
+  EXPECT_EQ(readAll(path), before);
+  ::rmdir(temp.c_str());
   writeSafetensors(path, {{"x", DType::F32, {1}, &y}}, {});
   EXPECT_NE(readAll(path), before);
-  EXPECT_FALSE(std::ifstream(path + ".tmp").good()) << "no temporary left behind";
+  EXPECT_EQ(readSafetensorsHeader(path).tensors.size(), 1u);
+  struct stat st;
+  EXPECT_NE(::stat(temp.c_str(), &st), 0) << "no temporary left behind";
 }
 
 TEST(Safetensors, DamagedFilesAreRefusedWithThePathAndTheReason) {
-  EXPECT_NE(refusal("short", "abc").find("shorter than its 8-byte header length"),
-            std::string::npos);
   std::string tooLong(8, '\0');
   tooLong[0] = 100;
-  EXPECT_NE(refusal("too-long", tooLong + "{}")
-                .find("the header claims 100 bytes, but the file "
-                      "has 2 after the length"),
-            std::string::npos);
-  EXPECT_NE(refusal("not-json", withHeader("[1, 2")).find("the header is not a JSON object"),
-            std::string::npos);
-  EXPECT_NE(refusal("metadata", withHeader(R"({"__metadata__": {"step": 3}})"))
-                .find("metadata 'step' is not a string"),
-            std::string::npos);
-  EXPECT_NE(refusal("fields", withHeader(R"({"w": {"dtype": "F32"}})"))
-                .find("tensor 'w': needs dtype, shape and data_offsets"),
-            std::string::npos);
-  EXPECT_NE(
-      refusal("dtype",
-              withHeader(R"({"w": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}})", 2))
-          .find("tensor 'w': unsupported dtype \"BF16\""),
-      std::string::npos);
-  EXPECT_NE(
-      refusal("shape",
-              withHeader(R"({"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}})", 4))
-          .find("shape entries must be non-negative integers"),
-      std::string::npos);
-  EXPECT_NE(
-      refusal("outside",
-              withHeader(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 8))
-          .find("data_offsets [0, 16) lie outside the 8 bytes of data"),
-      std::string::npos);
-  EXPECT_NE(
-      refusal("size",
-              withHeader(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 8))
-          .find("holds 8 bytes, which its shape and dtype do not match"),
-      std::string::npos);
-  std::remove(tempPath("missing-does-not-exist").c_str());
-  try {
-    readSafetensorsHeader(tempPath("missing-does-not-exist"));
-    ADD_FAILURE() << "a missing file was accepted";
-  } catch (const DataError &e) {
-    EXPECT_NE(std::string(e.what()).find("dtlrt-checkpoint-missing-does-not-exist: cannot open"),
-              std::string::npos)
-        << e.what();
+  auto tensor = [](const std::string &entry, size_t dataBytes) {
+    return withHeader(R"({"w": )" + entry + "}", dataBytes);
+  };
+  struct Case {
+    std::string name, bytes, reason;
+  } cases[] = {
+      {"short", "abc", "not a safetensors file (shorter than its 8-byte header length)"},
+      {"too-long", tooLong + "{}",
+       "the header claims 100 bytes, but the file has 2 after the "
+       "length"},
+      {"not-json", withHeader("[1, 2"), "the header is not a JSON object"},
+      {"metadata", withHeader(R"({"__metadata__": {"step": 3}})"),
+       "metadata 'step' is not a string"},
+      {"fields", tensor(R"({"dtype": "F32"})", 0),
+       "tensor 'w': needs dtype, shape and data_offsets"},
+      {"dtype", tensor(R"({"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]})", 2),
+       "tensor 'w': unsupported dtype \"BF16\""},
+      {"shape", tensor(R"({"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]})", 4),
+       "tensor 'w': shape entries must be non-negative integers"},
+      {"outside", tensor(R"({"dtype": "F32", "shape": [4], "data_offsets": [0, 16]})", 8),
+       "tensor 'w': data_offsets [0, 16) lie outside the 8 bytes of data"},
+      {"size", tensor(R"({"dtype": "F32", "shape": [3], "data_offsets": [0, 8]})", 8),
+       "tensor 'w': holds 8 bytes, which its shape and dtype do not match"},
+  };
+  for (const Case &c : cases) {
+    std::string path = tempPath(c.name);
+    writeAll(path, c.bytes);
+    EXPECT_EQ(refusal(path), path + ": " + c.reason) << c.name;
   }
+  std::string missing = tempPath("missing-does-not-exist");
+  std::remove(missing.c_str());
+  EXPECT_EQ(refusal(missing), missing + ": cannot open (No such file or directory)");
 }
 
 } // namespace
