@@ -22,6 +22,14 @@ using namespace dtl;
 
 static ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
 
+/// inferReturnTypes of a one-result op from its shape rule's answer.
+static LogicalResult pushType(FailureOr<RankedTensorType> type, SmallVectorImpl<Type> &types) {
+  if (failed(type))
+    return failure();
+  types.push_back(*type);
+  return success();
+}
+
 static RankedTensorType withShape(RankedTensorType like, ArrayRef<int64_t> shape) {
   return RankedTensorType::get(shape, like.getElementType());
 }
@@ -74,14 +82,10 @@ FailureOr<RankedTensorType> MatmulOp::inferResultType(std::optional<Location> lo
 
 LogicalResult MatmulOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                          Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t =
-      inferResultType(loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
-                      cast<RankedTensorType>(adaptor.getRhs().getType()), adaptor.getTransposeLhs(),
-                      adaptor.getTransposeRhs());
-  if (failed(t))
-    return failure();
-  types.push_back(*t);
-  return success();
+  return pushType(inferResultType(loc, cast<RankedTensorType>(adaptor.getLhs().getType()),
+                                  cast<RankedTensorType>(adaptor.getRhs().getType()),
+                                  adaptor.getTransposeLhs(), adaptor.getTransposeRhs()),
+                  types);
 }
 
 LogicalResult MatmulBiasOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
@@ -119,13 +123,9 @@ FailureOr<RankedTensorType> ReduceSumOp::inferResultType(std::optional<Location>
 
 LogicalResult ReduceSumOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                             Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t =
-      inferResultType(loc, cast<RankedTensorType>(adaptor.getInput().getType()), adaptor.getDims(),
-                      adaptor.getKeepDims());
-  if (failed(t))
-    return failure();
-  types.push_back(*t);
-  return success();
+  return pushType(inferResultType(loc, cast<RankedTensorType>(adaptor.getInput().getType()),
+                                  adaptor.getDims(), adaptor.getKeepDims()),
+                  types);
 }
 
 FailureOr<std::pair<RankedTensorType, RankedTensorType>>
@@ -167,13 +167,9 @@ FailureOr<RankedTensorType> EmbeddingOp::inferResultType(std::optional<Location>
 
 LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                             Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t =
-      inferResultType(loc, cast<RankedTensorType>(adaptor.getTable().getType()),
-                      cast<RankedTensorType>(adaptor.getIndices().getType()));
-  if (failed(t))
-    return failure();
-  types.push_back(*t);
-  return success();
+  return pushType(inferResultType(loc, cast<RankedTensorType>(adaptor.getTable().getType()),
+                                  cast<RankedTensorType>(adaptor.getIndices().getType())),
+                  types);
 }
 
 FailureOr<std::pair<RankedTensorType, RankedTensorType>>
@@ -217,12 +213,9 @@ FailureOr<RankedTensorType> TransposeOp::inferResultType(std::optional<Location>
 
 LogicalResult TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                             Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t = inferResultType(
-      loc, cast<RankedTensorType>(adaptor.getInput().getType()), adaptor.getPermutation());
-  if (failed(t))
-    return failure();
-  types.push_back(*t);
-  return success();
+  return pushType(inferResultType(loc, cast<RankedTensorType>(adaptor.getInput().getType()),
+                                  adaptor.getPermutation()),
+                  types);
 }
 
 FailureOr<RankedTensorType> CrossEntropyOp::inferResultType(std::optional<Location> loc,
@@ -239,24 +232,17 @@ FailureOr<RankedTensorType> CrossEntropyOp::inferResultType(std::optional<Locati
 
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                                Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t =
-      inferResultType(loc, cast<RankedTensorType>(adaptor.getLogits().getType()),
-                      cast<RankedTensorType>(adaptor.getLabels().getType()));
-  if (failed(t))
-    return failure();
-  types.push_back(*t);
-  return success();
+  return pushType(inferResultType(loc, cast<RankedTensorType>(adaptor.getLogits().getType()),
+                                  cast<RankedTensorType>(adaptor.getLabels().getType())),
+                  types);
 }
 
 LogicalResult CorrectOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
                                           Adaptor adaptor, SmallVectorImpl<Type> &types) {
-  FailureOr<RankedTensorType> t =
+  return pushType(
       CrossEntropyOp::inferResultType(loc, cast<RankedTensorType>(adaptor.getLogits().getType()),
-                                      cast<RankedTensorType>(adaptor.getLabels().getType()));
-  if (failed(t))
-    return failure();
-  types.push_back(*t);
-  return success();
+                                      cast<RankedTensorType>(adaptor.getLabels().getType())),
+      types);
 }
 
 //===----------------------------------------------------------------------===//
