@@ -171,6 +171,13 @@ std::string StepPrinter::elementType(Type type) {
 
 const std::string &StepPrinter::name(Value v) const { return names_.find(v)->second; }
 
+void StepPrinter::alias(Value v, Value sameAs) {
+  // Copied before inserting: the insertion may grow the map and move the
+  // string `name` refers to.
+  std::string same = name(sameAs);
+  names_[v] = std::move(same);
+}
+
 std::string StepPrinter::define(Value v) {
   auto result = cast<OpResult>(v);
   auto places = result.getOwner()->getAttrOfType<ArrayAttr>(attr::place);
@@ -539,7 +546,7 @@ LogicalResult StepPrinter::print(RepeatOp op) {
   os_.indent();
   names_[op.getIndex()] = i;
   for (auto [arg, result] : llvm::zip(op.getCarryArgs(), op.getCarryResults()))
-    names_[arg] = name(result);
+    alias(arg, result);
   for (auto [arg, stacked] : llvm::zip(op.getStackedArgs(), op.getStacked())) {
     std::string n = "t" + str(nextName_++), type = elementType(arg.getType());
     os_ << "const " << type << " *const " << n << " = " << name(stacked) << " + " << i << " * "
@@ -547,7 +554,7 @@ LogicalResult StepPrinter::print(RepeatOp op) {
     names_[arg] = n;
   }
   for (auto [arg, invariant] : llvm::zip(op.getInvariantArgs(), op.getInvariants()))
-    names_[arg] = name(invariant);
+    alias(arg, invariant);
   if (failed(printBlock(op.getBodyBlock())))
     return failure();
   // Stacked slices first: they may read a carried value (its value at this
@@ -653,7 +660,7 @@ LogicalResult StepPrinter::print(CollectiveWaitOp op) {
   if (!slot)
     return op.emitError("waits for no collective with a `dtl.slot`");
   os_ << target_.ns() << "::waitFor(" << slot.getInt() << ");\n";
-  names_[op.getResult()] = name(op.getPending());
+  alias(op.getResult(), op.getPending());
   return success();
 }
 

@@ -54,6 +54,9 @@ public:
   llvm::StringRef functionName() const { return functionName_; }
   /// The C++ name of `v` (a pointer, or a layer index).
   const std::string &name(mlir::Value v) const;
+  /// Names `v` as `sameAs` is named (a block argument bound to its operand,
+  /// a wait's result to the pending value).
+  void alias(mlir::Value v, mlir::Value sameAs);
   /// Declares `v`'s pointer at its place; returns its name.
   std::string define(mlir::Value v);
   /// "real" or "int32_t".
