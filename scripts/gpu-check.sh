@@ -17,10 +17,10 @@ mkdir -p "$out"
 # CUDA's libraries: the toolkit's, or those of the NVIDIA wheels beside PyTorch.
 wheels=$(python3 -c 'import nvidia, os; print(":".join(os.path.join(p, d, "lib") for p in nvidia.__path__ for d in os.listdir(p)))' 2>/dev/null)
 export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${wheels}:${LD_LIBRARY_PATH:-}"
-# Open MPI: the machine's own if it has one, else the bundled one.
-if ! ldconfig -p | grep -q 'libmpi.so.40 '; then
-  export OPAL_PREFIX="$bundle/usr" PATH="$bundle/usr/bin:$PATH"
-fi
+# Open MPI: always the bundled one, relocated. The programs load its libmpi
+# and libpmix from $bundle/lib, which a machine's own orted and plugins do
+# not match (an H200 image's failed with "undefined symbol: PMIx_Info_create").
+export OPAL_PREFIX="$bundle/usr" PATH="$bundle/usr/bin:$PATH"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 export PYTHONUNBUFFERED=1
 status=0
