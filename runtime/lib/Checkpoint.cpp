@@ -5,11 +5,13 @@
 #include "dtlrt/Init.h"
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -66,8 +68,56 @@ void writeAll(int fd, const void *data, size_t n, const std::string &path) {
 
 } // namespace
 
+void refuseToReplace(const std::string &path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return;
+    throw DataError(path + ": cannot inspect (" + std::strerror(errno) + ")");
+  }
+  if (S_ISREG(st.st_mode))
+    return;
+  const char *what = S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISLNK(st.st_mode)  ? "a symbolic link"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                  : "not a regular file";
+  throw DataError(path + ": is " + std::string(what) +
+                  "; refusing to write over it (name a regular file or a new path)");
+}
+
+void syncDirectory(const std::string &dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    throw DataError(dir + ": cannot open the directory to sync it (" + std::strerror(errno) +
+                    ")");
+  int status = ::fsync(fd);
+  int error = errno;
+  ::close(fd);
+  if (status != 0)
+    throw DataError(dir + ": cannot sync (" + std::strerror(error) + ")");
+}
+
+std::string parentDirectory(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+uint32_t crc32Of(const void *data, size_t bytes, uint32_t crc) {
+  const Bytef *p = static_cast<const Bytef *>(data);
+  // zlib takes the length as a uInt: feed it in pieces.
+  while (bytes > 0) {
+    uInt piece = uInt(std::min<size_t>(bytes, 1u << 30));
+    crc = uint32_t(::crc32(crc, p, piece));
+    p += piece;
+    bytes -= piece;
+  }
+  return crc;
+}
+
 void writeSafetensors(const std::string &path, const std::vector<GlobalTensor> &tensors,
                       const std::map<std::string, std::string> &metadata) {
+  refuseToReplace(path);
   nlohmann::ordered_json header;
   header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -81,8 +131,10 @@ void writeSafetensors(const std::string &path, const std::vector<GlobalTensor> &
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' '); // the data starts 8-byte aligned
 
-  std::string temp = path + ".tmp";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  // A temporary of this process's own, created exclusively and never
+  // through a link, so nothing else is truncated or followed.
+  std::string temp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
     throw DataError(temp + ": cannot create (" + std::strerror(errno) + ")");
   try {
@@ -93,15 +145,23 @@ void writeSafetensors(const std::string &path, const std::vector<GlobalTensor> &
       writeAll(fd, t.data, numElements(t.shape) * sizeOf(t.dtype), temp);
     if (::fsync(fd) != 0)
       throw DataError(temp + ": cannot sync (" + std::strerror(errno) + ")");
+    if (::close(fd) != 0) {
+      fd = -1;
+      throw DataError(temp + ": cannot close (" + std::strerror(errno) + ")");
+    }
+    fd = -1;
+    // Checked again: the path may have become something else meanwhile.
+    refuseToReplace(path);
+    if (std::rename(temp.c_str(), path.c_str()) != 0)
+      throw DataError(path + ": cannot rename " + temp + " into place (" +
+                      std::strerror(errno) + ")");
   } catch (...) {
-    ::close(fd);
+    if (fd >= 0)
+      ::close(fd);
     ::unlink(temp.c_str());
     throw;
   }
-  ::close(fd);
-  if (std::rename(temp.c_str(), path.c_str()) != 0)
-    throw DataError(path + ": cannot rename " + temp + " into place (" + std::strerror(errno) +
-                    ")");
+  syncDirectory(parentDirectory(path));
 }
 
 void saveSafetensors(const std::string &path, const std::vector<SavedTensor> &tensors,

@@ -12,9 +12,13 @@
 
 #include <gtest/gtest.h>
 
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -86,29 +90,94 @@ TEST(Safetensors, AWrittenFileReadsBack) {
   EXPECT_EQ(file.size(), header.dataOffset + ne.end);
 }
 
-// The file is written beside its destination and renamed over it, so a
-// write that fails leaves the old file whole, and one that succeeds leaves
-// no temporary.
+/// The names in `dir`, sorted.
+std::vector<std::string> entriesOf(const std::string &dir) {
+  std::vector<std::string> names;
+  if (DIR *d = ::opendir(dir.c_str())) {
+    while (dirent *e = ::readdir(d))
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+        names.push_back(e->d_name);
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+/// A fresh, empty directory for one test.
+std::string freshDir(const std::string &name) {
+  std::string dir = tempPath(name);
+  for (const std::string &entry : entriesOf(dir))
+    ::unlink((dir + "/" + entry).c_str());
+  ::rmdir(dir.c_str());
+  ::mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+std::string writeRefusal(const std::string &path) {
+  float x = 1;
+  try {
+    writeSafetensors(path, {{"x", DType::F32, {1}, &x}}, {});
+  } catch (const DataError &e) {
+    return e.what();
+  }
+  return "(written)";
+}
+
+// The file is written beside its destination and renamed over it: a write
+// that fails midway (here at the file-size limit) leaves the old file whole
+// and no temporary behind.
 TEST(Safetensors, AFailedWriteLeavesTheOldFile) {
-  std::string path = tempPath("kept.safetensors"), temp = path + ".tmp";
-  float x = 1, y = 2;
-  ::rmdir(temp.c_str());
+  std::string dir = freshDir("kept"), path = dir + "/kept.safetensors";
+  float x = 1;
   writeSafetensors(path, {{"x", DType::F32, {1}, &x}}, {});
   std::string before = readAll(path);
-  ASSERT_EQ(::mkdir(temp.c_str(), 0755), 0) << "a directory in the temporary's way";
+  std::vector<float> big(100000, 2.f);
+  struct rlimit saved;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  std::signal(SIGXFSZ, SIG_IGN); // the write fails with EFBIG instead
+  struct rlimit small = {4096, saved.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string error;
   try {
-    writeSafetensors(path, {{"x", DType::F32, {1}, &y}}, {});
-    ADD_FAILURE() << "the write succeeded";
+    writeSafetensors(path, {{"x", DType::F32, {int64_t(big.size())}, big.data()}}, {});
   } catch (const DataError &e) {
-    EXPECT_EQ(std::string(e.what()).rfind(temp + ": cannot create (", 0), 0u) << e.what();
+    error = e.what();
   }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  EXPECT_EQ(error.rfind(path + ".tmp.", 0), 0u) << error;
+  EXPECT_NE(error.find(": cannot write (File too large)"), std::string::npos) << error;
   EXPECT_EQ(readAll(path), before);
-  ::rmdir(temp.c_str());
-  writeSafetensors(path, {{"x", DType::F32, {1}, &y}}, {});
+  EXPECT_EQ(entriesOf(dir), std::vector<std::string>{"kept.safetensors"});
+  writeSafetensors(path, {{"x", DType::F32, {1}, big.data()}}, {});
   EXPECT_NE(readAll(path), before);
-  EXPECT_EQ(readSafetensorsHeader(path).tensors.size(), 1u);
+  EXPECT_EQ(entriesOf(dir), std::vector<std::string>{"kept.safetensors"});
+}
+
+// Only a regular file is replaced: a directory, a FIFO, a link or a device
+// in its place is refused before anything is written, and left as it was.
+TEST(Safetensors, ANonRegularTargetIsRefusedAndLeftAlone) {
+  std::string dir = freshDir("refused");
+  std::string directory = dir + "/a-directory", fifo = dir + "/a-fifo", link = dir + "/a-link",
+              target = dir + "/target";
+  ASSERT_EQ(::mkdir(directory.c_str(), 0755), 0);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  writeAll(target, "not a checkpoint");
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  const std::string refusing = "; refusing to write over it (name a regular file or a new path)";
+  EXPECT_EQ(writeRefusal(directory), directory + ": is a directory" + refusing);
+  EXPECT_EQ(writeRefusal(fifo), fifo + ": is a FIFO" + refusing);
+  EXPECT_EQ(writeRefusal(link), link + ": is a symbolic link" + refusing);
+  EXPECT_EQ(writeRefusal("/dev/null"), "/dev/null: is a device" + refusing);
   struct stat st;
-  EXPECT_NE(::stat(temp.c_str(), &st), 0) << "no temporary left behind";
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode)) << "/dev/null is still a device";
+  EXPECT_EQ(readAll(target), "not a checkpoint");
+  EXPECT_EQ(entriesOf(dir),
+            (std::vector<std::string>{"a-directory", "a-fifo", "a-link", "target"}));
+  ::unlink(fifo.c_str());
+  ::unlink(link.c_str());
+  ::unlink(target.c_str());
+  ::rmdir(directory.c_str());
 }
 
 TEST(Safetensors, DamagedFilesAreRefusedWithThePathAndTheReason) {

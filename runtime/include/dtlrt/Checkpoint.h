@@ -27,10 +27,25 @@ struct GlobalTensor {
 
 /// Writes one safetensors file (8-byte little-endian header length, JSON
 /// header with dtype, shape and data_offsets per tensor plus
-/// `__metadata__`, then the raw bytes). Atomic: written to PATH.tmp, synced,
-/// renamed over PATH. Throws DataError when the file cannot be written.
+/// `__metadata__`, then the raw bytes). Atomic: written to a temporary of
+/// this process's own beside PATH, synced, renamed over PATH, and the
+/// directory synced. PATH must be a regular file or not exist: a directory,
+/// link, FIFO or device is refused before anything is written. Throws
+/// DataError naming the path; a failed write leaves no temporary behind.
 void writeSafetensors(const std::string &path, const std::vector<GlobalTensor> &tensors,
                       const std::map<std::string, std::string> &metadata);
+
+/// Throws DataError unless `path` is a regular file or does not exist.
+void refuseToReplace(const std::string &path);
+
+/// fsync of a directory, so the entries made or renamed in it last.
+void syncDirectory(const std::string &dir);
+
+/// The directory part of `path` ("." for a bare name).
+std::string parentDirectory(const std::string &path);
+
+/// zlib's CRC-32 of `bytes` bytes, continuing from `crc`.
+uint32_t crc32Of(const void *data, size_t bytes, uint32_t crc = 0);
 
 /// Gathers every tensor whole onto rank 0, which writes them with
 /// writeSafetensors. Collective: every rank calls it. Throws DataError (on
