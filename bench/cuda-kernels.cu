@@ -123,12 +123,12 @@ int main(int argc, char **argv) {
          2.0 * n * 4);
   const int64_t params = 124475904; // gpt2-124M with the padded vocabulary
   float *p = deviceFloats(params), *pg = deviceFloats(params), *m = deviceFloats(params),
-        *v = deviceFloats(params), *scalars = deviceFloats(2);
-  const float lrStep[2] = {1e-4f, 1.f};
+        *v = deviceFloats(params), *scalars = deviceFloats(3);
+  const float lrStep[3] = {1e-4f, 1.f, 1.f}; // lr, step, gradient scale
   check(cudaMemcpy(scalars, lrStep, sizeof lrStep, cudaMemcpyHostToDevice), "copy");
   report("adamwUpdate 124M params", timeMs([&] {
-           dtlrt::cuda::adamwUpdate(p, pg, m, v, scalars, scalars + 1, 0.9, 0.95, 1e-8, 0.1, p, m,
-                                    v, params);
+           dtlrt::cuda::adamwUpdate(p, pg, m, v, scalars, scalars + 1, scalars + 2, 0.9, 0.95,
+                                    1e-8, 0.1, p, m, v, params);
          }),
          7.0 * params * 4);
   const int64_t copyShape[] = {rows, channels}, copyStrides[] = {channels, 1};

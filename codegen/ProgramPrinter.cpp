@@ -98,7 +98,10 @@ public:
         << ", /*warmup=*/" << train.getWarmup() << ",\n    /*steps=*/" << train.getSteps()
         << ", /*logEvery=*/" << train.getLogEvery() << ", /*evalEvery=*/" << train.getEvalEvery()
         << ", /*evalBatches=*/" << train.getEvalBatches() << ", /*seed=*/" << train.getSeed()
-        << "};\n\n";
+        << ",\n    /*maxSkippedSteps=*/" << train.getMaxSkippedSteps()
+        << ", /*checkpointEvery=*/" << train.getCheckpointEvery()
+        << ", /*keepLast=*/" << train.getKeepLast()
+        << ", /*checkpointDir=*/" << cpp::quoted(train.getCheckpointDir()) << "};\n\n";
     std::string device = target_.device(module_);
     os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  return dtlrt::run(kProgram, "
         << (device.empty() ? "nullptr" : device) << ", argc, argv);\n}\n";

@@ -137,6 +137,10 @@ std::string scalar(Operation *op, ArrayRef<std::string> x, StringRef ns) {
       .Case([&](SqrtOp) { return "std::sqrt(" + x[0] + ")"; })
       .Case([&](GeluOp) { return ns.str() + "::gelu(" + x[0] + ")"; })
       .Case([&](GeluGradOp) { return ns.str() + "::geluGrad(" + x[0] + ", " + x[1] + ")"; })
+      .Case([&](GradScaleOp g) {
+        return ns.str() + "::gradScale(" + x[0] + ", " + x[1] + ", real(" +
+               cpp::literal(g.getMaxNorm().convertToDouble()) + "))";
+      })
       .Default([](Operation *) { return std::string(); });
 }
 
@@ -507,7 +511,7 @@ LogicalResult StepPrinter::print(AdamwUpdateOp op) {
   std::string param = define(op.getNewParam()), m = define(op.getNewM()), v = define(op.getNewV());
   call("adamwUpdate",
        {name(op.getParam()), name(op.getGrad()), name(op.getM()), name(op.getV()), name(op.getLr()),
-        name(op.getStep()), cpp::literal(op.getBeta1().convertToDouble()),
+        name(op.getStep()), name(op.getGradScale()), cpp::literal(op.getBeta1().convertToDouble()),
         cpp::literal(op.getBeta2().convertToDouble()), cpp::literal(op.getEps().convertToDouble()),
         cpp::literal(op.getWeightDecay().convertToDouble()), param, m, v,
         str(elements(op.getParam()))});
@@ -517,7 +521,8 @@ LogicalResult StepPrinter::print(AdamwUpdateOp op) {
 LogicalResult StepPrinter::print(SgdUpdateOp op) {
   std::string param = define(op.getNewParam()), buf = define(op.getNewMomentumBuf());
   call("sgdUpdate", {name(op.getParam()), name(op.getGrad()), name(op.getMomentumBuf()),
-                     name(op.getLr()), cpp::literal(op.getMomentum().convertToDouble()),
+                     name(op.getLr()), name(op.getGradScale()),
+                     cpp::literal(op.getMomentum().convertToDouble()),
                      cpp::literal(op.getWeightDecay().convertToDouble()), param, buf,
                      str(elements(op.getParam()))});
   return success();

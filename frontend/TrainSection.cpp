@@ -100,7 +100,9 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
 
   int64_t steps = 100, logEvery = 10, evalEvery = 0, evalBatches = 0, seed = 0, warmup = 0,
           zero = 0;
-  double minLr = 0;
+  int64_t maxSkippedSteps = 10, checkpointEvery = 0, keepLast = 3;
+  std::string checkpointDir = "checkpoints";
+  double minLr = 0, clipGradNorm = 0;
   LrSchedule schedule = LrSchedule::constant;
   Precision precision = Precision::f32;
   OptimizerKind optimizer = OptimizerKind::sgd;
@@ -123,6 +125,24 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       setInt(s, 0, evalEvery);
     } else if (s.key == "eval_batches") {
       setInt(s, 0, evalBatches);
+    } else if (s.key == "max_skipped_steps") {
+      setInt(s, 1, maxSkippedSteps);
+    } else if (s.key == "checkpoint_every") {
+      setInt(s, 0, checkpointEvery);
+    } else if (s.key == "keep_last") {
+      setInt(s, 0, keepLast);
+    } else if (s.key == "checkpoint_dir") {
+      if (s.value.kind != ast::Value::Kind::String || s.value.string.empty())
+        error(s.value.pos) << "'checkpoint_dir' is a directory path (a non-empty string)";
+      else
+        checkpointDir = s.value.string;
+    } else if (s.key == "clip_grad_norm") {
+      std::optional<double> n = number(s.value);
+      if (!n || !std::isfinite(*n) || *n < 0)
+        error(s.value.pos) << "'clip_grad_norm' is the largest global gradient norm (a "
+                              "non-negative number; 0: no clipping)";
+      else
+        clipGradNorm = *n;
     } else if (s.key == "zero") {
       std::optional<double> n = number(s.value);
       if (!n || (*n != 0 && *n != 1 && *n != 2 && *n != 3))
@@ -200,7 +220,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
     } else {
       error(s.pos) << "unknown train setting '" << s.key
                    << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-                      "eval_every, eval_batches, seed, zero, precision)";
+                      "eval_every, eval_batches, seed, zero, precision, clip_grad_norm, "
+                      "max_skipped_steps, checkpoint_every, keep_last, checkpoint_dir)";
     }
   }
   if (hadError)
@@ -210,7 +231,9 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
   auto trainAttr = TrainAttr::getChecked([&] { return error(train.pos); }, &ctx, data, eval, steps,
                                          logEvery, evalEvery, evalBatches, seed, schedule, warmup,
-                                         F64(minLr), zero, precision);
+                                         F64(minLr), zero, precision, F64(clipGradNorm),
+                                         maxSkippedSteps, checkpointEvery, keepLast,
+                                         StringRef(checkpointDir));
   if (!optimizerAttr || !trainAttr)
     return;
   module->setAttr(attr::optimizer, optimizerAttr);

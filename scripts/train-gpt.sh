@@ -20,4 +20,4 @@ fortunes=/usr/share/games/fortunes
 # shellcheck disable=SC2086
 "$root/build/bin/dtlc" "$root/examples/gpt.dtl" ${DTLC_FLAGS:-} -o "$work/gpt"
 cd "$work"
-mpirun -np 2 ./gpt --save gpt.safetensors "$@"
+mpirun -np 2 ./gpt --export gpt.safetensors "$@"

@@ -308,7 +308,9 @@ LogicalResult DataAttr::verify(function_ref<InFlightDiagnostic()> emitError, Dat
 LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, DataAttr data,
                                 DataAttr eval, int64_t steps, int64_t logEvery, int64_t evalEvery,
                                 int64_t evalBatches, int64_t seed, LrSchedule schedule,
-                                int64_t warmup, F64 minLr, int64_t zero, Precision precision) {
+                                int64_t warmup, F64 minLr, int64_t zero, Precision precision,
+                                F64 clipGradNorm, int64_t maxSkippedSteps, int64_t checkpointEvery,
+                                int64_t keepLast, StringRef checkpointDir) {
   if (steps < 1 || logEvery < 1)
     return emitError() << "steps and log_every must be at least 1";
   if (evalEvery < 0 || evalBatches < 0 || seed < 0 || warmup < 0)
@@ -317,6 +319,14 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
     return emitError() << "min_lr must be finite and non-negative";
   if (zero < 0 || zero > 3)
     return emitError() << "zero is the ZeRO stage: 0, 1, 2 or 3";
+  if (!std::isfinite(clipGradNorm.value) || clipGradNorm < 0)
+    return emitError() << "clip_grad_norm must be finite and non-negative (0: no clipping)";
+  if (maxSkippedSteps < 1)
+    return emitError() << "max_skipped_steps must be at least 1";
+  if (checkpointEvery < 0 || keepLast < 0)
+    return emitError() << "checkpoint_every and keep_last must not be negative";
+  if (checkpointDir.empty())
+    return emitError() << "checkpoint_dir must not be empty";
   return success();
 }
 

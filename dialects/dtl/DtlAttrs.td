@@ -241,7 +241,12 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     the optimizer's `lr` (`warmup` steps of linear warmup, a cosine decay to
     `min_lr`). `zero` is the ZeRO stage (0-3) over the data axes.
     `precision` is how reals are stored and multiplied (f64 on the CPU for
-    gradient checks; bf16 GEMM math on the GPU).
+    gradient checks; bf16 GEMM math on the GPU). `clip_grad_norm` scales
+    every gradient by `min(1, clip / global norm)` (0: no clipping); a step
+    whose loss or gradient norm is not finite skips its update, and
+    `max_skipped_steps` of them in a row stop the run. Every
+    `checkpoint_every` steps (0: never) the whole training state is written
+    under `checkpoint_dir`, keeping the newest `keep_last` (0: all).
 
     ```mlir
     #dtl.train<data = #dtl.data<synthetic, inputs = ["x", "y"]>, steps = 200, seed = 7>
@@ -259,11 +264,17 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     DefaultValuedParameter<"int64_t", "0">:$warmup,
     Dtl_F64Param<"0.0">:$min_lr,
     DefaultValuedParameter<"int64_t", "0">:$zero,
-    Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$precision
+    Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$precision,
+    Dtl_F64Param<"0.0">:$clip_grad_norm,
+    DefaultValuedParameter<"int64_t", "10">:$max_skipped_steps,
+    DefaultValuedParameter<"int64_t", "0">:$checkpoint_every,
+    DefaultValuedParameter<"int64_t", "3">:$keep_last,
+    StringRefParameter<"the checkpoint directory", "\"checkpoints\"">:$checkpoint_dir
   );
   let assemblyFormat = [{
     `<` struct($data, $eval, $steps, $log_every, $eval_every, $eval_batches, $seed, $schedule,
-               $warmup, $min_lr, $zero, $precision) `>`
+               $warmup, $min_lr, $zero, $precision, $clip_grad_norm, $max_skipped_steps,
+               $checkpoint_every, $keep_last, $checkpoint_dir) `>`
   }];
   let genVerifyDecl = 1;
 }

@@ -521,37 +521,61 @@ def Dtl_CorrectOp : Dtl_ClassifierOp<"correct", [InferTypeOpAdaptor]> {
 // Optimizer updates (elementwise over a parameter; lr and step are scalars)
 //===----------------------------------------------------------------------===//
 
+def Dtl_GradScaleOp : Dtl_Op<"grad_scale", [Pure, SameOperandsAndResultType, Elementwise,
+    Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
+  let summary = "What the optimizer multiplies the gradients by.";
+  let description = [{
+    NaN when the loss or the gradient norm is not finite: the update ops
+    then skip the step (params and state unchanged), alike on every rank,
+    since both operands are the same everywhere. Else
+    `min(1, max_norm / (grad_norm + 1e-6))` (torch's clip_grad_norm_), or
+    1 when `max_norm` is 0.
+  }];
+  let arguments = (ins Dtl_F32Scalar:$loss, Dtl_F32Scalar:$grad_norm, F64Attr:$max_norm);
+  let results = (outs Dtl_F32Scalar:$result);
+  let assemblyFormat = "$loss `,` $grad_norm attr-dict `:` type($result)";
+}
+
 def Dtl_SgdUpdateOp : Dtl_Op<"sgd_update", [Pure, Dtl_ShardingRuleOpInterface,
     AllTypesMatch<["param", "grad", "momentum_buf", "new_param", "new_momentum_buf"]>,
+    AllTypesMatch<["lr", "grad_scale"]>,
     DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "One SGD step with momentum and decoupled weight decay.";
   let description = [{
-    `buf' = momentum * buf + grad` (plain `grad` when momentum is 0),
-    `param' = param - lr * (buf' + weight_decay * param)`, as torch.optim.SGD
-    with `weight_decay` and no dampening.
+    With `g = grad_scale * grad`: `buf' = momentum * buf + g` (plain `g`
+    when momentum is 0), `param' = param - lr * (buf' + weight_decay * param)`,
+    as torch.optim.SGD with `weight_decay` and no dampening. A NaN
+    `grad_scale` (see `dtl.grad_scale`) skips the step: the results equal
+    the operands.
   }];
   let arguments = (ins F32Tensor:$param, F32Tensor:$grad, F32Tensor:$momentum_buf,
-                   Dtl_F32Scalar:$lr, F64Attr:$momentum, F64Attr:$weight_decay);
+                   Dtl_F32Scalar:$lr, Dtl_F32Scalar:$grad_scale, F64Attr:$momentum,
+                   F64Attr:$weight_decay);
   let results = (outs F32Tensor:$new_param, F32Tensor:$new_momentum_buf);
   let assemblyFormat = [{
-    $param `,` $grad `,` $momentum_buf `,` $lr attr-dict `:` type($param) `,` type($lr)
+    $param `,` $grad `,` $momentum_buf `,` $lr `,` $grad_scale attr-dict `:` type($param) `,`
+    type($lr)
   }];
 }
 
 def Dtl_AdamwUpdateOp : Dtl_Op<"adamw_update", [Pure, Dtl_ShardingRuleOpInterface,
     AllTypesMatch<["param", "grad", "m", "v", "new_param", "new_m", "new_v"]>,
-    AllTypesMatch<["lr", "step"]>, DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
+    AllTypesMatch<["lr", "step", "grad_scale"]>, DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "One AdamW step (torch.optim.AdamW semantics).";
   let description = [{
-    With `t` the 1-based step: `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`,
+    With `t` the 1-based step and `g = grad_scale * grad`:
+    `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`,
     `param' = param (1 - lr wd) - lr (m' / (1-b1^t)) / (sqrt(v' / (1-b2^t)) + eps)`.
+    A NaN `grad_scale` (see `dtl.grad_scale`) skips the step: the results
+    equal the operands.
   }];
   let arguments = (ins F32Tensor:$param, F32Tensor:$grad, F32Tensor:$m, F32Tensor:$v,
-                   Dtl_F32Scalar:$lr, Dtl_F32Scalar:$step,
+                   Dtl_F32Scalar:$lr, Dtl_F32Scalar:$step, Dtl_F32Scalar:$grad_scale,
                    F64Attr:$beta1, F64Attr:$beta2, F64Attr:$eps, F64Attr:$weight_decay);
   let results = (outs F32Tensor:$new_param, F32Tensor:$new_m, F32Tensor:$new_v);
   let assemblyFormat = [{
-    $param `,` $grad `,` $m `,` $v `,` $lr `,` $step attr-dict `:` type($param) `,` type($lr)
+    $param `,` $grad `,` $m `,` $v `,` $lr `,` $step `,` $grad_scale attr-dict `:` type($param)
+    `,` type($lr)
   }];
 }
 

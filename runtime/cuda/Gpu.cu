@@ -4,12 +4,16 @@
 // two ranks on one), owns the compute and communication streams, makes one
 // NCCL communicator per mesh axis group (unique id broadcast over that
 // group's MPI communicator), replays each step as a CUDA graph from its
-// second call on, and waits for a step under a deadline: a collective that
-// fails or hangs (a peer died) ends every rank with a message, never a hang.
+// second call on, and waits for a step watching NCCL's errors: a collective
+// that fails ends every rank with a message. One that hangs (a peer
+// stopped) is the watchdog's (dtlrt/Watchdog.h): the wait is one activity
+// under its deadline, named by the last collective queued.
 //
 //===----------------------------------------------------------------------===//
 
 #include "Gpu.h"
+
+#include "dtlrt/Watchdog.h"
 
 #include <mpi.h>
 #include <unistd.h>
@@ -127,8 +131,6 @@ std::string Gpu::setUp(const LaunchInfo &launch, Context &, int rank) {
                               math_ == GemmMath::BF16 ? CUBLAS_DEFAULT_MATH : CUBLAS_PEDANTIC_MATH),
             "cublasSetMathMode");
   failure_ = static_cast<int64_t *>(allocate(2 * sizeof(int64_t)));
-  if (const char *env = std::getenv("DTL_TIMEOUT"))
-    timeoutSeconds_ = std::atof(env) > 0 ? std::atof(env) : timeoutSeconds_;
   if (const char *env = std::getenv("DTL_CUDA_GRAPHS"))
     graphs_ = std::strcmp(env, "0") != 0;
   return "";
@@ -210,10 +212,10 @@ void Gpu::joinAll() {
 }
 
 /// Polls the compute stream until the step is done, watching NCCL's async
-/// errors and the deadline: a rank stuck in a collective (its peer died or
-/// never joined) must not hang the job.
+/// errors; the watchdog times the wait.
 void Gpu::synchronize() {
-  auto start = std::chrono::steady_clock::now();
+  watchdogBeatText("waiting for the step on the GPU (last collective queued: " + lastQueued_ +
+                   ")");
   for (int polls = 0;; ++polls) {
     cudaError_t status = cudaStreamQuery(compute_);
     if (status == cudaSuccess)
@@ -227,13 +229,6 @@ void Gpu::synchronize() {
         fail(std::string("NCCL failed in a collective (") + ncclGetErrorString(async) +
              "); last queued: " + lastQueued_);
     }
-    double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (seconds > timeoutSeconds_)
-      fail("the step has not finished after " + std::to_string(int(timeoutSeconds_)) +
-           " s (DTL_TIMEOUT): a collective waits for a rank that failed or stalled; last "
-           "queued: " +
-           lastQueued_);
     if (polls > 1000)
       std::this_thread::sleep_for(std::chrono::microseconds(50));
   }

@@ -93,7 +93,6 @@ private:
   void *workspace_ = nullptr;
   int64_t *failure_ = nullptr;
   int64_t allocated_ = 0;
-  double timeoutSeconds_ = 600;
   bool graphs_ = true;
   Grown scratch_[int(Scratch::Count)];
   std::map<int, Grown> slotScratch_;

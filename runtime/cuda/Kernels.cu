@@ -756,16 +756,24 @@ __global__ void dropoutKernel(const float *in, float *out, int64_t n, Dims local
 }
 
 __global__ void adamwKernel(const float *param, const float *grad, const float *m, const float *v,
-                            const float *lrPtr, const float *stepPtr, float b1, float b2,
-                            double beta1, double beta2, float eps, double weightDecay,
-                            float *newParam, float *newM, float *newV, int64_t n) {
-  float lr = lrPtr[0];
+                            const float *lrPtr, const float *stepPtr, const float *scalePtr,
+                            float b1, float b2, double beta1, double beta2, float eps,
+                            double weightDecay, float *newParam, float *newM, float *newV,
+                            int64_t n) {
+  float lr = lrPtr[0], scale = scalePtr[0];
   double step = stepPtr[0];
+  bool skip = !isFinite(scale); // the step is skipped: params and state stay
   float correction1 = float(1 - pow(beta1, step)), correction2 = float(1 - pow(beta2, step));
   float decay = float(1 - double(lr) * weightDecay);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    float g = grad[i];
+    if (skip) {
+      newParam[i] = param[i];
+      newM[i] = m[i];
+      newV[i] = v[i];
+      continue;
+    }
+    float g = scale * grad[i];
     float mi = b1 * m[i] + (1 - b1) * g;
     float vi = b2 * v[i] + (1 - b2) * g * g;
     newM[i] = mi;
@@ -775,12 +783,18 @@ __global__ void adamwKernel(const float *param, const float *grad, const float *
 }
 
 __global__ void sgdKernel(const float *param, const float *grad, const float *buf,
-                          const float *lrPtr, float mu, bool momentum, float wd, float *newParam,
-                          float *newBuf, int64_t n) {
-  float lr = lrPtr[0];
+                          const float *lrPtr, const float *scalePtr, float mu, bool momentum,
+                          float wd, float *newParam, float *newBuf, int64_t n) {
+  float lr = lrPtr[0], scale = scalePtr[0];
+  bool skip = !isFinite(scale);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    float d = grad[i] + wd * param[i];
+    if (skip) {
+      newParam[i] = param[i];
+      newBuf[i] = buf[i];
+      continue;
+    }
+    float d = scale * grad[i] + wd * param[i];
     float b = momentum ? mu * buf[i] + d : d;
     newBuf[i] = b;
     newParam[i] = param[i] - lr * b;
@@ -807,19 +821,21 @@ void dropout(const float *in, float *out, int rank, const int64_t *localAt, cons
 }
 
 void adamwUpdate(const float *param, const float *grad, const float *m, const float *v,
-                 const float *lr, const float *step, double beta1, double beta2, double eps,
-                 double weightDecay, float *newParam, float *newM, float *newV, int64_t n) {
-  adamwKernel<<<blocksFor(n), kBlock, 0, stream()>>>(param, grad, m, v, lr, step, float(beta1),
-                                                     float(beta2), beta1, beta2, float(eps),
-                                                     weightDecay, newParam, newM, newV, n);
+                 const float *lr, const float *step, const float *gradScale, double beta1,
+                 double beta2, double eps, double weightDecay, float *newParam, float *newM,
+                 float *newV, int64_t n) {
+  adamwKernel<<<blocksFor(n), kBlock, 0, stream()>>>(
+      param, grad, m, v, lr, step, gradScale, float(beta1), float(beta2), beta1, beta2,
+      float(eps), weightDecay, newParam, newM, newV, n);
   checkLaunch("adamwUpdate");
 }
 
 void sgdUpdate(const float *param, const float *grad, const float *buf, const float *lr,
-               double momentum, double weightDecay, float *newParam, float *newBuf, int64_t n) {
-  sgdKernel<<<blocksFor(n), kBlock, 0, stream()>>>(param, grad, buf, lr, float(momentum),
-                                                   momentum != 0, float(weightDecay), newParam,
-                                                   newBuf, n);
+               const float *gradScale, double momentum, double weightDecay, float *newParam,
+               float *newBuf, int64_t n) {
+  sgdKernel<<<blocksFor(n), kBlock, 0, stream()>>>(param, grad, buf, lr, gradScale,
+                                                   float(momentum), momentum != 0,
+                                                   float(weightDecay), newParam, newBuf, n);
   checkLaunch("sgdUpdate");
 }
 

@@ -1,6 +1,7 @@
 //===- Collectives.cpp - mesh coordinates and MPI collectives per axis group ===//
 
 #include "dtlrt/Context.h"
+#include "dtlrt/Watchdog.h"
 
 #include <algorithm>
 #include <cstring>
@@ -36,6 +37,16 @@ int Context::spanOf(const Axes &axes) const {
   return span;
 }
 
+namespace {
+/// Tells the watchdog this rank waits in a collective, then computes again.
+struct InCollective {
+  InCollective(const char *what, int64_t count, const Axes &axes) {
+    watchdogCollective(what, count, axes);
+  }
+  ~InCollective() { watchdogBeat("computing"); }
+};
+} // namespace
+
 /// The ranks that share every coordinate outside `axes` form one group,
 /// ordered by their index along `axes`. Made once per axis set.
 MPI_Comm Context::commFor(const Axes &axes) {
@@ -63,6 +74,7 @@ template <typename T> static MPI_Datatype mpiType() {
 template <typename T> void Context::allReduceSum(T *data, int64_t count, const Axes &axes) {
   if (spanOf(axes) == 1)
     return;
+  InCollective waiting("all_reduce", count, axes);
   MPI_Allreduce(MPI_IN_PLACE, data, (int)count, mpiType<T>(), MPI_SUM, commFor(axes));
 }
 
@@ -82,6 +94,7 @@ void Context::allGather(const T *in, T *out, const std::vector<int64_t> &localSh
   int64_t outer, inner, local = numElements(localShape);
   around(localShape, dim, outer, inner);
   std::vector<T> received(local * n);
+  InCollective waiting("all_gather", local * n, axes);
   MPI_Allgather(in, (int)local, mpiType<T>(), received.data(), (int)local, mpiType<T>(),
                 commFor(axes));
   int64_t chunk = localShape[dim] * inner;
@@ -104,6 +117,7 @@ void Context::reduceScatterSum(const T *in, T *out, const std::vector<int64_t> &
     for (int64_t o = 0; o < outer; ++o)
       std::memcpy(staged.data() + j * local + o * chunk, in + (o * n + j) * chunk,
                   chunk * sizeof(T));
+  InCollective waiting("reduce_scatter", total, axes);
   MPI_Reduce_scatter_block(staged.data(), out, (int)local, mpiType<T>(), MPI_SUM, commFor(axes));
 }
 
@@ -135,6 +149,7 @@ void Context::allToAll(const T *in, T *out, const std::vector<int64_t> &inShape,
     index[splitDim] %= chunkShape[splitDim];
     sent[to * chunk + ravel(index, chunkShape)] = in[flat];
   }
+  InCollective waiting("all_to_all", total, axes);
   MPI_Alltoall(sent.data(), (int)chunk, mpiType<T>(), received.data(), (int)chunk, mpiType<T>(),
                commFor(axes));
   std::vector<int64_t> outShape = chunkShape;

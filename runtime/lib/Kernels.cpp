@@ -180,18 +180,31 @@ void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int6
   }
 }
 
+/// A skipped step (a NaN gradient scale) leaves params and state as they
+/// are; when they are updated in place there is nothing to write.
+template <typename T> static void keepUnchanged(const T *from, T *to, int64_t n) {
+  if (from != to)
+    std::copy(from, from + n, to);
+}
+
 template <typename T>
 void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T *lrAt,
-                 const T *stepAt, double beta1, double beta2, double eps, double weightDecay,
-                 T *newParam, T *newM, T *newV, int64_t n) {
-  const T lr = *lrAt, step = *stepAt;
+                 const T *stepAt, const T *gradScaleAt, double beta1, double beta2, double eps,
+                 double weightDecay, T *newParam, T *newM, T *newV, int64_t n) {
+  const T lr = *lrAt, step = *stepAt, scale = *gradScaleAt;
+  if (!std::isfinite(scale)) {
+    keepUnchanged(param, newParam, n);
+    keepUnchanged(m, newM, n);
+    keepUnchanged(v, newV, n);
+    return;
+  }
   const T b1 = T(beta1), b2 = T(beta2);
   const T correction1 = T(1 - std::pow(beta1, double(step)));
   const T correction2 = T(1 - std::pow(beta2, double(step)));
   const T decay = T(1 - double(lr) * weightDecay);
 #pragma omp parallel for simd if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    T g = grad[i];
+    T g = scale * grad[i];
     T mi = b1 * m[i] + (1 - b1) * g;
     T vi = b2 * v[i] + (1 - b2) * g * g;
     newM[i] = mi;
@@ -202,12 +215,17 @@ void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T 
 }
 
 template <typename T>
-void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, double momentum,
-               double weightDecay, T *newParam, T *newBuf, int64_t n) {
-  const T lr = *lrAt, mu = T(momentum), wd = T(weightDecay);
+void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, const T *gradScaleAt,
+               double momentum, double weightDecay, T *newParam, T *newBuf, int64_t n) {
+  const T lr = *lrAt, scale = *gradScaleAt, mu = T(momentum), wd = T(weightDecay);
+  if (!std::isfinite(scale)) {
+    keepUnchanged(param, newParam, n);
+    keepUnchanged(buf, newBuf, n);
+    return;
+  }
 #pragma omp parallel for simd if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    T d = grad[i] + wd * param[i];
+    T d = scale * grad[i] + wd * param[i];
     T b = momentum != 0 ? mu * buf[i] + d : d;
     newBuf[i] = b;
     newParam[i] = param[i] - lr * b;
@@ -223,9 +241,9 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, doubl
   template void crossEntropyGrad<T>(const T *, const int32_t *, const T *, T *, int64_t, int64_t); \
   template void correct<T>(const T *, const int32_t *, T *, int64_t, int64_t);                     \
   template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *, const T *,   \
-                               double, double, double, double, T *, T *, T *, int64_t);            \
-  template void sgdUpdate<T>(const T *, const T *, const T *, const T *, double, double, T *, T *, \
-                             int64_t);
+                               const T *, double, double, double, double, T *, T *, T *, int64_t); \
+  template void sgdUpdate<T>(const T *, const T *, const T *, const T *, const T *, double, double, \
+                             T *, T *, int64_t);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 

@@ -7,10 +7,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "Options.h"
+#include "Preemption.h"
 #include "Trainer.h"
 
 #include "dtlrt/Data.h"
 #include "dtlrt/RankDiscovery.h"
+#include "dtlrt/Watchdog.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -147,6 +149,10 @@ Program programFrom(const ProgramDecl &decl, Device *device) {
   p.evalEvery = decl.evalEvery;
   p.evalBatches = decl.evalBatches;
   p.seed = decl.seed;
+  p.maxSkippedSteps = decl.maxSkippedSteps;
+  p.checkpointEvery = decl.checkpointEvery;
+  p.keepLast = decl.keepLast;
+  p.checkpointDir = decl.checkpointDir;
   p.device = device;
   return p;
 }
@@ -179,7 +185,10 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
   openblas_set_num_threads(threads);
   flushDenormals();
 
-  MPI_Init(&argc, &argv);
+  // The watchdog's monitor thread talks to its peers while the main thread
+  // waits in a collective.
+  int threading = MPI_THREAD_SINGLE;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &threading);
   int worldSize = 1, rank = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -187,7 +196,13 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
   for (int s : program.axisSizes)
     meshSize *= s;
   int exitCode = 0;
-  if (launch.worldSize != worldSize) {
+  std::string timeoutError;
+  double timeout = watchdogTimeout(timeoutError);
+  if (!timeoutError.empty()) {
+    if (rank == 0)
+      std::fprintf(stderr, "error: %s\n", timeoutError.c_str());
+    exitCode = 2;
+  } else if (launch.worldSize != worldSize) {
     if (rank == 0)
       std::fprintf(stderr,
                    "error: the %s launcher says %d processes, but MPI sees %d; this build "
@@ -225,11 +240,15 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
       std::string where =
           p.device ? p.device->describe() + " per rank"
                    : std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") + " per rank";
-      std::printf("%s: %d rank%s on mesh %s (launcher: %s), %s, %lld steps\n", program.name.c_str(),
-                  worldSize, worldSize == 1 ? "" : "s", meshString(program).c_str(),
-                  launch.launcher.c_str(), where.c_str(), (long long)options.steps);
+      std::printf("%s: %d rank%s on mesh %s (launcher: %s), %s, %lld steps, watchdog %.0f s "
+                  "(DTL_TIMEOUT)\n",
+                  program.name.c_str(), worldSize, worldSize == 1 ? "" : "s",
+                  meshString(program).c_str(), launch.launcher.c_str(), where.c_str(),
+                  (long long)options.steps, timeout);
       std::fflush(stdout);
     }
+    installPreemptionHandlers();
+    startWatchdog(timeout, rank, threading >= MPI_THREAD_MULTIPLE, program.axisNames);
     try {
       exitCode = Trainer(p, options, ctx, rank).run();
     } catch (const DataError &e) {
@@ -239,6 +258,7 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
       std::fflush(stderr);
       MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    stopWatchdog();
   }
   MPI_Finalize();
   return exitCode;

@@ -13,15 +13,18 @@
 
 namespace dtlrt {
 
-void Metrics::open(const std::string &path) {
-  out_.open(path, std::ios::out | std::ios::trunc);
+void Metrics::open(const std::string &path, bool append) {
+  out_.open(path, std::ios::out | (append ? std::ios::app : std::ios::trunc));
   if (!out_)
     throw DataError(path + ": cannot open the metrics file for writing");
 }
 
-void Metrics::step(int64_t step, double loss, double lr, double gradNorm, double ms) {
+void Metrics::step(int64_t step, double loss, double lr, double gradNorm, double ms,
+                   bool skipped) {
   nlohmann::ordered_json line{
       {"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gradNorm}, {"ms", ms}};
+  if (skipped)
+    line["skipped"] = true;
   out_ << line.dump() << "\n" << std::flush;
 }
 

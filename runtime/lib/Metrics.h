@@ -11,14 +11,15 @@
 namespace dtlrt {
 
 /// One JSON object per line: per step its loss, lr, grad norm and
-/// milliseconds; per evaluation its loss and accuracy. Numbers read back
+/// milliseconds (and `"skipped": true` when its update was skipped); per evaluation its loss and accuracy. Numbers read back
 /// exactly; a non-finite one is null (JSON has no inf or nan).
 class Metrics {
 public:
-  /// Opens (truncates) `path`; throws DataError when it cannot.
-  void open(const std::string &path);
+  /// Opens `path`, truncated or (a resumed run) appended to; throws
+  /// DataError when it cannot.
+  void open(const std::string &path, bool append);
   bool isOpen() const { return out_.is_open(); }
-  void step(int64_t step, double loss, double lr, double gradNorm, double ms);
+  void step(int64_t step, double loss, double lr, double gradNorm, double ms, bool skipped);
   void eval(int64_t step, double loss, std::optional<double> accuracy);
 
 private:

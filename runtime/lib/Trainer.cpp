@@ -3,10 +3,12 @@
 #include "Trainer.h"
 
 #include "LrSchedule.h"
+#include "Preemption.h"
 
 #include "dtlrt/Checkpoint.h"
 #include "dtlrt/Data.h"
 #include "dtlrt/Init.h"
+#include "dtlrt/Watchdog.h"
 
 #include <chrono>
 #include <cmath>
@@ -51,30 +53,41 @@ int Trainer::run() {
     return 1;
   if (o_.checkGrads)
     return checkGrads();
+  if (!prepareCheckpoints())
+    return 1;
   Step &step = bind(p_.trainStep);
   int64_t batch = globalBatch(p_.trainStep);
   using Clock = std::chrono::steady_clock;
   auto intervalStart = Clock::now();
-  int64_t intervalSteps = 0;
-  for (int64_t s = 1; s <= o_.steps; ++s) {
+  int64_t intervalSteps = 0, firstStep = position_.step + 1;
+  for (int64_t s = firstStep; s <= o_.steps; ++s) {
+    watchdogBeat("starting the step", s);
     auto stepStart = Clock::now();
-    train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler_->at((s - 1) * batch + row); });
+    int64_t first = position_.samplesSeen;
+    train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler_->at(first + row); });
     double lr = scheduledLr(p_, s, o_.steps);
     setScalar(Role::Lr, lr);
     setScalar(Role::Step, double(s));
     call(step);
     ++intervalSteps;
+    position_.step = s;
+    position_.samplesSeen += batch;
     double loss = step.scalarResult(Role::Loss), gradNorm = step.scalarResult(Role::GradNorm);
-    if (!std::isfinite(loss)) {
-      if (rank_ == 0)
-        std::fprintf(stderr, "error: the loss is %g at step %lld; stopping (try a lower lr)\n",
-                     loss, (long long)s);
-      return 1;
+    // The step skipped its update (dtl.grad_scale): both values are the
+    // same on every rank, so every rank decides alike.
+    bool skipped = !std::isfinite(loss) || !std::isfinite(gradNorm);
+    position_.skippedInARow = skipped ? position_.skippedInARow + 1 : 0;
+    if (skipped && rank_ == 0) {
+      std::printf("step %lld/%lld | loss %g | grad_norm %g | not finite: update skipped (%lld in "
+                  "a row, stopping at %lld)\n",
+                  (long long)s, (long long)o_.steps, loss, gradNorm,
+                  (long long)position_.skippedInARow, (long long)o_.maxSkippedSteps);
+      std::fflush(stdout);
     }
     double stepMs = 1e3 * std::chrono::duration<double>(Clock::now() - stepStart).count();
-    if (s == 1 && o_.memory)
+    if (s == firstStep && o_.memory)
       reportMemory(step);
-    if (s % o_.logEvery == 0 || s == o_.steps) {
+    if (!skipped && (s % o_.logEvery == 0 || s == o_.steps)) {
       double seconds = std::chrono::duration<double>(Clock::now() - intervalStart).count();
       if (rank_ == 0) {
         std::printf("step %lld/%lld | loss %.4f | lr %.2e | grad_norm %.4f | %.1fk samples/s | "
@@ -88,15 +101,135 @@ int Trainer::run() {
       intervalSteps = 0;
     }
     if (metrics_.isOpen())
-      metrics_.step(s, loss, lr, gradNorm, stepMs);
+      metrics_.step(s, loss, lr, gradNorm, stepMs, skipped);
+    if (position_.skippedInARow >= o_.maxSkippedSteps) {
+      if (rank_ == 0)
+        std::fprintf(stderr,
+                     "error: %lld updates in a row skipped for a non-finite loss or gradient "
+                     "norm (step %lld); stopping. The params are those before the first of "
+                     "them; try a lower lr, clip_grad_norm, or check the data\n",
+                     (long long)position_.skippedInARow, (long long)s);
+      return 1;
+    }
     if (eval_ && o_.evalEvery && s % o_.evalEvery == 0 && s != o_.steps)
       evaluate(*eval_, s);
+    // Every rank learns of a signal to any rank at the same step.
+    int signal = preemptionSignal(), anySignal = 0;
+    MPI_Allreduce(&signal, &anySignal, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    bool due = o_.checkpointEvery > 0 && (s % o_.checkpointEvery == 0 || s == o_.steps);
+    if ((due || anySignal) && !checkpoint())
+      return 1;
+    if (anySignal) {
+      if (rank_ == 0)
+        std::printf("preempted (signal %d) after step %lld: checkpoint written; continue with "
+                    "--resume auto (exit code %d)\n",
+                    anySignal, (long long)s, kPreemptedExitCode);
+      std::fflush(stdout);
+      return kPreemptedExitCode;
+    }
   }
   if (eval_)
     evaluate(*eval_, o_.steps);
-  if (!o_.save.empty())
-    return save(o_.steps);
+  if (!o_.exportPath.empty())
+    return exportParams(o_.steps);
   return 0;
+}
+
+std::vector<StateTensor> Trainer::stateTensors() {
+  std::vector<StateTensor> tensors;
+  for (const TensorSpec &t : p_.trainStep.args)
+    if (t.role == Role::Param || t.role == Role::OptState)
+      tensors.push_back({&t, state_.at(t.name).data()});
+  return tensors;
+}
+
+ModelIdentity Trainer::identity() {
+  return {p_.name, p_.sourceFile, stateSignature(stateTensors()), p_.axisNames, p_.axisSizes};
+}
+
+/// Before the first step: resumes (--resume), or checks that a fresh run
+/// would not write its checkpoints among an earlier run's. Every rank
+/// returns the same answer.
+bool Trainer::prepareCheckpoints() {
+  std::string error, from = o_.resume == "auto" ? o_.checkpointDir : o_.resume;
+  bool fresh = o_.resume.empty();
+  // A run that only checkpoints when preempted leaves the directory alone
+  // until then (the save checks it).
+  bool checkpoints = o_.checkpointEvery > 0 || !fresh;
+  try {
+    std::string latest = checkpoints ? latestCheckpoint(o_.checkpointDir) : "";
+    if (fresh && !latest.empty())
+      throw DataError(o_.checkpointDir + ": holds checkpoints of an earlier run (latest: " +
+                      latest + "); continue it with --resume auto, or name another " +
+                      "--checkpoint-dir");
+    if (o_.resume == "auto" && latest.empty()) {
+      fresh = true;
+      if (rank_ == 0)
+        std::printf("resume: no checkpoint in %s; starting fresh\n", o_.checkpointDir.c_str());
+    }
+    if (checkpoints)
+      checkCheckpointRoot(o_.checkpointDir);
+  } catch (const DataError &e) {
+    error = e.what();
+  }
+  try {
+    throwIfAnyRankFailed(error, rank_);
+    if (fresh)
+      return true;
+    position_ = loadCheckpoint(from, identity(), stateTensors(), ctx_, rank_);
+  } catch (const DataError &e) {
+    if (rank_ == 0)
+      std::fprintf(stderr, "error: %s\n", e.what());
+    return false;
+  }
+  for (const StateTensor &t : stateTensors())
+    toDevice(state_.at(t.spec->name));
+  if (rank_ == 0) {
+    int64_t perEpoch = std::max<int64_t>(position_.samplesPerEpoch, 1);
+    std::printf("resumed from %s: step %lld, data epoch %lld sample %lld\n", from.c_str(),
+                (long long)position_.step, (long long)(position_.samplesSeen / perEpoch),
+                (long long)(position_.samplesSeen % perEpoch));
+    if (position_.samplesPerEpoch != train_->count())
+      std::printf("warning: the checkpoint's train data had %lld samples per epoch, this run's "
+                  "has %lld: the data order differs from the interrupted run's\n",
+                  (long long)position_.samplesPerEpoch, (long long)train_->count());
+    if (position_.seed != p_.seed)
+      std::printf("warning: the checkpoint was trained with seed %lld, this program has %lld\n",
+                  (long long)position_.seed, (long long)p_.seed);
+    if (position_.totalSteps != o_.steps)
+      std::printf("note: the checkpoint's run had %lld steps, this one %lld: the lr schedule "
+                  "follows this run's\n",
+                  (long long)position_.totalSteps, (long long)o_.steps);
+    std::fflush(stdout);
+  }
+  return true;
+}
+
+/// Writes the whole state as step-N under the checkpoint dir. Every rank
+/// returns the same answer.
+bool Trainer::checkpoint() {
+  watchdogBeat("writing a checkpoint");
+  for (const StateTensor &t : stateTensors())
+    toHost(state_.at(t.spec->name));
+  position_.totalSteps = o_.steps;
+  position_.samplesPerEpoch = train_->count();
+  position_.seed = p_.seed;
+  auto start = std::chrono::steady_clock::now();
+  try {
+    std::string dir = saveCheckpoint(o_.checkpointDir, o_.keepLast, identity(), position_,
+                                     stateTensors(), ctx_, rank_);
+    double ms =
+        1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (rank_ == 0) {
+      std::printf("checkpoint %s (%.0f ms)\n", dir.c_str(), ms);
+      std::fflush(stdout);
+    }
+  } catch (const DataError &e) {
+    if (rank_ == 0)
+      std::fprintf(stderr, "error: writing the checkpoint: %s\n", e.what());
+    return false;
+  }
+  return true;
 }
 
 /// Data, the metrics file, then params and state. Every rank learns whether
@@ -111,7 +244,7 @@ bool Trainer::setUp() {
     if (p_.eval.source != Source::None && !o_.checkGrads && o_.evaluate)
       eval_ = makeFeeder(p_.eval, p_.evalStep.args, p_.seed, "eval");
     if (rank_ == 0 && !o_.metrics.empty())
-      metrics_.open(o_.metrics);
+      metrics_.open(o_.metrics, /*append=*/!o_.resume.empty());
     heapBeforeState_ = heapBytesInUse();
     allocateState();
   } catch (const DataError &e) {
@@ -285,8 +418,9 @@ void Trainer::evaluate(Feeder &eval, int64_t atStep) {
                   hasAccuracy ? std::optional<double>(correct / labels) : std::nullopt);
 }
 
-/// Writes the params (whole, gathered to rank 0) as safetensors.
-int Trainer::save(int64_t atStep) {
+/// Writes the params (whole, gathered to rank 0) as one safetensors file.
+int Trainer::exportParams(int64_t atStep) {
+  watchdogBeat("exporting the params");
   std::vector<SavedTensor> tensors;
   for (const TensorSpec &t : p_.trainStep.args)
     if (t.role == Role::Param) {
@@ -299,14 +433,21 @@ int Trainer::save(int64_t atStep) {
                                               {"source", p_.sourceFile},
                                               {"producer", "dtlc"}};
   try {
-    saveSafetensors(o_.save, tensors, metadata, ctx_, rank_);
+    std::string error;
+    try {
+      saveSafetensors(o_.exportPath, tensors, metadata, ctx_, rank_);
+    } catch (const DataError &e) {
+      error = e.what();
+    }
+    throwIfAnyRankFailed(error, rank_);
   } catch (const DataError &e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    if (rank_ == 0)
+      std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
   if (rank_ == 0)
-    std::printf("saved %zu params to %s (step %lld)\n", tensors.size(), o_.save.c_str(),
-                (long long)atStep);
+    std::printf("exported %zu params to %s (step %lld)\n", tensors.size(),
+                o_.exportPath.c_str(), (long long)atStep);
   return 0;
 }
 

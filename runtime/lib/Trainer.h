@@ -2,7 +2,7 @@
 //
 // Owns the buffers of every tensor a step function reads or writes (params
 // and optimizer state by name, inputs, the lr and step scalars), binds them
-// to each step function once, and runs the loop, evaluation, saving and the
+// to each step function once, and runs the loop, evaluation, checkpoints and the
 // gradient check (GradCheck.cpp).
 //
 //===----------------------------------------------------------------------===//
@@ -17,6 +17,7 @@
 #include "dtlrt/Context.h"
 #include "dtlrt/Data.h"
 #include "dtlrt/Device.h"
+#include "dtlrt/ShardedCheckpoint.h"
 
 #include <map>
 #include <memory>
@@ -67,7 +68,11 @@ private:
   DType realType() const { return p_.trainStep.args.front().dtype; }
   void setScalar(Role role, double value);
   void evaluate(Feeder &eval, int64_t atStep);
-  int save(int64_t atStep);
+  bool prepareCheckpoints();
+  bool checkpoint();
+  std::vector<StateTensor> stateTensors();
+  ModelIdentity identity();
+  int exportParams(int64_t atStep);
   void reportMemory(const Step &step);
   int checkGrads();
 
@@ -84,6 +89,7 @@ private:
   std::optional<Sampler> sampler_; ///< the train source's epochs
   Metrics metrics_;
   int64_t heapBeforeState_ = 0;
+  TrainPosition position_; ///< steps done and samples drawn (a resumed run's start)
 };
 
 double readScalar(const void *p, DType t);

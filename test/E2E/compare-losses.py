@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Compares the per-step training loss of runs written with --metrics.
 
-usage: compare-losses.py --rtol 1e-5 reference.jsonl other.jsonl...
+usage: compare-losses.py --rtol 1e-5 [--resumed] reference.jsonl other.jsonl...
 Prints the largest relative difference from the reference; exits 1 when it
-is above --rtol or when the runs do not cover the same steps.
+is above --rtol or when the runs do not cover the same steps. With
+--resumed, the others are runs resumed from a checkpoint: each covers the
+reference's steps from some step on.
 """
 import argparse
 import json
@@ -23,6 +25,7 @@ def losses(path):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rtol", type=float, required=True)
+    parser.add_argument("--resumed", action="store_true")
     parser.add_argument("reference")
     parser.add_argument("others", nargs="+")
     args = parser.parse_args()
@@ -32,12 +35,16 @@ def main():
     ok = True
     for path in args.others:
         other = losses(path)
-        if other.keys() != reference.keys():
+        expected = reference.keys()
+        if args.resumed and other:
+            expected = {s for s in reference if s >= min(other)}
+        if other.keys() != expected:
             print(f"{path}: steps {sorted(other)} differ from {sorted(reference)}")
             ok = False
             continue
-        worst = max(abs(other[s] - reference[s]) / abs(reference[s]) for s in reference)
-        print(f"{path}: {len(reference)} steps, max relative loss difference {worst:.3e}")
+        worst = max(abs(other[s] - reference[s]) / abs(reference[s]) for s in other)
+        first = f" (from step {min(other)})" if args.resumed else ""
+        print(f"{path}: {len(other)} steps{first}, max relative loss difference {worst:.3e}")
         ok = ok and worst <= args.rtol
     print("losses agree" if ok else "losses DIFFER")
     sys.exit(0 if ok else 1)

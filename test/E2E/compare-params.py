@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compares the params of two safetensors checkpoints (dtlc --save).
+"""Compares the params of two safetensors checkpoints (dtlc programs' --export).
 
 usage: compare-params.py --atol 1e-5 reference.safetensors other.safetensors
 Prints the largest absolute difference; exits 1 when it is above --atol or

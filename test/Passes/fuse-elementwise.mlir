@@ -62,7 +62,7 @@ func.func @shared(%x: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>, ten
 func.func @update_between(%p: tensor<8xf32>, %g: tensor<8xf32>, %buf: tensor<8xf32>, %lr: tensor<f32>)
     -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
   %sq = dtl.mul %p, %p : tensor<8xf32>
-  %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
+  %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
   %norm = dtl.sqrt %sq : tensor<8xf32>
   return %norm, %new, %newbuf : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
 }

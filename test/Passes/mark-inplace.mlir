@@ -8,7 +8,7 @@
 func.func @adamw(%p: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %x: tensor<8xf32>, %lr: tensor<f32>, %step: tensor<f32>)
     -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
   %g = dtl.mul %p, %x : tensor<8xf32>
-  %np, %nm, %nv = dtl.adamw_update %p, %g, %m, %v, %lr, %step {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
+  %np, %nm, %nv = dtl.adamw_update %p, %g, %m, %v, %lr, %step, %lr {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
   return %np, %nm, %nv : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
 }
 
@@ -22,7 +22,7 @@ func.func @adamw(%p: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %x: te
 // CHECK: return
 func.func @read_after(%p: tensor<8xf32>, %g: tensor<8xf32>, %buf: tensor<8xf32>, %lr: tensor<f32>)
     -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
-  %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
+  %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
   %old = dtl.neg %p : tensor<8xf32>
   return %old, %new, %newbuf : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
 }
@@ -40,9 +40,9 @@ func.func @read_after(%p: tensor<8xf32>, %g: tensor<8xf32>, %buf: tensor<8xf32>,
 // CHECK: return
 func.func @not_only_returned(%p: tensor<8xf32>, %g: tensor<8xf32>, %buf: tensor<8xf32>, %lr: tensor<f32>)
     -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
-  %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
+  %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
   %twice = dtl.add %new, %new : tensor<8xf32>
   %fresh = dtl.exp %g : tensor<8xf32>
-  %new2, %newbuf2 = dtl.sgd_update %fresh, %g, %buf, %lr {momentum = 0.0 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
+  %new2, %newbuf2 = dtl.sgd_update %fresh, %g, %buf, %lr, %lr {momentum = 0.0 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
   return %twice, %newbuf, %new2, %newbuf2, %new : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
 }

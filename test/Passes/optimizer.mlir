@@ -16,7 +16,9 @@
 // CHECK:      %[[SQ:.*]] = dtl.mul %[[G]], %[[G]]
 // CHECK:      %[[SUM:.*]] = dtl.reduce_sum %[[SQ]] dims [0, 1]
 // CHECK:      %[[NORM:.*]] = dtl.sqrt %[[SUM]]
-// CHECK:      %[[P:.*]], %[[M:.*]], %[[V:.*]] = dtl.adamw_update %arg0, %[[G]], %arg1, %arg2, %arg4, %arg5
+// Without clip_grad_norm the scale only skips non-finite steps.
+// CHECK:      %[[SCALE:.*]] = dtl.grad_scale %{{.*}}, %[[NORM]] {max_norm = 0.000000e+00 : f64}
+// CHECK:      %[[P:.*]], %[[M:.*]], %[[V:.*]] = dtl.adamw_update %arg0, %[[G]], %arg1, %arg2, %arg4, %arg5, %[[SCALE]]
 // CHECK-SAME: beta1 = 8.000000e-01 : f64, beta2 = 0.98999999999999999 : f64, eps = 1.000000e-08 : f64, weight_decay = 1.000000e-01 : f64
 // CHECK:      return %{{.*}}, %[[NORM]], %[[P]], %[[M]], %[[V]]
 module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<adamw, beta1 = 0.8, beta2 = 0.99, weight_decay = 0.1>} {
@@ -31,11 +33,15 @@ module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<adamw, beta1 =
 
 // -----
 
-// SGD with momentum keeps one buffer per param.
+// SGD with momentum keeps one buffer per param; clip_grad_norm clips by
+// the global norm, through the scale every update takes.
 // CHECK-LABEL: func.func @train_step
 // CHECK-SAME: dtl.name = "w.momentum", dtl.role = #dtl.role<opt_state>
-// CHECK:      dtl.sgd_update %arg0, %{{.*}}, %arg1, %arg2 {momentum = 9.000000e-01 : f64, weight_decay = 0.000000e+00 : f64}
-module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd, momentum = 0.9>} {
+// CHECK:      %[[NORM:.*]] = dtl.sqrt
+// CHECK:      %[[SCALE:.*]] = dtl.grad_scale %{{.*}}, %[[NORM]] {max_norm = 1.500000e+00 : f64}
+// CHECK:      dtl.sgd_update %arg0, %{{.*}}, %arg1, %arg2, %[[SCALE]] {momentum = 9.000000e-01 : f64, weight_decay = 0.000000e+00 : f64}
+module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd, momentum = 0.9>,
+                   dtl.train = #dtl.train<clip_grad_norm = 1.5>} {
   func.func @m_grad(%w: tensor<2xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"}) -> (tensor<f32>, tensor<2xf32>) {
     %0 = dtl.constant 1.0 : tensor<f32>
     return %0, %w : tensor<f32>, tensor<2xf32>

@@ -162,7 +162,7 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
 // CHECK-LABEL: func.func @zero1_update
 // CHECK-DAG:  %[[P:.*]] = shard.all_slice %arg0 on @grid grid_axes = [0] slice_axis = 0 : tensor<8x3xf32> -> tensor<4x3xf32>
 // CHECK-DAG:  %[[G:.*]] = shard.all_slice %arg1 on @grid grid_axes = [0] slice_axis = 0 : tensor<8x3xf32> -> tensor<4x3xf32>
-// CHECK:      %[[NEW:.*]], %{{.*}} = dtl.sgd_update %[[P]], %[[G]], %arg2, %arg3 {{.*}} : tensor<4x3xf32>, tensor<f32>
+// CHECK:      %[[NEW:.*]], %{{.*}} = dtl.sgd_update %[[P]], %[[G]], %arg2, %arg3, %arg3 {{.*}} : tensor<4x3xf32>, tensor<f32>
 // CHECK-NEXT: %[[FULL:.*]] = shard.all_gather %[[NEW]] on @grid grid_axes = [0] gather_axis = 0 : tensor<4x3xf32> -> tensor<8x3xf32>
 // CHECK:      return %[[FULL]]
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
@@ -171,7 +171,7 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
                           %buf: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                           %lr: tensor<f32>)
       -> (tensor<8x3xf32>, tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>}) {
-    %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
+    %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
     return %new, %newbuf : tensor<8x3xf32>, tensor<8x3xf32>
   }
 }

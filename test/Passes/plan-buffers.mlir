@@ -51,7 +51,7 @@ module attributes {dtl.train = #dtl.train<precision = f64>} {
 func.func @adamw(%p: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %x: tensor<8xf32>, %lr: tensor<f32>, %step: tensor<f32>)
     -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
   %g = dtl.mul %p, %x : tensor<8xf32>
-  %np, %nm, %nv = dtl.adamw_update %p, %g, %m, %v, %lr, %step {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64, dtl.in_place} : tensor<8xf32>, tensor<f32>
+  %np, %nm, %nv = dtl.adamw_update %p, %g, %m, %v, %lr, %step, %lr {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64, dtl.in_place} : tensor<8xf32>, tensor<f32>
   return %np, %nm, %nv : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
 }
 

@@ -70,7 +70,7 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
                         %buf: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
                         %lr: tensor<f32>) -> (tensor<8x3xf32>, tensor<8x3xf32>) {
     %g = dtl.mul %x, %x : tensor<8x3xf32>
-    %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
+    %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
     return %new, %newbuf : tensor<8x3xf32>, tensor<8x3xf32>
   }
 }

@@ -253,22 +253,32 @@ TEST_F(CudaKernels, AdamwAndSgdUpdates) {
   for (float &x : v)
     x = std::fabs(x);
   Floats newP(n), newM(n), newV(n), sgdP(n), sgdBuf(n);
-  const float hostLr = 1e-3f, hostStep = 7.f, hostSgdLr = 1e-2f;
-  dtlrt::adamwUpdate(p.data(), g.data(), m.data(), v.data(), &hostLr, &hostStep, 0.9, 0.95, 1e-8,
-                     0.1, newP.data(), newM.data(), newV.data(), n);
-  dtlrt::sgdUpdate(p.data(), g.data(), m.data(), &hostSgdLr, 0.9, 1e-4, sgdP.data(), sgdBuf.data(),
-                   n);
+  // A clipping scale of 0.7; then a NaN one, which must skip the step.
+  const float hostLr = 1e-3f, hostStep = 7.f, hostSgdLr = 1e-2f, hostScale = 0.7f;
+  dtlrt::adamwUpdate(p.data(), g.data(), m.data(), v.data(), &hostLr, &hostStep, &hostScale, 0.9,
+                     0.95, 1e-8, 0.1, newP.data(), newM.data(), newV.data(), n);
+  dtlrt::sgdUpdate(p.data(), g.data(), m.data(), &hostSgdLr, &hostScale, 0.9, 1e-4, sgdP.data(),
+                   sgdBuf.data(), n);
   float *dP = up(p), *dG = up(g), *dM = up(m), *dV = up(v), *lr = up(Floats{1e-3f}),
-        *step = up(Floats{7.f}), *sgdLr = up(Floats{1e-2f});
+        *step = up(Floats{7.f}), *sgdLr = up(Floats{1e-2f}), *scale = up(Floats{0.7f}),
+        *nan = up(Floats{NAN});
   float *outP = zeros(n), *outM = zeros(n), *outV = zeros(n), *outSgd = zeros(n),
         *outBuf = zeros(n);
-  dtlrt::cuda::adamwUpdate(dP, dG, dM, dV, lr, step, 0.9, 0.95, 1e-8, 0.1, outP, outM, outV, n);
-  dtlrt::cuda::sgdUpdate(dP, dG, dM, sgdLr, 0.9, 1e-4, outSgd, outBuf, n);
+  dtlrt::cuda::adamwUpdate(dP, dG, dM, dV, lr, step, scale, 0.9, 0.95, 1e-8, 0.1, outP, outM,
+                           outV, n);
+  dtlrt::cuda::sgdUpdate(dP, dG, dM, sgdLr, scale, 0.9, 1e-4, outSgd, outBuf, n);
   expectNear(newP, down(outP, n), 1e-5f, 1e-7f);
   expectNear(newM, down(outM, n), 1e-6f, 1e-8f);
   expectNear(newV, down(outV, n), 1e-6f, 1e-8f);
   expectNear(sgdP, down(outSgd, n), 1e-6f, 1e-8f);
   expectNear(sgdBuf, down(outBuf, n), 1e-6f, 1e-8f);
+  dtlrt::cuda::adamwUpdate(dP, dG, dM, dV, lr, step, nan, 0.9, 0.95, 1e-8, 0.1, outP, outM, outV,
+                           n);
+  dtlrt::cuda::sgdUpdate(dP, dG, dM, sgdLr, nan, 0.9, 1e-4, outSgd, outBuf, n);
+  EXPECT_EQ(down(outP, n), p);
+  EXPECT_EQ(down(outV, n), v);
+  EXPECT_EQ(down(outSgd, n), p);
+  EXPECT_EQ(down(outBuf, n), m);
 }
 
 } // namespace

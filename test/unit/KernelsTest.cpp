@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 using namespace dtlrt;
@@ -134,8 +135,8 @@ TEST(Kernels, AdamwFirstStepsMatchTorchFormula) {
   double p = 0.5, g = 0.2, m = 0, v = 0;
   const double lr = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
   for (int t = 1; t <= 3; ++t) {
-    double newP, newM, newV, step = t;
-    adamwUpdate(&p, &g, &m, &v, &lr, &step, b1, b2, eps, wd, &newP, &newM, &newV, 1);
+    double newP, newM, newV, step = t, scale = 1;
+    adamwUpdate(&p, &g, &m, &v, &lr, &step, &scale, b1, b2, eps, wd, &newP, &newM, &newV, 1);
     double em = b1 * m + (1 - b1) * g, ev = b2 * v + (1 - b2) * g * g;
     double expected = p * (1 - lr * wd) - lr * (em / (1 - std::pow(b1, t))) /
                                               (std::sqrt(ev / (1 - std::pow(b2, t))) + eps);
@@ -145,8 +146,8 @@ TEST(Kernels, AdamwFirstStepsMatchTorchFormula) {
 }
 
 TEST(Kernels, SgdMomentumMatchesTorchFormula) {
-  double p = 1.0, g = 0.5, buf = 0.25, lr = 0.1, newP, newBuf;
-  sgdUpdate(&p, &g, &buf, &lr, 0.9, 0.01, &newP, &newBuf, 1);
+  double p = 1.0, g = 0.5, buf = 0.25, lr = 0.1, scale = 1, newP, newBuf;
+  sgdUpdate(&p, &g, &buf, &lr, &scale, 0.9, 0.01, &newP, &newBuf, 1);
   // torch: d = g + wd p; buf = momentum buf + d; p -= lr buf.
   double d = g + 0.01 * p, expectedBuf = 0.9 * buf + d;
   EXPECT_NEAR(newBuf, expectedBuf, 1e-15);
@@ -154,3 +155,36 @@ TEST(Kernels, SgdMomentumMatchesTorchFormula) {
 }
 
 } // namespace
+
+// Clipping scales the gradient the update sees; a NaN scale (a non-finite
+// loss or norm) skips the step, out of place and in place alike.
+TEST(Kernels, GradScaleClipsOrSkipsTheUpdate) {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = INFINITY;
+  EXPECT_DOUBLE_EQ(gradScale(1.0, 4.0, 0.0), 1.0) << "no clipping";
+  EXPECT_DOUBLE_EQ(gradScale(1.0, 0.5, 1.0), 1.0) << "below the limit";
+  EXPECT_NEAR(gradScale(1.0, 4.0, 1.0), 0.25, 1e-7);
+  EXPECT_TRUE(std::isnan(gradScale(nan, 1.0, 1.0)));
+  EXPECT_TRUE(std::isnan(gradScale(1.0, inf, 0.0)));
+
+  double p = 0.5, g = 0.4, m = 0.1, v = 0.2, lr = 0.01, step = 3, half = 0.5, halfG = 0.2,
+         one = 1;
+  double clippedP, clippedM, clippedV, plainP, plainM, plainV;
+  adamwUpdate(&p, &g, &m, &v, &lr, &step, &half, 0.9, 0.99, 1e-8, 0.1, &clippedP, &clippedM,
+              &clippedV, 1);
+  adamwUpdate(&p, &halfG, &m, &v, &lr, &step, &one, 0.9, 0.99, 1e-8, 0.1, &plainP, &plainM,
+              &plainV, 1);
+  EXPECT_DOUBLE_EQ(clippedP, plainP);
+  EXPECT_DOUBLE_EQ(clippedV, plainV);
+
+  double skipP = -1, skipM = -1, skipV = -1, skipBuf = -1;
+  adamwUpdate(&p, &g, &m, &v, &lr, &step, &nan, 0.9, 0.99, 1e-8, 0.1, &skipP, &skipM, &skipV, 1);
+  EXPECT_EQ(skipP, p);
+  EXPECT_EQ(skipM, m);
+  EXPECT_EQ(skipV, v);
+  sgdUpdate(&p, &g, &m, &lr, &nan, 0.9, 0.1, &skipP, &skipBuf, 1);
+  EXPECT_EQ(skipBuf, m);
+  double inPlace = p, inPlaceBuf = m;
+  sgdUpdate(&inPlace, &g, &inPlaceBuf, &lr, &nan, 0.9, 0.1, &inPlace, &inPlaceBuf, 1);
+  EXPECT_EQ(inPlace, p);
+  EXPECT_EQ(inPlaceBuf, m);
+}

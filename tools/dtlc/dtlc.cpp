@@ -191,7 +191,9 @@ bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
 dtl::TrainAttr withPrecision(dtl::TrainAttr t, dtl::Precision precision) {
   return dtl::TrainAttr::get(t.getContext(), t.getData(), t.getEval(), t.getSteps(),
                              t.getLogEvery(), t.getEvalEvery(), t.getEvalBatches(), t.getSeed(),
-                             t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(), precision);
+                             t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(), precision,
+                             t.getClipGradNorm(), t.getMaxSkippedSteps(), t.getCheckpointEvery(),
+                             t.getKeepLast(), t.getCheckpointDir());
 }
 
 /// Output goes to -o, else stdout (text) or the input's stem (executables).

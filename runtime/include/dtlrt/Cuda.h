@@ -92,10 +92,12 @@ void dropout(const float *in, float *out, int rank, const int64_t *localShape,
              const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
              int64_t stream, int64_t layer, const float *step);
 void adamwUpdate(const float *param, const float *grad, const float *m, const float *v,
-                 const float *lr, const float *step, double beta1, double beta2, double eps,
-                 double weightDecay, float *newParam, float *newM, float *newV, int64_t n);
+                 const float *lr, const float *step, const float *gradScale, double beta1,
+                 double beta2, double eps, double weightDecay, float *newParam, float *newM,
+                 float *newV, int64_t n);
 void sgdUpdate(const float *param, const float *grad, const float *buf, const float *lr,
-               double momentum, double weightDecay, float *newParam, float *newBuf, int64_t n);
+               const float *gradScale, double momentum, double weightDecay, float *newParam,
+               float *newBuf, int64_t n);
 void copy(const void *in, void *out, int64_t bytes);
 
 // --- Collectives (NCCL), shaped like dtlrt::Context's ----------------------

@@ -40,6 +40,19 @@ DTLRT_HOST_DEVICE inline float geluGrad(float x, float g) {
   return g * (0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * s * (1.f + 3.f * c * x * x));
 }
 
+/// x - x is 0 exactly when x is finite (inf - inf and NaN - NaN are NaN).
+DTLRT_HOST_DEVICE inline bool isFinite(float x) { return x - x == 0.f; }
+
+/// dtl.grad_scale, as dtlrt::gradScale in dtlrt/Kernels.h.
+DTLRT_HOST_DEVICE inline float gradScale(float loss, float norm, float maxNorm) {
+  if (!isFinite(loss) || !isFinite(norm))
+    return nanf("");
+  if (maxNorm <= 0.f)
+    return 1.f;
+  float scale = maxNorm / (norm + 1e-6f);
+  return scale < 1.f ? scale : 1.f;
+}
+
 } // namespace dtlrt::cuda
 
 #endif // DTLRT_CUDACOMMON_H

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace dtlrt {
@@ -47,16 +48,31 @@ void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *
 template <typename T>
 void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes);
 
-// torch.optim.AdamW, t = *step (1-based), at learning rate *lr.
+// torch.optim.AdamW, t = *step (1-based), at learning rate *lr, on the
+// gradient times *gradScale; a non-finite *gradScale skips the step (the
+// results equal the inputs).
 template <typename T>
 void adamwUpdate(const T *param, const T *grad, const T *m, const T *v, const T *lr, const T *step,
-                 double beta1, double beta2, double eps, double weightDecay, T *newParam, T *newM,
-                 T *newV, int64_t n);
+                 const T *gradScale, double beta1, double beta2, double eps, double weightDecay,
+                 T *newParam, T *newM, T *newV, int64_t n);
 
-// torch.optim.SGD with momentum (no dampening) and weight decay.
+// torch.optim.SGD with momentum (no dampening) and weight decay; the
+// gradient scale as in adamwUpdate.
 template <typename T>
-void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lr, double momentum,
-               double weightDecay, T *newParam, T *newBuf, int64_t n);
+void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lr, const T *gradScale,
+               double momentum, double weightDecay, T *newParam, T *newBuf, int64_t n);
+
+// What updates multiply gradients by (dtl.grad_scale): NaN when the loss or
+// the norm is not finite (skip the step), else min(1, maxNorm / (norm +
+// 1e-6)), or 1 without clipping (maxNorm 0).
+template <typename T> inline T gradScale(T loss, T norm, T maxNorm) {
+  if (!std::isfinite(loss) || !std::isfinite(norm))
+    return std::numeric_limits<T>::quiet_NaN();
+  if (maxNorm <= T(0))
+    return T(1);
+  T scale = maxNorm / (norm + T(1e-6));
+  return scale < T(1) ? scale : T(1);
+}
 
 // Transformer kernels (TransformerKernels.cpp); "rows" count every leading
 // index, `n` or `channels` is the last dimension.

@@ -80,6 +80,11 @@ struct Program {
   LrSchedule schedule = LrSchedule::Constant;
   int64_t warmup = 0, steps = 100, logEvery = 10, evalEvery = 0, seed = 0;
   int64_t evalBatches = 0; ///< batches per evaluation; 0: the whole eval source
+  /// Consecutive skipped updates (non-finite loss or gradient norm) that stop the run.
+  int64_t maxSkippedSteps = 10;
+  /// Checkpoints: every N steps (0: only when preempted), the newest K kept (0: all), where.
+  int64_t checkpointEvery = 0, keepLast = 3;
+  std::string checkpointDir = "checkpoints";
   /// Where the steps run: null for the host (the CPU target).
   Device *device = nullptr;
 };
@@ -129,6 +134,8 @@ struct ProgramDecl {
   double lr, minLr;
   LrSchedule schedule;
   int64_t warmup, steps, logEvery, evalEvery, evalBatches, seed;
+  int64_t maxSkippedSteps, checkpointEvery, keepLast;
+  const char *checkpointDir;
 };
 
 /// Bytes allocated so far for the step functions' arenas.

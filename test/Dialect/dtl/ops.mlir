@@ -109,12 +109,14 @@ module attributes {
   }
 
   // CHECK-LABEL: func.func @updates
-  // CHECK: dtl.sgd_update %arg0, %arg1, %arg2, %arg4 {dtl.in_place, momentum = 9.000000e-01 : f64, weight_decay = 0.000000e+00 : f64} : tensor<8xf32>, tensor<f32>
-  // CHECK: dtl.adamw_update %arg0, %arg1, %arg2, %arg3, %arg4, %arg5 {beta1 = 9.000000e-01 : f64, beta2 = 0.94999999999999996 : f64, eps = 1.000000e-08 : f64, weight_decay = 1.000000e-01 : f64} : tensor<8xf32>, tensor<f32>
+  // CHECK: %[[SCALE:.*]] = dtl.grad_scale %arg4, %arg5 {max_norm = 1.000000e+00 : f64} : tensor<f32>
+  // CHECK: dtl.sgd_update %arg0, %arg1, %arg2, %arg4, %[[SCALE]] {dtl.in_place, momentum = 9.000000e-01 : f64, weight_decay = 0.000000e+00 : f64} : tensor<8xf32>, tensor<f32>
+  // CHECK: dtl.adamw_update %arg0, %arg1, %arg2, %arg3, %arg4, %arg5, %[[SCALE]] {beta1 = 9.000000e-01 : f64, beta2 = 0.94999999999999996 : f64, eps = 1.000000e-08 : f64, weight_decay = 1.000000e-01 : f64} : tensor<8xf32>, tensor<f32>
   func.func @updates(%p: tensor<8xf32>, %g: tensor<8xf32>, %m: tensor<8xf32>, %v: tensor<8xf32>, %lr: tensor<f32>, %step: tensor<f32>)
       -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) {
-    %p1, %b1 = dtl.sgd_update %p, %g, %m, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64, dtl.in_place} : tensor<8xf32>, tensor<f32>
-    %p2, %m2, %v2 = dtl.adamw_update %p, %g, %m, %v, %lr, %step {beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64, weight_decay = 0.1 : f64} : tensor<8xf32>, tensor<f32>
+    %scale = dtl.grad_scale %lr, %step {max_norm = 1.0 : f64} : tensor<f32>
+    %p1, %b1 = dtl.sgd_update %p, %g, %m, %lr, %scale {momentum = 0.9 : f64, weight_decay = 0.0 : f64, dtl.in_place} : tensor<8xf32>, tensor<f32>
+    %p2, %m2, %v2 = dtl.adamw_update %p, %g, %m, %v, %lr, %step, %scale {beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-8 : f64, weight_decay = 0.1 : f64} : tensor<8xf32>, tensor<f32>
     return %p1, %b1, %p2, %m2, %v2 : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
   }
 
