@@ -23,6 +23,7 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -248,6 +249,9 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
       std::fflush(stdout);
     }
     installPreemptionHandlers();
+    // Past a file-size limit a write fails (EFBIG) and is reported, instead
+    // of the signal killing the rank in the middle of a checkpoint.
+    std::signal(SIGXFSZ, SIG_IGN);
     startWatchdog(timeout, rank, threading >= MPI_THREAD_MULTIPLE, program.axisNames);
     try {
       exitCode = Trainer(p, options, ctx, rank).run();

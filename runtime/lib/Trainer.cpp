@@ -157,6 +157,8 @@ bool Trainer::prepareCheckpoints() {
   // until then (the save checks it).
   bool checkpoints = o_.checkpointEvery > 0 || !fresh;
   try {
+    if (checkpoints)
+      checkCheckpointRoot(o_.checkpointDir);
     std::string latest = checkpoints ? latestCheckpoint(o_.checkpointDir) : "";
     if (fresh && !latest.empty())
       throw DataError(o_.checkpointDir + ": holds checkpoints of an earlier run (latest: " +
@@ -167,8 +169,6 @@ bool Trainer::prepareCheckpoints() {
       if (rank_ == 0)
         std::printf("resume: no checkpoint in %s; starting fresh\n", o_.checkpointDir.c_str());
     }
-    if (checkpoints)
-      checkCheckpointRoot(o_.checkpointDir);
   } catch (const DataError &e) {
     error = e.what();
   }

@@ -13,11 +13,13 @@ import sys
 
 
 def losses(path):
+    """Step -> loss; steps whose update was skipped are left out, so runs
+    compare equal only when they skipped the same steps."""
     out = {}
     with open(path) as f:
         for line in f:
             record = json.loads(line)
-            if "loss" in record and "step" in record:
+            if "loss" in record and "step" in record and not record.get("skipped"):
                 out[record["step"]] = record["loss"]
     return out
 
