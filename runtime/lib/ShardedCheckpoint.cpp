@@ -197,8 +197,23 @@ void prune(const std::string &root, int64_t keepLast, int64_t step) {
     if (std::regex_match(name, complete) && stepOf(name) <= step)
       steps.push_back({stepOf(name), name});
   std::sort(steps.begin(), steps.end());
-  for (size_t i = 0; i + size_t(keepLast) < steps.size(); ++i)
-    removeCheckpointDir(root + "/" + steps[i].second);
+  for (size_t i = 0; i + size_t(keepLast) < steps.size(); ++i) {
+    // Renamed first: a crash while deleting must not leave a step-N that
+    // looks complete and is not.
+    std::string dir = root + "/" + steps[i].second, doomed = dir + ".old";
+    removeCheckpointDir(doomed);
+    if (std::rename(dir.c_str(), doomed.c_str()) == 0)
+      removeCheckpointDir(doomed);
+  }
+}
+
+/// What crashed saves and prunes left (step-N.tmp, step-N.old): only one job
+/// writes a checkpoint dir at a time, so none of it is in use.
+void removeLeftovers(const std::string &root) {
+  static const std::regex leftover("step-[0-9]+\\.(tmp|old)");
+  for (const std::string &name : entriesOf(root))
+    if (std::regex_match(name, leftover))
+      removeCheckpointDir(root + "/" + name);
 }
 
 void makeDirectories(const std::string &path) {
@@ -335,7 +350,7 @@ std::string saveCheckpoint(const std::string &root, int64_t keepLast,
     try {
       makeDirectories(root);
       checkCheckpointRoot(root);
-      removeCheckpointDir(temp); // a crashed save's
+      removeLeftovers(root);
       if (::mkdir(temp.c_str(), 0755) != 0)
         throw DataError(temp + ": cannot create the directory (" + std::strerror(errno) + ")");
     } catch (const DataError &e) {

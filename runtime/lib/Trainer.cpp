@@ -152,6 +152,7 @@ ModelIdentity Trainer::identity() {
 /// returns the same answer.
 bool Trainer::prepareCheckpoints() {
   std::string error, from = o_.resume == "auto" ? o_.checkpointDir : o_.resume;
+  double loadMs = 0;
   bool fresh = o_.resume.empty();
   // A run that only checkpoints when preempted leaves the directory alone
   // until then (the save checks it).
@@ -176,7 +177,9 @@ bool Trainer::prepareCheckpoints() {
     throwIfAnyRankFailed(error, rank_);
     if (fresh)
       return true;
+    auto start = std::chrono::steady_clock::now();
     position_ = loadCheckpoint(from, identity(), stateTensors(), ctx_, rank_);
+    loadMs = 1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   } catch (const DataError &e) {
     if (rank_ == 0)
       std::fprintf(stderr, "error: %s\n", e.what());
@@ -186,9 +189,10 @@ bool Trainer::prepareCheckpoints() {
     toDevice(state_.at(t.spec->name));
   if (rank_ == 0) {
     int64_t perEpoch = std::max<int64_t>(position_.samplesPerEpoch, 1);
-    std::printf("resumed from %s: step %lld, data epoch %lld sample %lld\n", from.c_str(),
-                (long long)position_.step, (long long)(position_.samplesSeen / perEpoch),
-                (long long)(position_.samplesSeen % perEpoch));
+    std::printf("resumed from %s: step %lld, data epoch %lld sample %lld (%.0f ms)\n",
+                from.c_str(), (long long)position_.step,
+                (long long)(position_.samplesSeen / perEpoch),
+                (long long)(position_.samplesSeen % perEpoch), loadMs);
     if (position_.samplesPerEpoch != train_->count())
       std::printf("warning: the checkpoint's train data had %lld samples per epoch, this run's "
                   "has %lld: the data order differs from the interrupted run's\n",
