@@ -115,6 +115,7 @@ int Trainer::run() {
       evaluate(*eval_, s);
     // Every rank learns of a signal to any rank at the same step.
     int signal = preemptionSignal(), anySignal = 0;
+    watchdogBeat("in the agreement on signals after the step");
     MPI_Allreduce(&signal, &anySignal, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     bool due = o_.checkpointEvery > 0 && (s % o_.checkpointEvery == 0 || s == o_.steps);
     if ((due || anySignal) && !checkpoint())

@@ -75,7 +75,8 @@ struct Monitor {
         if (peer != rank)
           MPI_Isend(&question, 1, MPI_INT, peer, kAskTag, comm, &asks.emplace_back());
       std::map<int, std::string> answers;
-      auto until = Clock::now() + std::chrono::duration<double>(std::min(3.0, timeout));
+      // Live monitors answer within a poll (100 ms); 1.5 s is ample.
+      auto until = Clock::now() + std::chrono::duration<double>(std::min(1.5, timeout));
       while (int(answers.size()) < world - 1 && Clock::now() < until) {
         answerPeers(/*alsoStuck=*/true);
         int ready = 0;

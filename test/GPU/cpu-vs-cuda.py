@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -59,10 +60,10 @@ def compare(name, reference, candidate, rtol):
     return ok
 
 
-def train(program, metrics, data, env=None):
+def train(program, metrics, data, env=None, extra=()):
     flags = ["--data", data + "_train.bin", "--eval-data", data + "_val.bin"] if data else []
     return subprocess.run([program, "--steps", str(STEPS), "--eval-every", "0", "--metrics",
-                           metrics, *flags], capture_output=True, text=True, env=env)
+                           metrics, *flags, *extra], capture_output=True, text=True, env=env)
 
 
 def no_device(program, work):
@@ -143,6 +144,21 @@ def check(work):
     ok &= compare("gpt tiny f32", cpu, runs["gpu"], 1e-3)
     ok &= compare("gpt tiny bf16 GEMMs", cpu, runs["bf16"], 5e-2)
     ok &= compare("gpt tiny graphs vs eager", runs["eager"], runs["gpu"], 1e-4)
+
+    # A checkpoint written from the GPU (downloaded state) and resumed (uploaded):
+    # the steps after it agree with the uninterrupted run (the embedding
+    # gradient's atomics make GPU runs not bitwise reproducible).
+    ck, half = at("ck"), STEPS // 2
+    shutil.rmtree(ck, ignore_errors=True)
+    saved = train(at("gpt-gpu"), at("gpt-saving.jsonl"), text,
+                  extra=["--checkpoint-every", str(half), "--checkpoint-dir", ck])
+    resumed = train(at("gpt-gpu"), at("gpt-resumed.jsonl"), text,
+                    extra=["--resume", os.path.join(ck, f"step-{half}")])
+    if saved.returncode != 0 or resumed.returncode != 0:
+        print(f"gpt resumed: FAILED\n{saved.stderr}{resumed.stdout}{resumed.stderr}")
+        return 1
+    ok &= compare("gpt tiny resumed at step %d" % half, losses(at("gpt-saving.jsonl"))[half:],
+                  losses(at("gpt-resumed.jsonl")), 1e-5)
 
     # Two ranks, one GPU: refused with a message, not a crash or a hang.
     if os.path.exists(at("gpt-dp2")):
