@@ -13,6 +13,7 @@
 #define DTL_FRONTEND_GENERATOR_H
 
 #include "frontend/MLIRGen.h"
+#include "frontend/Parser.h"
 
 #include "dialects/dtl/Contract.h"
 
@@ -117,6 +118,7 @@ public:
 
   // Train section (TrainSection.cpp) -------------------------------------------
   void emitTrain(mlir::ModuleOp module, const ast::Train &train);
+  void checkTensorSizes(mlir::ModuleOp module);
   DataAttr dataSource(const ast::DataSource &source);
 
   // State ----------------------------------------------------------------------
@@ -153,7 +155,7 @@ public:
     mlir::Block *body;
     int64_t count;
     llvm::SmallVector<mlir::Value> stacked, invariants; ///< operands, in the enclosing scope
-    llvm::DenseMap<mlir::Value, mlir::Value> entered;   ///< enclosing value -> body argument
+    llvm::DenseMap<mlir::Value, mlir::Value> entered{}; ///< enclosing value -> body argument
   };
   llvm::SmallVector<RepeatScope> scopes;
 };

@@ -19,6 +19,9 @@ using namespace dtl::ast;
 
 namespace {
 
+/// The largest file an import reads (docs/language.md, "Limits").
+constexpr uint64_t kMaxImportBytes = 16ull << 20;
+
 template <typename T> void append(std::vector<T> &to, std::vector<T> &from) {
   for (T &item : from)
     to.push_back(std::move(item));
@@ -54,6 +57,22 @@ struct Importer {
       }
       if (!done.insert(key).second)
         continue;
+      // Only a regular file of sensible size: /dev/zero, a FIFO or a
+      // directory would be read forever, block, or fail obscurely.
+      llvm::sys::fs::file_status status;
+      if (!llvm::sys::fs::status(path, status) &&
+          status.type() != llvm::sys::fs::file_type::regular_file) {
+        onError(i.pos, "cannot import '" + std::string(path) + "': not a regular file");
+        ok = false;
+        continue;
+      }
+      if (!llvm::sys::fs::status(path, status) && status.getSize() > kMaxImportBytes) {
+        onError(i.pos, "cannot import '" + std::string(path) + "': " +
+                           std::to_string(status.getSize()) + " bytes, over the " +
+                           std::to_string(kMaxImportBytes >> 20) + " MiB limit of a .dtl file");
+        ok = false;
+        continue;
+      }
       auto buffer = llvm::MemoryBuffer::getFile(path);
       if (!buffer) {
         onError(i.pos, "cannot read imported file '" + std::string(path) +

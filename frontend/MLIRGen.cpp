@@ -8,6 +8,8 @@
 
 #include "frontend/Generator.h"
 
+#include "llvm/Support/MathExtras.h"
+
 using namespace mlir;
 using namespace dtl;
 
@@ -56,14 +58,49 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
               .attachNote(loc(it->second->pos))
           << "first declared here";
   }
-  emitModel(*model);
+  if (!emitModel(*model))
+    return nullptr;
   b.setInsertionPointAfter(fn);
   (*module)->setAttr(attr::model, FlatSymbolRefAttr::get(&ctx, model->name));
   if (train)
     emitTrain(*module, *train);
+  if (!hadError)
+    checkTensorSizes(*module);
   if (hadError)
     return nullptr;
   return module;
+}
+
+/// Every tensor's byte size fits dtlc's limit (and so 64 bits): sizes are
+/// multiplied everywhere downstream (buffer plans, --explain, the runtime)
+/// without further checks.
+void Generator::checkTensorSizes(ModuleOp module) {
+  auto tooBig = [&](Type type, Location where) {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor)
+      return false;
+    int64_t bytes = std::max<unsigned>(tensor.getElementTypeBitWidth(), 8) / 8;
+    for (int64_t d : tensor.getShape())
+      if (llvm::MulOverflow(bytes, d, bytes) || uint64_t(bytes) > kMaxTensorBytes) {
+        mlir::emitError(where) << formatType(tensor) << " is beyond dtlc's limit of 2^"
+                               << llvm::Log2_64(kMaxTensorBytes) << " bytes per tensor";
+        hadError = true;
+        return true;
+      }
+    return false;
+  };
+  module.walk([&](Operation *op) {
+    if (auto fn = dyn_cast<func::FuncOp>(op)) {
+      for (BlockArgument arg : fn.getArguments())
+        if (tooBig(arg.getType(), arg.getLoc()))
+          return WalkResult::interrupt();
+      return WalkResult::advance();
+    }
+    for (Value result : op->getResults())
+      if (tooBig(result.getType(), op->getLoc()))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
 }
 
 OwningOpRef<ModuleOp> dtl::mlirGen(MLIRContext &context, const ast::Program &program,

@@ -258,6 +258,8 @@ struct Builder {
 
 std::unique_ptr<Program> dtl::parseProgram(const std::string &source, const SyntaxErrorFn &onError,
                                            const std::string *file) {
+  if (!checkSource(source, onError, file))
+    return nullptr;
   try {
     antlr4::ANTLRInputStream input(source);
     dtlgrammar::DTLLexer lexer(&input);

@@ -12,6 +12,18 @@ namespace dtl {
 /// Receives each syntax error (position and message).
 using SyntaxErrorFn = std::function<void(ast::Pos, const std::string &)>;
 
+/// dtlc's limits on a source file (docs/language.md).
+constexpr unsigned kMaxNesting = 256;   ///< brackets inside brackets
+constexpr unsigned kMaxOperators = 4096; ///< + - * / @ in one statement
+constexpr int64_t kMaxRepeat = 65536;    ///< layers of one `repeat`
+constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 48; ///< 256 TiB, any one tensor
+
+/// Checks `source` before parsing: valid UTF-8 (else the line and column of
+/// the first bad byte), nesting and statement length within the limits.
+/// Reports the first problem and returns false.
+bool checkSource(const std::string &source, const SyntaxErrorFn &onError,
+                 const std::string *file = nullptr);
+
 /// Parses `source`; returns null after reporting syntax errors (ANTLR recovers,
 /// so one run reports several). Positions carry `file` (null: the main file).
 std::unique_ptr<ast::Program> parseProgram(const std::string &source, const SyntaxErrorFn &onError,

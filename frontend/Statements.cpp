@@ -31,6 +31,12 @@ void Generator::noteOperands(Diagnostic &d, ArrayRef<const ast::Expr *> operands
 }
 
 func::FuncOp Generator::emitModel(const ast::Model &model) {
+  // The pipeline adds @train_step beside the model's function.
+  if (model.name == "train_step") {
+    error(model.pos) << "a model cannot be named 'train_step': dtlc names the training step "
+                        "it generates so";
+    return {};
+  }
   // The model's params and inputs become the function's arguments, in
   // declaration order; the params of called blocks follow as they are made.
   fn = func::FuncOp::create(b, loc(model.pos), model.name, b.getFunctionType({}, {}));
@@ -128,8 +134,9 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
         std::optional<int64_t> count = sizeValue(*s.count);
         if (!blk)
           error(s.expr->pos) << "'repeat' needs a block call, e.g. h = repeat L layer(x)";
-        else if (count && *count < 1)
-          error(s.count->pos) << "'repeat' needs a positive count, got " << *count;
+        else if (count && (*count < 1 || *count > kMaxRepeat))
+          error(s.count->pos) << "'repeat' needs a count from 1 to " << kMaxRepeat
+                              << " (dtlc's limit), got " << *count;
         else if (count)
           v = repeatBlock(*blk, *c, qualified(s.name), *count);
       } else if (blk) {
@@ -241,7 +248,7 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
   auto body = std::make_unique<Block>();
   body->addArgument(b.getIndexType(), l);
   Value carried = body->addArgument(init.getType(), l);
-  scopes.push_back(RepeatScope{body.get(), count, {}, {}, {}});
+  scopes.push_back(RepeatScope{body.get(), count});
   Value next;
   {
     OpBuilder::InsertionGuard guard(b);

@@ -26,9 +26,9 @@ namespace {
 struct FunctionPartitioner {
   MeshAttr mesh;
   bool annotate = false;
-  DenseMap<Value, Layout> layouts;
+  DenseMap<Value, Layout> layouts{};
   /// Reshards made, by value and the (uniqued) target layout.
-  DenseMap<std::pair<Value, Attribute>, Value> reshardCache;
+  DenseMap<std::pair<Value, Attribute>, Value> reshardCache{};
 
   /// The local type of a global tensor type under `layout`, or failure when a
   /// split does not divide its dimension.
@@ -189,7 +189,7 @@ struct FunctionPartitioner {
     SmallVector<AffineMap> maps;
     SmallVector<unsigned> largestFirst;
   };
-  DenseMap<Operation *, Rule> rules;
+  DenseMap<Operation *, Rule> rules{};
 
   LogicalResult partitionOp(ShardingRuleOpInterface op) {
     const Rule &rule = rules.at(op);

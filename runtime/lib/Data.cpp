@@ -24,6 +24,20 @@ uint32_t bigEndian(const unsigned char *b) {
 
 int elementBytes(int type) { return type == 0x08 ? 1 : 4; }
 
+/// Data comes from regular files: a FIFO or a device would be read forever
+/// (or block in open), a directory cannot be read at all.
+void requireRegularFile(const std::string &path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
+  if (!S_ISREG(st.st_mode))
+    throw DataError(path + ": not a regular file (" +
+                    (S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                            : "a device or socket") +
+                    "); data must be a file");
+}
+
 /// The whole decompressed content of a gzip file.
 std::shared_ptr<std::vector<unsigned char>> gunzip(const std::string &path) {
   gzFile f = gzopen(path.c_str(), "rb");
@@ -46,6 +60,7 @@ std::shared_ptr<std::vector<unsigned char>> gunzip(const std::string &path) {
 
 /// A read-only mapping of a whole file (its pages are read when touched).
 std::shared_ptr<const void> mapFile(const std::string &path, size_t &size) {
+  requireRegularFile(path);
   int fd = open(path.c_str(), O_RDONLY);
   if (fd < 0)
     throw DataError(path + ": cannot open (" + std::strerror(errno) + ")");
@@ -66,6 +81,7 @@ std::shared_ptr<const void> mapFile(const std::string &path, size_t &size) {
 }
 
 bool isGzip(const std::string &path) {
+  requireRegularFile(path);
   unsigned char magic[2] = {0, 0};
   FILE *f = std::fopen(path.c_str(), "rb");
   if (!f)
@@ -95,8 +111,12 @@ Dataset readIdx(const std::string &path) {
     throw DataError(path + ": not an IDX file (bad magic number)");
   int type = bytes[2], rank = bytes[3];
   if (type != 0x08 && type != 0x0C && type != 0x0D)
-    throw DataError(path + ": IDX element type 0x" + std::to_string(type) +
-                    " is not supported (u8, i32 and f32 are)");
+  {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", unsigned(type));
+    throw DataError(path + ": IDX element type " + hex +
+                    " is not supported (0x08 u8, 0x0C i32 and 0x0D f32 are)");
+  }
   size_t headerBytes = 4 + 4 * size_t(rank);
   if (size < headerBytes)
     throw DataError(path + ": truncated in the IDX dimensions");

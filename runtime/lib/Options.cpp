@@ -5,6 +5,7 @@
 
 #include "dtlrt/Watchdog.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -74,8 +75,9 @@ bool parseOptions(const Program &p, int argc, char **argv, Options &o) {
       char *end = nullptr;
       if (!next() || value.empty())
         return false;
+      errno = 0;
       long long n = std::strtoll(value.c_str(), &end, 10);
-      if (*end || n < min)
+      if (*end || errno == ERANGE || n < min)
         return false;
       out = n;
       return true;

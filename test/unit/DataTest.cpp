@@ -3,6 +3,9 @@
 #include "dtlrt/Data.h"
 
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -124,10 +127,27 @@ TEST(Idx, CorruptGzipIsRejected) {
   EXPECT_NE(message.find("corrupt gzip data"), std::string::npos) << message;
 }
 
-TEST(Idx, UnsupportedElementTypeIsRejected) {
+TEST(Idx, UnsupportedElementTypeIsRejectedInHex) {
   std::string path = writeFile("f64.idx", idxBytes(0x0E, {1}, {0, 0, 0, 0, 0, 0, 0, 0}));
-  std::string message = errorOf([&] { readIdx(path); });
-  EXPECT_NE(message.find("not supported"), std::string::npos) << message;
+  EXPECT_EQ(errorOf([&] { readIdx(path); }),
+            path + ": IDX element type 0x0E is not supported (0x08 u8, 0x0C i32 and 0x0D f32 are)");
+  std::string i16 = writeFile("i16.idx", idxBytes(0x0B, {1}, {0, 0}));
+  EXPECT_NE(errorOf([&] { readIdx(i16); }).find("type 0x0B is"), std::string::npos);
+}
+
+// A FIFO would block the reader forever, a directory cannot be read: both
+// are refused before opening.
+TEST(Idx, OnlyRegularFilesAreData) {
+  std::string fifo = ::testing::TempDir() + "/dtlrt-data-fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  EXPECT_EQ(errorOf([&] { readIdx(fifo); }),
+            fifo + ": not a regular file (a FIFO); data must be a file");
+  EXPECT_EQ(errorOf([&] { readTokens(fifo); }),
+            fifo + ": not a regular file (a FIFO); data must be a file");
+  EXPECT_EQ(errorOf([&] { readIdx("/tmp"); }),
+            "/tmp: not a regular file (a directory); data must be a file");
+  ::unlink(fifo.c_str());
 }
 
 /// An llm.c token shard: header (magic, version, count) and uint16 tokens.

@@ -38,6 +38,8 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 
+#include <cmath>
+
 using namespace mlir;
 namespace cl = llvm::cl;
 
@@ -174,6 +176,9 @@ bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath, bool cudaEmula
   std::vector<std::string> flags = {"-march=native", "-fopenmp"};
   if (cudaEmulation)
     flags.push_back("-DDTLRT_CUDA_EMULATION");
+  for (llvm::StringRef flag : llvm::split(DTLC_SANITIZE_FLAGS, ' '))
+    if (!flag.empty())
+      flags.push_back(flag.str());
   return buildExecutable(DTLC_HOST_CXX, flags, cppPath, cudaEmulation ? "c++" : "", exePath,
                          DTLC_LINK_LIBRARIES);
 }
@@ -377,6 +382,11 @@ int main(int argc, char **argv) {
     llvm::errs()
         << "dtlc: error: expected --target=cpu|cuda|cuda-emulation, --precision=f32|f64|bf16, "
            "-O0..-O3\n";
+    return kUserError;
+  }
+  if (!std::isfinite(explainTeraflops) || explainTeraflops <= 0 || ranksPerNode < 1) {
+    llvm::errs() << "dtlc: error: --explain-tflops takes a positive number of TFLOP/s and "
+                    "--ranks-per-node a positive count\n";
     return kUserError;
   }
   if (target == "cuda" && emit == Emit::Exe && llvm::StringRef(DTLC_NVCC).empty()) {
