@@ -46,9 +46,12 @@ std::vector<unsigned char> gather(const SavedTensor &t, const Context &ctx, int 
   MPI_Datatype type = spec.dtype == DType::F64   ? MPI_DOUBLE
                       : spec.dtype == DType::I32 ? MPI_INT
                                                  : MPI_FLOAT;
-  int count = int(numElements(spec.globalShape));
-  MPI_Reduce(rank == 0 ? MPI_IN_PLACE : global.data(), rank == 0 ? global.data() : nullptr, count,
-             type, MPI_SUM, 0, MPI_COMM_WORLD);
+  forEachPiece(numElements(spec.globalShape), Context::maxElementsPerCall(),
+               [&](int64_t offset, int64_t n) {
+                 unsigned char *at = global.data() + offset * element;
+                 MPI_Reduce(rank == 0 ? MPI_IN_PLACE : at, rank == 0 ? at : nullptr, int(n), type,
+                            MPI_SUM, 0, MPI_COMM_WORLD);
+               });
   return global;
 }
 

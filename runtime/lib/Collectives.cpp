@@ -75,7 +75,9 @@ template <typename T> void Context::allReduceSum(T *data, int64_t count, const A
   if (spanOf(axes) == 1)
     return;
   InCollective waiting("all_reduce", count, axes);
-  MPI_Allreduce(MPI_IN_PLACE, data, (int)count, mpiType<T>(), MPI_SUM, commFor(axes));
+  forEachPiece(count, maxElementsPerCall_, [&](int64_t offset, int64_t n) {
+    MPI_Allreduce(MPI_IN_PLACE, data + offset, int(n), mpiType<T>(), MPI_SUM, commFor(axes));
+  });
 }
 
 /// Views a tensor as [outer, dim, inner] around dimension `dim`.
@@ -93,10 +95,18 @@ void Context::allGather(const T *in, T *out, const std::vector<int64_t> &localSh
   int n = spanOf(axes);
   int64_t outer, inner, local = numElements(localShape);
   around(localShape, dim, outer, inner);
-  std::vector<T> received(local * n);
+  std::vector<T> received(local * n), piece;
   InCollective waiting("all_gather", local * n, axes);
-  MPI_Allgather(in, (int)local, mpiType<T>(), received.data(), (int)local, mpiType<T>(),
-                commFor(axes));
+  // Piece by piece when a rank's part is too long for one call: the same
+  // slice of every rank's part, then each moved to its place.
+  forEachPiece(local, maxElementsPerCall_, [&](int64_t offset, int64_t c) {
+    bool whole = c == local;
+    piece.resize(whole ? 0 : c * n);
+    T *to = whole ? received.data() : piece.data();
+    MPI_Allgather(in + offset, int(c), mpiType<T>(), to, int(c), mpiType<T>(), commFor(axes));
+    for (int j = 0; j < n && !whole; ++j)
+      std::memcpy(received.data() + j * local + offset, piece.data() + j * c, c * sizeof(T));
+  });
   int64_t chunk = localShape[dim] * inner;
   for (int j = 0; j < n; ++j)
     for (int64_t o = 0; o < outer; ++o)
@@ -118,7 +128,15 @@ void Context::reduceScatterSum(const T *in, T *out, const std::vector<int64_t> &
       std::memcpy(staged.data() + j * local + o * chunk, in + (o * n + j) * chunk,
                   chunk * sizeof(T));
   InCollective waiting("reduce_scatter", total, axes);
-  MPI_Reduce_scatter_block(staged.data(), out, (int)local, mpiType<T>(), MPI_SUM, commFor(axes));
+  std::vector<T> piece;
+  forEachPiece(local, maxElementsPerCall_, [&](int64_t offset, int64_t c) {
+    bool whole = c == local;
+    piece.resize(whole ? 0 : c * n);
+    for (int j = 0; j < n && !whole; ++j)
+      std::memcpy(piece.data() + j * c, staged.data() + j * local + offset, c * sizeof(T));
+    MPI_Reduce_scatter_block(whole ? staged.data() : piece.data(), out + offset, int(c),
+                             mpiType<T>(), MPI_SUM, commFor(axes));
+  });
 }
 
 /// Row-major index <-> flat offset.
@@ -150,8 +168,23 @@ void Context::allToAll(const T *in, T *out, const std::vector<int64_t> &inShape,
     sent[to * chunk + ravel(index, chunkShape)] = in[flat];
   }
   InCollective waiting("all_to_all", total, axes);
-  MPI_Alltoall(sent.data(), (int)chunk, mpiType<T>(), received.data(), (int)chunk, mpiType<T>(),
-               commFor(axes));
+  std::vector<T> sentPiece, receivedPiece;
+  forEachPiece(chunk, maxElementsPerCall_, [&](int64_t offset, int64_t c) {
+    if (c == chunk) {
+      MPI_Alltoall(sent.data(), int(c), mpiType<T>(), received.data(), int(c), mpiType<T>(),
+                   commFor(axes));
+      return;
+    }
+    sentPiece.resize(c * n);
+    receivedPiece.resize(c * n);
+    for (int j = 0; j < n; ++j)
+      std::memcpy(sentPiece.data() + j * c, sent.data() + j * chunk + offset, c * sizeof(T));
+    MPI_Alltoall(sentPiece.data(), int(c), mpiType<T>(), receivedPiece.data(), int(c),
+                 mpiType<T>(), commFor(axes));
+    for (int j = 0; j < n; ++j)
+      std::memcpy(received.data() + j * chunk + offset, receivedPiece.data() + j * c,
+                  c * sizeof(T));
+  });
   std::vector<int64_t> outShape = chunkShape;
   outShape[concatDim] *= n;
   for (int from = 0; from < n; ++from)

@@ -7,6 +7,8 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 
 namespace dtlrt {
@@ -48,11 +50,28 @@ public:
   /// indexAlong), made on first use.
   MPI_Comm commFor(const Axes &axes);
 
+  /// MPI counts are ints: a collective moves at most this many elements per
+  /// MPI call, in pieces (INT_MAX unless a test makes it small).
+  static void setMaxElementsPerCall(int64_t n) { maxElementsPerCall_ = n; }
+  static int64_t maxElementsPerCall() { return maxElementsPerCall_; }
+
 private:
   std::vector<int> sizes_;
   std::vector<int> coords_; ///< along each mesh axis (row-major: last axis fastest)
   std::map<Axes, MPI_Comm> comms_;
+  static inline int64_t maxElementsPerCall_ = INT32_MAX;
 };
+
+/// Calls fn(offset, n) for consecutive pieces of [0, count), each at most
+/// `piece` long (one call for count 0).
+template <typename Fn> void forEachPiece(int64_t count, int64_t piece, Fn fn) {
+  int64_t offset = 0;
+  do {
+    int64_t n = std::min(piece, count - offset);
+    fn(offset, n);
+    offset += n;
+  } while (offset < count);
+}
 
 } // namespace dtlrt
 
