@@ -135,12 +135,14 @@ private:
                                                                  : "dtlrt::DType::F32";
     auto init = attrs ? attrs.getAs<InitAttr>(attr::init) : InitAttr();
     InitKind kind = init ? init.getKind() : InitKind::zeros;
+    auto bound = attrs ? attrs.getAs<IntegerAttr>(attr::bound) : IntegerAttr();
     return "{" + runtimeEnum("Role", stringifyRole(role.value_or(Role::input))) + ", " +
            cpp::quoted(name) + ", " + dtype + ", " + std::to_string(local.getRank()) + ", " +
            cpp::list(global) + ", " + cpp::list(local.getShape()) + ", {" +
            llvm::join(dimAxes, ", ") + "}, " + runtimeEnum("Init", stringifyInitKind(kind)) + ", " +
            cpp::literal(init ? double(init.getA()) : 0) + ", " +
-           cpp::literal(init ? double(init.getB()) : 0) + "}";
+           cpp::literal(init ? double(init.getB()) : 0) + ", " +
+           std::to_string(bound ? bound.getInt() : 0) + "}";
   }
 
   /// The tables k<table>Args and k<table>Results of `fn`'s arguments and

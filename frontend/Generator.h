@@ -119,6 +119,7 @@ public:
   // Train section (TrainSection.cpp) -------------------------------------------
   void emitTrain(mlir::ModuleOp module, const ast::Train &train);
   void checkTensorSizes(mlir::ModuleOp module);
+  void markInputBounds();
   DataAttr dataSource(const ast::DataSource &source);
 
   // State ----------------------------------------------------------------------

@@ -60,6 +60,7 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
   }
   if (!emitModel(*model))
     return nullptr;
+  markInputBounds();
   b.setInsertionPointAfter(fn);
   (*module)->setAttr(attr::model, FlatSymbolRefAttr::get(&ctx, model->name));
   if (train)
@@ -69,6 +70,37 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
   if (hadError)
     return nullptr;
   return module;
+}
+
+/// Each i32 input that labels a cross-entropy or indexes an embedding table
+/// gets `dtl.bound`, so the runtime checks its data when it loads it.
+void Generator::markInputBounds() {
+  llvm::DenseMap<BlockArgument, int64_t> bounds;
+  auto note = [&](Value v, int64_t bound) {
+    while (Operation *def = v.getDefiningOp()) {
+      if (!isa<ReshapeOp, ShardingConstraintOp>(def))
+        return;
+      v = def->getOperand(0);
+    }
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg || arg.getOwner() != &fn.getBody().front())
+      return;
+    auto [it, fresh] = bounds.try_emplace(arg, bound);
+    if (!fresh)
+      it->second = std::min(it->second, bound);
+  };
+  fn.walk([&](Operation *op) {
+    auto classes = [](Value logits) { return cast<RankedTensorType>(logits.getType()).getShape().back(); };
+    if (auto ce = dyn_cast<CrossEntropyOp>(op))
+      note(ce.getLabels(), classes(ce.getLogits()));
+    else if (auto correct = dyn_cast<CorrectOp>(op))
+      note(correct.getLabels(), classes(correct.getLogits()));
+    else if (auto lookup = dyn_cast<EmbeddingOp>(op))
+      note(lookup.getIndices(), cast<RankedTensorType>(lookup.getTable().getType()).getShape()[0]);
+  });
+  for (auto [arg, bound] : bounds)
+    if (argRole(fn, arg.getArgNumber()) == Role::input)
+      fn.setArgAttr(arg.getArgNumber(), attr::bound, b.getI64IntegerAttr(bound));
 }
 
 /// Every tensor's byte size fits dtlc's limit (and so 64 bits): sizes are

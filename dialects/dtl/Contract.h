@@ -26,6 +26,9 @@ inline constexpr llvm::StringLiteral name = "dtl.name";              // StringAt
 inline constexpr llvm::StringLiteral init = "dtl.init";              // InitAttr (params)
 inline constexpr llvm::StringLiteral sharding = "dtl.sharding";      // ShardingAttr
 inline constexpr llvm::StringLiteral globalType = "dtl.global_type"; // TypeAttr (partitioned)
+// i32 inputs: their values lie in [0, bound) (an IntegerAttr): the classes
+// of the cross-entropy they label, the rows of the table they index.
+inline constexpr llvm::StringLiteral bound = "dtl.bound";
 // On ops.
 inline constexpr llvm::StringLiteral shardings = "dtl.shardings"; // one ShardingAttr per result
 inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings"; // repeat: per body arg

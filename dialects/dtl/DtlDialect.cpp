@@ -169,6 +169,14 @@ static LogicalResult verifyValueAttribute(Operation *op, Type type, NamedAttribu
     return failure(failed(verifySharding(error, sharding, type)) ||
                    failed(verifyMeshReference(error, op, sharding)));
   }
+  if (name == attr::bound) {
+    auto bound = dyn_cast<IntegerAttr>(value);
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!bound || bound.getInt() < 1 || !isArgument || !tensor ||
+        !tensor.getElementType().isInteger(32))
+      return error() << "must be a positive integer on an i32 argument";
+    return success();
+  }
   if (name == attr::globalType) {
     if (!isa<TypeAttr>(value))
       return error() << "must be a type";

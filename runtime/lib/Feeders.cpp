@@ -33,6 +33,15 @@ public:
         throw DataError(d.path + ": " + std::to_string(d.count) + " samples, but " +
                         files_.front().path + " has " + std::to_string(count_));
       count_ = d.count;
+      // Labels checked now, not when their batch comes up thousands of
+      // steps later.
+      if (t.dtype == DType::I32 && t.bound > 0 && rowSize == 1)
+        for (int64_t sample = 0; sample < d.count; ++sample)
+          if (int32_t label = d.label(sample); label < 0 || label >= t.bound)
+            throw DataError(d.path + ": sample " + std::to_string(sample) + " is " +
+                            std::to_string(label) + ", but input '" + t.name +
+                            "' takes values from 0 to " + std::to_string(t.bound - 1) +
+                            " (the model's classes)");
       files_.push_back(std::move(d));
     }
   }
@@ -61,6 +70,18 @@ public:
     if (count_ < 1)
       throw DataError(tokens_.path + ": " + std::to_string(tokens_.count) +
                       " tokens, fewer than one window of " + std::to_string(window_ + 1));
+    // Token ids index the embedding table and label the cross-entropy:
+    // checked against both now, not when their batch comes up.
+    for (const TensorSpec *t : inputs_) {
+      if (t->bound <= 0)
+        continue;
+      for (int64_t k = 0; k < tokens_.count; ++k)
+        if (tokens_.tokens[k] >= t->bound)
+          throw DataError(tokens_.path + ": token " + std::to_string(k) + " is " +
+                          std::to_string(tokens_.tokens[k]) + ", but input '" + t->name +
+                          "' takes ids from 0 to " + std::to_string(t->bound - 1) +
+                          " (the model's vocabulary)");
+    }
   }
   int64_t labelsPerSample() const override { return window_; }
 

@@ -105,6 +105,7 @@ TensorSpec tensorFrom(const TensorDecl &decl) {
   spec.init = decl.init;
   spec.initA = decl.initA;
   spec.initB = decl.initB;
+  spec.bound = decl.bound;
   return spec;
 }
 

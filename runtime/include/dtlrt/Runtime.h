@@ -51,6 +51,8 @@ struct TensorSpec {
   std::vector<Axes> dimAxes;   ///< per dimension
   Init init = Init::Zeros;     ///< params
   double initA = 0, initB = 0; ///< normal: mean, std; uniform: low, high
+  /// i32 inputs: the data's values must lie in [0, bound) (0: unchecked).
+  int64_t bound = 0;
   int64_t localSize() const;
 };
 
@@ -105,6 +107,7 @@ struct TensorDecl {
   int8_t dimAxes[kMaxRank][kMaxAxesPerDim + 1];
   Init init;
   double initA, initB;
+  int64_t bound;
 };
 
 struct StepDecl {
