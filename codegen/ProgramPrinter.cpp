@@ -103,6 +103,10 @@ public:
         << ", /*keepLast=*/" << train.getKeepLast()
         << ", /*checkpointDir=*/" << cpp::quoted(train.getCheckpointDir()) << "};\n\n";
     std::string device = target_.device(module_);
+    // Before main and before anything built for DTLRT_MARCH runs: a CPU
+    // without it gets a message, not SIGILL.
+    os_ << "#if defined(__x86_64__)\n__attribute__((target(\"arch=x86-64\")))\n#endif\n"
+           "__attribute__((constructor)) void requireCpu() { dtlrt::requireCpu(DTLRT_MARCH); }\n\n";
     os_ << "} // namespace\n\nint main(int argc, char **argv) {\n  return dtlrt::run(kProgram, "
         << (device.empty() ? "nullptr" : device) << ", argc, argv);\n}\n";
     return success();

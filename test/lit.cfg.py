@@ -20,6 +20,10 @@ config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
 config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
 config.environment["OMP_NUM_THREADS"] = "1"
 config.environment["OPENBLAS_NUM_THREADS"] = "1"
+# The sanitized build (CMakePresets.json, asan) runs its tools with these.
+for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+    if name in os.environ:
+        config.environment[name] = os.environ[name]
 
 config.substitutions.append(("%mpirun", "mpirun --oversubscribe --bind-to none -np"))
 config.substitutions.append(("%examples", os.path.join(config.dtl_src_root, "examples")))

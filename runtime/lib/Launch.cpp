@@ -34,6 +34,34 @@ extern "C" char *openblas_get_corename(void);
 
 namespace dtlrt {
 
+namespace {
+const char *programMarch = "native";
+} // namespace
+
+#if defined(__x86_64__)
+__attribute__((target("arch=x86-64")))
+#endif
+void requireCpu(const char *march) {
+  programMarch = march;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  bool ok = true;
+  if (std::strcmp(march, "x86-64-v2") == 0)
+    ok = __builtin_cpu_supports("x86-64-v2");
+  else if (std::strcmp(march, "x86-64-v3") == 0)
+    ok = __builtin_cpu_supports("x86-64-v3");
+  else if (std::strcmp(march, "x86-64-v4") == 0)
+    ok = __builtin_cpu_supports("x86-64-v4");
+  if (!ok) {
+    std::fprintf(stderr,
+                 "error: this program was built for %s (dtlc --march), which this CPU lacks; "
+                 "rebuild it with a lower --march (x86-64-v2, or native on this machine)\n",
+                 march);
+    std::_Exit(1);
+  }
+#endif
+}
+
 size_t sizeOf(DType t) { return t == DType::F64 ? 8 : 4; }
 
 int64_t stepBufferBytesAllocated = 0;
@@ -243,10 +271,10 @@ int run(const ProgramDecl &decl, Device *device, int argc, char **argv) {
           p.device ? p.device->describe() + " per rank"
                    : std::to_string(threads) + " thread" + (threads == 1 ? "" : "s") + " per rank";
       std::printf("%s: %d rank%s on mesh %s (launcher: %s), %s, %lld steps, watchdog %.0f s "
-                  "(DTL_TIMEOUT)\n",
+                  "(DTL_TIMEOUT), built for %s\n",
                   program.name.c_str(), worldSize, worldSize == 1 ? "" : "s",
                   meshString(program).c_str(), launch.launcher.c_str(), where.c_str(),
-                  (long long)options.steps, timeout);
+                  (long long)options.steps, timeout, programMarch);
       std::fflush(stdout);
     }
     installPreemptionHandlers();

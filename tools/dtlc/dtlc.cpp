@@ -75,6 +75,12 @@ cl::list<std::string> defines("D", cl::desc("Override a model size: -D H=4096"),
                               cl::value_desc("NAME=VALUE"), cl::Prefix, cl::cat(dtlcCategory));
 cl::opt<std::string> meshOverride("mesh", cl::desc("Override mesh axis sizes: --mesh dp=4,tp=2"),
                                   cl::value_desc("axis=size,..."), cl::cat(dtlcCategory));
+cl::opt<std::string> march(
+    "march",
+    cl::desc("Instruction set of the executables dtlc builds: x86-64-v3 (AVX2 and FMA; "
+             "default), x86-64-v2, x86-64-v4 (AVX-512) or native (this machine's; a program "
+             "may then not run on other CPUs). The program checks it when it starts"),
+    cl::init("x86-64-v3"), cl::cat(dtlcCategory));
 cl::opt<unsigned> optLevel("O", cl::desc("Optimization level of the host compiler (0-3)"),
                            cl::Prefix, cl::init(3), cl::cat(dtlcCategory));
 cl::opt<std::string>
@@ -173,7 +179,8 @@ bool buildExecutable(llvm::StringRef compiler, std::vector<std::string> flags,
 /// `cudaEmulation`, the source is the CUDA target's, built against the
 /// host emulation of libdtlrt_cuda.
 bool compileCpp(llvm::StringRef cppPath, llvm::StringRef exePath, bool cudaEmulation = false) {
-  std::vector<std::string> flags = {"-march=native", "-fopenmp"};
+  std::vector<std::string> flags = {"-march=" + march, "-DDTLRT_MARCH=\"" + march + "\"",
+                                    "-fopenmp"};
   if (cudaEmulation)
     flags.push_back("-DDTLRT_CUDA_EMULATION");
   for (llvm::StringRef flag : llvm::split(DTLC_SANITIZE_FLAGS, ' '))
@@ -382,6 +389,12 @@ int main(int argc, char **argv) {
     llvm::errs()
         << "dtlc: error: expected --target=cpu|cuda|cuda-emulation, --precision=f32|f64|bf16, "
            "-O0..-O3\n";
+    return kUserError;
+  }
+  if (march != "native" && march != "x86-64-v2" && march != "x86-64-v3" &&
+      march != "x86-64-v4") {
+    llvm::errs() << "dtlc: error: --march is x86-64-v2, x86-64-v3, x86-64-v4 or native, not '"
+                 << march << "'\n";
     return kUserError;
   }
   if (!std::isfinite(explainTeraflops) || explainTeraflops <= 0 || ranksPerNode < 1) {

@@ -141,6 +141,18 @@ struct ProgramDecl {
   const char *checkpointDir;
 };
 
+/// The instruction set a generated program was built for (dtlc --march,
+/// passed as -DDTLRT_MARCH=...): the program checks it before main, and
+/// refuses to start on a CPU without it.
+#ifndef DTLRT_MARCH
+#define DTLRT_MARCH "native"
+#endif
+
+/// Exits with a message when this CPU lacks `march` (x86-64-v2/v3/v4; other
+/// names are not checked); remembers it for the banner. Built for the
+/// baseline x86-64, so it runs on any x86-64 CPU.
+void requireCpu(const char *march);
+
 /// Bytes allocated so far for the step functions' arenas.
 int64_t stepBufferBytes();
 
