@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <climits>
+#include <cstdio>
 #include <numeric>
 #include <vector>
 
@@ -67,6 +68,40 @@ TEST(Collectives, InPiecesTheyGiveWhatOneCallGives) {
   EXPECT_EQ(whole[0][10], 10.f + 110.f) << "the sum over both ranks";
   EXPECT_EQ(collectives(ctx, 3), whole);
   EXPECT_EQ(collectives(ctx, 1), whole);
+}
+
+/// MemAvailable from /proc/meminfo, in bytes (0 when unknown).
+int64_t availableMemory() {
+  std::FILE *f = std::fopen("/proc/meminfo", "r");
+  char line[256];
+  long long kib = 0;
+  while (f && std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %lld kB", &kib) == 1)
+      break;
+  if (f)
+    std::fclose(f);
+  return int64_t(kib) * 1024;
+}
+
+// More than 2^31 bytes in one all-reduce, in pieces of 2^28 elements, where
+// the machine has the memory (about 5 GiB over both ranks).
+TEST(Collectives, MoreThanTwoGigabytesAreReducedWhole) {
+  int64_t available = availableMemory(), all = 0;
+  MPI_Allreduce(&available, &all, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+  if (all < (int64_t(12) << 30))
+    GTEST_SKIP() << "needs 12 GiB of available memory, this machine has " << (all >> 20)
+                 << " MiB";
+  Context ctx({2}, rank());
+  const Axes dp{0};
+  const int64_t n = (int64_t(1) << 29) + 3; // 2 GiB + 12 bytes of floats
+  Context::setMaxElementsPerCall(int64_t(1) << 28);
+  std::vector<float> data(n, float(rank() + 1));
+  data[n - 1] = 10.f * float(rank());
+  ctx.allReduceSum(data.data(), n, dp);
+  EXPECT_EQ(data[0], 3.f);
+  EXPECT_EQ(data[n / 2], 3.f);
+  EXPECT_EQ(data[n - 1], 10.f);
+  Context::setMaxElementsPerCall(INT32_MAX);
 }
 
 } // namespace
