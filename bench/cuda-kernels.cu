@@ -127,8 +127,8 @@ int main(int argc, char **argv) {
   const float lrStep[3] = {1e-4f, 1.f, 1.f}; // lr, step, gradient scale
   check(cudaMemcpy(scalars, lrStep, sizeof lrStep, cudaMemcpyHostToDevice), "copy");
   report("adamwUpdate 124M params", timeMs([&] {
-           dtlrt::cuda::adamwUpdate(p, pg, m, v, scalars, scalars + 1, scalars + 2, 0.9, 0.95,
-                                    1e-8, 0.1, p, m, v, params);
+           dtlrt::cuda::adamwUpdate(p, pg, m, v, scalars, scalars + 1, scalars + 2, 0.9, 0.95, 1e-8,
+                                    0.1, p, m, v, params);
          }),
          7.0 * params * 4);
   const int64_t copyShape[] = {rows, channels}, copyStrides[] = {channels, 1};

@@ -98,9 +98,8 @@ public:
         << ", /*warmup=*/" << train.getWarmup() << ",\n    /*steps=*/" << train.getSteps()
         << ", /*logEvery=*/" << train.getLogEvery() << ", /*evalEvery=*/" << train.getEvalEvery()
         << ", /*evalBatches=*/" << train.getEvalBatches() << ", /*seed=*/" << train.getSeed()
-        << ",\n    /*maxSkippedSteps=*/" << train.getMaxSkippedSteps()
-        << ", /*checkpointEvery=*/" << train.getCheckpointEvery()
-        << ", /*keepLast=*/" << train.getKeepLast()
+        << ",\n    /*maxSkippedSteps=*/" << train.getMaxSkippedSteps() << ", /*checkpointEvery=*/"
+        << train.getCheckpointEvery() << ", /*keepLast=*/" << train.getKeepLast()
         << ", /*checkpointDir=*/" << cpp::quoted(train.getCheckpointDir()) << "};\n\n";
     std::string device = target_.device(module_);
     // Before main and before anything built for DTLRT_MARCH runs: a CPU

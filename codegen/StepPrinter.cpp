@@ -520,11 +520,11 @@ LogicalResult StepPrinter::print(AdamwUpdateOp op) {
 
 LogicalResult StepPrinter::print(SgdUpdateOp op) {
   std::string param = define(op.getNewParam()), buf = define(op.getNewMomentumBuf());
-  call("sgdUpdate", {name(op.getParam()), name(op.getGrad()), name(op.getMomentumBuf()),
-                     name(op.getLr()), name(op.getGradScale()),
-                     cpp::literal(op.getMomentum().convertToDouble()),
-                     cpp::literal(op.getWeightDecay().convertToDouble()), param, buf,
-                     str(elements(op.getParam()))});
+  call("sgdUpdate",
+       {name(op.getParam()), name(op.getGrad()), name(op.getMomentumBuf()), name(op.getLr()),
+        name(op.getGradScale()), cpp::literal(op.getMomentum().convertToDouble()),
+        cpp::literal(op.getWeightDecay().convertToDouble()), param, buf,
+        str(elements(op.getParam()))});
   return success();
 }
 

@@ -67,8 +67,8 @@ struct Importer {
         continue;
       }
       if (!llvm::sys::fs::status(path, status) && status.getSize() > kMaxImportBytes) {
-        onError(i.pos, "cannot import '" + std::string(path) + "': " +
-                           std::to_string(status.getSize()) + " bytes, over the " +
+        onError(i.pos, "cannot import '" + std::string(path) +
+                           "': " + std::to_string(status.getSize()) + " bytes, over the " +
                            std::to_string(kMaxImportBytes >> 20) + " MiB limit of a .dtl file");
         ok = false;
         continue;

@@ -90,7 +90,9 @@ void Generator::markInputBounds() {
       it->second = std::min(it->second, bound);
   };
   fn.walk([&](Operation *op) {
-    auto classes = [](Value logits) { return cast<RankedTensorType>(logits.getType()).getShape().back(); };
+    auto classes = [](Value logits) {
+      return cast<RankedTensorType>(logits.getType()).getShape().back();
+    };
     if (auto ce = dyn_cast<CrossEntropyOp>(op))
       note(ce.getLabels(), classes(ce.getLogits()));
     else if (auto correct = dyn_cast<CorrectOp>(op))

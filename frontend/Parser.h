@@ -13,9 +13,9 @@ namespace dtl {
 using SyntaxErrorFn = std::function<void(ast::Pos, const std::string &)>;
 
 /// dtlc's limits on a source file (docs/language.md).
-constexpr unsigned kMaxNesting = 256;   ///< brackets inside brackets
-constexpr unsigned kMaxOperators = 4096; ///< + - * / @ in one statement
-constexpr int64_t kMaxRepeat = 65536;    ///< layers of one `repeat`
+constexpr unsigned kMaxNesting = 256;                   ///< brackets inside brackets
+constexpr unsigned kMaxOperators = 4096;                ///< + - * / @ in one statement
+constexpr int64_t kMaxRepeat = 65536;                   ///< layers of one `repeat`
 constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 48; ///< 256 TiB, any one tensor
 
 /// Checks `source` before parsing: valid UTF-8 (else the line and column of

@@ -229,11 +229,10 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   auto optimizerAttr =
       OptimizerAttr::getChecked([&] { return error(train.pos); }, &ctx, optimizer, F64(lr),
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
-  auto trainAttr = TrainAttr::getChecked([&] { return error(train.pos); }, &ctx, data, eval, steps,
-                                         logEvery, evalEvery, evalBatches, seed, schedule, warmup,
-                                         F64(minLr), zero, precision, F64(clipGradNorm),
-                                         maxSkippedSteps, checkpointEvery, keepLast,
-                                         StringRef(checkpointDir));
+  auto trainAttr = TrainAttr::getChecked(
+      [&] { return error(train.pos); }, &ctx, data, eval, steps, logEvery, evalEvery, evalBatches,
+      seed, schedule, warmup, F64(minLr), zero, precision, F64(clipGradNorm), maxSkippedSteps,
+      checkpointEvery, keepLast, StringRef(checkpointDir));
   if (!optimizerAttr || !trainAttr)
     return;
   module->setAttr(attr::optimizer, optimizerAttr);

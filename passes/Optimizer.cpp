@@ -123,8 +123,7 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
   /// data axes, >= 2 the gradients (a constraint, so the partitioner
   /// reduce-scatters them), 3 the params too (see storeParamsSplit).
   void buildTrainStep(ModuleOp module, func::FuncOp grad, OptimizerAttr config, int64_t zero,
-                      double clipGradNorm,
-                      const DenseMap<unsigned, ShardingAttr> &zeroShardings) {
+                      double clipGradNorm, const DenseMap<unsigned, ShardingAttr> &zeroShardings) {
     MLIRContext *ctx = module.getContext();
     OpBuilder b(ctx);
     Location loc = grad.getLoc();
@@ -241,8 +240,8 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     Value gradNorm = SqrtOp::create(b, loc, scalar, sumSquares);
     // Clipping by the global norm, and the skip of a non-finite step, in
     // one scalar every update multiplies its gradient by.
-    Value gradScale = GradScaleOp::create(b, loc, scalar, loss, gradNorm,
-                                          b.getF64FloatAttr(clipGradNorm));
+    Value gradScale =
+        GradScaleOp::create(b, loc, scalar, loss, gradNorm, b.getF64FloatAttr(clipGradNorm));
 
     SmallVector<Value> results{loss, gradNorm};
     SmallVector<DictionaryAttr> resultAttrs{named(Role::loss, {}), named(Role::grad_norm, {})};
@@ -258,15 +257,14 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         state.push_back(body->getArgument(firstState + k * numStates + s));
       Operation *update;
       if (kind == OptimizerKind::adamw)
-        update =
-            AdamwUpdateOp::create(b, loc, TypeRange{t, t, t}, param, grads[k], state[0], state[1],
-                                  lr, stepNumber, gradScale, f64(config.getBeta1()),
-                                  f64(config.getBeta2()),
-                                  f64(config.getEps()), f64(config.getWeightDecay()));
+        update = AdamwUpdateOp::create(b, loc, TypeRange{t, t, t}, param, grads[k], state[0],
+                                       state[1], lr, stepNumber, gradScale, f64(config.getBeta1()),
+                                       f64(config.getBeta2()), f64(config.getEps()),
+                                       f64(config.getWeightDecay()));
       else
-        update = SgdUpdateOp::create(b, loc, TypeRange{t, t}, param, grads[k], state[0], lr,
-                                     gradScale, f64(config.getMomentum()),
-                                     f64(config.getWeightDecay()));
+        update =
+            SgdUpdateOp::create(b, loc, TypeRange{t, t}, param, grads[k], state[0], lr, gradScale,
+                                f64(config.getMomentum()), f64(config.getWeightDecay()));
       results.push_back(update->getResult(0));
       resultAttrs.push_back(step.getArgAttrDict(k));
       for (unsigned s = 0; s < numStates; ++s) {

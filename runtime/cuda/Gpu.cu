@@ -214,8 +214,7 @@ void Gpu::joinAll() {
 /// Polls the compute stream until the step is done, watching NCCL's async
 /// errors; the watchdog times the wait.
 void Gpu::synchronize() {
-  watchdogBeatText("waiting for the step on the GPU (last collective queued: " + lastQueued_ +
-                   ")");
+  watchdogBeatText("waiting for the step on the GPU (last collective queued: " + lastQueued_ + ")");
   for (int polls = 0;; ++polls) {
     cudaError_t status = cudaStreamQuery(compute_);
     if (status == cudaSuccess)

@@ -825,17 +825,17 @@ void adamwUpdate(const float *param, const float *grad, const float *m, const fl
                  double beta2, double eps, double weightDecay, float *newParam, float *newM,
                  float *newV, int64_t n) {
   adamwKernel<<<blocksFor(n), kBlock, 0, stream()>>>(
-      param, grad, m, v, lr, step, gradScale, float(beta1), float(beta2), beta1, beta2,
-      float(eps), weightDecay, newParam, newM, newV, n);
+      param, grad, m, v, lr, step, gradScale, float(beta1), float(beta2), beta1, beta2, float(eps),
+      weightDecay, newParam, newM, newV, n);
   checkLaunch("adamwUpdate");
 }
 
 void sgdUpdate(const float *param, const float *grad, const float *buf, const float *lr,
                const float *gradScale, double momentum, double weightDecay, float *newParam,
                float *newBuf, int64_t n) {
-  sgdKernel<<<blocksFor(n), kBlock, 0, stream()>>>(param, grad, buf, lr, gradScale,
-                                                   float(momentum), momentum != 0,
-                                                   float(weightDecay), newParam, newBuf, n);
+  sgdKernel<<<blocksFor(n), kBlock, 0, stream()>>>(param, grad, buf, lr, gradScale, float(momentum),
+                                                   momentum != 0, float(weightDecay), newParam,
+                                                   newBuf, n);
   checkLaunch("sgdUpdate");
 }
 

@@ -80,9 +80,9 @@ void refuseToReplace(const std::string &path) {
   }
   if (S_ISREG(st.st_mode))
     return;
-  const char *what = S_ISDIR(st.st_mode)    ? "a directory"
-                     : S_ISLNK(st.st_mode)  ? "a symbolic link"
-                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+  const char *what = S_ISDIR(st.st_mode)                          ? "a directory"
+                     : S_ISLNK(st.st_mode)                        ? "a symbolic link"
+                     : S_ISFIFO(st.st_mode)                       ? "a FIFO"
                      : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
                                                                   : "not a regular file";
   throw DataError(path + ": is " + std::string(what) +
@@ -92,8 +92,7 @@ void refuseToReplace(const std::string &path) {
 void syncDirectory(const std::string &dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
-    throw DataError(dir + ": cannot open the directory to sync it (" + std::strerror(errno) +
-                    ")");
+    throw DataError(dir + ": cannot open the directory to sync it (" + std::strerror(errno) + ")");
   int status = ::fsync(fd);
   int error = errno;
   ::close(fd);
@@ -156,8 +155,8 @@ void writeSafetensors(const std::string &path, const std::vector<GlobalTensor> &
     // Checked again: the path may have become something else meanwhile.
     refuseToReplace(path);
     if (std::rename(temp.c_str(), path.c_str()) != 0)
-      throw DataError(path + ": cannot rename " + temp + " into place (" +
-                      std::strerror(errno) + ")");
+      throw DataError(path + ": cannot rename " + temp + " into place (" + std::strerror(errno) +
+                      ")");
   } catch (...) {
     if (fd >= 0)
       ::close(fd);

@@ -179,8 +179,8 @@ void Context::allToAll(const T *in, T *out, const std::vector<int64_t> &inShape,
     receivedPiece.resize(c * n);
     for (int j = 0; j < n; ++j)
       std::memcpy(sentPiece.data() + j * c, sent.data() + j * chunk + offset, c * sizeof(T));
-    MPI_Alltoall(sentPiece.data(), int(c), mpiType<T>(), receivedPiece.data(), int(c),
-                 mpiType<T>(), commFor(axes));
+    MPI_Alltoall(sentPiece.data(), int(c), mpiType<T>(), receivedPiece.data(), int(c), mpiType<T>(),
+                 commFor(axes));
     for (int j = 0; j < n; ++j)
       std::memcpy(received.data() + j * chunk + offset, receivedPiece.data() + j * c,
                   c * sizeof(T));

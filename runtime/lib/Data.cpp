@@ -110,8 +110,7 @@ Dataset readIdx(const std::string &path) {
   if (size < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[3] < 1 || bytes[3] > 4)
     throw DataError(path + ": not an IDX file (bad magic number)");
   int type = bytes[2], rank = bytes[3];
-  if (type != 0x08 && type != 0x0C && type != 0x0D)
-  {
+  if (type != 0x08 && type != 0x0C && type != 0x0D) {
     char hex[8];
     std::snprintf(hex, sizeof hex, "0x%02X", unsigned(type));
     throw DataError(path + ": IDX element type " + hex +

@@ -242,8 +242,8 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, const
   template void correct<T>(const T *, const int32_t *, T *, int64_t, int64_t);                     \
   template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *, const T *,   \
                                const T *, double, double, double, double, T *, T *, T *, int64_t); \
-  template void sgdUpdate<T>(const T *, const T *, const T *, const T *, const T *, double, double, \
-                             T *, T *, int64_t);
+  template void sgdUpdate<T>(const T *, const T *, const T *, const T *, const T *, double,        \
+                             double, T *, T *, int64_t);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 

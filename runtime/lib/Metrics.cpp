@@ -19,8 +19,7 @@ void Metrics::open(const std::string &path, bool append) {
     throw DataError(path + ": cannot open the metrics file for writing");
 }
 
-void Metrics::step(int64_t step, double loss, double lr, double gradNorm, double ms,
-                   bool skipped) {
+void Metrics::step(int64_t step, double loss, double lr, double gradNorm, double ms, bool skipped) {
   nlohmann::ordered_json line{
       {"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gradNorm}, {"ms", ms}};
   if (skipped)

@@ -11,8 +11,8 @@
 namespace dtlrt {
 
 /// One JSON object per line: per step its loss, lr, grad norm and
-/// milliseconds (and `"skipped": true` when its update was skipped); per evaluation its loss and accuracy. Numbers read back
-/// exactly; a non-finite one is null (JSON has no inf or nan).
+/// milliseconds (and `"skipped": true` when its update was skipped); per evaluation its loss and
+/// accuracy. Numbers read back exactly; a non-finite one is null (JSON has no inf or nan).
 class Metrics {
 public:
   /// Opens `path`, truncated or (a resumed run) appended to; throws

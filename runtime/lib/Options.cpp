@@ -12,39 +12,38 @@
 namespace dtlrt {
 
 void usage(const Program &p) {
-  std::printf(
-      "usage: %s [--steps N] [--log-every N] [--eval-every N] [--metrics PATH]\n"
-      "          [--checkpoint-every N] [--keep-last K] [--checkpoint-dir DIR]\n"
-      "          [--resume DIR|auto] [--export PATH] [--max-skipped-steps N]\n"
-      "          [--check-grads[=N]] [--memory]\n"
-      "Trains the model compiled from %s. Launch with mpirun -np N (N = mesh size).\n"
-      "  --steps N              training steps (0: only evaluate and export the init)\n"
-      "  --eval-every N         evaluate every N steps and at the end (0: never)\n"
-      "  --metrics PATH         one JSON object per step and per evaluation\n"
-      "  --checkpoint-every N   write the whole training state every N steps and at\n"
-      "                         the end (0: only when preempted; default %lld)\n"
-      "  --keep-last K          keep the newest K checkpoints (0: all; default %lld)\n"
-      "  --checkpoint-dir DIR   where checkpoints go (default %s)\n"
-      "  --resume DIR|auto      continue from a checkpoint (a step-N directory, or a\n"
-      "                         checkpoint dir's latest); auto: the checkpoint dir's\n"
-      "                         latest, or a fresh start when it has none. Any mesh.\n"
-      "  --export PATH          write the trained params whole as one safetensors file\n"
-      "  --max-skipped-steps N  stop after N updates in a row skipped for a non-finite\n"
-      "                         loss or gradient norm (default %lld)\n"
-      "  --data F[,F]           read the training data from these files instead\n"
-      "  --eval-data F[,F]      read the evaluation data from these files instead\n"
-      "  --check-grads[=N]      compare N gradient elements per param (default 8)\n"
-      "                         with central finite differences, then exit\n"
-      "  --memory               after the first step, print what rank 0 allocated\n"
-      "                         and how much its resident memory grew (compare with\n"
-      "                         dtlc --explain)\n"
-      "SIGTERM or SIGUSR1 (to every rank, or SIGUSR1 to mpirun) finishes the step,\n"
-      "writes a checkpoint and exits with %d; a second signal exits at once.\n"
-      "DTL_TIMEOUT=S (default %d s): a step or collective that makes no progress for\n"
-      "S seconds on any rank ends the job, naming the rank that stopped answering.\n",
-      p.name.c_str(), p.sourceFile.c_str(), (long long)p.checkpointEvery,
-      (long long)p.keepLast, p.checkpointDir.c_str(), (long long)p.maxSkippedSteps,
-      kPreemptedExitCode, kDefaultTimeoutSeconds);
+  std::printf("usage: %s [--steps N] [--log-every N] [--eval-every N] [--metrics PATH]\n"
+              "          [--checkpoint-every N] [--keep-last K] [--checkpoint-dir DIR]\n"
+              "          [--resume DIR|auto] [--export PATH] [--max-skipped-steps N]\n"
+              "          [--check-grads[=N]] [--memory]\n"
+              "Trains the model compiled from %s. Launch with mpirun -np N (N = mesh size).\n"
+              "  --steps N              training steps (0: only evaluate and export the init)\n"
+              "  --eval-every N         evaluate every N steps and at the end (0: never)\n"
+              "  --metrics PATH         one JSON object per step and per evaluation\n"
+              "  --checkpoint-every N   write the whole training state every N steps and at\n"
+              "                         the end (0: only when preempted; default %lld)\n"
+              "  --keep-last K          keep the newest K checkpoints (0: all; default %lld)\n"
+              "  --checkpoint-dir DIR   where checkpoints go (default %s)\n"
+              "  --resume DIR|auto      continue from a checkpoint (a step-N directory, or a\n"
+              "                         checkpoint dir's latest); auto: the checkpoint dir's\n"
+              "                         latest, or a fresh start when it has none. Any mesh.\n"
+              "  --export PATH          write the trained params whole as one safetensors file\n"
+              "  --max-skipped-steps N  stop after N updates in a row skipped for a non-finite\n"
+              "                         loss or gradient norm (default %lld)\n"
+              "  --data F[,F]           read the training data from these files instead\n"
+              "  --eval-data F[,F]      read the evaluation data from these files instead\n"
+              "  --check-grads[=N]      compare N gradient elements per param (default 8)\n"
+              "                         with central finite differences, then exit\n"
+              "  --memory               after the first step, print what rank 0 allocated\n"
+              "                         and how much its resident memory grew (compare with\n"
+              "                         dtlc --explain)\n"
+              "SIGTERM or SIGUSR1 (to every rank, or SIGUSR1 to mpirun) finishes the step,\n"
+              "writes a checkpoint and exits with %d; a second signal exits at once.\n"
+              "DTL_TIMEOUT=S (default %d s): a step or collective that makes no progress for\n"
+              "S seconds on any rank ends the job, naming the rank that stopped answering.\n",
+              p.name.c_str(), p.sourceFile.c_str(), (long long)p.checkpointEvery,
+              (long long)p.keepLast, p.checkpointDir.c_str(), (long long)p.maxSkippedSteps,
+              kPreemptedExitCode, kDefaultTimeoutSeconds);
 }
 
 bool parseOptions(const Program &p, int argc, char **argv, Options &o) {

@@ -13,8 +13,8 @@ namespace dtlrt {
 struct Options {
   int64_t steps = 0, logEvery = 1, evalEvery = 0;
   std::string metrics;
-  int checkGrads = 0;  ///< elements checked per param; 0: train
-  bool memory = false; ///< report what each rank allocated, after the first step
+  int checkGrads = 0;     ///< elements checked per param; 0: train
+  bool memory = false;    ///< report what each rank allocated, after the first step
   std::string exportPath; ///< one gathered safetensors file of the trained params
   /// Checkpoints (the train section's settings unless given): every N steps
   /// (0: only when preempted), the newest K kept (0: all), under this directory.

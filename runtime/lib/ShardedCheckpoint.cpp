@@ -140,8 +140,7 @@ std::vector<std::string> entriesOf(const std::string &dir) {
 void removeCheckpointDir(const std::string &dir) {
   if (kindOf(dir) != 'd')
     return;
-  static const std::regex ours(
-      "(rank-[0-9]+\\.safetensors|index\\.json)(\\.tmp(\\.[0-9]+)?)?");
+  static const std::regex ours("(rank-[0-9]+\\.safetensors|index\\.json)(\\.tmp(\\.[0-9]+)?)?");
   for (const std::string &name : entriesOf(dir)) {
     std::string path = dir + "/" + name;
     if (std::regex_match(name, ours) && kindOf(path) == 'f')
@@ -340,9 +339,9 @@ std::string latestCheckpoint(const std::string &root) {
   return dir;
 }
 
-std::string saveCheckpoint(const std::string &root, int64_t keepLast,
-                           const ModelIdentity &identity, const TrainPosition &position,
-                           const std::vector<StateTensor> &tensors, Context &ctx, int rank) {
+std::string saveCheckpoint(const std::string &root, int64_t keepLast, const ModelIdentity &identity,
+                           const TrainPosition &position, const std::vector<StateTensor> &tensors,
+                           Context &ctx, int rank) {
   std::string name = "step-" + std::to_string(position.step);
   std::string final = root + "/" + name, temp = final + ".tmp";
   std::string error;
@@ -435,8 +434,8 @@ std::string saveCheckpoint(const std::string &root, int64_t keepLast,
                           std::strerror(errno) + ")");
       }
       if (std::rename(temp.c_str(), final.c_str()) != 0)
-        throw DataError(final + ": cannot rename " + temp + " into place (" +
-                        std::strerror(errno) + ")");
+        throw DataError(final + ": cannot rename " + temp + " into place (" + std::strerror(errno) +
+                        ")");
       syncDirectory(root);
       writeTextFile(root + "/latest", name + "\n");
       syncDirectory(root);
@@ -545,13 +544,13 @@ TrainPosition loadCheckpoint(const std::string &where, const ModelIdentity &iden
           if (crc32Of(bytes.data(), bytes.size()) != slice.at("crc32").get<uint32_t>())
             throw DataError(file + ": tensor '" + spec.name +
                             "': checksum mismatch (the file is damaged)");
-          covered += copyOverlap(box, bytes.data(), mine,
-                                 static_cast<unsigned char *>(t.local), element);
+          covered +=
+              copyOverlap(box, bytes.data(), mine, static_cast<unsigned char *>(t.local), element);
         }
         if (covered != spec.localSize())
           throw DataError(indexPath + ": the slices of '" + spec.name + "' cover " +
-                          std::to_string(covered) + " of the " +
-                          std::to_string(spec.localSize()) + " elements this rank needs");
+                          std::to_string(covered) + " of the " + std::to_string(spec.localSize()) +
+                          " elements this rank needs");
       }
       position = positionFrom(index.at("state"));
     } catch (const json::exception &e) {

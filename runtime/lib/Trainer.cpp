@@ -163,9 +163,9 @@ bool Trainer::prepareCheckpoints() {
       checkCheckpointRoot(o_.checkpointDir);
     std::string latest = checkpoints ? latestCheckpoint(o_.checkpointDir) : "";
     if (fresh && !latest.empty())
-      throw DataError(o_.checkpointDir + ": holds checkpoints of an earlier run (latest: " +
-                      latest + "); continue it with --resume auto, or name another " +
-                      "--checkpoint-dir");
+      throw DataError(o_.checkpointDir +
+                      ": holds checkpoints of an earlier run (latest: " + latest +
+                      "); continue it with --resume auto, or name another " + "--checkpoint-dir");
     if (o_.resume == "auto" && latest.empty()) {
       fresh = true;
       if (rank_ == 0)
@@ -190,9 +190,8 @@ bool Trainer::prepareCheckpoints() {
     toDevice(state_.at(t.spec->name));
   if (rank_ == 0) {
     int64_t perEpoch = std::max<int64_t>(position_.samplesPerEpoch, 1);
-    std::printf("resumed from %s: step %lld, data epoch %lld sample %lld (%.0f ms)\n",
-                from.c_str(), (long long)position_.step,
-                (long long)(position_.samplesSeen / perEpoch),
+    std::printf("resumed from %s: step %lld, data epoch %lld sample %lld (%.0f ms)\n", from.c_str(),
+                (long long)position_.step, (long long)(position_.samplesSeen / perEpoch),
                 (long long)(position_.samplesSeen % perEpoch), loadMs);
     if (position_.samplesPerEpoch != train_->count())
       std::printf("warning: the checkpoint's train data had %lld samples per epoch, this run's "
@@ -451,8 +450,8 @@ int Trainer::exportParams(int64_t atStep) {
     return 1;
   }
   if (rank_ == 0)
-    std::printf("exported %zu params to %s (step %lld)\n", tensors.size(),
-                o_.exportPath.c_str(), (long long)atStep);
+    std::printf("exported %zu params to %s (step %lld)\n", tensors.size(), o_.exportPath.c_str(),
+                (long long)atStep);
   return 0;
 }
 

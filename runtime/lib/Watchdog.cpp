@@ -188,8 +188,8 @@ void watchdogCollective(const char *what, int64_t count, const Axes &axes) {
   for (size_t i = 0; i < axes.size() && n > 0 && n < int(sizeof monitor->what); ++i) {
     int a = axes[i];
     const char *name = a < int(monitor->axisNames.size()) ? monitor->axisNames[a].c_str() : "?";
-    n += std::snprintf(monitor->what + n, sizeof monitor->what - size_t(n), "%s%s",
-                       i ? ", " : "", name);
+    n += std::snprintf(monitor->what + n, sizeof monitor->what - size_t(n), "%s%s", i ? ", " : "",
+                       name);
   }
   if (n > 0 && n < int(sizeof monitor->what))
     std::snprintf(monitor->what + n, sizeof monitor->what - size_t(n), "]");

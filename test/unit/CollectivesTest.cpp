@@ -89,8 +89,7 @@ TEST(Collectives, MoreThanTwoGigabytesAreReducedWhole) {
   int64_t available = availableMemory(), all = 0;
   MPI_Allreduce(&available, &all, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
   if (all < (int64_t(12) << 30))
-    GTEST_SKIP() << "needs 12 GiB of available memory, this machine has " << (all >> 20)
-                 << " MiB";
+    GTEST_SKIP() << "needs 12 GiB of available memory, this machine has " << (all >> 20) << " MiB";
   Context ctx({2}, rank());
   const Axes dp{0};
   const int64_t n = (int64_t(1) << 29) + 3; // 2 GiB + 12 bytes of floats

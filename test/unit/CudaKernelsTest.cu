@@ -264,8 +264,8 @@ TEST_F(CudaKernels, AdamwAndSgdUpdates) {
         *nan = up(Floats{NAN});
   float *outP = zeros(n), *outM = zeros(n), *outV = zeros(n), *outSgd = zeros(n),
         *outBuf = zeros(n);
-  dtlrt::cuda::adamwUpdate(dP, dG, dM, dV, lr, step, scale, 0.9, 0.95, 1e-8, 0.1, outP, outM,
-                           outV, n);
+  dtlrt::cuda::adamwUpdate(dP, dG, dM, dV, lr, step, scale, 0.9, 0.95, 1e-8, 0.1, outP, outM, outV,
+                           n);
   dtlrt::cuda::sgdUpdate(dP, dG, dM, sgdLr, scale, 0.9, 1e-4, outSgd, outBuf, n);
   expectNear(newP, down(outP, n), 1e-5f, 1e-7f);
   expectNear(newM, down(outM, n), 1e-6f, 1e-8f);

@@ -166,13 +166,12 @@ TEST(Kernels, GradScaleClipsOrSkipsTheUpdate) {
   EXPECT_TRUE(std::isnan(gradScale(nan, 1.0, 1.0)));
   EXPECT_TRUE(std::isnan(gradScale(1.0, inf, 0.0)));
 
-  double p = 0.5, g = 0.4, m = 0.1, v = 0.2, lr = 0.01, step = 3, half = 0.5, halfG = 0.2,
-         one = 1;
+  double p = 0.5, g = 0.4, m = 0.1, v = 0.2, lr = 0.01, step = 3, half = 0.5, halfG = 0.2, one = 1;
   double clippedP, clippedM, clippedV, plainP, plainM, plainV;
   adamwUpdate(&p, &g, &m, &v, &lr, &step, &half, 0.9, 0.99, 1e-8, 0.1, &clippedP, &clippedM,
               &clippedV, 1);
-  adamwUpdate(&p, &halfG, &m, &v, &lr, &step, &one, 0.9, 0.99, 1e-8, 0.1, &plainP, &plainM,
-              &plainV, 1);
+  adamwUpdate(&p, &halfG, &m, &v, &lr, &step, &one, 0.9, 0.99, 1e-8, 0.1, &plainP, &plainM, &plainV,
+              1);
   EXPECT_DOUBLE_EQ(clippedP, plainP);
   EXPECT_DOUBLE_EQ(clippedV, plainV);
 

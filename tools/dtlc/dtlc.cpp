@@ -75,12 +75,12 @@ cl::list<std::string> defines("D", cl::desc("Override a model size: -D H=4096"),
                               cl::value_desc("NAME=VALUE"), cl::Prefix, cl::cat(dtlcCategory));
 cl::opt<std::string> meshOverride("mesh", cl::desc("Override mesh axis sizes: --mesh dp=4,tp=2"),
                                   cl::value_desc("axis=size,..."), cl::cat(dtlcCategory));
-cl::opt<std::string> march(
-    "march",
-    cl::desc("Instruction set of the executables dtlc builds: x86-64-v3 (AVX2 and FMA; "
-             "default), x86-64-v2, x86-64-v4 (AVX-512) or native (this machine's; a program "
-             "may then not run on other CPUs). The program checks it when it starts"),
-    cl::init("x86-64-v3"), cl::cat(dtlcCategory));
+cl::opt<std::string>
+    march("march",
+          cl::desc("Instruction set of the executables dtlc builds: x86-64-v3 (AVX2 and FMA; "
+                   "default), x86-64-v2, x86-64-v4 (AVX-512) or native (this machine's; a program "
+                   "may then not run on other CPUs). The program checks it when it starts"),
+          cl::init("x86-64-v3"), cl::cat(dtlcCategory));
 cl::opt<unsigned> optLevel("O", cl::desc("Optimization level of the host compiler (0-3)"),
                            cl::Prefix, cl::init(3), cl::cat(dtlcCategory));
 cl::opt<std::string>
@@ -391,8 +391,7 @@ int main(int argc, char **argv) {
            "-O0..-O3\n";
     return kUserError;
   }
-  if (march != "native" && march != "x86-64-v2" && march != "x86-64-v3" &&
-      march != "x86-64-v4") {
+  if (march != "native" && march != "x86-64-v2" && march != "x86-64-v3" && march != "x86-64-v4") {
     llvm::errs() << "dtlc: error: --march is x86-64-v2, x86-64-v3, x86-64-v4 or native, not '"
                  << march << "'\n";
     return kUserError;

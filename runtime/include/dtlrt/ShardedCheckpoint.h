@@ -67,9 +67,9 @@ std::string latestCheckpoint(const std::string &root);
 /// all). Collective: every rank calls it; it returns on every rank or
 /// throws on every rank (DataError with the first failing rank's message),
 /// after removing what the failed save made. Returns the directory written.
-std::string saveCheckpoint(const std::string &root, int64_t keepLast,
-                           const ModelIdentity &identity, const TrainPosition &position,
-                           const std::vector<StateTensor> &tensors, Context &ctx, int rank);
+std::string saveCheckpoint(const std::string &root, int64_t keepLast, const ModelIdentity &identity,
+                           const TrainPosition &position, const std::vector<StateTensor> &tensors,
+                           Context &ctx, int rank);
 
 /// Reads the checkpoint in `dir` (a `step-N` directory, or a root whose
 /// `latest` is used) into each tensor's local part. Collective, like
