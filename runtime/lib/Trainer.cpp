@@ -165,7 +165,7 @@ bool Trainer::prepareCheckpoints() {
     if (fresh && !latest.empty())
       throw DataError(o_.checkpointDir +
                       ": holds checkpoints of an earlier run (latest: " + latest +
-                      "); continue it with --resume auto, or name another " + "--checkpoint-dir");
+                      "); continue it with --resume auto, or name another --checkpoint-dir");
     if (o_.resume == "auto" && latest.empty()) {
       fresh = true;
       if (rank_ == 0)
