@@ -433,8 +433,8 @@ LogicalResult StepPrinter::print(EmbeddingGradOp op) {
 // A rank's heads are its channels divided by the head size.
 LogicalResult StepPrinter::print(CausalAttentionOp op) {
   ArrayRef<int64_t> q = shapeOf(op.getQ());
-  std::string out = define(op.getResult()), probs = define(op.getProbs());
-  call("causalAttention", {name(op.getQ()), name(op.getK()), name(op.getV()), out, probs, str(q[0]),
+  std::string out = define(op.getResult()), lse = define(op.getLse());
+  call("causalAttention", {name(op.getQ()), name(op.getK()), name(op.getV()), out, lse, str(q[0]),
                            str(q[1]), str(q[2]), str(q[2] / op.getHeadDim())});
   return success();
 }
@@ -443,7 +443,7 @@ LogicalResult StepPrinter::print(CausalAttentionGradOp op) {
   ArrayRef<int64_t> q = shapeOf(op.getQ());
   std::string dq = define(op.getQGrad()), dk = define(op.getKGrad()), dv = define(op.getVGrad());
   call("causalAttentionGrad",
-       {name(op.getQ()), name(op.getK()), name(op.getV()), name(op.getProbs()), name(op.getGrad()),
+       {name(op.getQ()), name(op.getK()), name(op.getV()), name(op.getLse()), name(op.getGrad()),
         dq, dk, dv, str(q[0]), str(q[1]), str(q[2]), str(q[2] / op.getHeadDim())});
   return success();
 }

@@ -66,18 +66,24 @@ OpCost LayerNormGradParamsOp::getCost(int64_t realBytes) {
   return OpCost{0, 3 * elements(getInput()), bytesMoved(*this, realBytes)};
 }
 
-// Per (batch, head): scores = q k^T and out = probs v, each 2 T T d; the
-// backward has four such GEMMs. The masked half is computed too.
+// Per (batch, head): scores = q k^T and out = P v, each 2 T T d, the
+// masked half computed too; the softmax's exp, sum and scale per score.
+static double attentionScores(ArrayRef<int64_t> q, int64_t headDim) {
+  return double(q[0]) * q[1] * q[1] * double(q[2] / headDim);
+}
+
 OpCost CausalAttentionOp::getCost(int64_t realBytes) {
   ArrayRef<int64_t> q = getQ().getType().getShape();
   double gemm = 4.0 * q[0] * q[1] * q[1] * q[2];
-  return OpCost{gemm, 3 * elements(getProbs()), bytesMoved(*this, realBytes)};
+  return OpCost{gemm, 3 * attentionScores(q, getHeadDim()), bytesMoved(*this, realBytes)};
 }
 
+// Five such GEMMs: the scores again (P is recomputed from lse, not saved),
+// dv = P^T g, dP = g v^T, dq = dS k, dk = dS^T q.
 OpCost CausalAttentionGradOp::getCost(int64_t realBytes) {
   ArrayRef<int64_t> q = getQ().getType().getShape();
-  double gemm = 8.0 * q[0] * q[1] * q[1] * q[2];
-  return OpCost{gemm, 3 * elements(getProbs()), bytesMoved(*this, realBytes)};
+  double gemm = 10.0 * q[0] * q[1] * q[1] * q[2];
+  return OpCost{gemm, 4 * attentionScores(q, getHeadDim()), bytesMoved(*this, realBytes)};
 }
 
 OpCost AdamwUpdateOp::getCost(int64_t realBytes) {

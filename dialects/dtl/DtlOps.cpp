@@ -182,7 +182,7 @@ CausalAttentionOp::inferResultTypes(std::optional<Location> loc, RankedTensorTyp
   if (headDim < 1 || s[2] % headDim != 0)
     return emitOptionalError(loc, "causal_attention's heads of ", headDim,
                              " channels must divide the ", s[2], " channels");
-  return std::make_pair(q, withShape(q, {s[0], s[2] / headDim, s[1], s[1]}));
+  return std::make_pair(q, withShape(q, {s[0], s[2] / headDim, s[1]}));
 }
 
 LogicalResult CausalAttentionOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,

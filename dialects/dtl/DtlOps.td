@@ -357,18 +357,21 @@ def Dtl_CausalAttentionOp : Dtl_InferredOp<"causal_attention", [
     `q`, `k`, `v` are `[B, T, C]` with the channels split into heads of
     `head_dim` channels each: for each batch row, head and position `t`,
     `result[t] = sum_{s <= t} softmax_s(q[t] . k[s] / sqrt(head_dim)) v[s]`.
-    Also returns the attention probabilities `[B, C / head_dim, T, T]` for
-    the gradient. Heads are independent, so a split of the channels into
-    whole heads (tensor parallelism) needs no communication: a rank's heads
-    are its channels divided by `head_dim`.
+    Also returns each row's log-sum-exp of the scaled scores, `lse`
+    `[B, C / head_dim, T]`, which is all the gradient keeps (as
+    FlashAttention does): the kernels work on tiles of query rows and never
+    store the `[T, T]` probabilities, so memory is O(B H T), not O(B H T^2).
+    Heads are independent, so a split of the channels into whole heads
+    (tensor parallelism) needs no communication: a rank's heads are its
+    channels divided by `head_dim`.
   }];
   let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, I64Attr:$head_dim);
-  let results = (outs F32Tensor:$result, F32Tensor:$probs);
+  let results = (outs F32Tensor:$result, F32Tensor:$lse);
   let assemblyFormat = [{
-    $q `,` $k `,` $v attr-dict `:` type($q) `->` type($probs)
+    $q `,` $k `,` $v attr-dict `:` type($q) `->` type($lse)
   }];
   let extraClassDeclaration = [{
-    /// The result (q's type), then the probabilities'.
+    /// The result (q's type), then the log-sum-exp's.
     static ::mlir::FailureOr<std::pair<::mlir::RankedTensorType, ::mlir::RankedTensorType>>
     inferResultTypes(std::optional<::mlir::Location> loc, ::mlir::RankedTensorType q,
                      ::mlir::RankedTensorType k, ::mlir::RankedTensorType v, int64_t headDim);
@@ -381,11 +384,17 @@ def Dtl_CausalAttentionGradOp : Dtl_Op<"causal_attention_grad", [Pure,
                               ["getLoopKinds", "getIndexingMaps"]>,
     DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "Gradients of causal_attention for q, k and v.";
-  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, F32Tensor:$probs,
+  let description = [{
+    Recomputes the probabilities tile by tile from the scores and the
+    forward's `lse`, so the backward holds no `[T, T]` tensor either; the
+    scores' GEMM is done again (2 B T^2 C more FLOPs than with saved
+    probabilities).
+  }];
+  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, F32Tensor:$lse,
                    F32Tensor:$grad, I64Attr:$head_dim);
   let results = (outs F32Tensor:$q_grad, F32Tensor:$k_grad, F32Tensor:$v_grad);
   let assemblyFormat = [{
-    $q `,` $k `,` $v `,` $probs `,` $grad attr-dict `:` type($q) `,` type($probs)
+    $q `,` $k `,` $v `,` $lse `,` $grad attr-dict `:` type($q) `,` type($lse)
   }];
 }
 

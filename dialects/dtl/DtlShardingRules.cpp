@@ -214,32 +214,32 @@ SmallVector<AffineMap> EmbeddingGradOp::getIndexingMaps() {
 }
 
 //===----------------------------------------------------------------------===//
-// Attention: loops (b, t, c, s); t and s (positions) whole. The heads
-// dimension of probs follows the channel loop: splitting the channels into
+// Attention: loops (b, t, c); t (positions) whole. The heads
+// dimension of lse follows the channel loop: splitting the channels into
 // whole heads splits the heads alike (the partitioner checks divisibility).
 //===----------------------------------------------------------------------===//
 
 static SmallVector<LoopKind> attentionKinds() {
-  return {LoopKind::Parallel, LoopKind::Whole, LoopKind::Parallel, LoopKind::Whole};
+  return {LoopKind::Parallel, LoopKind::Whole, LoopKind::Parallel};
 }
 
-/// `count` maps of (b, t, c) activations, but probs (b, c, t, s) at `probsAt`.
-static SmallVector<AffineMap> attentionMaps(MLIRContext *ctx, unsigned probsAt, unsigned count) {
+/// `count` maps of (b, t, c) activations, but lse (b, c, t) at `lseAt`.
+static SmallVector<AffineMap> attentionMaps(MLIRContext *ctx, unsigned lseAt, unsigned count) {
   AffineExpr b = getAffineDimExpr(0, ctx), t = getAffineDimExpr(1, ctx),
-             c = getAffineDimExpr(2, ctx), s = getAffineDimExpr(3, ctx);
-  SmallVector<AffineMap> maps(count, AffineMap::get(4, 0, {b, t, c}, ctx));
-  maps[probsAt] = AffineMap::get(4, 0, {b, c, t, s}, ctx);
+             c = getAffineDimExpr(2, ctx);
+  SmallVector<AffineMap> maps(count, AffineMap::get(3, 0, {b, t, c}, ctx));
+  maps[lseAt] = AffineMap::get(3, 0, {b, c, t}, ctx);
   return maps;
 }
 
 SmallVector<LoopKind> CausalAttentionOp::getLoopKinds() { return attentionKinds(); }
 SmallVector<AffineMap> CausalAttentionOp::getIndexingMaps() {
-  // q, k, v, result, probs
+  // q, k, v, result, lse
   return attentionMaps(getContext(), 4, 5);
 }
 SmallVector<LoopKind> CausalAttentionGradOp::getLoopKinds() { return attentionKinds(); }
 SmallVector<AffineMap> CausalAttentionGradOp::getIndexingMaps() {
-  // q, k, v, probs, grad, q_grad, k_grad, v_grad
+  // q, k, v, lse, grad, q_grad, k_grad, v_grad
   return attentionMaps(getContext(), 3, 8);
 }
 

@@ -178,10 +178,10 @@ void EmbeddingOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
               Value()});
 }
 
-// d attention from the saved probabilities; probs themselves reach no loss.
+// d attention from the saved log-sum-exp; lse itself reaches no loss.
 void CausalAttentionOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   Type t = getQ().getType();
-  auto g = CausalAttentionGradOp::create(b, getLoc(), t, t, t, getQ(), getK(), getV(), getProbs(),
+  auto g = CausalAttentionGradOp::create(b, getLoc(), t, t, t, getQ(), getK(), getV(), getLse(),
                                          grads[0], getHeadDim());
   out.assign({g.getQGrad(), g.getKGrad(), g.getVGrad()});
 }

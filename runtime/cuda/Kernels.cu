@@ -6,7 +6,8 @@
 // float atomics) except embeddingGrad's scatter-add. GEMMs go through
 // cuBLASLt with the bias fused into the epilogue; attention runs as
 // strided-batched cuBLAS GEMMs around a fused causal softmax, over heads
-// laid out [B, H, T, d] in scratch.
+// laid out [B, H, T, d] in scratch, a bounded chunk of heads at a time so
+// the [T, T] scores never exist for all heads at once.
 //
 //===----------------------------------------------------------------------===//
 
@@ -649,14 +650,26 @@ __global__ void headsKernel(const float *in, float *out, int64_t batch, int64_t 
   }
 }
 
-/// One block per row t of one (b, h): softmax over s <= t, zeros after.
-__global__ void causalSoftmaxKernel(float *scores, int64_t seq) {
+/// One block per row t of one (b, h): softmax over s <= t, zeros after;
+/// the row's log-sum-exp goes to lse.
+__global__ void causalSoftmaxKernel(float *scores, float *lse, int64_t seq) {
   float *row = scores + blockIdx.x * seq;
   int64_t t = blockIdx.x % seq;
   RowStats r = rowStats(row, t + 1);
   float inv = 1.f / r.sumExp;
   for (int64_t s = threadIdx.x; s < seq; s += blockDim.x)
     row[s] = s <= t ? __expf(row[s] - r.max) * inv : 0.f;
+  if (threadIdx.x == 0)
+    lse[blockIdx.x] = r.max + logf(r.sumExp);
+}
+
+/// The probabilities again from the scores and the saved lse, in place.
+__global__ void causalProbsKernel(float *scores, const float *lse, int64_t seq) {
+  float *row = scores + blockIdx.x * seq;
+  int64_t t = blockIdx.x % seq;
+  float rowLse = lse[blockIdx.x];
+  for (int64_t s = threadIdx.x; s < seq; s += blockDim.x)
+    row[s] = s <= t ? __expf(row[s] - rowLse) : 0.f;
 }
 
 /// dS = P * (dP - rowsum(P * dP)) * scale, in place over dP.
@@ -681,48 +694,74 @@ void heads(const float *in, float *out, int64_t batch, int64_t seq, int64_t chan
 
 } // namespace
 
-void causalAttention(const float *q, const float *k, const float *v, float *out, float *probs,
+/// The scores of one chunk of heads, at most (one head at least).
+constexpr size_t kAttentionScratchBytes = size_t(256) << 20;
+
+/// How many (batch, head) pairs' [T, T] scores one chunk holds.
+static int64_t attentionChunk(int64_t pairs, int64_t seq) {
+  int64_t fit = int64_t(kAttentionScratchBytes / (seq * seq * sizeof(float)));
+  return std::max<int64_t>(1, std::min(pairs, fit));
+}
+
+void causalAttention(const float *q, const float *k, const float *v, float *out, float *lse,
                      int64_t batch, int64_t seq, int64_t channels, int64_t nHeads) {
   int64_t d = channels / nHeads, n = batch * seq * channels, bh = batch * nHeads;
-  float *qh = static_cast<float *>(Gpu::get().scratch(Scratch::Attention, 4 * n * sizeof(float)));
-  float *kh = qh + n, *vh = kh + n, *oh = vh + n;
+  int64_t chunk = attentionChunk(bh, seq), head = seq * d, square = seq * seq;
+  float *qh = static_cast<float *>(
+      Gpu::get().scratch(Scratch::Attention, (4 * n + chunk * square) * sizeof(float)));
+  float *kh = qh + n, *vh = kh + n, *oh = vh + n, *scores = oh + n;
   heads(q, qh, batch, seq, channels, nHeads, true);
   heads(k, kh, batch, seq, channels, nHeads, true);
   heads(v, vh, batch, seq, channels, nHeads, true);
-  gemmBatched(false, true, seq, seq, d, 1.f / std::sqrt(float(d)), qh, d, seq * d, kh, d, seq * d,
-              0.f, probs, seq, seq * seq, bh);
-  causalSoftmaxKernel<<<unsigned(bh * seq), kRowBlock, 0, stream()>>>(probs, seq);
-  checkLaunch("causalSoftmax");
-  gemmBatched(false, false, seq, d, seq, 1.f, probs, seq, seq * seq, vh, d, seq * d, 0.f, oh, d,
-              seq * d, bh);
+  for (int64_t first = 0; first < bh; first += chunk) {
+    int64_t pairs = std::min(chunk, bh - first), at = first * head;
+    gemmBatched(false, true, seq, seq, d, 1.f / std::sqrt(float(d)), qh + at, d, head, kh + at, d,
+                head, 0.f, scores, seq, square, pairs);
+    causalSoftmaxKernel<<<unsigned(pairs * seq), kRowBlock, 0, stream()>>>(scores,
+                                                                           lse + first * seq, seq);
+    checkLaunch("causalSoftmax");
+    gemmBatched(false, false, seq, d, seq, 1.f, scores, seq, square, vh + at, d, head, 0.f, oh + at,
+                d, head, pairs);
+  }
   heads(oh, out, batch, seq, channels, nHeads, false);
 }
 
-void causalAttentionGrad(const float *q, const float *k, const float *v, const float *probs,
+void causalAttentionGrad(const float *q, const float *k, const float *v, const float *lse,
                          const float *g, float *dq, float *dk, float *dv, int64_t batch,
                          int64_t seq, int64_t channels, int64_t nHeads) {
   int64_t d = channels / nHeads, n = batch * seq * channels, bh = batch * nHeads;
+  int64_t chunk = attentionChunk(bh, seq), head = seq * d, square = seq * seq;
   float *gh = static_cast<float *>(
-      Gpu::get().scratch(Scratch::Attention, (7 * n + bh * seq * seq) * sizeof(float)));
+      Gpu::get().scratch(Scratch::Attention, (7 * n + 2 * chunk * square) * sizeof(float)));
   float *qh = gh + n, *kh = qh + n, *vh = kh + n, *dqh = vh + n, *dkh = dqh + n, *dvh = dkh + n,
-        *dp = dvh + n;
+        *probs = dvh + n, *dp = probs + chunk * square;
   heads(g, gh, batch, seq, channels, nHeads, true);
   heads(q, qh, batch, seq, channels, nHeads, true);
   heads(k, kh, batch, seq, channels, nHeads, true);
   heads(v, vh, batch, seq, channels, nHeads, true);
-  // dv = P^T g, dP = g v^T.
-  gemmBatched(true, false, seq, d, seq, 1.f, probs, seq, seq * seq, gh, d, seq * d, 0.f, dvh, d,
-              seq * d, bh);
-  gemmBatched(false, true, seq, seq, d, 1.f, gh, d, seq * d, vh, d, seq * d, 0.f, dp, seq,
-              seq * seq, bh);
-  causalSoftmaxGradKernel<<<unsigned(bh * seq), kRowBlock, 0, stream()>>>(
-      probs, dp, seq, 1.f / std::sqrt(float(d)));
-  checkLaunch("causalSoftmaxGrad");
-  // dq = dS k, dk = dS^T q.
-  gemmBatched(false, false, seq, d, seq, 1.f, dp, seq, seq * seq, kh, d, seq * d, 0.f, dqh, d,
-              seq * d, bh);
-  gemmBatched(true, false, seq, d, seq, 1.f, dp, seq, seq * seq, qh, d, seq * d, 0.f, dkh, d,
-              seq * d, bh);
+  const float scale = 1.f / std::sqrt(float(d));
+  for (int64_t first = 0; first < bh; first += chunk) {
+    int64_t pairs = std::min(chunk, bh - first), at = first * head;
+    // P = exp(scale q k^T - lse), masked.
+    gemmBatched(false, true, seq, seq, d, scale, qh + at, d, head, kh + at, d, head, 0.f, probs,
+                seq, square, pairs);
+    causalProbsKernel<<<unsigned(pairs * seq), kRowBlock, 0, stream()>>>(probs, lse + first * seq,
+                                                                         seq);
+    checkLaunch("causalProbs");
+    // dv = P^T g, dP = g v^T.
+    gemmBatched(true, false, seq, d, seq, 1.f, probs, seq, square, gh + at, d, head, 0.f, dvh + at,
+                d, head, pairs);
+    gemmBatched(false, true, seq, seq, d, 1.f, gh + at, d, head, vh + at, d, head, 0.f, dp, seq,
+                square, pairs);
+    causalSoftmaxGradKernel<<<unsigned(pairs * seq), kRowBlock, 0, stream()>>>(probs, dp, seq,
+                                                                               scale);
+    checkLaunch("causalSoftmaxGrad");
+    // dq = dS k, dk = dS^T q.
+    gemmBatched(false, false, seq, d, seq, 1.f, dp, seq, square, kh + at, d, head, 0.f, dqh + at, d,
+                head, pairs);
+    gemmBatched(true, false, seq, d, seq, 1.f, dp, seq, square, qh + at, d, head, 0.f, dkh + at, d,
+                head, pairs);
+  }
   heads(dqh, dq, batch, seq, channels, nHeads, false);
   heads(dkh, dk, batch, seq, channels, nHeads, false);
   heads(dvh, dv, batch, seq, channels, nHeads, false);

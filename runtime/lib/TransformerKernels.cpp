@@ -157,69 +157,114 @@ void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_
 // of q, k, v (row stride C): S = q k^T / sqrt(d), P = causal softmax(S),
 // out = P v. The masked half of each GEMM is wasted work; at these sizes
 // BLAS still beats a scalar loop several times over.
+/// Query rows per tile: a tile's scores [rows, keys] stay in cache (at most
+/// 64 x T reals per thread) instead of a [T, T] matrix per head.
+constexpr int64_t kAttentionRows = 64;
+
+/// Causal scores of one query tile, scaled: s[i, j] = q[t0 + i] . k[j] * scale.
 template <typename T>
-void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64_t batch,
-                     int64_t seq, int64_t channels, int64_t heads) {
+static void tileScores(const T *q, const T *k, T *scores, int64_t t0, int64_t rows, int64_t keys,
+                       int64_t d, int64_t channels, T scale) {
+  gemm(false, true, rows, keys, d, scale, q + t0 * channels, channels, k, channels, T(0), scores,
+       keys);
+}
+
+// Tile by tile: softmax of each row's scores, its log-sum-exp kept for the
+// gradient, then the tile's output rows.
+template <typename T>
+void causalAttention(const T *q, const T *k, const T *v, T *out, T *lse, int64_t batch, int64_t seq,
+                     int64_t channels, int64_t heads) {
   const int64_t d = channels / heads;
   const T scale = T(1) / std::sqrt(T(d));
   // Heads in parallel, each GEMM on one thread (BLAS runs single-threaded
   // inside a parallel region).
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t h = 0; h < heads; ++h) {
-      int64_t head = b * seq * channels + h * d;
-      T *p = probs + (b * heads + h) * seq * seq;
-      gemm(false, true, seq, seq, d, scale, q + head, channels, k + head, channels, T(0), p, seq);
-      for (int64_t t = 0; t < seq; ++t) {
-        T *row = p + t * seq;
-        T max = *std::max_element(row, row + t + 1), sum = 0;
+#pragma omp parallel
+  {
+    std::vector<T> scores(std::min(kAttentionRows, seq) * seq);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t head = b * seq * channels + h * d;
+        T *headLse = lse + (b * heads + h) * seq;
+        for (int64_t t0 = 0; t0 < seq; t0 += kAttentionRows) {
+          const int64_t rows = std::min(kAttentionRows, seq - t0), keys = t0 + rows;
+          tileScores(q + head, k + head, scores.data(), t0, rows, keys, d, channels, scale);
+          for (int64_t i = 0; i < rows; ++i) {
+            const int64_t t = t0 + i;
+            T *row = scores.data() + i * keys;
+            T max = *std::max_element(row, row + t + 1), sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t s = 0; s <= t; ++s)
-          sum += row[s] = fastExp(row[s] - max);
-        T inv = T(1) / sum;
+            for (int64_t s = 0; s <= t; ++s)
+              sum += row[s] = fastExp(row[s] - max);
+            headLse[t] = max + std::log(sum);
+            T inv = T(1) / sum;
 #pragma omp simd
-        for (int64_t s = 0; s <= t; ++s)
-          row[s] *= inv;
-        std::fill(row + t + 1, row + seq, T(0));
+            for (int64_t s = 0; s <= t; ++s)
+              row[s] *= inv;
+            std::fill(row + t + 1, row + keys, T(0));
+          }
+          gemm(false, false, rows, d, keys, T(1), scores.data(), keys, v + head, channels, T(0),
+               out + head + t0 * channels, channels);
+        }
       }
-      gemm(false, false, seq, d, seq, T(1), p, seq, v + head, channels, T(0), out + head, channels);
-    }
+  }
 }
 
-// With P the saved probabilities and g the output's gradient:
-// dv = P^T g, dP = g v^T, dS = P * (dP - rowsum(dP * P)) / sqrt(d),
-// dq = dS k, dk = dS^T q.
+// Tile by tile, with P recomputed from the scores and the saved log-sum-exp
+// (P = exp(S - lse)) and g the output's gradient:
+// dv += P^T g, dP = g v^T, dS = P * (dP - rowsum(dP * P)) / sqrt(d),
+// dq = dS k, dk += dS^T q. A tile's keys are the positions up to its last
+// row, so dk and dv accumulate over the tiles.
 template <typename T>
-void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, const T *g, T *dq,
-                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
-                         int64_t heads) {
+void causalAttentionGrad(const T *q, const T *k, const T *v, const T *lse, const T *g, T *dq, T *dk,
+                         T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads) {
   const int64_t d = channels / heads;
   const T scale = T(1) / std::sqrt(T(d));
 #pragma omp parallel
   {
-    std::vector<T> dp(seq * seq);
+    const int64_t tile = std::min(kAttentionRows, seq) * seq;
+    std::vector<T> probs(tile), dp(tile);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t h = 0; h < heads; ++h) {
-        int64_t head = b * seq * channels + h * d;
-        const T *p = probs + (b * heads + h) * seq * seq;
-        gemm(true, false, seq, d, seq, T(1), p, seq, g + head, channels, T(0), dv + head, channels);
-        gemm(false, true, seq, seq, d, T(1), g + head, channels, v + head, channels, T(0),
-             dp.data(), seq);
-        for (int64_t t = 0; t < seq; ++t) {
-          const T *pr = p + t * seq;
-          T *dr = dp.data() + t * seq, weighted = 0;
-#pragma omp simd reduction(+ : weighted)
-          for (int64_t s = 0; s <= t; ++s)
-            weighted += pr[s] * dr[s];
-#pragma omp simd
-          for (int64_t s = 0; s < seq; ++s)
-            dr[s] = pr[s] * (dr[s] - weighted) * scale;
+        const int64_t head = b * seq * channels + h * d;
+        const T *headLse = lse + (b * heads + h) * seq;
+        for (int64_t s = 0; s < seq; ++s) {
+          std::fill_n(dk + head + s * channels, d, T(0));
+          std::fill_n(dv + head + s * channels, d, T(0));
         }
-        gemm(false, false, seq, d, seq, T(1), dp.data(), seq, k + head, channels, T(0), dq + head,
-             channels);
-        gemm(true, false, seq, d, seq, T(1), dp.data(), seq, q + head, channels, T(0), dk + head,
-             channels);
+        for (int64_t t0 = 0; t0 < seq; t0 += kAttentionRows) {
+          const int64_t rows = std::min(kAttentionRows, seq - t0), keys = t0 + rows;
+          const int64_t at = head + t0 * channels;
+          T *p = probs.data(), *ds = dp.data();
+          tileScores(q + head, k + head, p, t0, rows, keys, d, channels, scale);
+          for (int64_t i = 0; i < rows; ++i) {
+            const int64_t t = t0 + i;
+            T *row = p + i * keys;
+#pragma omp simd
+            for (int64_t s = 0; s <= t; ++s)
+              row[s] = fastExp(row[s] - headLse[t]);
+            std::fill(row + t + 1, row + keys, T(0));
+          }
+          gemm(true, false, keys, d, rows, T(1), p, keys, g + at, channels, T(1), dv + head,
+               channels);
+          gemm(false, true, rows, keys, d, T(1), g + at, channels, v + head, channels, T(0), ds,
+               keys);
+          for (int64_t i = 0; i < rows; ++i) {
+            const T *pr = p + i * keys;
+            T *dr = ds + i * keys, weighted = 0;
+#pragma omp simd reduction(+ : weighted)
+            for (int64_t s = 0; s < keys; ++s)
+              weighted += pr[s] * dr[s];
+#pragma omp simd
+            for (int64_t s = 0; s < keys; ++s)
+              dr[s] = pr[s] * (dr[s] - weighted) * scale;
+          }
+          gemm(false, false, rows, d, keys, T(1), ds, keys, k + head, channels, T(0), dq + at,
+               channels);
+          gemm(true, false, keys, d, rows, T(1), ds, keys, q + at, channels, T(1), dk + head,
+               channels);
+        }
       }
   }
 }

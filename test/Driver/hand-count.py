@@ -6,7 +6,9 @@ usage: hand-count.py mlp B D H C explain.json
 One rank (a mesh of one device). Every GEMM of the forward pass is done again
 twice in the backward (the gradients of both its operands), except that the
 MLP's input x needs no gradient; causal attention's two [T, T] x [T, d] GEMMs
-per head (4 B T^2 C forward, masked half included) are counted the same way.
+per head (4 B T^2 C forward, masked half included) are counted the same way,
+plus the scores' GEMM again in the backward (2 B T^2 C: the probabilities
+are recomputed from the saved log-sum-exp, not stored).
 """
 import json
 import sys
@@ -21,7 +23,8 @@ def mlp(b, d, h, c):
 def gpt(layers, c, t, b, v):
     per_layer = 4 * (2 * b * t * c * c) + 2 * (2 * b * t * c * 4 * c) + 4 * b * t * t * c
     head = 2 * b * t * c * v
-    return 3 * (layers * per_layer + head)
+    recomputed_scores = 2 * b * t * t * c
+    return 3 * (layers * per_layer + head) + layers * recomputed_scores
 
 
 def main():

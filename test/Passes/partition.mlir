@@ -256,11 +256,11 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
 // [B*T, C] (a merged dimension is split as its leading part), so the weight
 // gradient of a batched matmul is a partial sum reduced once over dp; the
 // heads split of causal attention over tp needs no collective, and the
-// probabilities hold this rank's heads.
+// log-sum-exp holds this rank's heads.
 
 // CHECK-LABEL: func.func @transformer
 // CHECK-SAME: %arg0: tensor<2x8x16xf32>
-// CHECK:      dtl.causal_attention {{.*}} : tensor<2x8x8xf32> -> tensor<2x2x8x8xf32>
+// CHECK:      dtl.causal_attention {{.*}} : tensor<2x8x8xf32> -> tensor<2x2x8xf32>
 // CHECK:      dtl.reshape {{.*}} : tensor<2x8x16xf32> -> tensor<16x16xf32>
 // CHECK:      %[[G:.*]] = dtl.matmul {{.*}} {transpose_lhs} : tensor<16x16xf32>, tensor<16x16xf32> -> tensor<16x16xf32>
 // CHECK-NEXT: shard.all_reduce %[[G]] on @grid grid_axes = [0]
@@ -269,7 +269,7 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
   func.func @transformer(%x: tensor<4x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [], []]>},
                          %q: tensor<4x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [], [1]]>})
       -> (tensor<4x8x16xf32>, tensor<16x16xf32>) {
-    %out, %probs = dtl.causal_attention %q, %q, %q {head_dim = 4 : i64} : tensor<4x8x16xf32> -> tensor<4x4x8x8xf32>
+    %out, %lse = dtl.causal_attention %q, %q, %q {head_dim = 4 : i64} : tensor<4x8x16xf32> -> tensor<4x4x8xf32>
     %flat = dtl.reshape %x : tensor<4x8x16xf32> -> tensor<32x16xf32>
     %dw = dtl.matmul %flat, %flat {transpose_lhs} : tensor<32x16xf32>, tensor<32x16xf32> -> tensor<16x16xf32>
     return %out, %dw : tensor<4x8x16xf32>, tensor<16x16xf32>

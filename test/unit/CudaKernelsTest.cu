@@ -214,17 +214,17 @@ TEST_F(CudaKernels, EmbeddingAndItsScatteredGradient) {
 TEST_F(CudaKernels, CausalAttentionAndItsGradient) {
   const int64_t batch = 2, seq = 17, channels = 24, heads = 3, n = batch * seq * channels;
   Floats q = random(n), k = random(n), v = random(n), g = random(n);
-  Floats out(n), probs(batch * heads * seq * seq), dq(n), dk(n), dv(n);
-  dtlrt::causalAttention(q.data(), k.data(), v.data(), out.data(), probs.data(), batch, seq,
-                         channels, heads);
-  dtlrt::causalAttentionGrad(q.data(), k.data(), v.data(), probs.data(), g.data(), dq.data(),
+  Floats out(n), lse(batch * heads * seq), dq(n), dk(n), dv(n);
+  dtlrt::causalAttention(q.data(), k.data(), v.data(), out.data(), lse.data(), batch, seq, channels,
+                         heads);
+  dtlrt::causalAttentionGrad(q.data(), k.data(), v.data(), lse.data(), g.data(), dq.data(),
                              dk.data(), dv.data(), batch, seq, channels, heads);
-  float *dQ = up(q), *dK = up(k), *dV = up(v), *dOut = zeros(n), *dProbs = zeros(probs.size()),
+  float *dQ = up(q), *dK = up(k), *dV = up(v), *dOut = zeros(n), *dLse = zeros(lse.size()),
         *dDq = zeros(n), *dDk = zeros(n), *dDv = zeros(n);
-  dtlrt::cuda::causalAttention(dQ, dK, dV, dOut, dProbs, batch, seq, channels, heads);
-  dtlrt::cuda::causalAttentionGrad(dQ, dK, dV, dProbs, up(g), dDq, dDk, dDv, batch, seq, channels,
+  dtlrt::cuda::causalAttention(dQ, dK, dV, dOut, dLse, batch, seq, channels, heads);
+  dtlrt::cuda::causalAttentionGrad(dQ, dK, dV, dLse, up(g), dDq, dDk, dDv, batch, seq, channels,
                                    heads);
-  expectNear(probs, down(dProbs, probs.size()), 1e-4f, 1e-6f);
+  expectNear(lse, down(dLse, lse.size()), 1e-4f, 1e-5f);
   expectNear(out, down(dOut, n), 1e-4f, 1e-5f);
   expectNear(dq, down(dDq, n), 1e-3f, 1e-5f);
   expectNear(dk, down(dDk, n), 1e-3f, 1e-5f);

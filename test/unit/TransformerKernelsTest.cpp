@@ -90,36 +90,64 @@ TEST(TransformerKernels, EmbeddingGathersAndScattersRows) {
   EXPECT_THROW(embedding(table.data(), bad.data(), out.data(), 2, vocab, channels), DataError);
 }
 
+// Attention and its gradient from the whole [T, T] probabilities, the way
+// the kernels avoid; 70 positions make two query tiles (64 and 6 rows).
 TEST(TransformerKernels, CausalAttentionMatchesNaiveHeads) {
-  const int64_t batch = 2, seq = 5, heads = 2, channels = 6, d = channels / heads;
+  const int64_t batch = 2, seq = 70, heads = 2, channels = 6, d = channels / heads;
   int64_t n = batch * seq * channels;
-  std::vector<double> q = wave(n, 1.0), k = wave(n, 1.0, 0.7), v = wave(n, 1.0, 1.9), out(n),
-                      probs(batch * heads * seq * seq);
-  causalAttention(q.data(), k.data(), v.data(), out.data(), probs.data(), batch, seq, channels,
+  std::vector<double> q = wave(n, 1.0), k = wave(n, 1.0, 0.7), v = wave(n, 1.0, 1.9),
+                      g = wave(n, 1.0, 2.3), out(n), lse(batch * heads * seq), dq(n), dk(n), dv(n);
+  causalAttention(q.data(), k.data(), v.data(), out.data(), lse.data(), batch, seq, channels,
                   heads);
+  causalAttentionGrad(q.data(), k.data(), v.data(), lse.data(), g.data(), dq.data(), dk.data(),
+                      dv.data(), batch, seq, channels, heads);
+  auto at = [&](int64_t b, int64_t t, int64_t h, int64_t i) {
+    return (b * seq + t) * channels + h * d + i;
+  };
+  std::vector<double> expectDq(n), expectDk(n), expectDv(n);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t t = 0; t < seq; ++t) {
-        std::vector<double> s(t + 1);
+        std::vector<double> p(t + 1), dp(t + 1);
         double max = -1e300, sum = 0;
         for (int64_t j = 0; j <= t; ++j) {
           for (int64_t i = 0; i < d; ++i)
-            s[j] +=
-                q[(b * seq + t) * channels + h * d + i] * k[(b * seq + j) * channels + h * d + i];
-          s[j] /= std::sqrt(double(d));
-          max = std::max(max, s[j]);
+            p[j] += q[at(b, t, h, i)] * k[at(b, j, h, i)];
+          p[j] /= std::sqrt(double(d));
+          max = std::max(max, p[j]);
         }
-        for (double &e : s)
-          sum += e = std::exp(e - max);
+        for (double &e : p)
+          sum += std::exp(e - max);
+        EXPECT_NEAR(lse[(b * heads + h) * seq + t], max + std::log(sum), 1e-12);
+        for (double &e : p)
+          e = std::exp(e - max) / sum;
+        double weighted = 0;
+        for (int64_t j = 0; j <= t; ++j) {
+          for (int64_t i = 0; i < d; ++i) {
+            expectDv[at(b, j, h, i)] += p[j] * g[at(b, t, h, i)];
+            dp[j] += g[at(b, t, h, i)] * v[at(b, j, h, i)];
+          }
+          weighted += p[j] * dp[j];
+        }
         for (int64_t i = 0; i < d; ++i) {
           double expected = 0;
           for (int64_t j = 0; j <= t; ++j)
-            expected += s[j] / sum * v[(b * seq + j) * channels + h * d + i];
-          EXPECT_NEAR(out[(b * seq + t) * channels + h * d + i], expected, 1e-12);
+            expected += p[j] * v[at(b, j, h, i)];
+          EXPECT_NEAR(out[at(b, t, h, i)], expected, 1e-12);
         }
-        for (int64_t j = t + 1; j < seq; ++j) // the future is masked
-          EXPECT_EQ(probs[((b * heads + h) * seq + t) * seq + j], 0.0);
+        for (int64_t j = 0; j <= t; ++j) {
+          double ds = p[j] * (dp[j] - weighted) / std::sqrt(double(d));
+          for (int64_t i = 0; i < d; ++i) {
+            expectDq[at(b, t, h, i)] += ds * k[at(b, j, h, i)];
+            expectDk[at(b, j, h, i)] += ds * q[at(b, t, h, i)];
+          }
+        }
       }
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(dq[i], expectDq[i], 1e-11) << i;
+    EXPECT_NEAR(dk[i], expectDk[i], 1e-11) << i;
+    EXPECT_NEAR(dv[i], expectDv[i], 1e-11) << i;
+  }
 }
 
 TEST(TransformerKernels, DropoutMaskDependsOnTheGlobalIndexOnly) {

@@ -80,9 +80,12 @@ void embedding(const float *table, const int32_t *ids, float *out, int64_t count
                int64_t channels);
 void embeddingGrad(const int32_t *ids, const float *g, float *out, int64_t count, int64_t vocab,
                    int64_t channels);
-void causalAttention(const float *q, const float *k, const float *v, float *out, float *probs,
+/// The [T, T] scores exist for a chunk of (batch, head) pairs at a time, at
+/// most 256 MiB of them (one pair at least); only lse is kept for the
+/// gradient, which recomputes the probabilities chunk by chunk.
+void causalAttention(const float *q, const float *k, const float *v, float *out, float *lse,
                      int64_t batch, int64_t seq, int64_t channels, int64_t heads);
-void causalAttentionGrad(const float *q, const float *k, const float *v, const float *probs,
+void causalAttentionGrad(const float *q, const float *k, const float *v, const float *lse,
                          const float *g, float *dq, float *dk, float *dv, int64_t batch,
                          int64_t seq, int64_t channels, int64_t heads);
 /// The CPU target's mask: element (global index i) is kept when

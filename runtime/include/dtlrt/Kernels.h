@@ -151,17 +151,21 @@ template <typename T>
 void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_t vocab,
                    int64_t channels);
 
-// Causal self-attention over [batch, seq, channels] with `heads` heads:
-// probs[b, h, t, s] = softmax_{s <= t}(q_t . k_s / sqrt(d)) (0 for s > t),
-// out[b, t, h] = sum_s probs[b, h, t, s] v[b, s, h].
+// Causal self-attention over [batch, seq, channels] with `heads` heads, as
+// FlashAttention computes it: with P[b, h, t, s] = softmax_{s <= t}(q_t . k_s
+// / sqrt(d)) (0 for s > t), out[b, t, h] = sum_s P[b, h, t, s] v[b, s, h]
+// and lse[b, h, t] = log sum_{s <= t} exp(q_t . k_s / sqrt(d)). P is never
+// stored whole: the kernels work on tiles of query rows, so memory is
+// O(batch x heads x seq), not O(seq^2) per head.
 template <typename T>
-void causalAttention(const T *q, const T *k, const T *v, T *out, T *probs, int64_t batch,
-                     int64_t seq, int64_t channels, int64_t heads);
+void causalAttention(const T *q, const T *k, const T *v, T *out, T *lse, int64_t batch, int64_t seq,
+                     int64_t channels, int64_t heads);
 
-// The gradients of causalAttention for q, k and v, from its saved probs.
+// The gradients of causalAttention for q, k and v; P is recomputed from the
+// scores and the saved lse.
 template <typename T>
-void causalAttentionGrad(const T *q, const T *k, const T *v, const T *probs, const T *g, T *dq,
-                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads);
+void causalAttentionGrad(const T *q, const T *k, const T *v, const T *lse, const T *g, T *dq, T *dk,
+                         T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads);
 
 // out[i] = in[i] * keep(i) / (1 - rate), keep(i) = hash(seed, stream, layer,
 // step, global index of i) >= rate; the global index of local element i

@@ -91,7 +91,7 @@ func.func @embedding(%t: tensor<16xf32>, %ids: tensor<4xi32>) {
 func.func @attention_shapes(%q: tensor<4x8xf32>) {
   // expected-error @+2 {{causal_attention needs q, k and v of one shape [B, T, C], got f32[4, 8], f32[4, 8], f32[4, 8]}}
   // expected-error @+1 {{failed to infer returned types}}
-  %0:2 = dtl.causal_attention %q, %q, %q {head_dim = 4 : i64} : tensor<4x8xf32> -> tensor<2x2x4x4xf32>
+  %0:2 = dtl.causal_attention %q, %q, %q {head_dim = 4 : i64} : tensor<4x8xf32> -> tensor<2x2x4xf32>
   return
 }
 
@@ -100,7 +100,7 @@ func.func @attention_shapes(%q: tensor<4x8xf32>) {
 func.func @attention_heads(%q: tensor<2x4x8xf32>) {
   // expected-error @+2 {{causal_attention's heads of 3 channels must divide the 8 channels}}
   // expected-error @+1 {{failed to infer returned types}}
-  %0:2 = dtl.causal_attention %q, %q, %q {head_dim = 3 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4x4xf32>
+  %0:2 = dtl.causal_attention %q, %q, %q {head_dim = 3 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4xf32>
   return
 }
 

@@ -90,10 +90,10 @@ module attributes {
     // CHECK: dtl.layernorm_grad_params
     %dx = dtl.layernorm_grad_input %x, %w, %mean, %rstd, %h : tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4xf32>
     %dw, %db = dtl.layernorm_grad_params %x, %mean, %rstd, %dx : tensor<2x4x8xf32>, tensor<2x4xf32> -> tensor<8xf32>
-    // CHECK: dtl.causal_attention %{{.*}}, %{{.*}}, %{{.*}} {head_dim = 4 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4x4xf32>
+    // CHECK: dtl.causal_attention %{{.*}}, %{{.*}}, %{{.*}} {head_dim = 4 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4xf32>
     // CHECK: dtl.causal_attention_grad
-    %att, %probs = dtl.causal_attention %dx, %dx, %dx {head_dim = 4 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4x4xf32>
-    %dq, %dk, %dv = dtl.causal_attention_grad %dx, %dx, %dx, %probs, %att {head_dim = 4 : i64} : tensor<2x4x8xf32>, tensor<2x2x4x4xf32>
+    %att, %lse = dtl.causal_attention %dx, %dx, %dx {head_dim = 4 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4xf32>
+    %dq, %dk, %dv = dtl.causal_attention_grad %dx, %dx, %dx, %lse, %att {head_dim = 4 : i64} : tensor<2x4x8xf32>, tensor<2x2x4xf32>
     // CHECK: dtl.dropout %{{.*}}, %arg3 layers(%arg4) {layer_counts = array<i64: 3>, rate = 1.000000e-01 : f64, stream = 2 : i64} : tensor<2x4x8xf32>, tensor<f32>
     %drop = dtl.dropout %dq, %step layers(%layer) {layer_counts = array<i64: 3>, rate = 0.1 : f64, stream = 2 : i64} : tensor<2x4x8xf32>, tensor<f32>
     // CHECK: dtl.embedding_grad %arg0, %{{.*}} : tensor<2x4xi32>, tensor<2x4x8xf32> -> tensor<16x8xf32>

@@ -60,10 +60,10 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     %lgi = dtl.layernorm_grad_input %t, %v, %ln#1, %ln#2, %t : tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4xf32>
     // CHECK: dtl.layernorm_grad_params {{.*}}sharding_rule = "([i, j, k], [i, j], [i, j], [i, j, k]) -> ([k], [k]) sum={i, j} whole={k} linear={}"
     %lgp:2 = dtl.layernorm_grad_params %t, %ln#1, %ln#2, %t : tensor<2x4x8xf32>, tensor<2x4xf32> -> tensor<8xf32>
-    // CHECK: dtl.causal_attention {{.*}}sharding_rule = "([i, j, k], [i, j, k], [i, j, k]) -> ([i, j, k], [i, k, j, l]) sum={} whole={j, l} linear={}"
-    %att:2 = dtl.causal_attention %t, %t, %t {head_dim = 4 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4x4xf32>
-    // CHECK: dtl.causal_attention_grad {{.*}}sharding_rule = "([i, j, k], [i, j, k], [i, j, k], [i, k, j, l], [i, j, k]) -> ([i, j, k], [i, j, k], [i, j, k]) sum={} whole={j, l} linear={}"
-    %attg:3 = dtl.causal_attention_grad %t, %t, %t, %att#1, %t {head_dim = 4 : i64} : tensor<2x4x8xf32>, tensor<2x2x4x4xf32>
+    // CHECK: dtl.causal_attention {{.*}}sharding_rule = "([i, j, k], [i, j, k], [i, j, k]) -> ([i, j, k], [i, k, j]) sum={} whole={j} linear={}"
+    %att:2 = dtl.causal_attention %t, %t, %t {head_dim = 4 : i64} : tensor<2x4x8xf32> -> tensor<2x2x4xf32>
+    // CHECK: dtl.causal_attention_grad {{.*}}sharding_rule = "([i, j, k], [i, j, k], [i, j, k], [i, k, j], [i, j, k]) -> ([i, j, k], [i, j, k], [i, j, k]) sum={} whole={j} linear={}"
+    %attg:3 = dtl.causal_attention_grad %t, %t, %t, %att#1, %t {head_dim = 4 : i64} : tensor<2x4x8xf32>, tensor<2x2x4xf32>
     // CHECK: dtl.dropout {{.*}}sharding_rule = "([i, j, k], [], []) -> ([i, j, k]) sum={} whole={} linear={0}"
     %drop = dtl.dropout %t, %lr layers(%i) {layer_counts = array<i64: 2>, rate = 0.1 : f64, stream = 0 : i64} : tensor<2x4x8xf32>, tensor<f32>
     // CHECK: dtl.cross_entropy {{.*}}sharding_rule = "([i, j, k], [i, j]) -> ([i, j]) sum={} whole={k} linear={}"
