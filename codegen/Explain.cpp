@@ -16,6 +16,7 @@
 #include "dialects/dtl/Layout.h"
 
 #include "llvm/ADT/SetVector.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 
@@ -81,6 +82,7 @@ public:
                         {"ranks", meshSize()},
                         {"links", linksJson()},
                         {"tensors", tensorsJson()},
+                        {"weight_decay", weightDecayJson()},
                         {"activations", activationsJson()},
                         {"collectives", collectivesJson()},
                         {"memory", memoryJson()},
@@ -258,6 +260,29 @@ private:
     return tensors;
   }
 
+  /// Which params the optimizer's updates decay, as the IR says.
+  json::Object weightDecayJson() const {
+    auto optimizer = module_->getAttrOfType<OptimizerAttr>(attr::optimizer);
+    json::Array decays, exempt;
+    step_.walk([&](Operation *op) {
+      FloatAttr rate;
+      if (auto adamw = dyn_cast<AdamwUpdateOp>(op))
+        rate = adamw.getWeightDecayAttr();
+      else if (auto sgd = dyn_cast<SgdUpdateOp>(op))
+        rate = sgd.getWeightDecayAttr();
+      else
+        return;
+      Value param = op->getOperand(0);
+      while (param.getDefiningOp())
+        param = param.getDefiningOp()->getOperand(0); // through the collectives
+      StringRef name = argName(step_, cast<BlockArgument>(param).getArgNumber());
+      (rate.getValueAsDouble() != 0 ? decays : exempt).push_back(name);
+    });
+    return json::Object{{"rate", optimizer ? double(optimizer.getWeightDecay()) : 0.0},
+                        {"decays", std::move(decays)},
+                        {"exempt", std::move(exempt)}};
+  }
+
   /// The largest values of the forward pass.
   json::Array activationsJson() const {
     SmallVector<Value> values;
@@ -388,6 +413,20 @@ private:
                           str(o.get("name")), str(o.get("global")), str(o.get("sharding")),
                           str(o.get("local")), sizeString(integer(o.get("bytes"))));
     }
+    const json::Object &decay = *r.getObject("weight_decay");
+    auto names = [&](const json::Array *list) {
+      std::string s;
+      for (const json::Value &n : *list)
+        s += (s.empty() ? "" : ", ") + n.getAsString().value_or("").str();
+      return s.empty() ? std::string("none") : s;
+    };
+    if (double rate = num(decay.get("rate")); rate == 0)
+      os << "\nWeight decay: none (weight_decay = 0)\n";
+    else
+      os << "\nWeight decay " << llvm::format("%g", rate)
+         << " (params of rank 2 or more unless declared `decay true|false`):\n"
+         << "  applied to:     " << names(decay.getArray("decays")) << "\n"
+         << "  not applied to: " << names(decay.getArray("exempt")) << "\n";
     os << "\nLargest activations (forward), per rank:\n";
     for (const json::Value &a : *r.getArray("activations")) {
       const json::Object &o = *a.getAsObject();

@@ -92,6 +92,8 @@ struct Stmt {
   TensorType type;                  ///< Param, Input
   std::optional<Sharding> sharding; ///< Param, Input
   std::unique_ptr<Call> init;       ///< Param
+  std::string decay;                ///< Param: "true", "false" or "" (not written)
+  Pos decayPos;                     ///< Param: where `decay`'s value is
   std::unique_ptr<Expr> expr;       ///< Assign, Return; Repeat: the block call
   std::unique_ptr<Expr> count;      ///< Repeat: how many times
 };

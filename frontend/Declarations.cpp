@@ -217,6 +217,17 @@ ShardingAttr Generator::sharding(const ast::Stmt &decl, RankedTensorType type) {
   return ok ? ShardingAttr::get(&ctx, meshName, dims) : ShardingAttr();
 }
 
+// nanoGPT's and llm.c's rule: matrices and embeddings decay, biases and
+// layernorm weights do not; a block's param counts by its own rank, not
+// that of the [L, ...] stack a repeat makes of it.
+bool Generator::decays(const ast::Stmt &decl, RankedTensorType type) {
+  if (decl.decay.empty())
+    return type.getRank() >= 2;
+  if (decl.decay != "true" && decl.decay != "false")
+    error(decl.decayPos) << "expected 'true' or 'false' after 'decay', got '" << decl.decay << "'";
+  return decl.decay == "true";
+}
+
 InitAttr Generator::initializer(const ast::Stmt &decl) {
   if (!decl.init)
     return InitAttr::get(&ctx, InitKind::zeros, F64(0), F64(0));
@@ -288,6 +299,8 @@ DictionaryAttr Generator::argAttrs(const ast::Stmt &s, RankedTensorType type, St
       b.getNamedAttr(attr::sharding, ShardingAttr::get(&ctx, meshName, dims))};
   if (init)
     attrs.push_back(b.getNamedAttr(attr::init, init));
+  if (isParam)
+    attrs.push_back(b.getNamedAttr(attr::decay, b.getBoolAttr(decays(s, type))));
   return b.getDictionaryAttr(attrs);
 }
 

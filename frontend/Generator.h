@@ -71,6 +71,8 @@ public:
   std::optional<mlir::RankedTensorType> tensorType(const ast::TensorType &t, bool isParam);
   ShardingAttr sharding(const ast::Stmt &decl, mlir::RankedTensorType type);
   InitAttr initializer(const ast::Stmt &decl);
+  /// Whether weight decay applies to a param of (per-layer) type `type`.
+  bool decays(const ast::Stmt &decl, mlir::RankedTensorType type);
   mlir::DictionaryAttr argAttrs(const ast::Stmt &decl, mlir::RankedTensorType type,
                                 llvm::StringRef name, unsigned stacked);
   mlir::BlockArgument addArgument(mlir::RankedTensorType type, mlir::DictionaryAttr attrs,

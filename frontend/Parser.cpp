@@ -176,6 +176,10 @@ struct Builder {
           s.init->pos = posOf(init);
         }
       }
+      if (c->decay) {
+        s.decay = c->decay->getText();
+        s.decayPos = posOf(c->decay);
+      }
     } else if (auto *c = dynamic_cast<DTLParser::InputStmtContext *>(ctx)) {
       s.kind = Stmt::Kind::Input;
       s.name = c->name->getText();

@@ -20,7 +20,7 @@ sizeParam : name=ID ('=' size=INT)? ;
 blockDecl : 'block' name=ID '(' (args+=ID (',' args+=ID)*)? ')' '{' stmt* '}' ;
 
 stmt
-  : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ';' # paramStmt
+  : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ('decay' decay=ID)? ';' # paramStmt
   | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
   | name=ID '=' expr sharding? ';'                                     # assignStmt
   | name=ID '=' 'repeat' count=expr call ';'                           # repeatStmt
@@ -28,6 +28,8 @@ stmt
   ;
 
 // init normal(0.0, 0.02) ; init zeros
+// decay true | decay false: whether the optimizer's weight_decay applies
+// (by default to params of rank 2 or more)
 initializer : call | ID ;
 
 tensorType : dtype=ID '[' (dim (',' dim)*)? ']' ;

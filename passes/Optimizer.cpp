@@ -255,16 +255,16 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
       SmallVector<Value> state;
       for (unsigned s = 0; s < numStates; ++s)
         state.push_back(body->getArgument(firstState + k * numStates + s));
+      double weightDecay = argDecays(step, k) ? double(config.getWeightDecay()) : 0.0;
       Operation *update;
       if (kind == OptimizerKind::adamw)
-        update = AdamwUpdateOp::create(b, loc, TypeRange{t, t, t}, param, grads[k], state[0],
-                                       state[1], lr, stepNumber, gradScale, f64(config.getBeta1()),
-                                       f64(config.getBeta2()), f64(config.getEps()),
-                                       f64(config.getWeightDecay()));
-      else
         update =
-            SgdUpdateOp::create(b, loc, TypeRange{t, t}, param, grads[k], state[0], lr, gradScale,
-                                f64(config.getMomentum()), f64(config.getWeightDecay()));
+            AdamwUpdateOp::create(b, loc, TypeRange{t, t, t}, param, grads[k], state[0], state[1],
+                                  lr, stepNumber, gradScale, f64(config.getBeta1()),
+                                  f64(config.getBeta2()), f64(config.getEps()), f64(weightDecay));
+      else
+        update = SgdUpdateOp::create(b, loc, TypeRange{t, t}, param, grads[k], state[0], lr,
+                                     gradScale, f64(config.getMomentum()), f64(weightDecay));
       results.push_back(update->getResult(0));
       resultAttrs.push_back(step.getArgAttrDict(k));
       for (unsigned s = 0; s < numStates; ++s) {
@@ -279,6 +279,7 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     for (DictionaryAttr d : resultAttrs) {
       NamedAttrList list(d);
       list.erase(attr::init);
+      list.erase(attr::decay);
       cleanedResultAttrs.push_back(list.getDictionary(ctx));
     }
     func::ReturnOp::create(b, loc, results);

@@ -21,9 +21,12 @@ inline constexpr llvm::StringLiteral optimizer = "dtl.optimizer"; // OptimizerAt
 inline constexpr llvm::StringLiteral train = "dtl.train";         // TrainAttr
 inline constexpr llvm::StringLiteral target = "dtl.target";       // TargetAttr (after planning)
 // On function arguments and results.
-inline constexpr llvm::StringLiteral role = "dtl.role";              // RoleAttr
-inline constexpr llvm::StringLiteral name = "dtl.name";              // StringAttr
-inline constexpr llvm::StringLiteral init = "dtl.init";              // InitAttr (params)
+inline constexpr llvm::StringLiteral role = "dtl.role"; // RoleAttr
+inline constexpr llvm::StringLiteral name = "dtl.name"; // StringAttr
+inline constexpr llvm::StringLiteral init = "dtl.init"; // InitAttr (params)
+// Params: whether the optimizer's weight decay applies (a BoolAttr; the
+// frontend writes it for every param, true by default for rank >= 2).
+inline constexpr llvm::StringLiteral decay = "dtl.decay";
 inline constexpr llvm::StringLiteral sharding = "dtl.sharding";      // ShardingAttr
 inline constexpr llvm::StringLiteral globalType = "dtl.global_type"; // TypeAttr (partitioned)
 // i32 inputs: their values lie in [0, bound) (an IntegerAttr): the classes
@@ -49,6 +52,9 @@ std::optional<Role> resultRole(mlir::func::FuncOp fn, unsigned index);
 /// The user's name of argument / result `index`, or "".
 llvm::StringRef argName(mlir::func::FuncOp fn, unsigned index);
 llvm::StringRef resultName(mlir::func::FuncOp fn, unsigned index);
+/// Whether weight decay applies to param argument `index`: its `dtl.decay`,
+/// or (without one) whether it has rank 2 or more.
+bool argDecays(mlir::func::FuncOp fn, unsigned index);
 
 } // namespace dtl
 

@@ -361,4 +361,11 @@ StringRef dtl::argName(func::FuncOp fn, unsigned index) {
 StringRef dtl::resultName(func::FuncOp fn, unsigned index) {
   auto name = fn.getResultAttrOfType<StringAttr>(index, attr::name);
   return name ? name.getValue() : StringRef();
+bool dtl::argDecays(func::FuncOp fn, unsigned index) {
+  if (auto decay = fn.getArgAttrOfType<BoolAttr>(index, attr::decay))
+    return decay.getValue();
+  auto type = dyn_cast<RankedTensorType>(fn.getArgument(index).getType());
+  return type && type.getRank() >= 2;
+}
+
 }

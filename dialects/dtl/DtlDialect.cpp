@@ -162,6 +162,11 @@ static LogicalResult verifyValueAttribute(Operation *op, Type type, NamedAttribu
       return error() << "must be a #dtl.init on an argument";
     return success();
   }
+  if (name == attr::decay) {
+    if (!isa<BoolAttr>(value) || !isArgument)
+      return error() << "must be a boolean on an argument";
+    return success();
+  }
   if (name == attr::sharding) {
     auto sharding = dyn_cast<ShardingAttr>(value);
     if (!sharding)

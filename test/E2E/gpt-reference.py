@@ -41,8 +41,12 @@ def main():
           f"{sum(t.size for t in tensors.values())} values")
     model = torch_gpt.GPT(a.L, a.C, a.H, a.T, a.V)
     torch_gpt.load_dtl_checkpoint(model, tensors)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=tuple(a.betas), eps=a.eps,
-                                  weight_decay=a.weight_decay)
+    # nanoGPT's groups: matrices and embeddings decay, biases and layernorm
+    # weights do not (dtl's default rule).
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": a.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=a.lr, betas=tuple(a.betas), eps=a.eps)
     tokens = torch_gpt.read_tokens(a.data)
     sampler = torch_gpt.Sampler((len(tokens) - 1) // a.T, a.seed)
 

@@ -50,6 +50,27 @@ module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd, momentum 
 
 // -----
 
+// Weight decay per param: dtl.decay says, and without it params of rank 2
+// or more decay. The updated params do not carry the mark.
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: -> (tensor<f32> {dtl.role = #dtl.role<loss>}, tensor<f32> {dtl.role = #dtl.role<grad_norm>}, tensor<3x2xf32> {dtl.name = "w", dtl.role = #dtl.role<param>}, tensor<2xf32> {dtl.name = "b", dtl.role = #dtl.role<param>}, tensor<2xf32> {dtl.name = "c", dtl.role = #dtl.role<param>}, tensor<4x2xf32> {dtl.name = "d", dtl.role = #dtl.role<param>}
+// CHECK:      dtl.adamw_update %arg0, {{.*}} weight_decay = 0.000000e+00 : f64
+// CHECK:      dtl.adamw_update %arg1, {{.*}} weight_decay = 1.000000e-01 : f64
+// CHECK:      dtl.adamw_update %arg2, {{.*}} weight_decay = 0.000000e+00 : f64
+// CHECK:      dtl.adamw_update %arg3, {{.*}} weight_decay = 1.000000e-01 : f64
+module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<adamw, weight_decay = 0.1>} {
+  func.func @m_grad(%w: tensor<3x2xf32> {dtl.role = #dtl.role<param>, dtl.name = "w", dtl.decay = false},
+                    %b: tensor<2xf32> {dtl.role = #dtl.role<param>, dtl.name = "b", dtl.decay = true},
+                    %c: tensor<2xf32> {dtl.role = #dtl.role<param>, dtl.name = "c"},
+                    %d: tensor<4x2xf32> {dtl.role = #dtl.role<param>, dtl.name = "d"})
+      -> (tensor<f32>, tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<4x2xf32>) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    return %0, %w, %b, %c, %d : tensor<f32>, tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>, tensor<4x2xf32>
+  }
+}
+
+// -----
+
 // expected-error@+1 {{needs @m_grad (run dtl-autodiff)}}
 module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>} {
 }

@@ -577,6 +577,20 @@ func.func @init_result(%x: tensor<4xf32>) -> (tensor<4xf32> {dtl.init = #dtl.ini
 
 // -----
 
+// expected-error @+1 {{'dtl.decay' on a function argument must be a boolean on an argument}}
+func.func @decay_not_bool(%x: tensor<4xf32> {dtl.decay = 1 : i32}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'dtl.decay' on a function result must be a boolean on an argument}}
+func.func @decay_result(%x: tensor<4xf32>) -> (tensor<4xf32> {dtl.decay = true}) {
+  return %x : tensor<4xf32>
+}
+
+// -----
+
 // expected-error @+1 {{'dtl.sharding' on a function argument must be a #dtl.sharding}}
 func.func @sharding_type(%x: tensor<4xf32> {dtl.sharding = [0]}) {
   return
