@@ -573,6 +573,12 @@ LogicalResult StepPrinter::print(RepeatOp op) {
                      : PlaceAttr();
     if (place && place.getKind() == PlaceKind::slice && place.getIndex() == int64_t(k))
       continue; // written there already
+    if (op.getAccumulate()) {
+      std::string first = str(op.getReverse() ? count - 1 : 0);
+      call("accumulate", {name(value), name(op.getStackedResults()[k]), str(elements(value)),
+                          i + " == " + first});
+      continue;
+    }
     call("copy",
          {name(value), name(op.getStackedResults()[k]) + " + " + i + " * " + str(elements(value)),
           bytesOf(value)});

@@ -266,7 +266,8 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
   if (!next)
     return {};
   auto repeat = RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count),
-                                 UnitAttr(), ValueRange{init}, scope.stacked, scope.invariants);
+                                 UnitAttr(), UnitAttr(), ValueRange{init}, scope.stacked,
+                                 scope.invariants);
   repeat.getBody().push_back(body.release());
   return repeat.getResult(0);
 }

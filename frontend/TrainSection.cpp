@@ -100,7 +100,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
 
   int64_t steps = 100, logEvery = 10, evalEvery = 0, evalBatches = 0, seed = 0, warmup = 0,
           zero = 0;
-  int64_t maxSkippedSteps = 10, checkpointEvery = 0, keepLast = 3;
+  int64_t maxSkippedSteps = 10, checkpointEvery = 0, keepLast = 3, accumulate = 1;
   std::string checkpointDir = "checkpoints";
   double minLr = 0, clipGradNorm = 0;
   LrSchedule schedule = LrSchedule::constant;
@@ -125,6 +125,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       setInt(s, 0, evalEvery);
     } else if (s.key == "eval_batches") {
       setInt(s, 0, evalBatches);
+    } else if (s.key == "accumulate") {
+      setInt(s, 1, accumulate);
     } else if (s.key == "max_skipped_steps") {
       setInt(s, 1, maxSkippedSteps);
     } else if (s.key == "checkpoint_every") {
@@ -220,7 +222,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
     } else {
       error(s.pos) << "unknown train setting '" << s.key
                    << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-                      "eval_every, eval_batches, seed, zero, precision, clip_grad_norm, "
+                      "eval_every, eval_batches, seed, zero, accumulate, precision, clip_grad_norm, "
                       "max_skipped_steps, checkpoint_every, keep_last, checkpoint_dir)";
     }
   }
@@ -231,7 +233,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
   auto trainAttr = TrainAttr::getChecked(
       [&] { return error(train.pos); }, &ctx, data, eval, steps, logEvery, evalEvery, evalBatches,
-      seed, schedule, warmup, F64(minLr), zero, precision, F64(clipGradNorm), maxSkippedSteps,
+      seed, schedule, warmup, F64(minLr), zero, accumulate, precision, F64(clipGradNorm),
+      maxSkippedSteps,
       checkpointEvery, keepLast, StringRef(checkpointDir));
   if (!optimizerAttr || !trainAttr)
     return;

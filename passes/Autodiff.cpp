@@ -204,8 +204,8 @@ struct RepeatVjp {
     for (unsigned k : xs)
       types.push_back(forward.getStacked()[k].getType());
     RepeatOp saving = saveResiduals(b); // `forward` is gone after this
-    auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(), inits,
-                                     stacked, invariants);
+    auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(), UnitAttr(),
+                                     inits, stacked, invariants);
     backward.getBody().push_back(body.release());
 
     operandGrads.assign(saving->getNumOperands(), Value());
@@ -283,7 +283,8 @@ struct RepeatVjp {
     for (Value r : residuals)
       types.push_back(stackedType(r.getType(), forward.getCount()));
     auto saving = RepeatOp::create(b, forward.getLoc(), types, forward.getCountAttr(),
-                                   forward.getReverseAttr(), forward.getInits(),
+                                   forward.getReverseAttr(), forward.getAccumulateAttr(),
+                                   forward.getInits(),
                                    forward.getStacked(), forward.getInvariants());
     saving->setDiscardableAttrs(forward->getDiscardableAttrDictionary());
     saving.getBody().takeBody(forward.getBody());
@@ -309,6 +310,9 @@ struct RepeatVjp {
 LogicalResult Differentiator::differentiate(RepeatOp forward, OpBuilder &b,
                                             ArrayRef<Value> resultGrads,
                                             SmallVectorImpl<Value> &operandGrads) {
+  // Accumulating loops are built after autodiff (gradient accumulation).
+  if (forward.getAccumulate())
+    return forward.emitError("an accumulating dtl.repeat has no gradient");
   RepeatVjp vjp{*this, active_, forward, forward.getLoc()};
   return vjp.run(b, resultGrads, operandGrads);
 }

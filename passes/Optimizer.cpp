@@ -93,7 +93,7 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         storeParamsSplit(fn, zeroShardings);
     // @grad stays: the gradient check of the generated program calls it.
     buildTrainStep(module, grad, config, zero, train ? train.getClipGradNorm().value : 0.0,
-                   zeroShardings);
+                   train ? train.getAccumulate() : 1, zeroShardings);
   }
 
   /// Param arguments (and their gradient results) take the ZeRO-3 layout.
@@ -119,11 +119,84 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         fn.setResultAttr(r, attr::sharding, byName.lookup(resultName(fn, r)));
   }
 
+  /// The gradient function's body once per micro-batch, in a `dtl.repeat
+  /// accumulate` at `b`; returns the mean loss and gradients over the
+  /// micro-batches. `outer` maps @grad's arguments to the step's, whose
+  /// inputs hold `n` micro-batches: an input [n B, ...] is viewed as [B, n,
+  /// ...] (a rank's rows stay its own: a batch split is of the leading
+  /// part) and transposed to [n, B, ...], the loop's stacked operand. The
+  /// params are invariant. The model's step (dropout's) is carried as
+  /// step * n + i, so each micro-batch draws its own masks.
+  static std::pair<Value, SmallVector<Value>>
+  accumulateMicroBatches(OpBuilder &b, Location loc, func::FuncOp grad, const IRMapping &outer,
+                         int64_t n) {
+    Block &gradBody = grad.getBody().front();
+    auto gradReturn = cast<func::ReturnOp>(gradBody.getTerminator());
+    auto scalar = RankedTensorType::get({}, b.getF32Type());
+    auto constant = [&](RankedTensorType type, double value) {
+      return ConstantOp::create(b, loc, type, b.getF64FloatAttr(value)).getResult();
+    };
+    SmallVector<Value> inits, stacked, invariants;
+    SmallVector<BlockArgument> carriedFrom, stackedFrom, invariantFrom;
+    for (BlockArgument arg : grad.getArguments()) {
+      Value v = outer.lookup(arg);
+      auto micro = cast<RankedTensorType>(arg.getType());
+      if (hasRole(grad, arg.getArgNumber(), Role::step)) {
+        inits.push_back(MulOp::create(b, loc, scalar, v, constant(scalar, double(n))));
+        carriedFrom.push_back(arg);
+      } else if (hasRole(grad, arg.getArgNumber(), Role::input)) {
+        ArrayRef<int64_t> shape = micro.getShape();
+        SmallVector<int64_t> view{shape[0], n}, perm{1, 0}, slices{n};
+        view.append(shape.begin() + 1, shape.end());
+        slices.append(shape.begin(), shape.end());
+        for (int64_t d = 2; d <= micro.getRank(); ++d)
+          perm.push_back(d);
+        Value viewed = ReshapeOp::create(b, loc, micro.clone(view), v);
+        stacked.push_back(TransposeOp::create(b, loc, micro.clone(slices), viewed,
+                                              b.getDenseI64ArrayAttr(perm)));
+        stackedFrom.push_back(arg);
+      } else {
+        invariants.push_back(v);
+        invariantFrom.push_back(arg);
+      }
+    }
+    SmallVector<Type> types(ValueRange(inits).getTypes());
+    llvm::append_range(types, gradReturn.getOperandTypes());
+    auto repeat = RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(),
+                                   b.getUnitAttr(), inits, stacked, invariants);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      Block *body = b.createBlock(&repeat.getBody());
+      body->addArgument(b.getIndexType(), loc);
+      IRMapping inner;
+      for (auto from : {carriedFrom, stackedFrom, invariantFrom})
+        for (BlockArgument arg : from)
+          inner.map(arg, body->addArgument(arg.getType(), loc));
+      for (Operation &op : gradBody.without_terminator())
+        b.clone(op, inner);
+      SmallVector<Value> yielded;
+      for (BlockArgument arg : carriedFrom)
+        yielded.push_back(AddOp::create(b, loc, scalar, inner.lookup(arg), constant(scalar, 1)));
+      for (Value v : gradReturn.getOperands())
+        yielded.push_back(inner.lookup(v));
+      YieldOp::create(b, loc, yielded);
+    }
+    SmallVector<Value> means;
+    for (Value sum : repeat.getStackedResults()) {
+      auto type = cast<RankedTensorType>(sum.getType());
+      means.push_back(MulOp::create(b, loc, type, sum, constant(type, 1.0 / double(n))));
+    }
+    return {means.front(), SmallVector<Value>(ArrayRef<Value>(means).drop_front())};
+  }
+
   /// One train_step. ZeRO stage >= 1 splits the optimizer state over the
   /// data axes, >= 2 the gradients (a constraint, so the partitioner
-  /// reduce-scatters them), 3 the params too (see storeParamsSplit).
+  /// reduce-scatters them), 3 the params too (see storeParamsSplit). With
+  /// `microBatches` > 1 the inputs hold that many of the model's batches,
+  /// whose gradients are summed before anything is reduced.
   void buildTrainStep(ModuleOp module, func::FuncOp grad, OptimizerAttr config, int64_t zero,
-                      double clipGradNorm, const DenseMap<unsigned, ShardingAttr> &zeroShardings) {
+                      double clipGradNorm, int64_t microBatches,
+                      const DenseMap<unsigned, ShardingAttr> &zeroShardings) {
     MLIRContext *ctx = module.getContext();
     OpBuilder b(ctx);
     Location loc = grad.getLoc();
@@ -163,7 +236,10 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
             named(Role::opt_state, b.getStringAttr(argName(grad, i) + "." + state), sharding));
       }
     for (unsigned i : inputArgs) {
-      argTypes.push_back(grad.getArgument(i).getType());
+      auto type = cast<RankedTensorType>(grad.getArgument(i).getType());
+      SmallVector<int64_t> shape(type.getShape());
+      shape[0] *= microBatches;
+      argTypes.push_back(type.clone(shape));
       argAttrs.push_back(grad.getArgAttrDict(i));
     }
     argTypes.append({scalar, scalar});
@@ -187,18 +263,24 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     if (modelStepArg)
       mapping.map(grad.getArgument(*modelStepArg), stepNumber);
 
-    for (Operation &op : grad.getBody().front().without_terminator())
-      b.clone(op, mapping);
-    auto gradReturn = cast<func::ReturnOp>(grad.getBody().front().getTerminator());
-    Value loss = mapping.lookup(gradReturn.getOperand(0));
-    SmallVector<Value> grads;
-    for (auto [k, g] : llvm::enumerate(gradReturn.getOperands().drop_front())) {
-      Value mapped = mapping.lookup(g);
-      if (zero >= 2)
-        mapped = ShardingConstraintOp::create(b, loc, mapped.getType(), mapped,
-                                              zeroShardings.lookup(paramArgs[k]));
-      grads.push_back(mapped);
+    Value loss;
+    SmallVector<Value> localGrads;
+    if (microBatches > 1) {
+      std::tie(loss, localGrads) = accumulateMicroBatches(b, loc, grad, mapping, microBatches);
+    } else {
+      for (Operation &op : grad.getBody().front().without_terminator())
+        b.clone(op, mapping);
+      auto gradReturn = cast<func::ReturnOp>(grad.getBody().front().getTerminator());
+      loss = mapping.lookup(gradReturn.getOperand(0));
+      for (Value g : gradReturn.getOperands().drop_front())
+        localGrads.push_back(mapping.lookup(g));
     }
+    SmallVector<Value> grads;
+    for (auto [k, local] : llvm::enumerate(localGrads))
+      grads.push_back(zero >= 2 ? ShardingConstraintOp::create(b, loc, local.getType(), local,
+                                                               zeroShardings.lookup(paramArgs[k]))
+                                      .getResult()
+                                : local);
 
     // grad_norm = sqrt(sum over params of sum(g * g)), summed grouped by the
     // gradients' layouts: sums of split gradients are partial over the same

@@ -102,6 +102,12 @@ struct FunctionPartitioner {
   ///   4. all-slices (local) of every new split.
   Value reshard(Value v, ArrayRef<Axes> dims, bool keepPartial) {
     Layout from = layouts.lookup(v);
+    // A value cannot be split over an axis it is still a partial sum over:
+    // such a target reduces (a reduce-scatter) whatever the caller keeps.
+    if (keepPartial && llvm::any_of(dims, [&](const Axes &axes) {
+          return llvm::any_of(axes, [&](int16_t a) { return llvm::is_contained(from.partial, a); });
+        }))
+      keepPartial = false;
     if (!isa<RankedTensorType>(v.getType()) ||
         (from.dims == dims && (keepPartial || from.partial.empty())))
       return v;
@@ -309,8 +315,8 @@ struct FunctionPartitioner {
   }
 
   /// Operands and yielded values are resharded to the body arguments'
-  /// layouts; stacked results keep pending partial sums (one reduction after
-  /// the loop, not one per layer).
+  /// layouts; stacked (or summed) results keep pending partial sums (one
+  /// reduction after the loop, not one per layer or micro-batch).
   LogicalResult partitionRepeat(RepeatOp repeat) {
     SmallVector<Layout> argLayouts = recorded(repeat, attr::argShardings);
     SmallVector<Layout> resultLayouts = recorded(repeat, attr::shardings);
@@ -342,6 +348,12 @@ struct FunctionPartitioner {
       if (i < carries) {
         operand.set(reshard(operand.get(), argLayouts[1 + i].dims, false));
         yieldedLayouts.push_back(argLayouts[1 + i]);
+        continue;
+      }
+      // A sum keeps the layout the body gives it (its users after the loop
+      // reshard it once); a stacked slice takes the result's.
+      if (repeat.getAccumulate()) {
+        yieldedLayouts.push_back(layouts.lookup(operand.get()));
         continue;
       }
       SmallVector<Axes> slice(ArrayRef<Axes>(resultLayouts[i].dims).drop_front());

@@ -112,7 +112,7 @@ private:
   /// The first stacked result of `repeat` that its body yields `v` for: `v`
   /// is written straight into that layer's slice.
   static std::optional<int64_t> stackedSlot(RepeatOp repeat, Value v) {
-    if (!repeat)
+    if (!repeat || repeat.getAccumulate()) // a sum is added to, not written
       return std::nullopt;
     size_t carries = repeat.getInits().size();
     for (auto [i, yielded] : llvm::enumerate(repeat.getYield().getValues()))

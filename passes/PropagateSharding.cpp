@@ -72,9 +72,11 @@ SmallVector<Rule> repeatRules(RepeatOp repeat) {
   for (auto [operand, arg] : llvm::zip(repeat.getInvariants(), repeat.getInvariantArgs()))
     if (isTensor(operand))
       rules.push_back(tie({operand, arg}, {false, false}));
-  for (auto [next, result] :
-       llvm::zip(yielded.drop_front(repeat.getInits().size()), repeat.getStackedResults()))
-    rules.push_back(tie({next, result}, {false, true}));
+  // A sum's layout is the one the body gives it (see dtl-partition).
+  if (!repeat.getAccumulate())
+    for (auto [next, result] :
+         llvm::zip(yielded.drop_front(repeat.getInits().size()), repeat.getStackedResults()))
+      rules.push_back(tie({next, result}, {false, true}));
   return rules;
 }
 

@@ -308,7 +308,8 @@ LogicalResult DataAttr::verify(function_ref<InFlightDiagnostic()> emitError, Dat
 LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, DataAttr data,
                                 DataAttr eval, int64_t steps, int64_t logEvery, int64_t evalEvery,
                                 int64_t evalBatches, int64_t seed, LrSchedule schedule,
-                                int64_t warmup, F64 minLr, int64_t zero, Precision precision,
+                                int64_t warmup, F64 minLr, int64_t zero, int64_t accumulate,
+                                Precision precision,
                                 F64 clipGradNorm, int64_t maxSkippedSteps, int64_t checkpointEvery,
                                 int64_t keepLast, StringRef checkpointDir) {
   if (steps < 1 || logEvery < 1)
@@ -319,6 +320,8 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
     return emitError() << "min_lr must be finite and non-negative";
   if (zero < 0 || zero > 3)
     return emitError() << "zero is the ZeRO stage: 0, 1, 2 or 3";
+  if (accumulate < 1)
+    return emitError() << "accumulate is the number of micro-batches per step (at least 1)";
   if (!std::isfinite(clipGradNorm.value) || clipGradNorm < 0)
     return emitError() << "clip_grad_norm must be finite and non-negative (0: no clipping)";
   if (maxSkippedSteps < 1)
@@ -358,9 +361,6 @@ StringRef dtl::argName(func::FuncOp fn, unsigned index) {
   return name ? name.getValue() : StringRef();
 }
 
-StringRef dtl::resultName(func::FuncOp fn, unsigned index) {
-  auto name = fn.getResultAttrOfType<StringAttr>(index, attr::name);
-  return name ? name.getValue() : StringRef();
 bool dtl::argDecays(func::FuncOp fn, unsigned index) {
   if (auto decay = fn.getArgAttrOfType<BoolAttr>(index, attr::decay))
     return decay.getValue();
@@ -368,4 +368,7 @@ bool dtl::argDecays(func::FuncOp fn, unsigned index) {
   return type && type.getRank() >= 2;
 }
 
+StringRef dtl::resultName(func::FuncOp fn, unsigned index) {
+  auto name = fn.getResultAttrOfType<StringAttr>(index, attr::name);
+  return name ? name.getValue() : StringRef();
 }

@@ -240,6 +240,8 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     On the module (`dtl.train`). The learning rate follows `schedule` from
     the optimizer's `lr` (`warmup` steps of linear warmup, a cosine decay to
     `min_lr`). `zero` is the ZeRO stage (0-3) over the data axes.
+    `accumulate` micro-batches (the model's batch each) make one step: their
+    gradients are summed before the one reduction and update of the step.
     `precision` is how reals are stored and multiplied (f64 on the CPU for
     gradient checks; bf16 GEMM math on the GPU). `clip_grad_norm` scales
     every gradient by `min(1, clip / global norm)` (0: no clipping); a step
@@ -264,6 +266,7 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     DefaultValuedParameter<"int64_t", "0">:$warmup,
     Dtl_F64Param<"0.0">:$min_lr,
     DefaultValuedParameter<"int64_t", "0">:$zero,
+    DefaultValuedParameter<"int64_t", "1">:$accumulate,
     Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$precision,
     Dtl_F64Param<"0.0">:$clip_grad_norm,
     DefaultValuedParameter<"int64_t", "10">:$max_skipped_steps,
@@ -273,7 +276,7 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
   );
   let assemblyFormat = [{
     `<` struct($data, $eval, $steps, $log_every, $eval_every, $eval_batches, $seed, $schedule,
-               $warmup, $min_lr, $zero, $precision, $clip_grad_norm, $max_skipped_steps,
+               $warmup, $min_lr, $zero, $accumulate, $precision, $clip_grad_norm, $max_skipped_steps,
                $checkpoint_every, $keep_last, $checkpoint_dir) `>`
   }];
   let genVerifyDecl = 1;

@@ -385,6 +385,12 @@ LogicalResult RepeatOp::verifyRegions() {
       continue;
     }
     auto slice = dyn_cast<RankedTensorType>(value.getType());
+    if (getAccumulate()) {
+      if (!slice || !isa<FloatType>(slice.getElementType()) || result != slice)
+        return emitOpError("summed result ")
+               << i - carries << " must be a real tensor of the type its body yields";
+      continue;
+    }
     SmallVector<int64_t> shape{count};
     if (slice)
       shape.append(slice.getShape().begin(), slice.getShape().end());
@@ -433,7 +439,8 @@ struct DropUnused : OpRewritePattern<RepeatOp> {
         yielded.push_back(yield.getValues()[i]);
       }
     auto replacement = RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(),
-                                        op.getReverseAttr(), op.getInits(), stacked, invariants);
+                                        op.getReverseAttr(), op.getAccumulateAttr(), op.getInits(),
+                                        stacked, invariants);
     rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(), replacement.getBody().end());
     Block &body = replacement.getBodyBlock();
     rewriter.setInsertionPoint(body.getTerminator());

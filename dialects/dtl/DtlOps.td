@@ -435,8 +435,12 @@ def Dtl_TransposeOp : Dtl_InferredOp<"transpose",
                                ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
      Dtl_CostOpInterface]> {
   let summary = "Permuted dimensions: result dim i is input dim permutation[i].";
-  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$permutation);
-  let results = (outs F32Tensor:$result);
+  let description = [{
+    Reals, or i32 indices (gradient accumulation orders the micro-batches'
+    inputs with it).
+  }];
+  let arguments = (ins TensorOf<[F32, I32]>:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs TensorOf<[F32, I32]>:$result);
   let assemblyFormat = "$input `permutation` $permutation attr-dict `:` type($input) `->` type($result)";
   let extraClassDeclaration = [{
     static ::mlir::FailureOr<::mlir::RankedTensorType>
@@ -605,6 +609,13 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     carried values, then the stacked results (`[count, ...]`). With
     `reverse`, `i` runs from `count - 1` down to 0 (a backward pass).
 
+    With `accumulate`, what the body yields after the carried values is
+    summed over the iterations instead of stacked: those results have the
+    yielded type. Gradient accumulation is such a loop over micro-batches
+    (the inputs stacked, the params invariant, the loss and gradients
+    summed); a sum the partitioner leaves partial stays partial through the
+    loop, so it is reduced once after it, not once per micro-batch.
+
     `h = repeat L layer(x)` is one `dtl.repeat` whose body is the block,
     written once whatever L is; autodiff makes its backward a reverse
     `dtl.repeat` that reads what the forward saved as stacked results; the
@@ -620,12 +631,13 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     }
     ```
   }];
-  let arguments = (ins I64Attr:$count, UnitAttr:$reverse, Variadic<AnyType>:$inits,
+  let arguments = (ins I64Attr:$count, UnitAttr:$reverse, UnitAttr:$accumulate,
+                   Variadic<AnyType>:$inits,
                    Variadic<AnyRankedTensor>:$stacked, Variadic<AnyType>:$invariants);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
-    $count (`reverse` $reverse^)?
+    $count (`reverse` $reverse^)? (`accumulate` $accumulate^)?
     (`carry` `(` $inits^ `:` type($inits) `)`)?
     (`stacked` `(` $stacked^ `:` type($stacked) `)`)?
     (`invariant` `(` $invariants^ `:` type($invariants) `)`)?
@@ -646,7 +658,8 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     ::mlir::Block::BlockArgListType getInvariantArgs() {
       return getBodyBlock().getArguments().take_back(getInvariants().size());
     }
-    /// The results, by kind.
+    /// The results, by kind. With `accumulate`, the "stacked" results are
+    /// sums of what each iteration yields for them.
     ::mlir::ResultRange getCarryResults() { return getResults().take_front(getInits().size()); }
     ::mlir::ResultRange getStackedResults() { return getResults().drop_front(getInits().size()); }
     /// The body's terminator.

@@ -201,8 +201,8 @@ void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, c
 
 namespace {
 
-__global__ void broadcastKernel(const float *in, float *out, int64_t total, Dims shape,
-                                Dims strides) {
+template <typename T>
+__global__ void broadcastKernel(const T *in, T *out, int64_t total, Dims shape, Dims strides) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t rest = i, offset = 0;
@@ -265,8 +265,9 @@ __global__ void fillKernel(float *out, float value, int64_t n) {
 
 } // namespace
 
-void broadcast(const float *in, float *out, const int64_t *outShapeAt, const int64_t *inStridesAt,
-               int rankOut) {
+template <typename T>
+static void broadcastAny(const T *in, T *out, const int64_t *outShapeAt, const int64_t *inStridesAt,
+                         int rankOut) {
   std::vector<int64_t> outShape(outShapeAt, outShapeAt + rankOut),
       inStrides(inStridesAt, inStridesAt + rankOut);
   int64_t total = 1;
@@ -275,6 +276,16 @@ void broadcast(const float *in, float *out, const int64_t *outShapeAt, const int
   broadcastKernel<<<blocksFor(total), kBlock, 0, stream()>>>(in, out, total, dimsOf(outShape),
                                                              dimsOf(inStrides));
   checkLaunch("broadcast");
+}
+
+void broadcast(const float *in, float *out, const int64_t *outShape, const int64_t *inStrides,
+               int rankOut) {
+  broadcastAny(in, out, outShape, inStrides, rankOut);
+}
+
+void broadcast(const int32_t *in, int32_t *out, const int64_t *outShape, const int64_t *inStrides,
+               int rankOut) {
+  broadcastAny(in, out, outShape, inStrides, rankOut);
 }
 
 void reduceSum(const float *in, float *out, const int64_t *inShapeAt, const bool *reducedAt,
@@ -335,6 +346,21 @@ void reduceSum(const float *in, float *out, const int64_t *inShapeAt, const bool
 
 void copy(const void *in, void *out, int64_t bytes) {
   check(cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, stream()), "copy");
+}
+
+namespace {
+__global__ void accumulateKernel(const float *in, float *out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] += in[i];
+}
+} // namespace
+
+void accumulate(const float *in, float *out, int64_t count, bool first) {
+  if (first)
+    return copy(in, out, count * int64_t(sizeof(float)));
+  accumulateKernel<<<blocksFor(count), kBlock, 0, stream()>>>(in, out, count);
+  checkLaunch("accumulate");
 }
 
 // --- Classifier -------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -232,7 +233,18 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, const
   }
 }
 
+template <typename T> void accumulate(const T *in, T *out, int64_t count, bool first) {
+  if (first) {
+    std::memcpy(out, in, count * sizeof(T));
+    return;
+  }
+#pragma omp parallel for simd if (count > 65536)
+  for (int64_t i = 0; i < count; ++i)
+    out[i] += in[i];
+}
+
 #define DTLRT_INSTANTIATE(T)                                                                       \
+  template void accumulate<T>(const T *, T *, int64_t, bool);                                      \
   template void matmul<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *, const T *,  \
                           T *);                                                                    \
   template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
@@ -246,5 +258,7 @@ void sgdUpdate(const T *param, const T *grad, const T *buf, const T *lrAt, const
                              double, T *, T *, int64_t);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
+// Transposed token ids and labels (gradient accumulation's micro-batches).
+template void broadcast<int32_t>(const int32_t *, int32_t *, const int64_t *, const int64_t *, int);
 
 } // namespace dtlrt

@@ -71,6 +71,32 @@ module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<adamw, weight_
 
 // -----
 
+// Gradient accumulation: the step's input holds 2 micro-batches, [8, 3]
+// viewed as [4, 2, 3] (a rank's rows stay its own) and transposed to
+// [2, 4, 3], the accumulating loop's stacked operand; the params are
+// invariant; the summed loss and gradient are divided by 2.
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: %arg2: tensor<8x3xf32> {dtl.name = "x", dtl.role = #dtl.role<input>}
+// CHECK:      %[[V:.*]] = dtl.reshape %arg2 : tensor<8x3xf32> -> tensor<4x2x3xf32>
+// CHECK-NEXT: %[[T:.*]] = dtl.transpose %[[V]] permutation [1, 0, 2] : tensor<4x2x3xf32> -> tensor<2x4x3xf32>
+// CHECK-NEXT: %[[S:.*]]:2 = dtl.repeat 2 accumulate stacked(%[[T]] : tensor<2x4x3xf32>) invariant(%arg0 : tensor<3x2xf32>) -> (tensor<f32>, tensor<3x2xf32>)
+// CHECK:      dtl.yield
+// CHECK:      %[[HALF:.*]] = dtl.constant 5.000000e-01 : tensor<f32>
+// CHECK-NEXT: %[[LOSS:.*]] = dtl.mul %[[S]]#0, %[[HALF]]
+// CHECK:      %[[G:.*]] = dtl.mul %[[S]]#1
+// CHECK:      dtl.sgd_update %arg0, %[[G]]
+module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>, dtl.train = #dtl.train<accumulate = 2>} {
+  func.func @m_grad(%w: tensor<3x2xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                    %x: tensor<4x3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> (tensor<f32>, tensor<3x2xf32>) {
+    %0 = dtl.constant 1.0 : tensor<f32>
+    %1 = dtl.matmul %x, %w : tensor<4x3xf32>, tensor<3x2xf32> -> tensor<4x2xf32>
+    %2 = dtl.matmul %x, %1 {transpose_lhs} : tensor<4x3xf32>, tensor<4x2xf32> -> tensor<3x2xf32>
+    return %0, %2 : tensor<f32>, tensor<3x2xf32>
+  }
+}
+
+// -----
+
 // expected-error@+1 {{needs @m_grad (run dtl-autodiff)}}
 module attributes {dtl.model = @m, dtl.optimizer = #dtl.optimizer<sgd>} {
 }

@@ -311,3 +311,27 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     return %h, %g : tensor<4x8xf32>, tensor<2x8x8xf32>
   }
 }
+
+// -----
+
+// An accumulating loop's sums keep the layout the body gives them: a weight
+// gradient over a batch split over dp stays a partial sum through the loop
+// and is all-reduced once after it, not once per micro-batch.
+
+// CHECK-LABEL: func.func @accumulate
+// CHECK:      dtl.repeat 2 accumulate stacked(%arg0 : tensor<2x2x3xf32>) -> (tensor<3x3xf32>)
+// CHECK-NOT:  shard.
+// CHECK:      dtl.yield
+// CHECK-NEXT: }
+// CHECK-NEXT: shard.all_reduce %{{.*}} on @grid grid_axes = [0]
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
+  func.func @accumulate(%x: tensor<2x4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0], []]>}) -> tensor<3x3xf32> {
+    %sum = dtl.repeat 2 accumulate stacked(%x : tensor<2x4x3xf32>) -> (tensor<3x3xf32>) {
+    ^bb0(%i: index, %xi: tensor<4x3xf32>):
+      %g = dtl.matmul %xi, %xi {transpose_lhs} : tensor<4x3xf32>, tensor<4x3xf32> -> tensor<3x3xf32>
+      dtl.yield %g : tensor<3x3xf32>
+    }
+    return %sum : tensor<3x3xf32>
+  }
+}

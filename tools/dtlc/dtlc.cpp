@@ -203,7 +203,7 @@ bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
 dtl::TrainAttr withPrecision(dtl::TrainAttr t, dtl::Precision precision) {
   return dtl::TrainAttr::get(t.getContext(), t.getData(), t.getEval(), t.getSteps(),
                              t.getLogEvery(), t.getEvalEvery(), t.getEvalBatches(), t.getSeed(),
-                             t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(), precision,
+                             t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(), t.getAccumulate(), precision,
                              t.getClipGradNorm(), t.getMaxSkippedSteps(), t.getCheckpointEvery(),
                              t.getKeepLast(), t.getCheckpointDir());
 }

@@ -58,6 +58,8 @@ void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const flo
 /// broadcasts (stride 0) and transposes (permuted strides).
 void broadcast(const float *in, float *out, const int64_t *outShape, const int64_t *inStrides,
                int rank);
+void broadcast(const int32_t *in, int32_t *out, const int64_t *outShape, const int64_t *inStrides,
+               int rank);
 /// Sums the dims of `inShape` marked in `reduced`.
 void reduceSum(const float *in, float *out, const int64_t *inShape, const bool *reduced, int rank);
 
@@ -102,6 +104,8 @@ void sgdUpdate(const float *param, const float *grad, const float *buf, const fl
                const float *gradScale, double momentum, double weightDecay, float *newParam,
                float *newBuf, int64_t n);
 void copy(const void *in, void *out, int64_t bytes);
+/// out = in when `first`, else out += in (an accumulating loop's sums).
+void accumulate(const float *in, float *out, int64_t count, bool first);
 
 // --- Collectives (NCCL), shaped like dtlrt::Context's ----------------------
 //

@@ -103,6 +103,7 @@ using dtlrt::crossEntropyGrad;
 using dtlrt::dropout;
 using dtlrt::embedding;
 using dtlrt::embeddingGrad;
+using dtlrt::accumulate;
 using dtlrt::layerNorm;
 using dtlrt::layerNormGradInput;
 using dtlrt::layerNormGradParams;

@@ -120,6 +120,10 @@ template <typename T> inline T geluGrad(T x, T g) {
   return g * (T(0.5) * (T(1) + th) + T(0.5) * x * sech2 * s * (T(1) + T(3) * c * x * x));
 }
 
+// A sum over the iterations of an accumulating loop (gradient
+// accumulation): out = in on the first iteration, out += in after.
+template <typename T> void accumulate(const T *in, T *out, int64_t count, bool first);
+
 // out[r, :] = softmax(in[r, :]).
 template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n);
 

@@ -240,6 +240,17 @@ func.func @repeat_count(%x: tensor<4xf32>) {
 
 // -----
 
+func.func @repeat_accumulate_type(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'dtl.repeat' op summed result 0 must be a real tensor of the type its body yields}}
+  %0 = dtl.repeat 2 accumulate invariant(%x : tensor<4xf32>) -> (tensor<2x4xf32>) {
+  ^bb0(%i: index, %xi: tensor<4xf32>):
+    dtl.yield %xi : tensor<4xf32>
+  }
+  return
+}
+
+// -----
+
 func.func @repeat_arguments(%x: tensor<4xf32>) {
   // expected-error @+1 {{'dtl.repeat' op the body takes the layer index, then one argument per carried, stacked and invariant operand}}
   %0 = dtl.repeat 2 carry(%x : tensor<4xf32>) -> (tensor<4xf32>) {

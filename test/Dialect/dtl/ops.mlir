@@ -120,6 +120,19 @@ module attributes {
     return %p1, %b1, %p2, %m2, %v2 : tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>
   }
 
+  // An accumulating loop sums what it yields; i32 inputs transpose.
+  // CHECK-LABEL: func.func @accumulate
+  // CHECK:       dtl.transpose %arg0 permutation [1, 0, 2] : tensor<4x2x3xi32> -> tensor<2x4x3xi32>
+  // CHECK:       dtl.repeat 2 accumulate stacked(%{{.*}} : tensor<2x4x3xi32>) invariant(%arg1 : tensor<8xf32>) -> (tensor<8xf32>) {
+  func.func @accumulate(%ids: tensor<4x2x3xi32>, %w: tensor<8xf32>) -> tensor<8xf32> {
+    %t = dtl.transpose %ids permutation [1, 0, 2] : tensor<4x2x3xi32> -> tensor<2x4x3xi32>
+    %sum = dtl.repeat 2 accumulate stacked(%t : tensor<2x4x3xi32>) invariant(%w : tensor<8xf32>) -> (tensor<8xf32>) {
+    ^bb0(%i: index, %idi: tensor<4x3xi32>, %wi: tensor<8xf32>):
+      dtl.yield %wi : tensor<8xf32>
+    }
+    return %sum : tensor<8xf32>
+  }
+
   // CHECK-LABEL: func.func @regions
   // CHECK:       dtl.repeat 3 reverse carry(%arg0 : tensor<4x8xf32>) stacked(%arg1 : tensor<3x8x8xf32>) invariant(%arg2 : tensor<8xf32>) -> (tensor<4x8xf32>, tensor<3x4x8xf32>) {
   // CHECK-NEXT:  ^bb0(%{{.*}}: index, %{{.*}}: tensor<4x8xf32>, %{{.*}}: tensor<8x8xf32>, %{{.*}}: tensor<8xf32>):
