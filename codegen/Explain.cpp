@@ -378,6 +378,23 @@ private:
                         {"total", state + results + buffers}};
   }
 
+  /// What `recompute` runs again in the backward: the ops marked
+  /// dtl.recomputed, times the iterations of the loops around them.
+  double recomputedFlops() const {
+    double flops = 0;
+    step_.walk([&](Operation *op) {
+      auto costed = dyn_cast<CostOpInterface>(op);
+      if (!costed || !op->hasAttr(attr::recomputed))
+        return;
+      double times = 1;
+      for (auto repeat = op->getParentOfType<RepeatOp>(); repeat;
+           repeat = repeat->getParentOfType<RepeatOp>())
+        times *= double(repeat.getCount());
+      flops += costed.getCost(realBytes_).flops() * times;
+    });
+    return flops;
+  }
+
   json::Object stepTimeJson() const {
     OpCost cost;
     for (Operation &op : step_.getBody().front())
@@ -387,6 +404,7 @@ private:
     double compute = flops / (options_.teraflops * 1e12);
     return json::Object{{"flops_per_rank", flops},
                         {"matmul_flops_per_rank", cost.matmulFlops},
+                        {"recomputed_flops_per_rank", recomputedFlops()},
                         {"bytes_moved_per_rank", cost.bytes},
                         {"teraflops_per_rank", options_.teraflops},
                         {"compute_seconds", compute},
@@ -463,8 +481,11 @@ private:
                         "TFLOP/s = {3}\n",
                         num(t.get("flops_per_rank")) / 1e9,
                         num(t.get("matmul_flops_per_rank")) / 1e9, num(t.get("teraflops_per_rank")),
-                        timeString(num(t.get("compute_seconds"))))
-       << llvm::formatv("  communication  {0} sent = {1}\n",
+                        timeString(num(t.get("compute_seconds"))));
+    if (double recomputed = num(t.get("recomputed_flops_per_rank")))
+      os << llvm::formatv("  of which recomputed in the backward (`recompute`): {0:f3} GFLOP\n",
+                          recomputed / 1e9);
+    os << llvm::formatv("  communication  {0} sent = {1}\n",
                         sizeString(integer(t.get("communication_bytes_per_rank"))),
                         timeString(num(t.get("communication_seconds"))))
        << llvm::formatv("  total          {0}\n", timeString(num(t.get("total_seconds"))));

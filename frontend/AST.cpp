@@ -106,6 +106,8 @@ void dumpStmts(const std::vector<Stmt> &body, llvm::raw_ostream &os) {
       dumpExpr(*s.count, os);
       os << " ";
       dumpExpr(*s.expr, os);
+      if (s.recompute)
+        os << " recompute";
       break;
     case Stmt::Kind::Return:
       os << "  Return ";

@@ -96,6 +96,7 @@ struct Stmt {
   Pos decayPos;                     ///< Param: where `decay`'s value is
   std::unique_ptr<Expr> expr;       ///< Assign, Return; Repeat: the block call
   std::unique_ptr<Expr> count;      ///< Repeat: how many times
+  bool recompute = false;           ///< Repeat: the backward recomputes the body
 };
 
 struct SizeParam {

@@ -194,6 +194,7 @@ struct Builder {
       s.kind = Stmt::Kind::Repeat;
       s.name = c->name->getText();
       s.count = expr(c->count);
+      s.recompute = c->recompute != nullptr;
       s.expr = std::make_unique<Expr>();
       s.expr->kind = Expr::Kind::Call;
       s.expr->call = call(c->call());

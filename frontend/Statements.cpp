@@ -138,7 +138,7 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
           error(s.count->pos) << "'repeat' needs a count from 1 to " << kMaxRepeat
                               << " (dtlc's limit), got " << *count;
         else if (count)
-          v = repeatBlock(*blk, *c, qualified(s.name), *count);
+          v = repeatBlock(*blk, *c, qualified(s.name), *count, s.recompute);
       } else if (blk) {
         v = callBlock(*blk, *c, qualified(s.name));
       } else {
@@ -232,7 +232,7 @@ Value Generator::callBlock(const ast::Block &blk, const ast::Call &c, StringRef 
 }
 
 Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
-                             int64_t count) {
+                             int64_t count, bool recompute) {
   std::optional<SmallVector<Value>> args = blockArguments(*this, blk, c);
   if (!args)
     return {};
@@ -266,8 +266,8 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
   if (!next)
     return {};
   auto repeat = RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count),
-                                 UnitAttr(), UnitAttr(), ValueRange{init}, scope.stacked,
-                                 scope.invariants);
+                                 UnitAttr(), UnitAttr(), recompute ? b.getUnitAttr() : UnitAttr(),
+                                 ValueRange{init}, scope.stacked, scope.invariants);
   repeat.getBody().push_back(body.release());
   return repeat.getResult(0);
 }

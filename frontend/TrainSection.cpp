@@ -220,10 +220,11 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
           *reals.lookup(a.key) = *n;
       }
     } else {
-      error(s.pos) << "unknown train setting '" << s.key
-                   << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-                      "eval_every, eval_batches, seed, zero, accumulate, precision, clip_grad_norm, "
-                      "max_skipped_steps, checkpoint_every, keep_last, checkpoint_dir)";
+      error(s.pos)
+          << "unknown train setting '" << s.key
+          << "' (known: data, eval, optimizer, schedule, steps, log_every, "
+             "eval_every, eval_batches, seed, zero, accumulate, precision, clip_grad_norm, "
+             "max_skipped_steps, checkpoint_every, keep_last, checkpoint_dir)";
     }
   }
   if (hadError)
@@ -234,8 +235,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   auto trainAttr = TrainAttr::getChecked(
       [&] { return error(train.pos); }, &ctx, data, eval, steps, logEvery, evalEvery, evalBatches,
       seed, schedule, warmup, F64(minLr), zero, accumulate, precision, F64(clipGradNorm),
-      maxSkippedSteps,
-      checkpointEvery, keepLast, StringRef(checkpointDir));
+      maxSkippedSteps, checkpointEvery, keepLast, StringRef(checkpointDir));
   if (!optimizerAttr || !trainAttr)
     return;
   module->setAttr(attr::optimizer, optimizerAttr);

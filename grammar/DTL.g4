@@ -23,7 +23,7 @@ stmt
   : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ('decay' decay=ID)? ';' # paramStmt
   | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
   | name=ID '=' expr sharding? ';'                                     # assignStmt
-  | name=ID '=' 'repeat' count=expr call ';'                           # repeatStmt
+  | name=ID '=' 'repeat' count=expr call recompute='recompute'? ';'    # repeatStmt
   | 'return' expr ';'                                                  # returnStmt
   ;
 

@@ -197,6 +197,8 @@ struct RepeatVjp {
       next.push_back(g ? g : zerosLike(bb, loc, forward.getStackedArgs()[k].getType()));
     }
     YieldOp::create(bb, loc, next);
+    if (forward.getRecompute())
+      recomputeForward();
     isolate();
 
     size_t numStacked = forward.getStacked().size();
@@ -204,8 +206,8 @@ struct RepeatVjp {
     for (unsigned k : xs)
       types.push_back(forward.getStacked()[k].getType());
     RepeatOp saving = saveResiduals(b); // `forward` is gone after this
-    auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(), UnitAttr(),
-                                     inits, stacked, invariants);
+    auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(),
+                                     UnitAttr(), UnitAttr(), inits, stacked, invariants);
     backward.getBody().push_back(body.release());
 
     operandGrads.assign(saving->getNumOperands(), Value());
@@ -235,6 +237,25 @@ struct RepeatVjp {
     unsigned position = 1 + inits.size() + stacked.size();
     stacked.push_back(operand);
     return body->insertArgument(position, slice, loc);
+  }
+
+  /// Activation checkpointing: the forward body again at the start of the
+  /// backward's, its clones read instead of the forward's values, so the
+  /// only forward values left to save are the body's arguments (the carried
+  /// input of each iteration; see isolate). Clones no gradient reads go in
+  /// the pass's dead-code removal.
+  void recomputeForward() {
+    Block &fwd = forward.getBodyBlock();
+    OpBuilder atStart(forward.getContext());
+    atStart.setInsertionPointToStart(body.get());
+    IRMapping again;
+    for (Operation &op : fwd.without_terminator())
+      atStart.clone(op, again)->setAttr(attr::recomputed, atStart.getUnitAttr());
+    for (Operation &op : fwd.without_terminator())
+      for (Value r : op.getResults())
+        r.replaceUsesWithIf(again.lookup(r), [&](OpOperand &use) {
+          return use.getOwner()->getBlock() == body.get();
+        });
   }
 
   /// The backward body reads forward values directly while it is built; each
@@ -284,7 +305,7 @@ struct RepeatVjp {
       types.push_back(stackedType(r.getType(), forward.getCount()));
     auto saving = RepeatOp::create(b, forward.getLoc(), types, forward.getCountAttr(),
                                    forward.getReverseAttr(), forward.getAccumulateAttr(),
-                                   forward.getInits(),
+                                   forward.getRecomputeAttr(), forward.getInits(),
                                    forward.getStacked(), forward.getInvariants());
     saving->setDiscardableAttrs(forward->getDiscardableAttrDictionary());
     saving.getBody().takeBody(forward.getBody());

@@ -70,6 +70,8 @@ void fuse(Operation *root, const DenseMap<Operation *, Operation *> &into) {
       FusedOp::create(b, root->getLoc(), root->getResult(0).getType(), leaves.getArrayRef());
   if (Attribute layouts = root->getAttr(attr::shardings))
     fused->setAttr(attr::shardings, layouts);
+  if (Attribute again = root->getAttr(attr::recomputed))
+    fused->setAttr(attr::recomputed, again);
   Block *body = new Block();
   fused.getBody().push_back(body);
   auto element = [](Type t) {
@@ -82,6 +84,7 @@ void fuse(Operation *root, const DenseMap<Operation *, Operation *> &into) {
   for (Operation *op : ordered) {
     Operation *clone = inside.clone(*op, mapping);
     clone->removeAttr(attr::shardings);
+    clone->removeAttr(attr::recomputed);
     clone->getResult(0).setType(element(op->getResult(0).getType()));
   }
   YieldOp::create(inside, root->getLoc(), mapping.lookup(root->getResult(0)));

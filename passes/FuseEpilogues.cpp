@@ -43,6 +43,8 @@ struct FuseEpilogues : dtl::impl::FuseEpiloguesBase<FuseEpilogues> {
         // The sum's layout, where the partitioner recorded it (--explain).
         if (Attribute layouts = add->getAttr(attr::shardings))
           fused->setAttr(attr::shardings, layouts);
+        if (Attribute again = matmul->getAttr(attr::recomputed))
+          fused->setAttr(attr::recomputed, again);
         Operation *broadcast = other.getDefiningOp();
         add.replaceAllUsesWith(fused.getResult());
         add.erase();

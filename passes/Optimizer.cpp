@@ -127,9 +127,10 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
   /// part) and transposed to [n, B, ...], the loop's stacked operand. The
   /// params are invariant. The model's step (dropout's) is carried as
   /// step * n + i, so each micro-batch draws its own masks.
-  static std::pair<Value, SmallVector<Value>>
-  accumulateMicroBatches(OpBuilder &b, Location loc, func::FuncOp grad, const IRMapping &outer,
-                         int64_t n) {
+  static std::pair<Value, SmallVector<Value>> accumulateMicroBatches(OpBuilder &b, Location loc,
+                                                                     func::FuncOp grad,
+                                                                     const IRMapping &outer,
+                                                                     int64_t n) {
     Block &gradBody = grad.getBody().front();
     auto gradReturn = cast<func::ReturnOp>(gradBody.getTerminator());
     auto scalar = RankedTensorType::get({}, b.getF32Type());
@@ -152,8 +153,8 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         for (int64_t d = 2; d <= micro.getRank(); ++d)
           perm.push_back(d);
         Value viewed = ReshapeOp::create(b, loc, micro.clone(view), v);
-        stacked.push_back(TransposeOp::create(b, loc, micro.clone(slices), viewed,
-                                              b.getDenseI64ArrayAttr(perm)));
+        stacked.push_back(
+            TransposeOp::create(b, loc, micro.clone(slices), viewed, b.getDenseI64ArrayAttr(perm)));
         stackedFrom.push_back(arg);
       } else {
         invariants.push_back(v);
@@ -163,7 +164,7 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     SmallVector<Type> types(ValueRange(inits).getTypes());
     llvm::append_range(types, gradReturn.getOperandTypes());
     auto repeat = RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(),
-                                   b.getUnitAttr(), inits, stacked, invariants);
+                                   b.getUnitAttr(), UnitAttr(), inits, stacked, invariants);
     {
       OpBuilder::InsertionGuard guard(b);
       Block *body = b.createBlock(&repeat.getBody());

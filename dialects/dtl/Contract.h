@@ -37,7 +37,9 @@ inline constexpr llvm::StringLiteral shardings = "dtl.shardings"; // one Shardin
 inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings"; // repeat: per body arg
 inline constexpr llvm::StringLiteral place = "dtl.place";                // one PlaceAttr per result
 inline constexpr llvm::StringLiteral inPlace = "dtl.in_place";           // updates over their state
-inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes";     // func: its arena's size
+// An op a `dtl.repeat recompute`'s backward runs again (a UnitAttr).
+inline constexpr llvm::StringLiteral recomputed = "dtl.recomputed";
+inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: its arena's size
 inline constexpr llvm::StringLiteral slot = "dtl.slot"; // shard collectives: their wait slot
 } // namespace attr
 

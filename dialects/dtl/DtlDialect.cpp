@@ -122,6 +122,11 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
       return error() << "numbers a communicating shard collective";
     return success();
   }
+  if (name == attr::recomputed) {
+    if (!isa<UnitAttr>(value))
+      return error() << "is a unit attribute";
+    return success();
+  }
   if (name == attr::inPlace) {
     if (!isa<AdamwUpdateOp, SgdUpdateOp>(op) || !isa<UnitAttr>(value))
       return error() << "marks an optimizer update";

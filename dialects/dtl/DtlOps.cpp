@@ -439,8 +439,8 @@ struct DropUnused : OpRewritePattern<RepeatOp> {
         yielded.push_back(yield.getValues()[i]);
       }
     auto replacement = RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(),
-                                        op.getReverseAttr(), op.getAccumulateAttr(), op.getInits(),
-                                        stacked, invariants);
+                                        op.getReverseAttr(), op.getAccumulateAttr(),
+                                        op.getRecomputeAttr(), op.getInits(), stacked, invariants);
     rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(), replacement.getBody().end());
     Block &body = replacement.getBodyBlock();
     rewriter.setInsertionPoint(body.getTerminator());

@@ -609,6 +609,10 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     carried values, then the stacked results (`[count, ...]`). With
     `reverse`, `i` runs from `count - 1` down to 0 (a backward pass).
 
+    With `recompute`, the backward saves only each iteration's carried
+    input and runs the body again before its gradient (activation
+    checkpointing); the ops it runs again are marked `dtl.recomputed`.
+
     With `accumulate`, what the body yields after the carried values is
     summed over the iterations instead of stacked: those results have the
     yielded type. Gradient accumulation is such a loop over micro-batches
@@ -632,12 +636,12 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     ```
   }];
   let arguments = (ins I64Attr:$count, UnitAttr:$reverse, UnitAttr:$accumulate,
-                   Variadic<AnyType>:$inits,
+                   UnitAttr:$recompute, Variadic<AnyType>:$inits,
                    Variadic<AnyRankedTensor>:$stacked, Variadic<AnyType>:$invariants);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
-    $count (`reverse` $reverse^)? (`accumulate` $accumulate^)?
+    $count (`reverse` $reverse^)? (`accumulate` $accumulate^)? (`recompute` $recompute^)?
     (`carry` `(` $inits^ `:` type($inits) `)`)?
     (`stacked` `(` $stacked^ `:` type($stacked) `)`)?
     (`invariant` `(` $invariants^ `:` type($invariants) `)`)?

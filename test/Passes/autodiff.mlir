@@ -89,6 +89,37 @@ module attributes {dtl.model = @scan} {
 
 // -----
 
+// With `recompute` the forward saves only each layer's input x_i; the
+// backward body first runs the layer again (ops marked dtl.recomputed) and
+// reads tanh's result from there.
+
+// CHECK-LABEL: func.func @scan_grad
+// CHECK:      %[[F:.*]]:2 = dtl.repeat 2 recompute carry(%arg2 : tensor<3xf32>) stacked(%arg0 : tensor<2x3xf32>) invariant(%arg1 : tensor<3xf32>) -> (tensor<3xf32>, tensor<2x3xf32>) {
+// CHECK-NEXT: ^bb0(%{{.*}}: index, %[[X:.*]]: tensor<3xf32>, %{{.*}}: tensor<3xf32>, %{{.*}}: tensor<3xf32>):
+// CHECK:      dtl.yield %{{.*}}, %[[X]] : tensor<3xf32>, tensor<3xf32>
+// CHECK:      dtl.repeat 2 reverse carry({{.*}}) stacked(%[[F]]#1, %arg0 : tensor<2x3xf32>, tensor<2x3xf32>) invariant(%arg1 : tensor<3xf32>)
+// CHECK-NEXT: ^bb0(%{{.*}}: index, %{{.*}}: tensor<3xf32>, %{{.*}}: tensor<3xf32>, %[[XI:.*]]: tensor<3xf32>, %[[WI:.*]]: tensor<3xf32>, %[[VI:.*]]: tensor<3xf32>):
+// CHECK-NEXT: %[[Y:.*]] = dtl.mul %[[XI]], %[[WI]] {dtl.recomputed}
+// CHECK-NEXT: %[[Z:.*]] = dtl.add %[[Y]], %[[VI]] {dtl.recomputed}
+// CHECK-NEXT: %[[T:.*]] = dtl.tanh %[[Z]] {dtl.recomputed}
+module attributes {dtl.model = @scan} {
+  func.func @scan(%w: tensor<2x3xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                  %v: tensor<3xf32> {dtl.role = #dtl.role<param>, dtl.name = "v"},
+                  %x: tensor<3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> tensor<f32> {
+    %h = dtl.repeat 2 recompute carry(%x : tensor<3xf32>) stacked(%w : tensor<2x3xf32>) invariant(%v : tensor<3xf32>) -> (tensor<3xf32>) {
+    ^bb0(%i: index, %xi: tensor<3xf32>, %wi: tensor<3xf32>, %vi: tensor<3xf32>):
+      %y = dtl.mul %xi, %wi : tensor<3xf32>
+      %z = dtl.add %y, %vi : tensor<3xf32>
+      %t = dtl.tanh %z : tensor<3xf32>
+      dtl.yield %t : tensor<3xf32>
+    }
+    %s = dtl.reduce_sum %h dims [0] : tensor<3xf32> -> tensor<f32>
+    return %s : tensor<f32>
+  }
+}
+
+// -----
+
 // A repeat inside a repeat is the same rule applied to the body: the outer
 // backward body holds the inner backward, which reads what the inner forward
 // saved (stacked once per inner layer, and again per outer layer).

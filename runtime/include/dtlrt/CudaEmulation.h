@@ -93,6 +93,7 @@ inline Device *device(GemmMath) {
 inline char *arena(int64_t bytes) { return stepBuffer<char>(bytes); }
 
 // The library calls take the CPU kernels' arguments (dtlrt/Cpu.h).
+using dtlrt::accumulate;
 using dtlrt::adamwUpdate;
 using dtlrt::broadcast;
 using dtlrt::causalAttention;
@@ -103,7 +104,6 @@ using dtlrt::crossEntropyGrad;
 using dtlrt::dropout;
 using dtlrt::embedding;
 using dtlrt::embeddingGrad;
-using dtlrt::accumulate;
 using dtlrt::layerNorm;
 using dtlrt::layerNormGradInput;
 using dtlrt::layerNormGradParams;
