@@ -42,17 +42,6 @@ Operation *topLevel(Operation *op, func::FuncOp fn) {
   return fn.getBody().front().findAncestorOpInBlock(*op);
 }
 
-std::string sizeString(double bytes) {
-  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  return u == 0 ? llvm::formatv("{0} B", (int64_t)bytes).str()
-                : llvm::formatv("{0:f1} {1}", bytes, units[u]).str();
-}
-
 std::string timeString(double seconds) {
   if (seconds >= 1e-3)
     return llvm::formatv("{0:f2} ms", seconds * 1e3).str();
@@ -359,10 +348,8 @@ private:
     std::map<Role, int64_t> byRole;
     for (BlockArgument arg : step_.getArguments())
       byRole[argRole(step_, arg.getArgNumber()).value_or(Role::input)] += bytes(arg.getType());
-    int64_t state = 0, results = 0;
-    for (auto &[role, bytes] : byRole)
-      state += bytes;
-    // New params and state are written over the old (see inPlaceResults).
+    int64_t results = 0;
+    // New params and state are written over the old (dtl-mark-in-place).
     for (unsigned i = 0; i < step_.getNumResults(); ++i)
       if (resultRole(step_, i) != Role::param && resultRole(step_, i) != Role::opt_state)
         results += bytes(step_.getResultTypes()[i]);
@@ -375,7 +362,7 @@ private:
                         {"inputs", byRole[Role::input]},
                         {"step_results", results},
                         {"step_buffers", buffers},
-                        {"total", state + results + buffers}};
+                        {"total", plannedStepBytes(step_, realBytes_)}};
   }
 
   /// What `recompute` runs again in the backward: the ops marked
@@ -395,6 +382,18 @@ private:
     return flops;
   }
 
+  /// The repeats whose backward recomputes, with how much (`recompute` as
+  /// written or chosen for memory_limit).
+  json::Array recomputedRepeats() const {
+    json::Array out;
+    for (auto repeat : step_.getBody().front().getOps<RepeatOp>())
+      if (std::optional<Recompute> level = repeat.getRecompute();
+          level && *level != Recompute::none)
+        out.push_back(json::Object{{"source", sourcePosition(repeat.getLoc())},
+                                   {"level", stringifyRecompute(*level)}});
+    return out;
+  }
+
   json::Object stepTimeJson() const {
     OpCost cost;
     for (Operation &op : step_.getBody().front())
@@ -405,6 +404,7 @@ private:
     return json::Object{{"flops_per_rank", flops},
                         {"matmul_flops_per_rank", cost.matmulFlops},
                         {"recomputed_flops_per_rank", recomputedFlops()},
+                        {"recomputed_repeats", recomputedRepeats()},
                         {"bytes_moved_per_rank", cost.bytes},
                         {"teraflops_per_rank", options_.teraflops},
                         {"compute_seconds", compute},
@@ -429,7 +429,7 @@ private:
       const json::Object &o = *t.getAsObject();
       os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", str(o.get("role")),
                           str(o.get("name")), str(o.get("global")), str(o.get("sharding")),
-                          str(o.get("local")), sizeString(integer(o.get("bytes"))));
+                          str(o.get("local")), formatBytes(integer(o.get("bytes"))));
     }
     const json::Object &decay = *r.getObject("weight_decay");
     auto names = [&](const json::Array *list) {
@@ -449,7 +449,7 @@ private:
     for (const json::Value &a : *r.getArray("activations")) {
       const json::Object &o = *a.getAsObject();
       os << llvm::formatv("  {0,-18} {1,-22} {2,-10} {3,-18} {4}\n", str(o.get("local")),
-                          str(o.get("sharding")), sizeString(integer(o.get("bytes"))),
+                          str(o.get("sharding")), formatBytes(integer(o.get("bytes"))),
                           str(o.get("op")), str(o.get("source")));
     }
     os << "\nCollectives of one train step, in order (x N: once per layer of a repeat):\n";
@@ -461,7 +461,7 @@ private:
       int64_t times = integer(o.get("times"));
       os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}{8}\n",
                           ++index, str(o.get("kind")), str(o.get("axes")), str(o.get("tensor")),
-                          sizeString(integer(o.get("bytes_sent_per_rank"))),
+                          formatBytes(integer(o.get("bytes_sent_per_rank"))),
                           timeString(num(o.get("seconds"))), str(o.get("phase")),
                           str(o.get("source")), times > 1 ? " x " + std::to_string(times) : "");
     }
@@ -474,7 +474,7 @@ private:
                               {"step_buffers", "activations, gradients, temporaries (peak)"},
                               {"step_results", "step results (loss, norms)"},
                               {"total", "total"}})
-      os << llvm::formatv("  {0,-44} {1}\n", label, sizeString(integer(m.get(key))));
+      os << llvm::formatv("  {0,-44} {1}\n", label, formatBytes(integer(m.get(key))));
     const json::Object &t = *r.getObject("step_time");
     os << "\nPredicted step time, per rank (no overlap of compute and communication):\n"
        << llvm::formatv("  compute        {0:f3} GFLOP ({1:f3} in matrix products) at {2:f0} "
@@ -482,11 +482,17 @@ private:
                         num(t.get("flops_per_rank")) / 1e9,
                         num(t.get("matmul_flops_per_rank")) / 1e9, num(t.get("teraflops_per_rank")),
                         timeString(num(t.get("compute_seconds"))));
-    if (double recomputed = num(t.get("recomputed_flops_per_rank")))
-      os << llvm::formatv("  of which recomputed in the backward (`recompute`): {0:f3} GFLOP\n",
+    if (double recomputed = num(t.get("recomputed_flops_per_rank"))) {
+      std::string where;
+      for (const json::Value &r : *t.getArray("recomputed_repeats")) {
+        const json::Object &o = *r.getAsObject();
+        where += (where.empty() ? "" : ", ") + str(o.get("source")) + " " + str(o.get("level"));
+      }
+      os << llvm::formatv("  of which recomputed in the backward ({0}): {1:f3} GFLOP\n", where,
                           recomputed / 1e9);
+    }
     os << llvm::formatv("  communication  {0} sent = {1}\n",
-                        sizeString(integer(t.get("communication_bytes_per_rank"))),
+                        formatBytes(integer(t.get("communication_bytes_per_rank"))),
                         timeString(num(t.get("communication_seconds"))))
        << llvm::formatv("  total          {0}\n", timeString(num(t.get("total_seconds"))));
     os << "  links (--link AXIS=ALPHA_US,BETA_GB_PER_S overrides):\n";

@@ -106,8 +106,8 @@ void dumpStmts(const std::vector<Stmt> &body, llvm::raw_ostream &os) {
       dumpExpr(*s.count, os);
       os << " ";
       dumpExpr(*s.expr, os);
-      if (s.recompute)
-        os << " recompute";
+      if (!s.recompute.empty())
+        os << " recompute " << s.recompute;
       break;
     case Stmt::Kind::Return:
       os << "  Return ";

@@ -53,11 +53,11 @@ struct Expr {
 
 /// A call argument or train setting: an expression, a string or a tuple.
 struct Value {
-  enum class Kind { Expr, String, Tuple };
+  enum class Kind { Expr, String, Tuple, Bytes };
   Kind kind;
   Pos pos;
   std::unique_ptr<Expr> expr;
-  std::string string;
+  std::string string; ///< String; Bytes: as written (40GiB)
   std::vector<Value> tuple;
 };
 
@@ -96,7 +96,8 @@ struct Stmt {
   Pos decayPos;                     ///< Param: where `decay`'s value is
   std::unique_ptr<Expr> expr;       ///< Assign, Return; Repeat: the block call
   std::unique_ptr<Expr> count;      ///< Repeat: how many times
-  bool recompute = false;           ///< Repeat: the backward recomputes the body
+  std::string recompute;            ///< Repeat: "", "all" or the level written after it
+  Pos recomputePos;                 ///< Repeat: where that level is
 };
 
 struct SizeParam {

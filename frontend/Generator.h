@@ -94,7 +94,7 @@ public:
                              const ast::Stmt *&returnStmt);
   mlir::Value callBlock(const ast::Block &blk, const ast::Call &c, llvm::StringRef prefix);
   mlir::Value repeatBlock(const ast::Block &blk, const ast::Call &c, llvm::StringRef prefix,
-                          int64_t count, bool recompute);
+                          int64_t count, RecomputeAttr recompute);
   mlir::Value expandBlock(const ast::Block &blk, llvm::ArrayRef<mlir::Value> args,
                           llvm::StringRef prefix);
   mlir::Value expr(const ast::Expr &e);

@@ -11,6 +11,7 @@
 #include "DTLParser.h"
 #include "antlr4-runtime.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -128,6 +129,9 @@ struct Builder {
           ++i;
         v.string += text[i];
       }
+    } else if (auto *c = dynamic_cast<DTLParser::BytesValueContext *>(ctx)) {
+      v.kind = Value::Kind::Bytes;
+      v.string = c->BYTES()->getText();
     } else {
       v.kind = Value::Kind::Tuple;
       for (auto *item : dynamic_cast<DTLParser::TupleValueContext *>(ctx)->value())
@@ -194,7 +198,10 @@ struct Builder {
       s.kind = Stmt::Kind::Repeat;
       s.name = c->name->getText();
       s.count = expr(c->count);
-      s.recompute = c->recompute != nullptr;
+      if (c->recompute) {
+        s.recompute = c->level ? c->level->getText() : "all";
+        s.recomputePos = posOf(c->level ? c->level : c->recompute);
+      }
       s.expr = std::make_unique<Expr>();
       s.expr->kind = Expr::Kind::Call;
       s.expr->call = call(c->call());
@@ -260,6 +267,24 @@ struct Builder {
 };
 
 } // namespace
+
+std::optional<int64_t> dtl::parseBytes(llvm::StringRef text) {
+  static const std::pair<llvm::StringRef, double> units[] = {
+      {"KiB", 0x1p10}, {"MiB", 0x1p20}, {"GiB", 0x1p30}, {"TiB", 0x1p40},
+      {"KB", 1e3},     {"MB", 1e6},     {"GB", 1e9},     {"TB", 1e12}};
+  for (auto [unit, scale] : units) {
+    llvm::StringRef number = text;
+    double value;
+    if (!number.consume_back(unit) || number.empty() || !std::isdigit(number.front()) ||
+        number.getAsDouble(value))
+      continue;
+    double bytes = value * scale;
+    if (!(bytes < 0x1p63))
+      return std::nullopt;
+    return int64_t(bytes);
+  }
+  return std::nullopt;
+}
 
 std::unique_ptr<Program> dtl::parseProgram(const std::string &source, const SyntaxErrorFn &onError,
                                            const std::string *file) {

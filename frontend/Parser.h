@@ -5,7 +5,10 @@
 
 #include "frontend/AST.h"
 
+#include "llvm/ADT/StringRef.h"
+
 #include <functional>
+#include <optional>
 
 namespace dtl {
 
@@ -21,6 +24,10 @@ constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 48; ///< 256 TiB, any one te
 /// Checks `source` before parsing: valid UTF-8 (else the line and column of
 /// the first bad byte), nesting and statement length within the limits.
 /// Reports the first problem and returns false.
+/// Bytes written as a number and a unit (40GiB, 1.5TB; KiB..TiB binary,
+/// KB..TB decimal), or nullopt for anything else or over 2^63 bytes.
+std::optional<int64_t> parseBytes(llvm::StringRef text);
+
 bool checkSource(const std::string &source, const SyntaxErrorFn &onError,
                  const std::string *file = nullptr);
 

@@ -137,8 +137,15 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
         else if (count && (*count < 1 || *count > kMaxRepeat))
           error(s.count->pos) << "'repeat' needs a count from 1 to " << kMaxRepeat
                               << " (dtlc's limit), got " << *count;
+        else if (std::optional<Recompute> level = symbolizeRecompute(s.recompute);
+                 !s.recompute.empty() && (!level || *level == Recompute::none))
+          error(s.recomputePos) << "'recompute' takes nothing (all) or 'cheap', got '"
+                                << s.recompute << "'";
         else if (count)
-          v = repeatBlock(*blk, *c, qualified(s.name), *count, s.recompute);
+          v = repeatBlock(*blk, *c, qualified(s.name), *count,
+                          s.recompute.empty()
+                              ? RecomputeAttr()
+                              : RecomputeAttr::get(&ctx, *symbolizeRecompute(s.recompute)));
       } else if (blk) {
         v = callBlock(*blk, *c, qualified(s.name));
       } else {
@@ -232,7 +239,7 @@ Value Generator::callBlock(const ast::Block &blk, const ast::Call &c, StringRef 
 }
 
 Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
-                             int64_t count, bool recompute) {
+                             int64_t count, RecomputeAttr recompute) {
   std::optional<SmallVector<Value>> args = blockArguments(*this, blk, c);
   if (!args)
     return {};
@@ -265,9 +272,9 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
   RepeatScope scope = scopes.pop_back_val();
   if (!next)
     return {};
-  auto repeat = RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count),
-                                 UnitAttr(), UnitAttr(), recompute ? b.getUnitAttr() : UnitAttr(),
-                                 ValueRange{init}, scope.stacked, scope.invariants);
+  auto repeat =
+      RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count), UnitAttr(),
+                       UnitAttr(), recompute, ValueRange{init}, scope.stacked, scope.invariants);
   repeat.getBody().push_back(body.release());
   return repeat.getResult(0);
 }

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "frontend/Generator.h"
+#include "frontend/Parser.h"
 
 #include "llvm/ADT/StringExtras.h"
 
@@ -100,7 +101,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
 
   int64_t steps = 100, logEvery = 10, evalEvery = 0, evalBatches = 0, seed = 0, warmup = 0,
           zero = 0;
-  int64_t maxSkippedSteps = 10, checkpointEvery = 0, keepLast = 3, accumulate = 1;
+  int64_t maxSkippedSteps = 10, checkpointEvery = 0, keepLast = 3, accumulate = 1, memoryLimit = 0;
   std::string checkpointDir = "checkpoints";
   double minLr = 0, clipGradNorm = 0;
   LrSchedule schedule = LrSchedule::constant;
@@ -125,6 +126,14 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       setInt(s, 0, evalEvery);
     } else if (s.key == "eval_batches") {
       setInt(s, 0, evalBatches);
+    } else if (s.key == "memory_limit") {
+      std::optional<int64_t> bytes;
+      if (s.value.kind == ast::Value::Kind::Bytes)
+        bytes = parseBytes(s.value.string);
+      if (!bytes || *bytes < 1)
+        error(s.value.pos) << "'memory_limit' is a size per rank with a unit, e.g. 40GiB";
+      else
+        memoryLimit = *bytes;
     } else if (s.key == "accumulate") {
       setInt(s, 1, accumulate);
     } else if (s.key == "max_skipped_steps") {
@@ -220,11 +229,11 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
           *reals.lookup(a.key) = *n;
       }
     } else {
-      error(s.pos)
-          << "unknown train setting '" << s.key
-          << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-             "eval_every, eval_batches, seed, zero, accumulate, precision, clip_grad_norm, "
-             "max_skipped_steps, checkpoint_every, keep_last, checkpoint_dir)";
+      error(s.pos) << "unknown train setting '" << s.key
+                   << "' (known: data, eval, optimizer, schedule, steps, log_every, "
+                      "eval_every, eval_batches, seed, zero, accumulate, memory_limit, precision, "
+                      "clip_grad_norm, "
+                      "max_skipped_steps, checkpoint_every, keep_last, checkpoint_dir)";
     }
   }
   if (hadError)
@@ -234,8 +243,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
   auto trainAttr = TrainAttr::getChecked(
       [&] { return error(train.pos); }, &ctx, data, eval, steps, logEvery, evalEvery, evalBatches,
-      seed, schedule, warmup, F64(minLr), zero, accumulate, precision, F64(clipGradNorm),
-      maxSkippedSteps, checkpointEvery, keepLast, StringRef(checkpointDir));
+      seed, schedule, warmup, F64(minLr), zero, accumulate, memoryLimit, precision,
+      F64(clipGradNorm), maxSkippedSteps, checkpointEvery, keepLast, StringRef(checkpointDir));
   if (!optimizerAttr || !trainAttr)
     return;
   module->setAttr(attr::optimizer, optimizerAttr);

@@ -23,7 +23,7 @@ stmt
   : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ('decay' decay=ID)? ';' # paramStmt
   | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
   | name=ID '=' expr sharding? ';'                                     # assignStmt
-  | name=ID '=' 'repeat' count=expr call recompute='recompute'? ';'    # repeatStmt
+  | name=ID '=' 'repeat' count=expr call (recompute='recompute' level=ID?)? ';' # repeatStmt
   | 'return' expr ';'                                                  # returnStmt
   ;
 
@@ -60,6 +60,7 @@ arg : (key=ID '=')? value ;
 value
   : expr                                # exprValue
   | STRING                              # stringValue
+  | BYTES                               # bytesValue
   | '(' value (',' value)+ ')'          # tupleValue
   ;
 
@@ -72,6 +73,8 @@ trainStmt
   | key=ID '=' value ';'                             # settingStmt
   ;
 
+// A size in bytes: 40GiB, 1.5TB (binary KiB..TiB, decimal KB..TB).
+BYTES : [0-9]+ ('.' [0-9]+)? ('KiB' | 'MiB' | 'GiB' | 'TiB' | 'KB' | 'MB' | 'GB' | 'TB') ;
 INT : [0-9]+ ;
 FLOAT : [0-9]+ '.' [0-9]* ([eE] [+-]? [0-9]+)? | [0-9]+ [eE] [+-]? [0-9]+ ;
 ID : [a-zA-Z_] [a-zA-Z0-9_]* ;

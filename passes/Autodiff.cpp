@@ -197,8 +197,8 @@ struct RepeatVjp {
       next.push_back(g ? g : zerosLike(bb, loc, forward.getStackedArgs()[k].getType()));
     }
     YieldOp::create(bb, loc, next);
-    if (forward.getRecompute())
-      recomputeForward();
+    if (std::optional<Recompute> level = forward.getRecompute(); level && *level != Recompute::none)
+      recomputeForward(*level);
     isolate();
 
     size_t numStacked = forward.getStacked().size();
@@ -207,7 +207,7 @@ struct RepeatVjp {
       types.push_back(forward.getStacked()[k].getType());
     RepeatOp saving = saveResiduals(b); // `forward` is gone after this
     auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(),
-                                     UnitAttr(), UnitAttr(), inits, stacked, invariants);
+                                     UnitAttr(), RecomputeAttr(), inits, stacked, invariants);
     backward.getBody().push_back(body.release());
 
     operandGrads.assign(saving->getNumOperands(), Value());
@@ -240,22 +240,25 @@ struct RepeatVjp {
   }
 
   /// Activation checkpointing: the forward body again at the start of the
-  /// backward's, its clones read instead of the forward's values, so the
-  /// only forward values left to save are the body's arguments (the carried
-  /// input of each iteration; see isolate). Clones no gradient reads go in
-  /// the pass's dead-code removal.
-  void recomputeForward() {
+  /// backward's (`all`), or its cheap ops only (`cheap`: not GEMMs,
+  /// attention or inner loops), the clones read instead of the forward's
+  /// values. What is left to save is then the body's arguments (the
+  /// carried input of each iteration), plus with `cheap` the results of
+  /// the ops not run again; see isolate. Clones no gradient reads go in the
+  /// pass's dead-code removal.
+  void recomputeForward(Recompute level) {
     Block &fwd = forward.getBodyBlock();
     OpBuilder atStart(forward.getContext());
     atStart.setInsertionPointToStart(body.get());
     IRMapping again;
     for (Operation &op : fwd.without_terminator())
-      atStart.clone(op, again)->setAttr(attr::recomputed, atStart.getUnitAttr());
+      if (level == Recompute::all || !isa<MatmulOp, CausalAttentionOp, RepeatOp>(op))
+        atStart.clone(op, again)->setAttr(attr::recomputed, atStart.getUnitAttr());
     for (Operation &op : fwd.without_terminator())
       for (Value r : op.getResults())
-        r.replaceUsesWithIf(again.lookup(r), [&](OpOperand &use) {
-          return use.getOwner()->getBlock() == body.get();
-        });
+        if (Value clone = again.lookupOrNull(r))
+          r.replaceUsesWithIf(
+              clone, [&](OpOperand &use) { return use.getOwner()->getBlock() == body.get(); });
   }
 
   /// The backward body reads forward values directly while it is built; each

@@ -164,7 +164,7 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     SmallVector<Type> types(ValueRange(inits).getTypes());
     llvm::append_range(types, gradReturn.getOperandTypes());
     auto repeat = RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(),
-                                   b.getUnitAttr(), UnitAttr(), inits, stacked, invariants);
+                                   b.getUnitAttr(), RecomputeAttr(), inits, stacked, invariants);
     {
       OpBuilder::InsertionGuard guard(b);
       Block *body = b.createBlock(&repeat.getBody());

@@ -29,6 +29,13 @@ struct PipelineOptions {
 /// Adds the passes that take a frontend module to `options.stage`.
 void buildPipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
 
+/// With the train section's `memory_limit`, gives the model's repeats the
+/// least recomputation (none, then `cheap`, then `all`; never less than the
+/// user wrote) whose planned step fits it, trying each on a copy of
+/// `module` through the pipeline for `options.target`. When none fits,
+/// reports the smallest figure reachable and fails.
+mlir::LogicalResult fitMemoryLimit(mlir::ModuleOp module, const PipelineOptions &options);
+
 /// Registers `dtl-pipeline` (buildPipeline, with stage, target and annotate
 /// options) for dtl-opt and dtlc's --pass-pipeline.
 void registerPipeline();

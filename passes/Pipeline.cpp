@@ -2,10 +2,12 @@
 
 #include "passes/Passes.h"
 
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
+using namespace dtl;
 
 void dtl::buildPipeline(OpPassManager &pm, const PipelineOptions &options) {
   if (options.stage == Stage::Dtl)
@@ -28,6 +30,60 @@ void dtl::buildPipeline(OpPassManager &pm, const PipelineOptions &options) {
       ScheduleCollectivesOptions{/*overlap=*/options.target == Target::cuda}));
   pm.addPass(createMarkInPlace());
   pm.addPass(createPlanBuffers(PlanBuffersOptions{stringifyTarget(options.target).str()}));
+}
+
+/// The model function's own repeats (nested ones follow their body).
+static SmallVector<RepeatOp> modelRepeats(ModuleOp module) {
+  SmallVector<RepeatOp> repeats;
+  auto model = module->getAttrOfType<FlatSymbolRefAttr>(attr::model);
+  if (auto fn = model ? module.lookupSymbol<func::FuncOp>(model.getValue()) : func::FuncOp())
+    for (auto repeat : fn.getBody().front().getOps<RepeatOp>())
+      repeats.push_back(repeat);
+  return repeats;
+}
+
+LogicalResult dtl::fitMemoryLimit(ModuleOp module, const PipelineOptions &options) {
+  auto train = module->getAttrOfType<TrainAttr>(attr::train);
+  int64_t limit = train ? train.getMemoryLimit() : 0;
+  if (limit == 0)
+    return success();
+  int64_t realBytes = train.getPrecision() == Precision::f64 ? 8 : 4;
+  auto atLeast = [](RepeatOp repeat, Recompute level) {
+    Recompute written = repeat.getRecompute().value_or(Recompute::none);
+    return std::max(written, level, [](Recompute a, Recompute b) { return int(a) < int(b); });
+  };
+  int64_t smallest = 0;
+  for (Recompute level : {Recompute::none, Recompute::cheap, Recompute::all}) {
+    OwningOpRef<ModuleOp> trial = module.clone();
+    for (RepeatOp repeat : modelRepeats(*trial))
+      repeat.setRecomputeAttr(RecomputeAttr::get(module.getContext(), atLeast(repeat, level)));
+    PassManager pm(module.getContext());
+    PipelineOptions exec = options;
+    exec.stage = Stage::Exec;
+    buildPipeline(pm, exec);
+    {
+      // A program the pipeline rejects is rejected again, with its
+      // diagnostics, when it is compiled for real.
+      ScopedDiagnosticHandler quiet(module.getContext(), [](Diagnostic &) { return success(); });
+      if (failed(pm.run(*trial)))
+        return success();
+    }
+    auto step = trial->lookupSymbol<func::FuncOp>("train_step");
+    int64_t bytes = step ? plannedStepBytes(step, realBytes) : 0;
+    smallest = smallest == 0 ? bytes : std::min(smallest, bytes);
+    if (bytes <= limit) {
+      for (RepeatOp repeat : modelRepeats(module))
+        if (atLeast(repeat, level) != Recompute::none)
+          repeat.setRecomputeAttr(RecomputeAttr::get(module.getContext(), atLeast(repeat, level)));
+      return success();
+    }
+  }
+  return module.emitError("the step needs ")
+         << formatBytes(double(smallest))
+         << " per rank with every repeat recomputed, over memory_limit ("
+         << formatBytes(double(limit))
+         << "); use more ranks, a smaller batch with `accumulate`, or raise the "
+         << "limit";
 }
 
 namespace {

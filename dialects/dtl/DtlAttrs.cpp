@@ -309,8 +309,8 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
                                 DataAttr eval, int64_t steps, int64_t logEvery, int64_t evalEvery,
                                 int64_t evalBatches, int64_t seed, LrSchedule schedule,
                                 int64_t warmup, F64 minLr, int64_t zero, int64_t accumulate,
-                                Precision precision, F64 clipGradNorm, int64_t maxSkippedSteps,
-                                int64_t checkpointEvery, int64_t keepLast,
+                                int64_t memoryLimit, Precision precision, F64 clipGradNorm,
+                                int64_t maxSkippedSteps, int64_t checkpointEvery, int64_t keepLast,
                                 StringRef checkpointDir) {
   if (steps < 1 || logEvery < 1)
     return emitError() << "steps and log_every must be at least 1";
@@ -320,6 +320,8 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
     return emitError() << "min_lr must be finite and non-negative";
   if (zero < 0 || zero > 3)
     return emitError() << "zero is the ZeRO stage: 0, 1, 2 or 3";
+  if (memoryLimit < 0)
+    return emitError() << "memory_limit must not be negative (0: none)";
   if (accumulate < 1)
     return emitError() << "accumulate is the number of micro-batches per step (at least 1)";
   if (!std::isfinite(clipGradNorm.value) || clipGradNorm < 0)

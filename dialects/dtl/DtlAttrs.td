@@ -32,6 +32,13 @@ def Dtl_Role : I32EnumAttr<"Role", "what a step function's argument or result is
 }
 def Dtl_RoleAttr : Dtl_EnumAttr<Dtl_Role, "role">;
 
+def Dtl_Recompute : I32EnumAttr<"Recompute", "what a repeat's backward runs again", [
+    I32EnumAttrCase<"none", 0>, I32EnumAttrCase<"cheap", 1>, I32EnumAttrCase<"all", 2>]> {
+  let cppNamespace = "::dtl";
+  let genSpecializedAttr = 0;
+}
+def Dtl_RecomputeAttr : Dtl_EnumAttr<Dtl_Recompute, "recompute">;
+
 def Dtl_InitKind : I32EnumAttr<"InitKind", "how a param starts", [
     I32EnumAttrCase<"zeros", 0>, I32EnumAttrCase<"ones", 1>, I32EnumAttrCase<"normal", 2>,
     I32EnumAttrCase<"uniform", 3>]> {
@@ -242,6 +249,8 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     `min_lr`). `zero` is the ZeRO stage (0-3) over the data axes.
     `accumulate` micro-batches (the model's batch each) make one step: their
     gradients are summed before the one reduction and update of the step.
+    With `memory_limit` (bytes per rank; 0: none) dtlc recomputes in the
+    backward as little as makes the step's plan fit.
     `precision` is how reals are stored and multiplied (f64 on the CPU for
     gradient checks; bf16 GEMM math on the GPU). `clip_grad_norm` scales
     every gradient by `min(1, clip / global norm)` (0: no clipping); a step
@@ -267,6 +276,7 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     Dtl_F64Param<"0.0">:$min_lr,
     DefaultValuedParameter<"int64_t", "0">:$zero,
     DefaultValuedParameter<"int64_t", "1">:$accumulate,
+    DefaultValuedParameter<"int64_t", "0">:$memory_limit,
     Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$precision,
     Dtl_F64Param<"0.0">:$clip_grad_norm,
     DefaultValuedParameter<"int64_t", "10">:$max_skipped_steps,
@@ -276,7 +286,8 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
   );
   let assemblyFormat = [{
     `<` struct($data, $eval, $steps, $log_every, $eval_every, $eval_batches, $seed, $schedule,
-               $warmup, $min_lr, $zero, $accumulate, $precision, $clip_grad_norm, $max_skipped_steps,
+               $warmup, $min_lr, $zero, $accumulate, $memory_limit,
+               $precision, $clip_grad_norm, $max_skipped_steps,
                $checkpoint_every, $keep_last, $checkpoint_dir) `>`
   }];
   let genVerifyDecl = 1;

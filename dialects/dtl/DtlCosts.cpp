@@ -5,7 +5,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "dialects/dtl/Contract.h"
 #include "dialects/dtl/DtlOps.h"
+
+#include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
 using namespace dtl;
@@ -15,6 +18,30 @@ int64_t dtl::tensorBytes(Type type, int64_t realBytes) {
   if (!tensor)
     return 0;
   return tensor.getNumElements() * (tensor.getElementType().isInteger(32) ? 4 : realBytes);
+}
+
+int64_t dtl::plannedStepBytes(func::FuncOp step, int64_t realBytes) {
+  int64_t bytes = 0;
+  for (Type t : step.getArgumentTypes())
+    bytes += tensorBytes(t, realBytes);
+  // New params and state are written over the old (dtl-mark-in-place).
+  for (unsigned i = 0; i < step.getNumResults(); ++i)
+    if (resultRole(step, i) != Role::param && resultRole(step, i) != Role::opt_state)
+      bytes += tensorBytes(step.getResultTypes()[i], realBytes);
+  if (auto arena = step->getAttrOfType<IntegerAttr>(attr::arenaBytes))
+    bytes += arena.getInt();
+  return bytes;
+}
+
+std::string dtl::formatBytes(double bytes) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  return u == 0 ? llvm::formatv("{0} B", (int64_t)bytes).str()
+                : llvm::formatv("{0:f1} {1}", bytes, units[u]).str();
 }
 
 static double elements(Value v) {

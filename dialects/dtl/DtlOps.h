@@ -47,6 +47,14 @@ OpCost elementwiseCost(mlir::Operation *op, int64_t realBytes);
 /// Bytes of a tensor of `type` with `realBytes` per real (i32: 4).
 int64_t tensorBytes(mlir::Type type, int64_t realBytes);
 
+/// Bytes as --explain prints them: `512 B`, `21.9 MiB`, `28.8 GiB`.
+std::string formatBytes(double bytes);
+
+/// What one rank holds for `step` at the execution stage (after
+/// dtl-plan-buffers): its arguments, the results it does not write in place,
+/// and its arena; reals of `realBytes` each.
+int64_t plannedStepBytes(mlir::func::FuncOp step, int64_t realBytes);
+
 /// A tensor type as the user writes it: `f32[4, 3]`.
 std::string formatType(mlir::Type type);
 

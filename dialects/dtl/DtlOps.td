@@ -609,9 +609,12 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     carried values, then the stacked results (`[count, ...]`). With
     `reverse`, `i` runs from `count - 1` down to 0 (a backward pass).
 
-    With `recompute`, the backward saves only each iteration's carried
-    input and runs the body again before its gradient (activation
-    checkpointing); the ops it runs again are marked `dtl.recomputed`.
+    With `recompute <all>`, the backward saves only each iteration's
+    carried input and runs the body again before its gradient (activation
+    checkpointing); with `recompute <cheap>` it runs again only what costs
+    little (all but GEMMs, attention and inner loops: layernorms, GELUs,
+    adds) and saves the rest. The ops it runs again are marked
+    `dtl.recomputed`.
 
     With `accumulate`, what the body yields after the carried values is
     summed over the iterations instead of stacked: those results have the
@@ -636,7 +639,7 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     ```
   }];
   let arguments = (ins I64Attr:$count, UnitAttr:$reverse, UnitAttr:$accumulate,
-                   UnitAttr:$recompute, Variadic<AnyType>:$inits,
+                   OptionalAttr<Dtl_RecomputeAttr>:$recompute, Variadic<AnyType>:$inits,
                    Variadic<AnyRankedTensor>:$stacked, Variadic<AnyType>:$invariants);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);

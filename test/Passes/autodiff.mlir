@@ -94,7 +94,7 @@ module attributes {dtl.model = @scan} {
 // reads tanh's result from there.
 
 // CHECK-LABEL: func.func @scan_grad
-// CHECK:      %[[F:.*]]:2 = dtl.repeat 2 recompute carry(%arg2 : tensor<3xf32>) stacked(%arg0 : tensor<2x3xf32>) invariant(%arg1 : tensor<3xf32>) -> (tensor<3xf32>, tensor<2x3xf32>) {
+// CHECK:      %[[F:.*]]:2 = dtl.repeat 2 recompute <all> carry(%arg2 : tensor<3xf32>) stacked(%arg0 : tensor<2x3xf32>) invariant(%arg1 : tensor<3xf32>) -> (tensor<3xf32>, tensor<2x3xf32>) {
 // CHECK-NEXT: ^bb0(%{{.*}}: index, %[[X:.*]]: tensor<3xf32>, %{{.*}}: tensor<3xf32>, %{{.*}}: tensor<3xf32>):
 // CHECK:      dtl.yield %{{.*}}, %[[X]] : tensor<3xf32>, tensor<3xf32>
 // CHECK:      dtl.repeat 2 reverse carry({{.*}}) stacked(%[[F]]#1, %arg0 : tensor<2x3xf32>, tensor<2x3xf32>) invariant(%arg1 : tensor<3xf32>)
@@ -106,7 +106,7 @@ module attributes {dtl.model = @scan} {
   func.func @scan(%w: tensor<2x3xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
                   %v: tensor<3xf32> {dtl.role = #dtl.role<param>, dtl.name = "v"},
                   %x: tensor<3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> tensor<f32> {
-    %h = dtl.repeat 2 recompute carry(%x : tensor<3xf32>) stacked(%w : tensor<2x3xf32>) invariant(%v : tensor<3xf32>) -> (tensor<3xf32>) {
+    %h = dtl.repeat 2 recompute <all> carry(%x : tensor<3xf32>) stacked(%w : tensor<2x3xf32>) invariant(%v : tensor<3xf32>) -> (tensor<3xf32>) {
     ^bb0(%i: index, %xi: tensor<3xf32>, %wi: tensor<3xf32>, %vi: tensor<3xf32>):
       %y = dtl.mul %xi, %wi : tensor<3xf32>
       %z = dtl.add %y, %vi : tensor<3xf32>
@@ -114,6 +114,36 @@ module attributes {dtl.model = @scan} {
       dtl.yield %t : tensor<3xf32>
     }
     %s = dtl.reduce_sum %h dims [0] : tensor<3xf32> -> tensor<f32>
+    return %s : tensor<f32>
+  }
+}
+
+// -----
+
+// With `recompute <cheap>` only the cheap ops run again: tanh is
+// recomputed from the saved product, which is saved in place of tanh's
+// result; the GEMM is not run again.
+
+// CHECK-LABEL: func.func @cheap_grad
+// CHECK:      %[[F:.*]]:3 = dtl.repeat 2 recompute <cheap> carry(%arg1 : tensor<2x3xf32>) stacked(%arg0 : tensor<2x3x3xf32>) -> (tensor<2x3xf32>, tensor<2x2x3xf32>, tensor<2x2x3xf32>) {
+// CHECK:      %[[Y:.*]] = dtl.matmul
+// CHECK-NEXT: %[[T:.*]] = dtl.tanh %[[Y]]
+// CHECK-NEXT: dtl.yield %[[T]], %{{.*}}, %{{.*}} : tensor<2x3xf32>, tensor<2x3xf32>, tensor<2x3xf32>
+// CHECK:      dtl.repeat 2 reverse
+// CHECK-NOT:  dtl.matmul {{.*}}dtl.recomputed
+// CHECK:      dtl.tanh %{{.*}} {dtl.recomputed}
+// CHECK-NOT:  dtl.matmul {{.*}}dtl.recomputed
+// CHECK:      return
+module attributes {dtl.model = @cheap} {
+  func.func @cheap(%w: tensor<2x3x3xf32> {dtl.role = #dtl.role<param>, dtl.name = "w"},
+                   %x: tensor<2x3xf32> {dtl.role = #dtl.role<input>, dtl.name = "x"}) -> tensor<f32> {
+    %h = dtl.repeat 2 recompute <cheap> carry(%x : tensor<2x3xf32>) stacked(%w : tensor<2x3x3xf32>) -> (tensor<2x3xf32>) {
+    ^bb0(%i: index, %xi: tensor<2x3xf32>, %wi: tensor<3x3xf32>):
+      %y = dtl.matmul %xi, %wi : tensor<2x3xf32>, tensor<3x3xf32> -> tensor<2x3xf32>
+      %t = dtl.tanh %y : tensor<2x3xf32>
+      dtl.yield %t : tensor<2x3xf32>
+    }
+    %s = dtl.reduce_sum %h dims [0, 1] : tensor<2x3xf32> -> tensor<f32>
     return %s : tensor<f32>
   }
 }

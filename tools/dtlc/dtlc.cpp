@@ -88,6 +88,12 @@ cl::opt<std::string>
            cl::desc("cpu (default), cuda, or cuda-emulation (the CUDA program built for the host, "
                     "each kernel's grid run thread by thread: tests codegen without a GPU; slow)"),
            cl::init("cpu"), cl::cat(dtlcCategory));
+cl::opt<std::string> memoryLimit(
+    "memory-limit",
+    cl::desc("Bytes per rank the step may plan (40GiB, 1.5TB): recompute in the backward as "
+             "little as makes it fit; default: the train section's `memory_limit`"),
+    cl::init(""), cl::cat(dtlcCategory));
+
 cl::opt<std::string> precision(
     "precision",
     cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (CUDA: bf16 GEMM math, f32 master "
@@ -199,13 +205,13 @@ bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
       "", exePath, DTLC_CUDA_LINK_LIBRARIES);
 }
 
-/// `train` with its precision replaced (the --precision flag).
-dtl::TrainAttr withPrecision(dtl::TrainAttr t, dtl::Precision precision) {
-  return dtl::TrainAttr::get(t.getContext(), t.getData(), t.getEval(), t.getSteps(),
-                             t.getLogEvery(), t.getEvalEvery(), t.getEvalBatches(), t.getSeed(),
-                             t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(), t.getAccumulate(), precision,
-                             t.getClipGradNorm(), t.getMaxSkippedSteps(), t.getCheckpointEvery(),
-                             t.getKeepLast(), t.getCheckpointDir());
+/// `train` with the flags that override it (--precision, --memory-limit).
+dtl::TrainAttr withOverrides(dtl::TrainAttr t, dtl::Precision precision, int64_t memoryLimit) {
+  return dtl::TrainAttr::get(
+      t.getContext(), t.getData(), t.getEval(), t.getSteps(), t.getLogEvery(), t.getEvalEvery(),
+      t.getEvalBatches(), t.getSeed(), t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(),
+      t.getAccumulate(), memoryLimit, precision, t.getClipGradNorm(), t.getMaxSkippedSteps(),
+      t.getCheckpointEvery(), t.getKeepLast(), t.getCheckpointDir());
 }
 
 /// Output goes to -o, else stdout (text) or the input's stem (executables).
@@ -255,11 +261,24 @@ public:
                                   << model.getValue() << " on MESH { data ...; optimizer = ...; })";
       return kUserError;
     }
-    // The flag overrides the train section's precision; bf16 is a GPU math mode.
+    // The flags override the train section's precision (bf16 is a GPU math
+    // mode) and memory limit.
     auto train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
-    if (train && !precision.empty())
+    if (train && (!precision.empty() || !memoryLimit.empty())) {
+      std::optional<int64_t> limit = train.getMemoryLimit();
+      if (!memoryLimit.empty())
+        limit = dtl::parseBytes(memoryLimit);
+      if (!limit || (!memoryLimit.empty() && *limit < 1)) {
+        llvm::errs() << "dtlc: error: --memory-limit takes a size with a unit (40GiB, 1.5TB), not '"
+                     << memoryLimit << "'\n";
+        return kUserError;
+      }
       (*module)->setAttr(dtl::attr::train,
-                         withPrecision(train, *dtl::symbolizePrecision(precision)));
+                         withOverrides(train,
+                                       precision.empty() ? train.getPrecision()
+                                                         : *dtl::symbolizePrecision(precision),
+                                       *limit));
+    }
     train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
     dtl::Precision realType = train ? train.getPrecision() : dtl::Precision::f32;
     bool emulated = target == "cuda-emulation";
@@ -289,6 +308,8 @@ public:
     pipeline.target = cuda ? dtl::Target::cuda : dtl::Target::cpu;
     pipeline.annotate = explaining;
     dtl::buildPipeline(pm, pipeline);
+    if (pipeline.stage != dtl::Stage::Dtl && failed(dtl::fitMemoryLimit(*module, pipeline)))
+      return kUserError;
     // The passes report problems with the user's model at its source
     // locations; anything they reject is the user's to fix.
     if (failed(pm.run(*module)))
