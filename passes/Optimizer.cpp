@@ -182,10 +182,12 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         yielded.push_back(inner.lookup(v));
       YieldOp::create(b, loc, yielded);
     }
+    // Each mean at its gradient's source position: the reduction that
+    // follows is reported there (--explain), as without accumulation.
     SmallVector<Value> means;
-    for (Value sum : repeat.getStackedResults()) {
+    for (auto [sum, of] : llvm::zip(repeat.getStackedResults(), gradReturn.getOperands())) {
       auto type = cast<RankedTensorType>(sum.getType());
-      means.push_back(MulOp::create(b, loc, type, sum, constant(type, 1.0 / double(n))));
+      means.push_back(MulOp::create(b, of.getLoc(), type, sum, constant(type, 1.0 / double(n))));
     }
     return {means.front(), SmallVector<Value>(ArrayRef<Value>(means).drop_front())};
   }
