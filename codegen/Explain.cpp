@@ -217,6 +217,15 @@ private:
                         {"bytes", bytes(local)}};
   }
 
+  /// The step's argument an optimizer update updates (its param operand,
+  /// back through the collectives that gather or slice it).
+  static unsigned updatedParam(Operation *update) {
+    Value param = update->getOperand(0);
+    while (param.getDefiningOp())
+      param = param.getDefiningOp()->getOperand(0);
+    return cast<BlockArgument>(param).getArgNumber();
+  }
+
   /// Params, their gradients (as the optimizer gets them), optimizer state
   /// and inputs.
   json::Array tensorsJson() {
@@ -227,10 +236,8 @@ private:
         step_.walk([&](Operation *op) {
           if (!isa<AdamwUpdateOp, SgdUpdateOp>(op))
             return;
-          Value param = op->getOperand(0), grad = op->getOperand(1);
-          while (param.getDefiningOp())
-            param = param.getDefiningOp()->getOperand(0); // through the collectives
-          unsigned arg = cast<BlockArgument>(param).getArgNumber();
+          Value grad = op->getOperand(1);
+          unsigned arg = updatedParam(op);
           auto global = step_.getArgAttrOfType<TypeAttr>(arg, attr::globalType);
           gradBytes_ += bytes(grad.getType());
           tensors.push_back(
@@ -261,11 +268,7 @@ private:
         rate = sgd.getWeightDecayAttr();
       else
         return;
-      Value param = op->getOperand(0);
-      while (param.getDefiningOp())
-        param = param.getDefiningOp()->getOperand(0); // through the collectives
-      StringRef name = argName(step_, cast<BlockArgument>(param).getArgNumber());
-      (rate.getValueAsDouble() != 0 ? decays : exempt).push_back(name);
+      (rate.getValueAsDouble() != 0 ? decays : exempt).push_back(argName(step_, updatedParam(op)));
     });
     return json::Object{{"rate", optimizer ? double(optimizer.getWeightDecay()) : 0.0},
                         {"decays", std::move(decays)},

@@ -21,13 +21,13 @@ constexpr unsigned kMaxOperators = 4096;                ///< + - * / @ in one st
 constexpr int64_t kMaxRepeat = 65536;                   ///< layers of one `repeat`
 constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 48; ///< 256 TiB, any one tensor
 
-/// Checks `source` before parsing: valid UTF-8 (else the line and column of
-/// the first bad byte), nesting and statement length within the limits.
-/// Reports the first problem and returns false.
 /// Bytes written as a number and a unit (40GiB, 1.5TB; KiB..TiB binary,
 /// KB..TB decimal), or nullopt for anything else or over 2^63 bytes.
 std::optional<int64_t> parseBytes(llvm::StringRef text);
 
+/// Checks `source` before parsing: valid UTF-8 (else the line and column of
+/// the first bad byte), nesting and statement length within the limits.
+/// Reports the first problem and returns false.
 bool checkSource(const std::string &source, const SyntaxErrorFn &onError,
                  const std::string *file = nullptr);
 

@@ -132,20 +132,18 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
       const ast::Block *blk = c ? blocks.lookup(c->callee) : nullptr;
       if (s.kind == ast::Stmt::Kind::Repeat) {
         std::optional<int64_t> count = sizeValue(*s.count);
+        std::optional<Recompute> level = symbolizeRecompute(s.recompute);
         if (!blk)
           error(s.expr->pos) << "'repeat' needs a block call, e.g. h = repeat L layer(x)";
         else if (count && (*count < 1 || *count > kMaxRepeat))
           error(s.count->pos) << "'repeat' needs a count from 1 to " << kMaxRepeat
                               << " (dtlc's limit), got " << *count;
-        else if (std::optional<Recompute> level = symbolizeRecompute(s.recompute);
-                 !s.recompute.empty() && (!level || *level == Recompute::none))
+        else if (s.recompute == "none" || (!s.recompute.empty() && !level))
           error(s.recomputePos) << "'recompute' takes nothing (all) or 'cheap', got '"
                                 << s.recompute << "'";
         else if (count)
           v = repeatBlock(*blk, *c, qualified(s.name), *count,
-                          s.recompute.empty()
-                              ? RecomputeAttr()
-                              : RecomputeAttr::get(&ctx, *symbolizeRecompute(s.recompute)));
+                          level ? RecomputeAttr::get(&ctx, *level) : RecomputeAttr());
       } else if (blk) {
         v = callBlock(*blk, *c, qualified(s.name));
       } else {

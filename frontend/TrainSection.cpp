@@ -232,8 +232,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       error(s.pos) << "unknown train setting '" << s.key
                    << "' (known: data, eval, optimizer, schedule, steps, log_every, "
                       "eval_every, eval_batches, seed, zero, accumulate, memory_limit, precision, "
-                      "clip_grad_norm, "
-                      "max_skipped_steps, checkpoint_every, keep_last, checkpoint_dir)";
+                      "clip_grad_norm, max_skipped_steps, checkpoint_every, keep_last, "
+                      "checkpoint_dir)";
     }
   }
   if (hadError)

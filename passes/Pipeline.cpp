@@ -48,9 +48,9 @@ LogicalResult dtl::fitMemoryLimit(ModuleOp module, const PipelineOptions &option
   if (limit == 0)
     return success();
   int64_t realBytes = train.getPrecision() == Precision::f64 ? 8 : 4;
+  // Never less than the user wrote.
   auto atLeast = [](RepeatOp repeat, Recompute level) {
-    Recompute written = repeat.getRecompute().value_or(Recompute::none);
-    return std::max(written, level, [](Recompute a, Recompute b) { return int(a) < int(b); });
+    return Recompute(std::max(int(repeat.getRecompute().value_or(Recompute::none)), int(level)));
   };
   int64_t smallest = 0;
   for (Recompute level : {Recompute::none, Recompute::cheap, Recompute::all}) {

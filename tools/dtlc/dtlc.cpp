@@ -265,19 +265,22 @@ public:
     // mode) and memory limit.
     auto train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
     if (train && (!precision.empty() || !memoryLimit.empty())) {
-      std::optional<int64_t> limit = train.getMemoryLimit();
-      if (!memoryLimit.empty())
-        limit = dtl::parseBytes(memoryLimit);
-      if (!limit || (!memoryLimit.empty() && *limit < 1)) {
-        llvm::errs() << "dtlc: error: --memory-limit takes a size with a unit (40GiB, 1.5TB), not '"
-                     << memoryLimit << "'\n";
-        return kUserError;
+      int64_t limit = train.getMemoryLimit();
+      if (!memoryLimit.empty()) {
+        std::optional<int64_t> flag = dtl::parseBytes(memoryLimit);
+        if (!flag || *flag < 1) {
+          llvm::errs() << "dtlc: error: --memory-limit takes a size with a unit (40GiB, 1.5TB), "
+                          "not '"
+                       << memoryLimit << "'\n";
+          return kUserError;
+        }
+        limit = *flag;
       }
       (*module)->setAttr(dtl::attr::train,
                          withOverrides(train,
                                        precision.empty() ? train.getPrecision()
                                                          : *dtl::symbolizePrecision(precision),
-                                       *limit));
+                                       limit));
     }
     train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
     dtl::Precision realType = train ? train.getPrecision() : dtl::Precision::f32;
