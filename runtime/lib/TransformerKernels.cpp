@@ -153,10 +153,12 @@ void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_
   }
 }
 
-// Per (batch, head), four BLAS calls over the head's strided [T, d] slices
-// of q, k, v (row stride C): S = q k^T / sqrt(d), P = causal softmax(S),
-// out = P v. The masked half of each GEMM is wasted work; at these sizes
-// BLAS still beats a scalar loop several times over.
+// Attention per (batch, head), as BLAS GEMMs over the head's strided
+// [T, d] slices of q, k, v (row stride C), one tile of query rows at a
+// time: a tile's keys run to its last row, so part of the masked half is
+// computed and discarded; at these sizes BLAS still beats a scalar loop
+// several times over.
+
 /// Query rows per tile: a tile's scores [rows, keys] stay in cache (at most
 /// 64 x T reals per thread) instead of a [T, T] matrix per head.
 constexpr int64_t kAttentionRows = 64;
