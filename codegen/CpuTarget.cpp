@@ -36,7 +36,7 @@ public:
     SmallVector<std::string> elements;
     for (auto [k, input] : llvm::enumerate(fused.getInputs())) {
       elements.push_back("x" + std::to_string(k));
-      os << "const " << StepPrinter::elementType(input.getType()) << " " << elements.back() << " = "
+      os << "const " << StepPrinter::computeType(input.getType()) << " " << elements.back() << " = "
          << printer.name(input) << "[i];\n";
     }
     std::string result = printer.printElement(fused, elements, os);

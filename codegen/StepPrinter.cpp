@@ -129,6 +129,7 @@ std::string scalar(Operation *op, ArrayRef<std::string> x, StringRef ns) {
       .Case([&](MulOp) { return x[0] + " * " + x[1]; })
       .Case([&](DivOp) { return x[0] + " / " + x[1]; })
       .Case([&](NegOp) { return "-" + x[0]; })
+      .Case([&](ConvertOp) { return x[0]; }) // the store rounds
       .Case([&](ReluOp) { return x[0] + " > real(0) ? " + x[0] + " : real(0)"; })
       .Case([&](ReluGradOp) { return x[0] + " > real(0) ? " + x[1] + " : real(0)"; })
       .Case([&](ExpOp) { return "std::exp(" + x[0] + ")"; })
@@ -170,6 +171,11 @@ StepPrinter::StepPrinter(PrinterTarget &target, ModuleOp module, raw_indented_os
 }
 
 std::string StepPrinter::elementType(Type type) {
+  Type element = cast<RankedTensorType>(type).getElementType();
+  return element.isInteger(32) ? "int32_t" : element.isBF16() ? "dtlrt::bf16" : "real";
+}
+
+std::string StepPrinter::computeType(Type type) {
   return cast<RankedTensorType>(type).getElementType().isInteger(32) ? "int32_t" : "real";
 }
 
@@ -288,7 +294,7 @@ std::string StepPrinter::printElement(FusedOp fused, ArrayRef<std::string> argNa
     for (Value v : op.getOperands())
       operands.push_back(element[v]);
     std::string name = "v" + str(next++);
-    out << "const " << elementType(op.getResult(0).getType()) << " " << name << " = "
+    out << "const " << computeType(op.getResult(0).getType()) << " " << name << " = "
         << scalar(&op, operands, target_.ns()) << ";\n";
     element[op.getResult(0)] = name;
   }
@@ -310,7 +316,8 @@ static SmallVector<std::string> gemmArgs(Value lhs, Value result, bool ta, bool 
 LogicalResult StepPrinter::print(MatmulOp op) {
   SmallVector<std::string> args =
       gemmArgs(op.getLhs(), op.getResult(), op.getTransposeLhs(), op.getTransposeRhs());
-  args.append({name(op.getLhs()), name(op.getRhs()), "static_cast<const real *>(nullptr)"});
+  args.append({name(op.getLhs()), name(op.getRhs()),
+               "static_cast<const " + elementType(op.getLhs().getType()) + " *>(nullptr)"});
   args.push_back(define(op.getResult()));
   call("matmul", args);
   return success();

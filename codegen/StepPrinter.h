@@ -59,8 +59,10 @@ public:
   void alias(mlir::Value v, mlir::Value sameAs);
   /// Declares `v`'s pointer at its place; returns its name.
   std::string define(mlir::Value v);
-  /// "real" or "int32_t".
+  /// How `type`'s elements are stored: "real", "dtlrt::bf16" or "int32_t".
   static std::string elementType(mlir::Type type);
+  /// What generated code computes `type`'s elements in: "real" or "int32_t".
+  static std::string computeType(mlir::Type type);
   /// The C++ statements computing a fused body on one element: each body
   /// argument named by `argNames`, each op one `const T vN = ...;`. Returns
   /// the name holding the yielded element.

@@ -103,6 +103,25 @@ def FuseEpilogues : Pass<"dtl-fuse-epilogues", "mlir::ModuleOp"> {
 // The execution stage: what the printers print, decided here
 //===----------------------------------------------------------------------===//
 
+def MixedPrecision : Pass<"dtl-mixed-precision", "mlir::ModuleOp"> {
+  let summary = "Store activations in bf16, keep masters, state and gradients in f32.";
+  let description = [{
+    With `precision = bf16` in `dtl.train` (else nothing): every real a
+    step computes is stored in bf16, except what must stay exact enough to
+    train on: the optimizer's params, state and updates; the gradients from
+    the op that produces them through their sums, collectives and loop
+    accumulations to the update (GEMMs and sums write them in f32
+    directly); scalars (the loss, norms, the learning rate); and the
+    statistics kernels save (layernorm's mean and rstd, attention's
+    log-sum-exp, per-example losses). Master weights stay f32 arguments; a
+    `dtl.convert` after each value that a bf16 op reads makes its working
+    copy. Kernels read and write the stored types and compute in f32.
+    Runs after partitioning, so layouts and collectives are chosen once for
+    both precisions; collectives move the stored type.
+  }];
+  let dependentDialects = ["::dtl::DtlDialect"];
+}
+
 def FuseElementwise : Pass<"dtl-fuse-elementwise", "mlir::ModuleOp"> {
   let summary = "Chains of elementwise ops -> one dtl.fused each.";
   let description = [{

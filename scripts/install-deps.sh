@@ -5,7 +5,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config zlib1g-dev python3
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   antlr4 libantlr4-runtime-dev default-jre-headless
-  libgtest-dev libopenblas-dev libopenblas-openmp-dev libopenmpi-dev openmpi-bin
+  libgtest-dev libopenblas-dev libopenblas-openmp-dev libdnnl-dev libopenmpi-dev openmpi-bin
   nlohmann-json3-dev clang-format-22 clang-22 libclang-rt-22-dev libfuzzer-22-dev libomp-22-dev
   dataset-fashion-mnist fortunes python3-numpy python3-torch
 )

@@ -17,7 +17,8 @@ int64_t dtl::tensorBytes(Type type, int64_t realBytes) {
   auto tensor = dyn_cast<RankedTensorType>(type);
   if (!tensor)
     return 0;
-  return tensor.getNumElements() * (tensor.getElementType().isInteger(32) ? 4 : realBytes);
+  Type element = tensor.getElementType();
+  return tensor.getNumElements() * (element.isInteger(32) ? 4 : element.isBF16() ? 2 : realBytes);
 }
 
 int64_t dtl::plannedStepBytes(func::FuncOp step, int64_t realBytes) {

@@ -34,6 +34,34 @@ static RankedTensorType withShape(RankedTensorType like, ArrayRef<int64_t> shape
   return RankedTensorType::get(shape, like.getElementType());
 }
 
+/// An f32 statistic (a row's mean, a log-sum-exp, a loss) of `shape`.
+static RankedTensorType f32Shaped(RankedTensorType like, ArrayRef<int64_t> shape) {
+  return RankedTensorType::get(shape, Float32Type::get(like.getContext()));
+}
+
+static bool isReal(Type t) { return isa<Float32Type, BFloat16Type>(t); }
+
+/// Results of a Dtl_MixedRealOp: the inferred shapes, in f32 or bf16.
+static bool sameShapesAnyReal(TypeRange inferred, TypeRange actual) {
+  if (inferred.size() != actual.size())
+    return false;
+  for (auto [l, r] : llvm::zip(inferred, actual)) {
+    auto a = dyn_cast<RankedTensorType>(l), b = dyn_cast<RankedTensorType>(r);
+    if (!a || !b || a.getShape() != b.getShape() || !isReal(a.getElementType()) ||
+        !isReal(b.getElementType()))
+      return false;
+  }
+  return true;
+}
+
+bool MatmulOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) { return sameShapesAnyReal(l, r); }
+bool MatmulBiasOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) {
+  return sameShapesAnyReal(l, r);
+}
+bool ReduceSumOp::isCompatibleReturnTypes(TypeRange l, TypeRange r) {
+  return sameShapesAnyReal(l, r);
+}
+
 std::string dtl::formatType(Type type) {
   auto t = dyn_cast<RankedTensorType>(type);
   if (!t) {
@@ -45,6 +73,7 @@ std::string dtl::formatType(Type type) {
   std::string s;
   llvm::raw_string_ostream os(s);
   os << (t.getElementType().isF32()         ? "f32"
+         : t.getElementType().isBF16()      ? "bf16"
          : t.getElementType().isInteger(32) ? "i32"
                                             : "?")
      << '[';
@@ -137,7 +166,7 @@ LayerNormOp::inferResultTypes(std::optional<Location> loc, RankedTensorType inpu
                              "layernorm(x, weight, bias) needs weight and bias shaped like "
                              "x's last dimension, got ",
                              formatType(input), ", ", formatType(weight), ", ", formatType(bias));
-  return std::make_pair(input, withShape(input, x.drop_back()));
+  return std::make_pair(input, f32Shaped(input, x.drop_back()));
 }
 
 LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
@@ -154,7 +183,7 @@ LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
 FailureOr<RankedTensorType> EmbeddingOp::inferResultType(std::optional<Location> loc,
                                                          RankedTensorType table,
                                                          RankedTensorType indices) {
-  if (table.getRank() != 2 || !table.getElementType().isF32() ||
+  if (table.getRank() != 2 || !isReal(table.getElementType()) ||
       !indices.getElementType().isInteger(32))
     return emitOptionalError(loc,
                              "embedding(table, ids) needs an f32 table [V, C] and i32 ids, "
@@ -182,7 +211,7 @@ CausalAttentionOp::inferResultTypes(std::optional<Location> loc, RankedTensorTyp
   if (headDim < 1 || s[2] % headDim != 0)
     return emitOptionalError(loc, "causal_attention's heads of ", headDim,
                              " channels must divide the ", s[2], " channels");
-  return std::make_pair(q, withShape(q, {s[0], s[2] / headDim, s[1]}));
+  return std::make_pair(q, f32Shaped(q, {s[0], s[2] / headDim, s[1]}));
 }
 
 LogicalResult CausalAttentionOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
@@ -221,13 +250,13 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *, std::optional<Locatio
 FailureOr<RankedTensorType> CrossEntropyOp::inferResultType(std::optional<Location> loc,
                                                             RankedTensorType logits,
                                                             RankedTensorType labels) {
-  if (logits.getRank() < 2 || !logits.getElementType().isF32() ||
+  if (logits.getRank() < 2 || !isReal(logits.getElementType()) ||
       !labels.getElementType().isInteger(32) || logits.getShape().drop_back() != labels.getShape())
     return emitOptionalError(loc,
                              "cross_entropy needs f32 logits [..., C] and i32 labels "
                              "[...], got ",
                              formatType(logits), " and ", formatType(labels));
-  return withShape(logits, labels.getShape());
+  return f32Shaped(logits, labels.getShape());
 }
 
 LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,

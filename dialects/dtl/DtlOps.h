@@ -44,7 +44,7 @@ struct OpCost {
 /// read and result written once (the interface's default).
 OpCost elementwiseCost(mlir::Operation *op, int64_t realBytes);
 
-/// Bytes of a tensor of `type` with `realBytes` per real (i32: 4).
+/// Bytes of a tensor of `type` with `realBytes` per f32 real (i32: 4, bf16: 2).
 int64_t tensorBytes(mlir::Type type, int64_t realBytes);
 
 /// Bytes as --explain prints them: `512 B`, `21.9 MiB`, `28.8 GiB`.

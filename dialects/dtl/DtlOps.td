@@ -13,11 +13,22 @@ include "mlir/Interfaces/ViewLikeInterface.td"
 
 def Dtl_F32Scalar : 0DTensorOf<[F32]>;
 
+// Reals: f32, or bf16 where `precision = bf16` stores a value in half the
+// bytes (dtl-mixed-precision); statistics (layernorm's mean and rstd,
+// attention's log-sum-exp, losses) and the optimizer's tensors stay f32.
+def Dtl_RealTensor : TensorOf<[F32, BF16]>;
+
 // Ops whose result types follow from their operands and attributes by a
 // shape rule of their own (`inferReturnTypes`), which the frontend also
 // calls to report a user's shape error at its source.
 class Dtl_InferredOp<string mnemonic, list<Trait> traits = []> :
     Dtl_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])>;
+
+// An inferred op whose result may be stored in another real type than its
+// operands (a bf16 GEMM writing an f32 gradient, a bf16 sum into f32): the
+// results must have the inferred shapes; f32 and bf16 are interchangeable.
+class Dtl_MixedRealOp<string mnemonic, list<Trait> traits = []> :
+    Dtl_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptorWithIsCompatible])>;
 
 class Dtl_MathOp<string mnemonic, list<Trait> traits = []> :
     Dtl_Op<mnemonic, !listconcat(traits, [Pure,
@@ -36,15 +47,15 @@ def Dtl_ConstantOp : Dtl_Op<"constant", [Pure, Dtl_ShardingRuleOpInterface,
     ```
   }];
   let arguments = (ins F64Attr:$value);
-  let results = (outs F32Tensor:$result);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$value attr-dict `:` type($result)";
 }
 
 class Dtl_BinaryOp<string mnemonic, list<Trait> traits = []> :
     Dtl_MathOp<mnemonic, !listconcat(traits, [SameOperandsAndResultType, Elementwise,
       Dtl_CostOpInterface])> {
-  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$lhs, Dtl_RealTensor:$rhs);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
@@ -69,8 +80,8 @@ class Dtl_UnaryOp<string mnemonic, string math, list<Trait> traits = []> :
     Dtl_MathOp<mnemonic, !listconcat(traits, [SameOperandsAndResultType, Elementwise,
       Dtl_CostOpInterface])> {
   let summary = "Elementwise " # math # ".";
-  let arguments = (ins F32Tensor:$input);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$input);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
@@ -85,8 +96,8 @@ def Dtl_SqrtOp : Dtl_UnaryOp<"sqrt", "square root", [Dtl_ShardingRuleOpInterface
 def Dtl_ReluGradOp : Dtl_Op<"relu_grad", [Pure, SameOperandsAndResultType, Elementwise,
     Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
   let summary = "The gradient of relu: grad where input > 0, else 0.";
-  let arguments = (ins F32Tensor:$input, F32Tensor:$grad);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$input, Dtl_RealTensor:$grad);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
 }
 
@@ -97,14 +108,32 @@ def Dtl_GeluOp : Dtl_UnaryOp<"gelu",
 def Dtl_GeluGradOp : Dtl_Op<"gelu_grad", [Pure, SameOperandsAndResultType, Elementwise,
     Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
   let summary = "The gradient of gelu (tanh form): grad * gelu'(input).";
-  let arguments = (ins F32Tensor:$input, F32Tensor:$grad);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$input, Dtl_RealTensor:$grad);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
 }
 
 //===----------------------------------------------------------------------===//
 // Sharding constraints
 //===----------------------------------------------------------------------===//
+
+def Dtl_ConvertOp : Dtl_Op<"convert", [Pure, SameOperandsAndResultShape, Elementwise,
+    Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
+  let summary = "Elementwise change of storage type between f32 and bf16.";
+  let description = [{
+    bf16 keeps f32's exponent and 8 bits of mantissa; f32 to bf16 rounds
+    to nearest even. Made by `dtl-mixed-precision` where a bf16 value meets
+    an operand kept in f32 (an optimizer update, a loss) or an f32 master
+    weight meets a bf16 GEMM.
+
+    ```mlir
+    %w16 = dtl.convert %w : tensor<64x64xf32> -> tensor<64x64xbf16>
+    ```
+  }];
+  let arguments = (ins Dtl_RealTensor:$input);
+  let results = (outs Dtl_RealTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+}
 
 def Dtl_ShardingConstraintOp : Dtl_MathOp<"sharding_constraint",
     [SameOperandsAndResultType, Dtl_ShardingRuleOpInterface]> {
@@ -143,13 +172,13 @@ def Dtl_BroadcastOp : Dtl_MathOp<"broadcast",
     %b2 = dtl.broadcast %b dims [1] : tensor<1024xf32> -> tensor<256x1024xf32>
     ```
   }];
-  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$dims);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$input, DenseI64ArrayAttr:$dims);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$input `dims` $dims attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
 }
 
-def Dtl_ReduceSumOp : Dtl_InferredOp<"reduce_sum",
+def Dtl_ReduceSumOp : Dtl_MixedRealOp<"reduce_sum",
     [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
      DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
                                ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
@@ -163,8 +192,8 @@ def Dtl_ReduceSumOp : Dtl_InferredOp<"reduce_sum",
     %s = dtl.reduce_sum %x dims [0] : tensor<256x10xf32> -> tensor<10xf32>
     ```
   }];
-  let arguments = (ins F32Tensor:$input, DenseI64ArrayAttr:$dims, UnitAttr:$keep_dims);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$input, DenseI64ArrayAttr:$dims, UnitAttr:$keep_dims);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$input `dims` $dims attr-dict `:` type($input) `->` type($result)";
   let extraClassDeclaration = [{
     static ::mlir::FailureOr<::mlir::RankedTensorType>
@@ -177,7 +206,7 @@ def Dtl_ReduceSumOp : Dtl_InferredOp<"reduce_sum",
 // Linear algebra
 //===----------------------------------------------------------------------===//
 
-def Dtl_MatmulOp : Dtl_InferredOp<"matmul",
+def Dtl_MatmulOp : Dtl_MixedRealOp<"matmul",
     [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
      DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
                                ["getLoopKinds", "getIndexingMaps", "isLinearIn"]>,
@@ -193,9 +222,9 @@ def Dtl_MatmulOp : Dtl_InferredOp<"matmul",
     %dw = dtl.matmul %x, %dh {transpose_lhs} : tensor<256x784xf32>, tensor<256x1024xf32> -> tensor<784x1024xf32>
     ```
   }];
-  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs,
+  let arguments = (ins Dtl_RealTensor:$lhs, Dtl_RealTensor:$rhs,
                    UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
-  let results = (outs F32Tensor:$result);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)";
   let extraClassDeclaration = [{
     static ::mlir::FailureOr<::mlir::RankedTensorType>
@@ -204,7 +233,7 @@ def Dtl_MatmulOp : Dtl_InferredOp<"matmul",
   }];
 }
 
-def Dtl_MatmulBiasOp : Dtl_InferredOp<"matmul_bias",
+def Dtl_MatmulBiasOp : Dtl_MixedRealOp<"matmul_bias",
     [DeclareOpInterfaceMethods<Dtl_CostOpInterface, ["getCost"]>]> {
   let summary = "op(lhs) @ op(rhs) + bias, the bias added to every row.";
   let description = [{
@@ -213,9 +242,9 @@ def Dtl_MatmulBiasOp : Dtl_InferredOp<"matmul_bias",
     neither the broadcast nor the sum is a pass over memory of its own.
     Shapes as `dtl.matmul`; `bias` is the result's last dimension.
   }];
-  let arguments = (ins F32Tensor:$lhs, F32Tensor:$rhs, F32Tensor:$bias,
+  let arguments = (ins Dtl_RealTensor:$lhs, Dtl_RealTensor:$rhs, Dtl_RealTensor:$bias,
                    UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
-  let results = (outs F32Tensor:$result);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs `,` $bias attr-dict `:` type($lhs) `,` type($rhs) `,` type($bias) `->` type($result)
   }];
@@ -234,15 +263,15 @@ class Dtl_RowOp<string mnemonic, list<Trait> traits = []> :
 def Dtl_SoftmaxOp : Dtl_RowOp<"softmax", [SameOperandsAndResultType,
     DeclareOpInterfaceMethods<Dtl_VjpOpInterface>]> {
   let summary = "Softmax over the last dimension.";
-  let arguments = (ins F32Tensor:$input);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$input);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
 def Dtl_SoftmaxGradOp : Dtl_RowOp<"softmax_grad", [SameOperandsAndResultType]> {
   let summary = "Gradient of softmax from its output y: y * (g - sum(g * y)) per row.";
-  let arguments = (ins F32Tensor:$output, F32Tensor:$grad);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$output, Dtl_RealTensor:$grad);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$output `,` $grad attr-dict `:` type($result)";
 }
 
@@ -260,8 +289,8 @@ def Dtl_LayerNormOp : Dtl_RowOp<"layernorm", [InferTypeOpAdaptor,
         : tensor<12x64x128xf32>, tensor<128xf32> -> tensor<12x64x128xf32>, tensor<12x64xf32>
     ```
   }];
-  let arguments = (ins F32Tensor:$input, F32Tensor:$weight, F32Tensor:$bias, F64Attr:$eps);
-  let results = (outs F32Tensor:$result, F32Tensor:$mean, F32Tensor:$rstd);
+  let arguments = (ins Dtl_RealTensor:$input, Dtl_RealTensor:$weight, Dtl_RealTensor:$bias, F64Attr:$eps);
+  let results = (outs Dtl_RealTensor:$result, F32Tensor:$mean, F32Tensor:$rstd);
   let assemblyFormat = [{
     $input `,` $weight `,` $bias attr-dict `:` type($input) `,` type($weight) `->`
     type($result) `,` type($mean)
@@ -281,9 +310,9 @@ def Dtl_LayerNormGradInputOp : Dtl_RowOp<"layernorm_grad_input",
     With `xhat = (x - mean) * rstd` and `dxhat = grad * weight`:
     `result = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))` per row.
   }];
-  let arguments = (ins F32Tensor:$input, F32Tensor:$weight, F32Tensor:$mean,
-                   F32Tensor:$rstd, F32Tensor:$grad);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$input, Dtl_RealTensor:$weight, F32Tensor:$mean,
+                   F32Tensor:$rstd, Dtl_RealTensor:$grad);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight `,` $mean `,` $rstd `,` $grad attr-dict `:` type($input) `,`
     type($weight) `,` type($mean)
@@ -301,8 +330,9 @@ def Dtl_LayerNormGradParamsOp : Dtl_Op<"layernorm_grad_params", [Pure,
     `weight_grad = sum over rows of grad * xhat`, `bias_grad = sum over rows
     of grad`; the rows are sum loops, so a batch split leaves partial sums.
   }];
-  let arguments = (ins F32Tensor:$input, F32Tensor:$mean, F32Tensor:$rstd, F32Tensor:$grad);
-  let results = (outs F32Tensor:$weight_grad, F32Tensor:$bias_grad);
+  let arguments = (ins Dtl_RealTensor:$input, F32Tensor:$mean, F32Tensor:$rstd,
+                   Dtl_RealTensor:$grad);
+  let results = (outs Dtl_RealTensor:$weight_grad, Dtl_RealTensor:$bias_grad);
   let assemblyFormat = [{
     $input `,` $mean `,` $rstd `,` $grad attr-dict `:` type($input) `,` type($mean) `->`
     type($weight_grad)
@@ -327,8 +357,8 @@ def Dtl_EmbeddingOp : Dtl_InferredOp<"embedding", [
     %x = dtl.embedding %wte, %idx : tensor<128x64xf32>, tensor<12x64xi32> -> tensor<12x64x64xf32>
     ```
   }];
-  let arguments = (ins F32Tensor:$table, I32Tensor:$indices);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$table, I32Tensor:$indices);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$table `,` $indices attr-dict `:` type($table) `,` type($indices) `->` type($result)";
   let extraClassDeclaration = [{
     static ::mlir::FailureOr<::mlir::RankedTensorType>
@@ -342,8 +372,8 @@ def Dtl_EmbeddingGradOp : Dtl_Op<"embedding_grad", [Pure,
                               ["getLoopKinds", "getIndexingMaps"]>,
     Dtl_CostOpInterface]> {
   let summary = "Gradient of embedding for the table: grad rows added at their indices.";
-  let arguments = (ins I32Tensor:$indices, F32Tensor:$grad);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins I32Tensor:$indices, Dtl_RealTensor:$grad);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$indices `,` $grad attr-dict `:` type($indices) `,` type($grad) `->` type($result)";
 }
 
@@ -365,8 +395,8 @@ def Dtl_CausalAttentionOp : Dtl_InferredOp<"causal_attention", [
     (tensor parallelism) needs no communication: a rank's heads are its
     channels divided by `head_dim`.
   }];
-  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, I64Attr:$head_dim);
-  let results = (outs F32Tensor:$result, F32Tensor:$lse);
+  let arguments = (ins Dtl_RealTensor:$q, Dtl_RealTensor:$k, Dtl_RealTensor:$v, I64Attr:$head_dim);
+  let results = (outs Dtl_RealTensor:$result, F32Tensor:$lse);
   let assemblyFormat = [{
     $q `,` $k `,` $v attr-dict `:` type($q) `->` type($lse)
   }];
@@ -390,9 +420,9 @@ def Dtl_CausalAttentionGradOp : Dtl_Op<"causal_attention_grad", [Pure,
     scores' GEMM is done again (2 B T^2 C more FLOPs than with saved
     probabilities).
   }];
-  let arguments = (ins F32Tensor:$q, F32Tensor:$k, F32Tensor:$v, F32Tensor:$lse,
-                   F32Tensor:$grad, I64Attr:$head_dim);
-  let results = (outs F32Tensor:$q_grad, F32Tensor:$k_grad, F32Tensor:$v_grad);
+  let arguments = (ins Dtl_RealTensor:$q, Dtl_RealTensor:$k, Dtl_RealTensor:$v, F32Tensor:$lse,
+                   Dtl_RealTensor:$grad, I64Attr:$head_dim);
+  let results = (outs Dtl_RealTensor:$q_grad, Dtl_RealTensor:$k_grad, Dtl_RealTensor:$v_grad);
   let assemblyFormat = [{
     $q `,` $k `,` $v `,` $lse `,` $grad attr-dict `:` type($q) `,` type($lse)
   }];
@@ -474,9 +504,9 @@ def Dtl_DropoutOp : Dtl_Op<"dropout", [Pure,
         : tensor<12x64x128xf32>, tensor<f32>
     ```
   }];
-  let arguments = (ins F32Tensor:$input, Dtl_F32Scalar:$step, Variadic<Index>:$layers,
+  let arguments = (ins Dtl_RealTensor:$input, Dtl_F32Scalar:$step, Variadic<Index>:$layers,
                    F64Attr:$rate, I64Attr:$stream, DenseI64ArrayAttr:$layer_counts);
-  let results = (outs F32Tensor:$result);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = [{
     $input `,` $step (`layers` `(` $layers^ `)`)? attr-dict `:` type($input) `,` type($step)
   }];
@@ -500,7 +530,7 @@ def Dtl_CrossEntropyOp : Dtl_ClassifierOp<"cross_entropy",
     `result[b] = logsumexp(logits[b, :]) - logits[b, labels[b]]`; an example
     whose label is negative is ignored (loss 0), which pads partial batches.
   }];
-  let arguments = (ins F32Tensor:$logits, I32Tensor:$labels);
+  let arguments = (ins Dtl_RealTensor:$logits, I32Tensor:$labels);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$logits `,` $labels attr-dict `:` type($logits) `,` type($labels) `->` type($result)";
   let extraClassDeclaration = [{
@@ -517,15 +547,15 @@ def Dtl_CrossEntropyGradOp : Dtl_ClassifierOp<"cross_entropy_grad"> {
     `result[b, c] = grad[b] * (softmax(logits[b, :])[c] - (c == labels[b]))`,
     zero for ignored examples.
   }];
-  let arguments = (ins F32Tensor:$logits, I32Tensor:$labels, F32Tensor:$grad);
-  let results = (outs F32Tensor:$result);
+  let arguments = (ins Dtl_RealTensor:$logits, I32Tensor:$labels, F32Tensor:$grad);
+  let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$logits `,` $labels `,` $grad attr-dict `:` type($logits) `,` type($labels) `,` type($grad) `->` type($result)";
   let hasVerifier = 1;
 }
 
 def Dtl_CorrectOp : Dtl_ClassifierOp<"correct", [InferTypeOpAdaptor]> {
   let summary = "1 where argmax(logits[b, :]) == labels[b], else 0.";
-  let arguments = (ins F32Tensor:$logits, I32Tensor:$labels);
+  let arguments = (ins Dtl_RealTensor:$logits, I32Tensor:$labels);
   let results = (outs F32Tensor:$result);
   let assemblyFormat = "$logits `,` $labels attr-dict `:` type($logits) `,` type($labels) `->` type($result)";
 }

@@ -8,6 +8,8 @@
 #ifndef DTLRT_LIB_BLAS_H
 #define DTLRT_LIB_BLAS_H
 
+#include "dtlrt/Bf16.h"
+
 #include <cblas.h>
 
 #include <cstdint>
@@ -25,6 +27,14 @@ inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
               k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+/// c = op(a) op(b) (+ bias rows) on bf16 operands, accumulated in f32 and
+/// written in c's type (Bf16Gemm.cpp: oneDNN, or f32 BLAS where oneDNN has
+/// no bf16 GEMM for the CPU).
+void bf16Matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const bf16 *a, const bf16 *b,
+                const bf16 *bias, bf16 *c);
+void bf16Matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const bf16 *a, const bf16 *b,
+                const bf16 *bias, float *c);
 
 } // namespace dtlrt
 

@@ -1,5 +1,6 @@
 //===- Collectives.cpp - mesh coordinates and MPI collectives per axis group ===//
 
+#include "dtlrt/Bf16.h"
 #include "dtlrt/Context.h"
 #include "dtlrt/Watchdog.h"
 
@@ -68,7 +69,29 @@ template <typename T> static MPI_Datatype mpiType() {
     return MPI_FLOAT;
   if (std::is_same_v<T, int32_t>)
     return MPI_INT32_T;
+  if (std::is_same_v<T, bf16>)
+    return MPI_UINT16_T; // moved as bits, summed by addBf16
   return MPI_DOUBLE;
+}
+
+/// MPI has no bf16: sums widen each pair to f32 and round the result.
+static void addBf16(void *in, void *inout, int *count, MPI_Datatype *) {
+  const bf16 *a = static_cast<const bf16 *>(in);
+  bf16 *b = static_cast<bf16 *>(inout);
+  for (int i = 0; i < *count; ++i)
+    b[i] = float(a[i]) + float(b[i]);
+}
+
+template <typename T> static MPI_Op mpiSum() {
+  if constexpr (std::is_same_v<T, bf16>) {
+    static MPI_Op op = [] {
+      MPI_Op made;
+      MPI_Op_create(&addBf16, /*commute=*/1, &made);
+      return made;
+    }();
+    return op;
+  }
+  return MPI_SUM;
 }
 
 template <typename T> void Context::allReduceSum(T *data, int64_t count, const Axes &axes) {
@@ -76,7 +99,7 @@ template <typename T> void Context::allReduceSum(T *data, int64_t count, const A
     return;
   InCollective waiting("all_reduce", count, axes);
   forEachPiece(count, maxElementsPerCall_, [&](int64_t offset, int64_t n) {
-    MPI_Allreduce(MPI_IN_PLACE, data + offset, int(n), mpiType<T>(), MPI_SUM, commFor(axes));
+    MPI_Allreduce(MPI_IN_PLACE, data + offset, int(n), mpiType<T>(), mpiSum<T>(), commFor(axes));
   });
 }
 
@@ -135,7 +158,7 @@ void Context::reduceScatterSum(const T *in, T *out, const std::vector<int64_t> &
     for (int j = 0; j < n && !whole; ++j)
       std::memcpy(piece.data() + j * c, staged.data() + j * local + offset, c * sizeof(T));
     MPI_Reduce_scatter_block(whole ? staged.data() : piece.data(), out + offset, int(c),
-                             mpiType<T>(), MPI_SUM, commFor(axes));
+                             mpiType<T>(), mpiSum<T>(), commFor(axes));
   });
 }
 
@@ -220,5 +243,6 @@ void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape,
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
 DTLRT_INSTANTIATE(int32_t)
+DTLRT_INSTANTIATE(bf16)
 
 } // namespace dtlrt

@@ -13,15 +13,20 @@
 
 namespace dtlrt {
 
-template <typename T>
+template <typename T, typename U>
 void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
-            const T *bias, T *c) {
-  if (bias) {
+            const T *bias, U *c) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    bf16Matmul(ta, tb, m, n, k, a, b, bias, c);
+  } else {
+    static_assert(std::is_same_v<T, U>, "f32 and f64 GEMMs write their own type");
+    if (bias) {
 #pragma omp parallel for if (m * n > 65536)
-    for (int64_t i = 0; i < m; ++i)
-      std::copy(bias, bias + n, c + i * n);
+      for (int64_t i = 0; i < m; ++i)
+        std::copy(bias, bias + n, c + i * n);
+    }
+    gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(bias ? 1 : 0), c, n);
   }
-  gemm(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, T(bias ? 1 : 0), c, n);
 }
 
 template <typename T>
@@ -70,8 +75,8 @@ static std::vector<int64_t> offsetsOver(const int64_t *shape, const bool *select
   return offsets;
 }
 
-template <typename T>
-void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced, int rank) {
+template <typename T, typename U>
+void reduceSum(const T *in, U *out, const int64_t *inShape, const bool *reduced, int rank) {
   if (std::all_of(reduced, reduced + rank, [](bool r) { return r; })) {
     int64_t n = 1;
     for (int d = 0; d < rank; ++d)
@@ -80,7 +85,7 @@ void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced,
 #pragma omp parallel for reduction(+ : acc) if (n > 65536)
     for (int64_t i = 0; i < n; ++i)
       acc += in[i];
-    out[0] = T(acc);
+    out[0] = U(acc);
     return;
   }
   // Bias gradients: a sum over leading dims into the trailing ones, column
@@ -106,7 +111,7 @@ void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced,
           acc[j] += row[j];
       }
       for (int64_t j = 0; j < width; ++j)
-        out[c0 + j] = T(acc[j]);
+        out[c0 + j] = U(acc[j]);
     }
     return;
   }
@@ -119,17 +124,17 @@ void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced,
     const T *base = in + kept[o];
     for (int64_t k = 0; k < nSummed; ++k)
       acc += base[summed[k]];
-    out[o] = T(acc);
+    out[o] = U(acc);
   }
 }
 
 /// log(sum(exp(row))) computed stably, summed in double.
 template <typename T> static double logSumExp(const T *row, int64_t n) {
-  T max = *std::max_element(row, row + n);
+  const Acc<T> max = *std::max_element(row, row + n);
   double sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i)
-    sum += fastExp(row[i] - max);
+    sum += fastExp(Acc<T>(row[i]) - max);
   return double(max) + std::log(sum);
 }
 
@@ -143,18 +148,21 @@ static void checkLabels(const int32_t *labels, int64_t batch, int64_t classes) {
 }
 
 template <typename T>
-void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes) {
+void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t batch,
+                  int64_t classes) {
+  using A = Acc<T>;
   checkLabels(labels, batch, classes);
 #pragma omp parallel for if (batch * classes > 65536)
   for (int64_t b = 0; b < batch; ++b) {
     const T *row = logits + b * classes;
-    out[b] = labels[b] < 0 ? T(0) : T(logSumExp(row, classes) - row[labels[b]]);
+    out[b] = labels[b] < 0 ? A(0) : A(logSumExp(row, classes) - A(row[labels[b]]));
   }
 }
 
 template <typename T>
-void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out, int64_t batch,
-                      int64_t classes) {
+void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
+                      int64_t batch, int64_t classes) {
+  using A = Acc<T>;
   checkLabels(labels, batch, classes);
 #pragma omp parallel for if (batch * classes > 65536)
   for (int64_t b = 0; b < batch; ++b) {
@@ -164,20 +172,20 @@ void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *
       std::fill(o, o + classes, T(0));
       continue;
     }
-    const T lse = T(logSumExp(row, classes)), g = grad[b];
+    const A lse = A(logSumExp(row, classes)), g = grad[b];
 #pragma omp simd
     for (int64_t c = 0; c < classes; ++c)
-      o[c] = g * fastExp(row[c] - lse);
-    o[labels[b]] -= g;
+      o[c] = g * fastExp(A(row[c]) - lse);
+    o[labels[b]] = A(o[labels[b]]) - g;
   }
 }
 
 template <typename T>
-void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes) {
+void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t batch, int64_t classes) {
   checkLabels(labels, batch, classes);
   for (int64_t b = 0; b < batch; ++b) {
     const T *row = logits + b * classes;
-    out[b] = T(std::max_element(row, row + classes) - row == labels[b]);
+    out[b] = Acc<T>(std::max_element(row, row + classes) - row == labels[b]);
   }
 }
 
@@ -240,24 +248,32 @@ template <typename T> void accumulate(const T *in, T *out, int64_t count, bool f
   }
 #pragma omp parallel for simd if (count > 65536)
   for (int64_t i = 0; i < count; ++i)
-    out[i] += in[i];
+    out[i] = Acc<T>(out[i]) + Acc<T>(in[i]);
 }
 
-#define DTLRT_INSTANTIATE(T)                                                                       \
+#define DTLRT_INSTANTIATE_STORED(T, U)                                                             \
+  template void matmul<T, U>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,          \
+                             const T *, U *);                                                      \
+  template void reduceSum<T, U>(const T *, U *, const int64_t *, const bool *, int);
+#define DTLRT_INSTANTIATE_STORAGE(T)                                                               \
   template void accumulate<T>(const T *, T *, int64_t, bool);                                      \
-  template void matmul<T>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *, const T *,  \
-                          T *);                                                                    \
   template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
-  template void reduceSum<T>(const T *, T *, const int64_t *, const bool *, int);                  \
-  template void crossEntropy<T>(const T *, const int32_t *, T *, int64_t, int64_t);                \
-  template void crossEntropyGrad<T>(const T *, const int32_t *, const T *, T *, int64_t, int64_t); \
-  template void correct<T>(const T *, const int32_t *, T *, int64_t, int64_t);                     \
+  template void crossEntropy<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);           \
+  template void crossEntropyGrad<T>(const T *, const int32_t *, const Acc<T> *, T *, int64_t,      \
+                                    int64_t);                                                      \
+  template void correct<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);
+#define DTLRT_INSTANTIATE(T)                                                                       \
+  DTLRT_INSTANTIATE_STORED(T, T)                                                                   \
+  DTLRT_INSTANTIATE_STORAGE(T)                                                                     \
   template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *, const T *,   \
                                const T *, double, double, double, double, T *, T *, T *, int64_t); \
   template void sgdUpdate<T>(const T *, const T *, const T *, const T *, const T *, double,        \
                              double, T *, T *, int64_t);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
+DTLRT_INSTANTIATE_STORAGE(bf16)
+DTLRT_INSTANTIATE_STORED(bf16, bf16)
+DTLRT_INSTANTIATE_STORED(bf16, float)
 // Transposed token ids and labels (gradient accumulation's micro-batches).
 template void broadcast<int32_t>(const int32_t *, int32_t *, const int64_t *, const int64_t *, int);
 

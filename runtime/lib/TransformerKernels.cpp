@@ -21,100 +21,106 @@ namespace dtlrt {
 constexpr int64_t kParallelWork = 32768;
 
 template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n) {
+  using A = Acc<T>;
 #pragma omp parallel for if (rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const T *x = in + r * n;
     T *y = out + r * n;
-    T max = *std::max_element(x, x + n), sum = 0;
+    A max = *std::max_element(x, x + n), sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < n; ++i)
-      sum += y[i] = fastExp(x[i] - max);
-    T inv = T(1) / sum;
+      sum += fastExp(A(x[i]) - max);
+    A inv = A(1) / sum;
     for (int64_t i = 0; i < n; ++i)
-      y[i] *= inv;
+      y[i] = fastExp(A(x[i]) - max) * inv;
   }
 }
 
 template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t rows, int64_t n) {
+  using A = Acc<T>;
 #pragma omp parallel for if (rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const T *yr = y + r * n, *gr = g + r * n;
-    T dot = 0;
+    A dot = 0;
 #pragma omp simd reduction(+ : dot)
     for (int64_t i = 0; i < n; ++i)
-      dot += yr[i] * gr[i];
+      dot += A(yr[i]) * A(gr[i]);
     for (int64_t i = 0; i < n; ++i)
-      out[r * n + i] = yr[i] * (gr[i] - dot);
+      out[r * n + i] = A(yr[i]) * (A(gr[i]) - dot);
   }
 }
 
 template <typename T>
-void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, T *mean, T *rstd,
+void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, Acc<T> *mean, Acc<T> *rstd,
                int64_t rows, int64_t n) {
+  using A = Acc<T>;
 #pragma omp parallel for if (rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = x + r * n;
-    T sum = 0;
+    A sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < n; ++i)
-      sum += xr[i];
-    T mu = sum / T(n), var = 0;
+      sum += A(xr[i]);
+    A mu = sum / A(n), var = 0;
 #pragma omp simd reduction(+ : var)
     for (int64_t i = 0; i < n; ++i)
-      var += (xr[i] - mu) * (xr[i] - mu);
-    T s = T(1) / std::sqrt(var / T(n) + T(eps));
+      var += (A(xr[i]) - mu) * (A(xr[i]) - mu);
+    A s = A(1) / std::sqrt(var / A(n) + A(eps));
     T *o = out + r * n;
     for (int64_t i = 0; i < n; ++i)
-      o[i] = (xr[i] - mu) * s * w[i] + b[i];
+      o[i] = (A(xr[i]) - mu) * s * A(w[i]) + A(b[i]);
     mean[r] = mu;
     rstd[r] = s;
   }
 }
 
 template <typename T>
-void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g, T *out,
-                        int64_t rows, int64_t n) {
+void layerNormGradInput(const T *x, const T *w, const Acc<T> *mean, const Acc<T> *rstd, const T *g,
+                        T *out, int64_t rows, int64_t n) {
+  using A = Acc<T>;
 #pragma omp parallel for if (rows * n > kParallelWork)
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = x + r * n, *gr = g + r * n;
-    T mu = mean[r], s = rstd[r], meanD = 0, meanDX = 0;
+    A mu = mean[r], s = rstd[r], meanD = 0, meanDX = 0;
 #pragma omp simd reduction(+ : meanD, meanDX)
     for (int64_t i = 0; i < n; ++i) {
-      T d = gr[i] * w[i];
+      A d = A(gr[i]) * A(w[i]);
       meanD += d;
-      meanDX += d * (xr[i] - mu) * s;
+      meanDX += d * (A(xr[i]) - mu) * s;
     }
-    meanD /= T(n);
-    meanDX /= T(n);
+    meanD /= A(n);
+    meanDX /= A(n);
     T *o = out + r * n;
     for (int64_t i = 0; i < n; ++i)
-      o[i] = s * (gr[i] * w[i] - meanD - (xr[i] - mu) * s * meanDX);
+      o[i] = s * (A(gr[i]) * A(w[i]) - meanD - (A(xr[i]) - mu) * s * meanDX);
   }
 }
 
-template <typename T>
-void layerNormGradParams(const T *x, const T *mean, const T *rstd, const T *g, T *dw, T *db,
-                         int64_t rows, int64_t n) {
-  std::fill(dw, dw + n, T(0));
-  std::fill(db, db + n, T(0));
+template <typename T, typename U>
+void layerNormGradParams(const T *x, const Acc<T> *mean, const Acc<T> *rstd, const T *g, U *dw,
+                         U *db, int64_t rows, int64_t n) {
+  using A = Acc<T>;
+  std::vector<A> totalW(n, A(0)), totalB(n, A(0));
 #pragma omp parallel if (rows * n > kParallelWork)
   {
-    std::vector<T> w(n, T(0)), b(n, T(0));
+    std::vector<A> w(n, A(0)), b(n, A(0));
 #pragma omp for
     for (int64_t r = 0; r < rows; ++r) {
       const T *xr = x + r * n, *gr = g + r * n;
-      T mu = mean[r], s = rstd[r];
+      A mu = mean[r], s = rstd[r];
       for (int64_t i = 0; i < n; ++i) {
-        w[i] += gr[i] * (xr[i] - mu) * s;
-        b[i] += gr[i];
+        w[i] += A(gr[i]) * (A(xr[i]) - mu) * s;
+        b[i] += A(gr[i]);
       }
     }
 #pragma omp critical
     for (int64_t i = 0; i < n; ++i) {
-      dw[i] += w[i];
-      db[i] += b[i];
+      totalW[i] += w[i];
+      totalB[i] += b[i];
     }
   }
+  std::copy(totalW.begin(), totalW.end(), dw);
+  std::copy(totalB.begin(), totalB.end(), db);
 }
 
 static void checkIds(const int32_t *ids, int64_t count, int64_t vocab) {
@@ -134,21 +140,21 @@ void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_
     std::memcpy(out + i * channels, table + int64_t(ids[i]) * channels, channels * sizeof(T));
 }
 
-template <typename T>
-void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_t vocab,
+template <typename T, typename U>
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
                    int64_t channels) {
   checkIds(ids, count, vocab);
-  std::fill(out, out + vocab * channels, T(0));
+  std::fill(out, out + vocab * channels, U(0));
   // Parallel over channel blocks: rows that share an id never race.
   constexpr int64_t kBlock = 64;
 #pragma omp parallel for if (count * channels > kParallelWork)
   for (int64_t c0 = 0; c0 < channels; c0 += kBlock) {
     int64_t c1 = std::min(channels, c0 + kBlock);
     for (int64_t i = 0; i < count; ++i) {
-      T *o = out + int64_t(ids[i]) * channels;
+      U *o = out + int64_t(ids[i]) * channels;
       const T *gi = g + i * channels;
       for (int64_t c = c0; c < c1; ++c)
-        o[c] += gi[c];
+        o[c] = Acc<U>(o[c]) + Acc<U>(gi[c]);
     }
   }
 }
@@ -164,109 +170,155 @@ void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_
 constexpr int64_t kAttentionRows = 64;
 
 /// Causal scores of one query tile, scaled: s[i, j] = q[t0 + i] . k[j] * scale.
-template <typename T>
-static void tileScores(const T *q, const T *k, T *scores, int64_t t0, int64_t rows, int64_t keys,
-                       int64_t d, int64_t channels, T scale) {
-  gemm(false, true, rows, keys, d, scale, q + t0 * channels, channels, k, channels, T(0), scores,
-       keys);
+template <typename A>
+static void tileScores(const A *q, const A *k, int64_t ld, A *scores, int64_t t0, int64_t rows,
+                       int64_t keys, int64_t d, A scale) {
+  gemm(false, true, rows, keys, d, scale, q + t0 * ld, ld, k, ld, A(0), scores, keys);
 }
 
-// Tile by tile: softmax of each row's scores, its log-sum-exp kept for the
-// gradient, then the tile's output rows.
+// One head, tile by tile: softmax of each row's scores, its log-sum-exp
+// kept for the gradient, then the tile's output rows. q, k, v and out are
+// [seq, d] with row stride ld; `scores` holds one tile.
+template <typename A>
+static void attentionHead(const A *q, const A *k, const A *v, A *out, int64_t ld, A *lse,
+                          int64_t seq, int64_t d, A *scores) {
+  const A scale = A(1) / std::sqrt(A(d));
+  for (int64_t t0 = 0; t0 < seq; t0 += kAttentionRows) {
+    const int64_t rows = std::min(kAttentionRows, seq - t0), keys = t0 + rows;
+    tileScores(q, k, ld, scores, t0, rows, keys, d, scale);
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t t = t0 + i;
+      A *row = scores + i * keys;
+      A max = *std::max_element(row, row + t + 1), sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t s = 0; s <= t; ++s)
+        sum += row[s] = fastExp(row[s] - max);
+      lse[t] = max + std::log(sum);
+      A inv = A(1) / sum;
+#pragma omp simd
+      for (int64_t s = 0; s <= t; ++s)
+        row[s] *= inv;
+      std::fill(row + t + 1, row + keys, A(0));
+    }
+    gemm(false, false, rows, d, keys, A(1), scores, keys, v, ld, A(0), out + t0 * ld, ld);
+  }
+}
+
+// One head's gradients, tile by tile, with P recomputed from the scores and
+// the saved log-sum-exp (P = exp(S - lse)) and g the output's gradient:
+// dv += P^T g, dP = g v^T, dS = P * (dP - rowsum(dP * P)) / sqrt(d),
+// dq = dS k, dk += dS^T q. A tile's keys are the positions up to its last
+// row, so dk and dv accumulate over the tiles.
+template <typename A>
+static void attentionHeadGrad(const A *q, const A *k, const A *v, const A *lse, const A *g, A *dq,
+                              A *dk, A *dv, int64_t ld, int64_t seq, int64_t d, A *p, A *ds) {
+  const A scale = A(1) / std::sqrt(A(d));
+  for (int64_t s = 0; s < seq; ++s) {
+    std::fill_n(dk + s * ld, d, A(0));
+    std::fill_n(dv + s * ld, d, A(0));
+  }
+  for (int64_t t0 = 0; t0 < seq; t0 += kAttentionRows) {
+    const int64_t rows = std::min(kAttentionRows, seq - t0), keys = t0 + rows;
+    const int64_t at = t0 * ld;
+    tileScores(q, k, ld, p, t0, rows, keys, d, scale);
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t t = t0 + i;
+      A *row = p + i * keys;
+#pragma omp simd
+      for (int64_t s = 0; s <= t; ++s)
+        row[s] = fastExp(row[s] - lse[t]);
+      std::fill(row + t + 1, row + keys, A(0));
+    }
+    gemm(true, false, keys, d, rows, A(1), p, keys, g + at, ld, A(1), dv, ld);
+    gemm(false, true, rows, keys, d, A(1), g + at, ld, v, ld, A(0), ds, keys);
+    for (int64_t i = 0; i < rows; ++i) {
+      const A *pr = p + i * keys;
+      A *dr = ds + i * keys, weighted = 0;
+#pragma omp simd reduction(+ : weighted)
+      for (int64_t s = 0; s < keys; ++s)
+        weighted += pr[s] * dr[s];
+#pragma omp simd
+      for (int64_t s = 0; s < keys; ++s)
+        dr[s] = pr[s] * (dr[s] - weighted) * scale;
+    }
+    gemm(false, false, rows, d, keys, A(1), ds, keys, k, ld, A(0), dq + at, ld);
+    gemm(true, false, keys, d, rows, A(1), ds, keys, q + at, ld, A(1), dk, ld);
+  }
+}
+
+/// A head of stored values as the kernels compute on it: f32 and f64 are
+/// read in place (row stride `channels`); bf16 is widened into `scratch`
+/// ([seq, d], stride d) and narrowed back by `store`.
+template <typename T> struct HeadView {
+  using A = Acc<T>;
+  static constexpr bool kInPlace = std::is_same_v<T, A>;
+  int64_t seq, d, channels;
+  int64_t ld() const { return kInPlace ? channels : d; }
+  const A *load(const T *head, std::vector<A> &scratch) const {
+    if constexpr (kInPlace)
+      return head;
+    scratch.resize(seq * d);
+    for (int64_t t = 0; t < seq; ++t)
+      std::copy_n(head + t * channels, d, scratch.data() + t * d);
+    return scratch.data();
+  }
+  A *output(T *head, std::vector<A> &scratch) const {
+    if constexpr (kInPlace)
+      return head;
+    scratch.resize(seq * d);
+    return scratch.data();
+  }
+  void store(const A *computed, T *head) const {
+    if constexpr (!kInPlace)
+      for (int64_t t = 0; t < seq; ++t)
+        std::copy_n(computed + t * d, d, head + t * channels);
+  }
+};
+
+// Heads in parallel, each GEMM on one thread (BLAS runs single-threaded
+// inside a parallel region).
 template <typename T>
-void causalAttention(const T *q, const T *k, const T *v, T *out, T *lse, int64_t batch, int64_t seq,
-                     int64_t channels, int64_t heads) {
-  const int64_t d = channels / heads;
-  const T scale = T(1) / std::sqrt(T(d));
-  // Heads in parallel, each GEMM on one thread (BLAS runs single-threaded
-  // inside a parallel region).
+void causalAttention(const T *q, const T *k, const T *v, T *out, Acc<T> *lse, int64_t batch,
+                     int64_t seq, int64_t channels, int64_t heads) {
+  using A = Acc<T>;
+  const HeadView<T> view{seq, channels / heads, channels};
 #pragma omp parallel
   {
-    std::vector<T> scores(std::min(kAttentionRows, seq) * seq);
+    std::vector<A> scores(std::min(kAttentionRows, seq) * seq), sq, sk, sv, so;
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t h = 0; h < heads; ++h) {
-        const int64_t head = b * seq * channels + h * d;
-        T *headLse = lse + (b * heads + h) * seq;
-        for (int64_t t0 = 0; t0 < seq; t0 += kAttentionRows) {
-          const int64_t rows = std::min(kAttentionRows, seq - t0), keys = t0 + rows;
-          tileScores(q + head, k + head, scores.data(), t0, rows, keys, d, channels, scale);
-          for (int64_t i = 0; i < rows; ++i) {
-            const int64_t t = t0 + i;
-            T *row = scores.data() + i * keys;
-            T max = *std::max_element(row, row + t + 1), sum = 0;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t s = 0; s <= t; ++s)
-              sum += row[s] = fastExp(row[s] - max);
-            headLse[t] = max + std::log(sum);
-            T inv = T(1) / sum;
-#pragma omp simd
-            for (int64_t s = 0; s <= t; ++s)
-              row[s] *= inv;
-            std::fill(row + t + 1, row + keys, T(0));
-          }
-          gemm(false, false, rows, d, keys, T(1), scores.data(), keys, v + head, channels, T(0),
-               out + head + t0 * channels, channels);
-        }
+        const int64_t head = b * seq * channels + h * view.d;
+        A *o = view.output(out + head, so);
+        attentionHead(view.load(q + head, sq), view.load(k + head, sk), view.load(v + head, sv), o,
+                      view.ld(), lse + (b * heads + h) * seq, seq, view.d, scores.data());
+        view.store(o, out + head);
       }
   }
 }
 
-// Tile by tile, with P recomputed from the scores and the saved log-sum-exp
-// (P = exp(S - lse)) and g the output's gradient:
-// dv += P^T g, dP = g v^T, dS = P * (dP - rowsum(dP * P)) / sqrt(d),
-// dq = dS k, dk += dS^T q. A tile's keys are the positions up to its last
-// row, so dk and dv accumulate over the tiles.
 template <typename T>
-void causalAttentionGrad(const T *q, const T *k, const T *v, const T *lse, const T *g, T *dq, T *dk,
-                         T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads) {
-  const int64_t d = channels / heads;
-  const T scale = T(1) / std::sqrt(T(d));
+void causalAttentionGrad(const T *q, const T *k, const T *v, const Acc<T> *lse, const T *g, T *dq,
+                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
+                         int64_t heads) {
+  using A = Acc<T>;
+  const HeadView<T> view{seq, channels / heads, channels};
 #pragma omp parallel
   {
     const int64_t tile = std::min(kAttentionRows, seq) * seq;
-    std::vector<T> probs(tile), dp(tile);
+    std::vector<A> probs(tile), dp(tile), sq, sk, sv, sg, sdq, sdk, sdv;
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t h = 0; h < heads; ++h) {
-        const int64_t head = b * seq * channels + h * d;
-        const T *headLse = lse + (b * heads + h) * seq;
-        for (int64_t s = 0; s < seq; ++s) {
-          std::fill_n(dk + head + s * channels, d, T(0));
-          std::fill_n(dv + head + s * channels, d, T(0));
-        }
-        for (int64_t t0 = 0; t0 < seq; t0 += kAttentionRows) {
-          const int64_t rows = std::min(kAttentionRows, seq - t0), keys = t0 + rows;
-          const int64_t at = head + t0 * channels;
-          T *p = probs.data(), *ds = dp.data();
-          tileScores(q + head, k + head, p, t0, rows, keys, d, channels, scale);
-          for (int64_t i = 0; i < rows; ++i) {
-            const int64_t t = t0 + i;
-            T *row = p + i * keys;
-#pragma omp simd
-            for (int64_t s = 0; s <= t; ++s)
-              row[s] = fastExp(row[s] - headLse[t]);
-            std::fill(row + t + 1, row + keys, T(0));
-          }
-          gemm(true, false, keys, d, rows, T(1), p, keys, g + at, channels, T(1), dv + head,
-               channels);
-          gemm(false, true, rows, keys, d, T(1), g + at, channels, v + head, channels, T(0), ds,
-               keys);
-          for (int64_t i = 0; i < rows; ++i) {
-            const T *pr = p + i * keys;
-            T *dr = ds + i * keys, weighted = 0;
-#pragma omp simd reduction(+ : weighted)
-            for (int64_t s = 0; s < keys; ++s)
-              weighted += pr[s] * dr[s];
-#pragma omp simd
-            for (int64_t s = 0; s < keys; ++s)
-              dr[s] = pr[s] * (dr[s] - weighted) * scale;
-          }
-          gemm(false, false, rows, d, keys, T(1), ds, keys, k + head, channels, T(0), dq + at,
-               channels);
-          gemm(true, false, keys, d, rows, T(1), ds, keys, q + at, channels, T(1), dk + head,
-               channels);
-        }
+        const int64_t head = b * seq * channels + h * view.d;
+        A *dqh = view.output(dq + head, sdq), *dkh = view.output(dk + head, sdk),
+          *dvh = view.output(dv + head, sdv);
+        attentionHeadGrad(view.load(q + head, sq), view.load(k + head, sk), view.load(v + head, sv),
+                          lse + (b * heads + h) * seq, view.load(g + head, sg), dqh, dkh, dvh,
+                          view.ld(), seq, view.d, probs.data(), dp.data());
+        view.store(dqh, dq + head);
+        view.store(dkh, dk + head);
+        view.store(dvh, dv + head);
       }
   }
 }
@@ -278,7 +330,7 @@ std::string dropoutStream(int64_t stream, int64_t layer) {
 template <typename T>
 void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int64_t *globalShape,
              const int64_t *offsets, double rate, uint64_t seed, int64_t stream, int64_t layer,
-             const T *stepAt) {
+             const Acc<T> *stepAt) {
   const int64_t step = int64_t(*stepAt);
   int64_t n = 1;
   for (int d = 0; d < rank; ++d)
@@ -287,7 +339,7 @@ void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int
     std::memcpy(out, in, n * sizeof(T));
     return;
   }
-  const T scale = T(1 / (1 - rate));
+  const Acc<T> scale = Acc<T>(1 / (1 - rate));
   const std::string key = dropoutStream(stream, layer) + std::to_string(step);
 #pragma omp parallel for if (n > kParallelWork)
   for (int64_t i = 0; i < n; ++i) {
@@ -297,28 +349,34 @@ void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int
       rest /= localShape[d];
       stride *= globalShape[d];
     }
-    out[i] = uniformAt(seed, key, uint64_t(global)) >= rate ? in[i] * scale : T(0);
+    out[i] = uniformAt(seed, key, uint64_t(global)) >= rate ? Acc<T>(in[i]) * scale : Acc<T>(0);
   }
 }
 
+#define DTLRT_INSTANTIATE_STORED(T, U)                                                             \
+  template void layerNormGradParams<T, U>(const T *, const Acc<T> *, const Acc<T> *, const T *,    \
+                                          U *, U *, int64_t, int64_t);                             \
+  template void embeddingGrad<T, U>(const int32_t *, const T *, U *, int64_t, int64_t, int64_t);
 #define DTLRT_INSTANTIATE(T)                                                                       \
   template void softmax<T>(const T *, T *, int64_t, int64_t);                                      \
   template void softmaxGrad<T>(const T *, const T *, T *, int64_t, int64_t);                       \
-  template void layerNorm<T>(const T *, const T *, const T *, double, T *, T *, T *, int64_t,      \
-                             int64_t);                                                             \
-  template void layerNormGradInput<T>(const T *, const T *, const T *, const T *, const T *, T *,  \
-                                      int64_t, int64_t);                                           \
-  template void layerNormGradParams<T>(const T *, const T *, const T *, const T *, T *, T *,       \
-                                       int64_t, int64_t);                                          \
+  template void layerNorm<T>(const T *, const T *, const T *, double, T *, Acc<T> *, Acc<T> *,     \
+                             int64_t, int64_t);                                                    \
+  template void layerNormGradInput<T>(const T *, const T *, const Acc<T> *, const Acc<T> *,        \
+                                      const T *, T *, int64_t, int64_t);                           \
   template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);          \
-  template void embeddingGrad<T>(const int32_t *, const T *, T *, int64_t, int64_t, int64_t);      \
-  template void causalAttention<T>(const T *, const T *, const T *, T *, T *, int64_t, int64_t,    \
-                                   int64_t, int64_t);                                              \
-  template void causalAttentionGrad<T>(const T *, const T *, const T *, const T *, const T *, T *, \
-                                       T *, T *, int64_t, int64_t, int64_t, int64_t);              \
+  template void causalAttention<T>(const T *, const T *, const T *, T *, Acc<T> *, int64_t,        \
+                                   int64_t, int64_t, int64_t);                                     \
+  template void causalAttentionGrad<T>(const T *, const T *, const T *, const Acc<T> *, const T *, \
+                                       T *, T *, T *, int64_t, int64_t, int64_t, int64_t);         \
   template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *, const int64_t *, \
-                           double, uint64_t, int64_t, int64_t, const T *);
+                           double, uint64_t, int64_t, int64_t, const Acc<T> *);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)
+DTLRT_INSTANTIATE(bf16)
+DTLRT_INSTANTIATE_STORED(float, float)
+DTLRT_INSTANTIATE_STORED(double, double)
+DTLRT_INSTANTIATE_STORED(bf16, bf16)
+DTLRT_INSTANTIATE_STORED(bf16, float)
 
 } // namespace dtlrt

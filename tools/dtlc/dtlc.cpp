@@ -96,8 +96,9 @@ cl::opt<std::string> memoryLimit(
 
 cl::opt<std::string> precision(
     "precision",
-    cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (CUDA: bf16 GEMM math, f32 master "
-             "weights); default: the train section's `precision`, else f32"),
+    cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (CPU: bf16 storage, f32 master "
+             "weights; CUDA: bf16 GEMM math over f32 storage); default: the train section's "
+             "`precision`, else f32"),
     cl::init(""), cl::cat(dtlcCategory));
 cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
@@ -261,8 +262,7 @@ public:
                                   << model.getValue() << " on MESH { data ...; optimizer = ...; })";
       return kUserError;
     }
-    // The flags override the train section's precision (bf16 is a GPU math
-    // mode) and memory limit.
+    // The flags override the train section's precision and memory limit.
     auto train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
     if (train && (!precision.empty() || !memoryLimit.empty())) {
       int64_t limit = train.getMemoryLimit();
@@ -291,11 +291,6 @@ public:
                       "checks) is for --target=cpu\n";
       return kUserError;
     }
-    bool explaining = explainMode != Explain::None;
-    if (!cuda && realType == dtl::Precision::bf16 && !explaining && emit != Emit::Dtl &&
-        emit != Emit::Grad)
-      llvm::errs() << "dtlc: note: bf16 is the CUDA target's GEMM precision; the CPU target "
-                      "computes in f32\n";
 
     PassManager pm(&ctx_);
     if (failed(applyPassManagerCLOptions(pm)))
@@ -306,6 +301,7 @@ public:
                      : emit == Emit::Grad        ? dtl::Stage::Grad
                      : emit == Emit::Partitioned ? dtl::Stage::Partitioned
                                                  : dtl::Stage::Exec;
+    bool explaining = explainMode != Explain::None;
     if (explaining)
       pipeline.stage = dtl::Stage::Exec;
     pipeline.target = cuda ? dtl::Target::cuda : dtl::Target::cpu;

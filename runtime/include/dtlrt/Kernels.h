@@ -5,11 +5,16 @@
 // are the ones worth a library: GEMM and the row-wise and optimizer kernels.
 // They take the same arguments as libdtlrt_cuda's (dtlrt/Cuda.h), so one
 // printer calls both; scalars a step computes (lr, step) are pointers.
+// T is how values are stored (float, double or bf16); statistics, losses
+// and scalars are Acc<T> (float for bf16), and results a kernel can write
+// in either precision (GEMMs, sums, parameter gradients) have a type U.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef DTLRT_KERNELS_H
 #define DTLRT_KERNELS_H
+
+#include "dtlrt/Bf16.h"
 
 #include <cmath>
 #include <cstdint>
@@ -20,10 +25,11 @@ namespace dtlrt {
 
 // c[m, n] = op(a) @ op(b) (+ bias[n] when bias is not null), op(x) = x or
 // x^T; a is [m, k] (or [k, m]). With a bias, c starts as the bias rows and
-// the GEMM accumulates onto them.
-template <typename T>
+// the GEMM accumulates onto them. bf16 GEMMs run on oneDNN (AVX512-BF16 or
+// AMX where the CPU has them) and accumulate in f32.
+template <typename T, typename U>
 void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
-            const T *bias, T *c);
+            const T *bias, U *c);
 
 // out[i] = in[sum_d index_d(i) * inStrides[d]] over out's `rank` dims; a
 // stride of 0 repeats the input along that dimension (numpy broadcasting).
@@ -32,21 +38,22 @@ void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inSt
 
 // out = in summed over the dimensions d with reduced[d] (accumulated in
 // double); out holds the other dimensions in order.
-template <typename T>
-void reduceSum(const T *in, T *out, const int64_t *inShape, const bool *reduced, int rank);
+template <typename T, typename U>
+void reduceSum(const T *in, U *out, const int64_t *inShape, const bool *reduced, int rank);
 
 // out[b] = logsumexp(logits[b, :]) - logits[b, labels[b]]; 0 when labels[b] < 0.
 template <typename T>
-void crossEntropy(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes);
+void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t batch,
+                  int64_t classes);
 
 // out[b, c] = grad[b] * (softmax(logits[b, :])[c] - (c == labels[b])).
 template <typename T>
-void crossEntropyGrad(const T *logits, const int32_t *labels, const T *grad, T *out, int64_t batch,
-                      int64_t classes);
+void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
+                      int64_t batch, int64_t classes);
 
 // out[b] = argmax(logits[b, :]) == labels[b].
 template <typename T>
-void correct(const T *logits, const int32_t *labels, T *out, int64_t batch, int64_t classes);
+void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t batch, int64_t classes);
 
 // torch.optim.AdamW, t = *step (1-based), at learning rate *lr, on the
 // gradient times *gradScale; a non-finite *gradScale skips the step (the
@@ -132,18 +139,18 @@ template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t r
 
 // out[r, :] = (x[r, :] - mean[r]) * rstd[r] * w + b, rstd = 1 / sqrt(var + eps).
 template <typename T>
-void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, T *mean, T *rstd,
+void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, Acc<T> *mean, Acc<T> *rstd,
                int64_t rows, int64_t n);
 
 // out = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w.
 template <typename T>
-void layerNormGradInput(const T *x, const T *w, const T *mean, const T *rstd, const T *g, T *out,
-                        int64_t rows, int64_t n);
+void layerNormGradInput(const T *x, const T *w, const Acc<T> *mean, const Acc<T> *rstd, const T *g,
+                        T *out, int64_t rows, int64_t n);
 
 // dw = sum over rows of g * xhat, db = sum over rows of g.
-template <typename T>
-void layerNormGradParams(const T *x, const T *mean, const T *rstd, const T *g, T *dw, T *db,
-                         int64_t rows, int64_t n);
+template <typename T, typename U>
+void layerNormGradParams(const T *x, const Acc<T> *mean, const Acc<T> *rstd, const T *g, U *dw,
+                         U *db, int64_t rows, int64_t n);
 
 // out[i, :] = table[ids[i], :]; an id outside [0, vocab) is a DataError.
 template <typename T>
@@ -151,8 +158,8 @@ void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_
                int64_t channels);
 
 // out = zeros(vocab, channels); out[ids[i], :] += g[i, :].
-template <typename T>
-void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_t vocab,
+template <typename T, typename U>
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
                    int64_t channels);
 
 // Causal self-attention over [batch, seq, channels] with `heads` heads, as
@@ -162,14 +169,14 @@ void embeddingGrad(const int32_t *ids, const T *g, T *out, int64_t count, int64_
 // stored whole: the kernels work on tiles of query rows, so memory is
 // O(batch x heads x seq), not O(seq^2) per head.
 template <typename T>
-void causalAttention(const T *q, const T *k, const T *v, T *out, T *lse, int64_t batch, int64_t seq,
-                     int64_t channels, int64_t heads);
+void causalAttention(const T *q, const T *k, const T *v, T *out, Acc<T> *lse, int64_t batch,
+                     int64_t seq, int64_t channels, int64_t heads);
 
 // The gradients of causalAttention for q, k and v; P is recomputed from the
 // scores and the saved lse.
 template <typename T>
-void causalAttentionGrad(const T *q, const T *k, const T *v, const T *lse, const T *g, T *dq, T *dk,
-                         T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads);
+void causalAttentionGrad(const T *q, const T *k, const T *v, const Acc<T> *lse, const T *g, T *dq,
+                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads);
 
 // out[i] = in[i] * keep(i) / (1 - rate), keep(i) = hash(seed, stream, layer,
 // step, global index of i) >= rate; the global index of local element i
@@ -178,7 +185,7 @@ void causalAttentionGrad(const T *q, const T *k, const T *v, const T *lse, const
 template <typename T>
 void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int64_t *globalShape,
              const int64_t *offsets, double rate, uint64_t seed, int64_t stream, int64_t layer,
-             const T *step);
+             const Acc<T> *step);
 
 /// The hash stream of a dropout mask: "dropout<stream>@" outside repeats,
 /// "dropout<stream>.<layer>@" inside; the step's digits follow.

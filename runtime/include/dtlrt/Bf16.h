@@ -1,0 +1,46 @@
+//===- Bf16.h - the bf16 storage type of generated CPU code -----*- C++ -*-===//
+//
+// bfloat16: f32's sign and exponent with 7 bits of mantissa, stored in 2
+// bytes (the upper half of an f32). Values convert to float implicitly, so
+// kernels and generated loops load bf16 and compute in float; storing a
+// float rounds to nearest even. The layout is oneDNN's and CUDA's bf16.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef DTLRT_BF16_H
+#define DTLRT_BF16_H
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace dtlrt {
+
+struct bf16 {
+  uint16_t bits;
+
+  bf16() = default;
+  bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) // NaN stays NaN (quiet)
+      bits = uint16_t((u >> 16) | 0x40);
+    else
+      bits = uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  }
+  operator float() const {
+    uint32_t u = uint32_t(bits) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+  }
+};
+static_assert(sizeof(bf16) == 2 && std::is_trivially_copyable_v<bf16>);
+
+/// What a kernel computes, accumulates and keeps statistics in for values
+/// stored as T: float for bf16, T itself otherwise.
+template <typename T> using Acc = std::conditional_t<std::is_same_v<T, bf16>, float, T>;
+
+} // namespace dtlrt
+
+#endif // DTLRT_BF16_H
