@@ -10,6 +10,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "Blas.h"
+#include "Metrics.h"
+
+#include "dtlrt/Runtime.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -38,6 +41,7 @@ struct OneDnn {
   std::mutex mutex;
   /// nullopt where oneDNN has no bf16 matmul for this CPU.
   std::map<Shape, std::optional<Gemm>> gemms;
+  int64_t kernelBytes = 0;
 
   static OneDnn &get() {
     static OneDnn instance;
@@ -61,12 +65,14 @@ struct OneDnn {
     dnnl::memory::desc c({m, n}, f32Out ? dt::f32 : dt::bf16, dnnl::memory::dims{n, 1});
     dnnl::memory::desc biasRow({1, n}, dt::bf16, dnnl::memory::dims{n, 1});
     std::optional<Gemm> made;
+    int64_t heapBefore = heapBytesInUse();
     try {
       auto desc = bias ? dnnl::matmul::desc(a, b, biasRow, c) : dnnl::matmul::desc(a, b, c);
       made = Gemm{dnnl::matmul(dnnl::matmul::primitive_desc(desc, engine)), a, b, biasRow, c};
     } catch (const dnnl::error &) {
       made.reset();
     }
+    kernelBytes += heapBytesInUse() - heapBefore;
     return gemms.emplace(shape, std::move(made)).first->second;
   }
 };
@@ -106,6 +112,12 @@ void matmulInto(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const bf16 *a
 }
 
 } // namespace
+
+int64_t gemmKernelBytes() {
+  OneDnn &dnn = OneDnn::get();
+  std::lock_guard<std::mutex> lock(dnn.mutex);
+  return dnn.kernelBytes;
+}
 
 void bf16Matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const bf16 *a, const bf16 *b,
                 const bf16 *bias, bf16 *c) {

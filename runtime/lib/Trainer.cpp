@@ -385,10 +385,12 @@ void Trainer::reportMemory(const Step &step) {
   if (rank_ != 0)
     return;
   std::printf("memory (rank 0, bytes): params %lld | optimizer state %lld | inputs %lld | "
-              "step results %lld | step buffers %lld | total %lld | heap growth %lld\n",
+              "step results %lld | step buffers %lld | total %lld | heap growth %lld | "
+              "gemm kernels %lld\n",
               (long long)byRole[Role::Param], (long long)byRole[Role::OptState],
               (long long)byRole[Role::Input], (long long)results, (long long)stepBufferBytes(),
-              (long long)(state + results + stepBufferBytes()), (long long)growth);
+              (long long)(state + results + stepBufferBytes()), (long long)growth,
+              (long long)gemmKernelBytes());
   if (device_)
     std::printf("device memory (rank 0, bytes): %lld (tensors, step buffers, scratch)\n",
                 (long long)device_->allocatedBytes());

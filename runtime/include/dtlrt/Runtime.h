@@ -156,6 +156,11 @@ void requireCpu(const char *march);
 /// Bytes allocated so far for the step functions' arenas.
 int64_t stepBufferBytes();
 
+/// Heap bytes the bf16 GEMM library (oneDNN) took to make its kernels: the
+/// generated code and state of each GEMM shape, not tensors (so not in a
+/// buffer plan); about 70-320 KB per shape, whatever the batch.
+int64_t gemmKernelBytes();
+
 /// A zeroed buffer of `n` elements for the intermediate values of a step
 /// function; it lives as long as the program. Counted in stepBufferBytes().
 template <typename T> T *stepBuffer(int64_t n) {
