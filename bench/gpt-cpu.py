@@ -4,15 +4,19 @@ examples/gpt.dtl compiled by dtlc against the same model in PyTorch eager
 (Debian's python3-torch), run side by side in this one invocation.
 
 usage: /usr/bin/python3 bench/gpt-cpu.py [--configs tiny,baby,gpt2-124M]
-                                         [--threads 2] [--steps 15] [--dtlc PATH]
+                                         [--precisions f32,bf16] [--threads 2]
+                                         [--steps 15] [--dtlc PATH]
 
 Both sides: flush-to-zero, the same OpenBLAS core (OPENBLAS_CORETYPE, set
 when the library would fall back to a generic one), `--threads` threads.
 dtlc's program uses OpenMP and OpenBLAS threads; PyTorch is timed with
 `--threads` intra-op threads and with 1 intra-op thread over a `--threads`
 BLAS, and the faster is the reference. Each figure is the median of the
-steps after `--warmup`. Prints one line per case:
-  case | dtl ms/step | ref ms/step | ratio | tok/s | MFU
+steps after `--warmup`. bf16: dtlc's `--precision=bf16` (bf16 storage,
+oneDNN bf16 GEMMs, f32 masters) against PyTorch under
+`torch.autocast("cpu", dtype=torch.bfloat16)`. Prints the CPU's bf16 flags,
+then one line per case:
+  case precision | dtl ms/step | ref ms/step | ratio | tok/s | MFU
 with ratio = dtl / ref (below 1: dtlc is faster), tok/s and MFU for dtlc;
 MFU uses 6N + 6LCT FLOPs per token and a peak of 245 GFLOP/s per thread
 (benchmarks.md). Then dtlc's speed-up from 1 thread to --threads, and, for
@@ -53,17 +57,18 @@ def openblas_core_env():
     return {}
 
 
-def run_dtl(dtlc, work, name, config, steps, threads, env):
+def run_dtl(dtlc, work, name, precision, config, steps, threads, env):
     L, C, H, T, B, V, real_vocab = config
-    exe = os.path.join(work, name)
+    exe = os.path.join(work, f"{name}-{precision}")
     if not os.path.exists(exe):
         defines = [f"-D{k}={v}" for k, v in zip("LCHTBV", (L, C, H, T, B, V))]
         subprocess.run([dtlc, os.path.join(HERE, "..", "examples", "gpt.dtl"), *defines,
-                        "--mesh", "dp=1,tp=1", "--march=native", "-o", exe], check=True)
+                        "--mesh", "dp=1,tp=1", "--march=native", f"--precision={precision}",
+                        "-o", exe], check=True)
     data = os.path.join(work, f"{name}.bin")
     if not os.path.exists(data):
         torch_gpt.write_tokens(data, (steps + 2) * B * T + 1, real_vocab, 0)
-    metrics = os.path.join(work, f"{name}-{threads}.jsonl")
+    metrics = os.path.join(work, f"{name}-{precision}-{threads}.jsonl")
     run_env = dict(os.environ, **env, OMP_NUM_THREADS=str(threads),
                    OPENBLAS_NUM_THREADS=str(threads))
     subprocess.run([exe, "--steps", str(steps), "--log-every", str(steps), "--eval-every", "0",
@@ -73,11 +78,11 @@ def run_dtl(dtlc, work, name, config, steps, threads, env):
         return [r["ms"] for r in map(json.loads, f) if "ms" in r]
 
 
-def run_torch(config, steps, threads, intra, env):
+def run_torch(config, precision, steps, threads, intra, env):
     L, C, H, T, B, V, _ = config
     code = (f"import sys; sys.path.insert(0, {HERE!r}); import torch_gpt, json; "
             f"print(json.dumps(torch_gpt.time_train_steps({L}, {C}, {H}, {T}, {B}, {V}, "
-            f"{steps}, {intra})))")
+            f"{steps}, {intra}, bf16={precision == 'bf16'})))")
     run_env = dict(os.environ, **env, OMP_NUM_THREADS=str(intra),
                    OPENBLAS_NUM_THREADS=str(threads))
     out = subprocess.run(["/usr/bin/python3", "-c", code], check=True, env=run_env,
@@ -88,6 +93,7 @@ def run_torch(config, steps, threads, intra, env):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--configs", default="tiny,baby,gpt2-124M")
+    p.add_argument("--precisions", default="f32,bf16")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
@@ -96,24 +102,29 @@ def main():
     env = openblas_core_env()
     print(f"threads {a.threads}, {a.steps} steps (median after {a.warmup}), "
           f"{' '.join(f'{k}={v}' for k, v in env.items()) or 'OpenBLAS default core'}")
-    print("case | dtl ms/step | ref ms/step | ratio | tok/s | MFU")
+    flags = open("/proc/cpuinfo").read().split()
+    print("CPU bf16: " + (", ".join(f for f in ("avx512_bf16", "amx_bf16", "amx_tile")
+                                    if f in flags) or "none (bf16 GEMMs widen to f32)"))
+    print("case precision | dtl ms/step | ref ms/step | ratio | tok/s | MFU")
     with tempfile.TemporaryDirectory() as work:
         for name in a.configs.split(","):
-            config = CONFIGS[name]
-            L, C, H, T, B, V, _ = config
-            steady = lambda times: statistics.median(times[a.warmup:])  # noqa: E731
-            dtl = steady(run_dtl(a.dtlc, work, name, config, a.steps, a.threads, env))
-            ref = min(steady(run_torch(config, a.steps, a.threads, intra, env))
-                      for intra in sorted({a.threads, 1}))
-            tokens = B * T / (dtl / 1e3)
-            flops = 6 * torch_gpt.param_count(L, C, T, V) + 6 * L * C * T
-            mfu = tokens * flops / (PEAK_PER_THREAD * a.threads)
-            print(f"{name} | {dtl:.2f} | {ref:.2f} | {dtl / ref:.3f} | {tokens:.0f} | "
-                  f"{100 * mfu:.1f}%", flush=True)
-            if a.threads > 1:
-                one = steady(run_dtl(a.dtlc, work, name, config, a.steps, 1, env))
-                print(f"{name} dtl 1 thread {one:.2f} ms/step: {a.threads} threads are "
-                      f"{one / dtl:.2f}x faster", flush=True)
+            for precision in a.precisions.split(","):
+                config = CONFIGS[name]
+                L, C, H, T, B, V, _ = config
+                steady = lambda times: statistics.median(times[a.warmup:])  # noqa: E731
+                dtl = steady(run_dtl(a.dtlc, work, name, precision, config, a.steps, a.threads,
+                                     env))
+                ref = min(steady(run_torch(config, precision, a.steps, a.threads, intra, env))
+                          for intra in sorted({a.threads, 1}))
+                tokens = B * T / (dtl / 1e3)
+                flops = 6 * torch_gpt.param_count(L, C, T, V) + 6 * L * C * T
+                mfu = tokens * flops / (PEAK_PER_THREAD * a.threads)
+                print(f"{name} {precision} | {dtl:.2f} | {ref:.2f} | {dtl / ref:.3f} | "
+                      f"{tokens:.0f} | {100 * mfu:.1f}%", flush=True)
+                if a.threads > 1:
+                    one = steady(run_dtl(a.dtlc, work, name, precision, config, a.steps, 1, env))
+                    print(f"{name} {precision} dtl 1 thread {one:.2f} ms/step: {a.threads} "
+                          f"threads are {one / dtl:.2f}x faster", flush=True)
     if a.threads > 1:
         gemm_scaling(a.threads, env)
 

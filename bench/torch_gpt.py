@@ -203,9 +203,10 @@ def param_count(L, C, T, V):
     return V * C + T * C + L * per_layer + 2 * C
 
 
-def time_train_steps(L, C, H, T, B, V, steps, threads, seed=0):
+def time_train_steps(L, C, H, T, B, V, steps, threads, seed=0, bf16=False):
     """Milliseconds of each full train step (forward, backward, AdamW) of
-    this GPT in PyTorch eager, with `threads` intra-op threads."""
+    this GPT in PyTorch eager, with `threads` intra-op threads; with `bf16`,
+    the forward under CPU bf16 autocast (f32 master weights)."""
     import time
 
     torch.manual_seed(seed)
@@ -221,7 +222,8 @@ def time_train_steps(L, C, H, T, B, V, steps, threads, seed=0):
         idx = torch.randint(0, min(V, 65), (B, T), generator=generator)
         targets = torch.randint(0, min(V, 65), (B, T), generator=generator)
         start = time.perf_counter()
-        loss = model(idx, targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(idx, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -30,13 +30,20 @@ int64_t aligned(int64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * 
 
 class Planner {
 public:
-  Planner(func::FuncOp fn, int64_t realBytes) : fn_(fn), liveness_(fn), realBytes_(realBytes) {}
+  Planner(func::FuncOp fn, int64_t realBytes, bool overwrite)
+      : fn_(fn), liveness_(fn), realBytes_(realBytes), overwrite_(overwrite) {}
 
-  void run() {
+  /// Plans every value's place; returns the arena's size.
+  int64_t plan() {
     int64_t next = 0;
     number(fn_.getBody().front(), next);
     collect(fn_.getBody().front());
-    int64_t arenaBytes = assignOffsets();
+    arenaBytes_ = assignOffsets();
+    return arenaBytes_;
+  }
+
+  /// Writes the plan into the IR.
+  void write() {
     MLIRContext *ctx = fn_.getContext();
     for (auto &[op, places] : places_) {
       SmallVector<Attribute> attrs;
@@ -44,7 +51,7 @@ public:
         attrs.push_back(PlaceAttr::get(ctx, kind, index));
       op->setAttr(attr::place, ArrayAttr::get(ctx, attrs));
     }
-    fn_->setAttr(attr::arenaBytes, IntegerAttr::get(IntegerType::get(ctx, 64), arenaBytes));
+    fn_->setAttr(attr::arenaBytes, IntegerAttr::get(IntegerType::get(ctx, 64), arenaBytes_));
   }
 
 private:
@@ -96,14 +103,42 @@ private:
           places.push_back({PlaceKind::slice, *slice});
         } else {
           places.push_back({PlaceKind::arena, 0});
-          intervals_.push_back(
-              {r, &op, places.size() - 1, begin_[&op], lastUse(r, &op),
-               aligned(std::max<int64_t>(tensorBytes(r.getType(), realBytes_), 1))});
+          int64_t bytes = aligned(std::max<int64_t>(tensorBytes(r.getType(), realBytes_), 1));
+          if (std::optional<size_t> dying = overwritable(op, bytes)) {
+            Interval &shared = intervals_[*dying];
+            shared.end = std::max(shared.end, lastUse(r, &op));
+            sharers_.push_back({&op, places.size() - 1, *dying});
+            intervalOf_[r] = *dying;
+            continue;
+          }
+          intervalOf_[r] = intervals_.size();
+          intervals_.push_back({r, &op, places.size() - 1, begin_[&op], lastUse(r, &op), bytes});
         }
       }
       if (auto inner = dyn_cast<RepeatOp>(op))
         collect(inner.getBodyBlock());
     }
+  }
+
+  /// The interval of an operand of `op` that `op`'s result of `bytes` may
+  /// be written over: one whose last read is `op`, of the same size, where
+  /// `op` reads each element before writing it at the same place (an
+  /// elementwise loop; cross-entropy's gradient over the logits, which
+  /// would otherwise hold two [B, T, V] tensors at once).
+  std::optional<size_t> overwritable(Operation &op, int64_t bytes) {
+    if (!overwrite_ || !isa<FusedOp, CrossEntropyGradOp>(op))
+      return std::nullopt;
+    ValueRange candidates = op.getOperands();
+    if (auto ce = dyn_cast<CrossEntropyGradOp>(op))
+      candidates = ce->getOperands().take_front(1); // the logits
+    for (Value v : candidates) {
+      auto it = intervalOf_.find(v);
+      if (it == intervalOf_.end() || intervals_[it->second].bytes != bytes ||
+          v.getParentBlock() != op.getBlock() || lastUse(v, v.getDefiningOp()) != begin_[&op])
+        continue;
+      return it->second;
+    }
+    return std::nullopt;
   }
 
   /// The function result an in-place update's result is returned as.
@@ -125,6 +160,7 @@ private:
   /// result never overlaps an operand of its own op); returns the arena size.
   int64_t assignOffsets() {
     int64_t arenaBytes = 0;
+    std::vector<int64_t> offsets;                  // per interval
     std::multimap<int64_t, const Interval *> live; // offset -> interval
     for (const Interval &next : intervals_) {
       for (auto it = live.begin(); it != live.end();)
@@ -137,8 +173,11 @@ private:
       }
       live.emplace(offset, &next);
       places_[next.op][next.result].second = offset;
+      offsets.push_back(offset);
       arenaBytes = std::max(arenaBytes, offset + next.bytes);
     }
+    for (const Sharer &sharer : sharers_)
+      places_[sharer.op][sharer.result].second = offsets[sharer.interval];
     return arenaBytes;
   }
 
@@ -148,11 +187,20 @@ private:
     size_t result;
     int64_t start, end, bytes;
   };
+  /// A result written over an operand: it takes the operand's interval.
+  struct Sharer {
+    Operation *op;
+    size_t result, interval;
+  };
 
   func::FuncOp fn_;
   Liveness liveness_;
   int64_t realBytes_;
+  bool overwrite_;
+  int64_t arenaBytes_ = 0;
   DenseMap<Operation *, int64_t> begin_, end_;
+  DenseMap<Value, size_t> intervalOf_;
+  std::vector<Sharer> sharers_;
   llvm::MapVector<Operation *, SmallVector<std::pair<PlaceKind, int64_t>>> places_;
   std::vector<Interval> intervals_;
 };
@@ -169,8 +217,21 @@ struct PlanBuffers : dtl::impl::PlanBuffersBase<PlanBuffers> {
     }
     auto train = module->getAttrOfType<TrainAttr>(attr::train);
     int64_t realBytes = train && train.getPrecision() == Precision::f64 ? 8 : 4;
-    for (auto fn : module.getOps<func::FuncOp>())
-      Planner(fn, realBytes).run();
+    for (auto fn : module.getOps<func::FuncOp>()) {
+      // Writing results over dying operands shortens live ranges but can
+      // leave first fit a worse packing: the smaller arena wins. (The CUDA
+      // kernels take __restrict__ pointers, so never there.)
+      Planner separate(fn, realBytes, /*overwrite=*/false);
+      int64_t bytes = separate.plan();
+      if (*planned == Target::cpu) {
+        Planner overwriting(fn, realBytes, /*overwrite=*/true);
+        if (overwriting.plan() < bytes) {
+          overwriting.write();
+          continue;
+        }
+      }
+      separate.write();
+    }
     module->setAttr(attr::target, TargetAttr::get(&getContext(), *planned));
   }
 };
