@@ -140,7 +140,9 @@ std::optional<RankedTensorType> Generator::tensorType(const ast::TensorType &t, 
   else if (t.dtype == "i32" && !isParam)
     elt = b.getI32Type();
   else if (t.dtype == "bf16" || t.dtype == "f16")
-    error(t.pos) << t.dtype << " is not supported yet (f32 only for now)";
+    error(t.pos) << t.dtype
+                 << " is not a tensor type: declare f32 and set `precision = bf16` in the train "
+                    "section (bf16 storage with f32 master weights)";
   else
     error(t.pos) << "unknown dtype '" << t.dtype << "'" << (isParam ? " (params are f32)" : "");
   SmallVector<int64_t> shape;

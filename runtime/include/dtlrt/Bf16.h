@@ -20,13 +20,21 @@ struct bf16 {
   uint16_t bits;
 
   bf16() = default;
-  bf16(float f) {
+  bf16(float f) : bits(round(f)) {}
+  // Stores the bits themselves: a loop `out[i] = x` then vectorises (a
+  // temporary bf16 copied in would not).
+  bf16 &operator=(float f) {
+    bits = round(f);
+    return *this;
+  }
+  /// Round to nearest even, NaN kept quiet; branch-free (a select), so it
+  /// vectorises.
+  static uint16_t round(float f) {
     uint32_t u;
     std::memcpy(&u, &f, sizeof u);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) // NaN stays NaN (quiet)
-      bits = uint16_t((u >> 16) | 0x40);
-    else
-      bits = uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    uint32_t quietNaN = (u >> 16) | 0x40u;
+    return uint16_t((u & 0x7FFFFFFFu) > 0x7F800000u ? quietNaN : rounded);
   }
   operator float() const {
     uint32_t u = uint32_t(bits) << 16;
