@@ -105,7 +105,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   std::string checkpointDir = "checkpoints";
   double minLr = 0, clipGradNorm = 0;
   LrSchedule schedule = LrSchedule::constant;
-  Precision precision = Precision::f32;
+  Precision precision = Precision::f32, reducePrecision = Precision::f32;
   OptimizerKind optimizer = OptimizerKind::sgd;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, momentum = 0;
   auto setInt = [&](const ast::Setting &s, int64_t min, int64_t &out) {
@@ -160,14 +160,18 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
         error(s.value.pos) << "'zero' is the ZeRO stage: 0, 1, 2 or 3";
       else
         zero = (int64_t)*n;
-    } else if (s.key == "precision") {
+    } else if (s.key == "precision" || s.key == "reduce_precision") {
       bool isName =
           s.value.kind == ast::Value::Kind::Expr && s.value.expr->kind == ast::Expr::Kind::Name;
       if (!isName || (s.value.expr->name != "f32" && s.value.expr->name != "bf16"))
-        error(s.value.pos) << "'precision' is f32 or bf16 (bf16: GEMMs multiply in bf16 on "
-                              "the CUDA target, with f32 master weights and optimizer state)";
+        error(s.value.pos) << "'" << s.key << "' is f32 or bf16"
+                           << (s.key == "precision"
+                                   ? " (bf16: bf16 storage with f32 master weights and optimizer "
+                                     "state on the CPU target, bf16 GEMMs on the CUDA target)"
+                                   : " (the type collectives sum gradients in)");
       else
-        precision = *symbolizePrecision(s.value.expr->name);
+        (s.key == "precision" ? precision : reducePrecision) =
+            *symbolizePrecision(s.value.expr->name);
     } else if (s.key == "optimizer" || s.key == "schedule") {
       if (s.value.kind != ast::Value::Kind::Expr || s.value.expr->kind != ast::Expr::Kind::Call) {
         error(s.value.pos) << "'" << s.key << "' must be a call such as "
@@ -232,6 +236,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       error(s.pos) << "unknown train setting '" << s.key
                    << "' (known: data, eval, optimizer, schedule, steps, log_every, "
                       "eval_every, eval_batches, seed, zero, accumulate, memory_limit, precision, "
+                      "reduce_precision, "
                       "clip_grad_norm, max_skipped_steps, checkpoint_every, keep_last, "
                       "checkpoint_dir)";
     }
@@ -243,7 +248,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
   auto trainAttr = TrainAttr::getChecked(
       [&] { return error(train.pos); }, &ctx, data, eval, steps, logEvery, evalEvery, evalBatches,
-      seed, schedule, warmup, F64(minLr), zero, accumulate, memoryLimit, precision,
+      seed, schedule, warmup, F64(minLr), zero, accumulate, memoryLimit, precision, reducePrecision,
       F64(clipGradNorm), maxSkippedSteps, checkpointEvery, keepLast, StringRef(checkpointDir));
   if (!optimizerAttr || !trainAttr)
     return;

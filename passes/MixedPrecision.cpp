@@ -61,8 +61,10 @@ bool readsF32(OpOperand &use) {
 /// what only f32 operands read (a loss's seed gradient), with the sums,
 /// reshapes, collectives and loop results they come through. So gradients
 /// are reduced and accumulated in f32 (the GEMM or kernel that produces one
-/// writes it in f32 directly).
-DenseSet<Value> f32Values(func::FuncOp fn) {
+/// writes it in f32 directly); with `reduceInBf16`, the reducing
+/// collectives and what feeds them are bf16 (half the bytes sent) and the
+/// gradient becomes f32 after them.
+DenseSet<Value> f32Values(func::FuncOp fn, bool reduceInBf16) {
   SmallVector<Value> work;
   fn.walk([&](Operation *op) {
     if (auto adamw = dyn_cast<AdamwUpdateOp>(op))
@@ -80,6 +82,10 @@ DenseSet<Value> f32Values(func::FuncOp fn) {
     if (!isRealTensor(v.getType()) || !path.insert(v).second)
       continue;
     Operation *def = v.getDefiningOp();
+    if (reduceInBf16 && isa_and_nonnull<shard::AllReduceOp, shard::ReduceScatterOp>(def)) {
+      path.erase(v);
+      continue;
+    }
     if (auto repeat = dyn_cast_or_null<RepeatOp>(def)) {
       work.push_back(repeat.getYield().getValues()[cast<OpResult>(v).getResultNumber()]);
     } else if (isa_and_nonnull<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp,
@@ -113,7 +119,7 @@ bool writesAnyReal(Operation *op) {
 
 class Retyper {
 public:
-  Retyper(func::FuncOp fn) : keptF32_(f32Values(fn)) {
+  Retyper(func::FuncOp fn, bool reduceInBf16) : keptF32_(f32Values(fn, reduceInBf16)) {
     MLIRContext *ctx = fn.getContext();
     f32_ = Float32Type::get(ctx);
     bf16_ = BFloat16Type::get(ctx);
@@ -214,9 +220,10 @@ struct MixedPrecision : dtl::impl::MixedPrecisionBase<MixedPrecision> {
     auto train = module->getAttrOfType<TrainAttr>(attr::train);
     if (!train || train.getPrecision() != Precision::bf16)
       return;
-    module.walk([](func::FuncOp fn) {
+    bool reduceInBf16 = train.getReducePrecision() == Precision::bf16;
+    module.walk([&](func::FuncOp fn) {
       if (!fn.isExternal())
-        Retyper(fn).retype(fn.getBody().front());
+        Retyper(fn, reduceInBf16).retype(fn.getBody().front());
     });
   }
 };

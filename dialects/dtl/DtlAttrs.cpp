@@ -309,9 +309,9 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
                                 DataAttr eval, int64_t steps, int64_t logEvery, int64_t evalEvery,
                                 int64_t evalBatches, int64_t seed, LrSchedule schedule,
                                 int64_t warmup, F64 minLr, int64_t zero, int64_t accumulate,
-                                int64_t memoryLimit, Precision precision, F64 clipGradNorm,
-                                int64_t maxSkippedSteps, int64_t checkpointEvery, int64_t keepLast,
-                                StringRef checkpointDir) {
+                                int64_t memoryLimit, Precision precision, Precision reducePrecision,
+                                F64 clipGradNorm, int64_t maxSkippedSteps, int64_t checkpointEvery,
+                                int64_t keepLast, StringRef checkpointDir) {
   if (steps < 1 || logEvery < 1)
     return emitError() << "steps and log_every must be at least 1";
   if (evalEvery < 0 || evalBatches < 0 || seed < 0 || warmup < 0)
@@ -324,6 +324,10 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
     return emitError() << "memory_limit must not be negative (0: none)";
   if (accumulate < 1)
     return emitError() << "accumulate is the number of micro-batches per step (at least 1)";
+  if (reducePrecision == Precision::f64 ||
+      (reducePrecision == Precision::bf16 && precision != Precision::bf16))
+    return emitError() << "reduce_precision = bf16 needs precision = bf16 (gradients are summed "
+                          "in f32 otherwise)";
   if (!std::isfinite(clipGradNorm.value) || clipGradNorm < 0)
     return emitError() << "clip_grad_norm must be finite and non-negative (0: no clipping)";
   if (maxSkippedSteps < 1)

@@ -252,7 +252,10 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     With `memory_limit` (bytes per rank; 0: none) dtlc recomputes in the
     backward as little as makes the step's plan fit.
     `precision` is how reals are stored and multiplied (f64 on the CPU for
-    gradient checks; bf16 GEMM math on the GPU). `clip_grad_norm` scales
+    gradient checks; bf16: bf16 storage with f32 masters on the CPU, bf16
+    GEMM math on the GPU); `reduce_precision` is the type gradients are
+    summed in by collectives (bf16 halves their bytes; only with
+    `precision = bf16`). `clip_grad_norm` scales
     every gradient by `min(1, clip / global norm)` (0: no clipping); a step
     whose loss or gradient norm is not finite skips its update, and
     `max_skipped_steps` of them in a row stop the run. Every
@@ -278,6 +281,7 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     DefaultValuedParameter<"int64_t", "1">:$accumulate,
     DefaultValuedParameter<"int64_t", "0">:$memory_limit,
     Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$precision,
+    Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$reduce_precision,
     Dtl_F64Param<"0.0">:$clip_grad_norm,
     DefaultValuedParameter<"int64_t", "10">:$max_skipped_steps,
     DefaultValuedParameter<"int64_t", "0">:$checkpoint_every,
@@ -287,7 +291,7 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
   let assemblyFormat = [{
     `<` struct($data, $eval, $steps, $log_every, $eval_every, $eval_batches, $seed, $schedule,
                $warmup, $min_lr, $zero, $accumulate, $memory_limit,
-               $precision, $clip_grad_norm, $max_skipped_steps,
+               $precision, $reduce_precision, $clip_grad_norm, $max_skipped_steps,
                $checkpoint_every, $keep_last, $checkpoint_dir) `>`
   }];
   let genVerifyDecl = 1;

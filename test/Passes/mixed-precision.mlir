@@ -60,3 +60,24 @@ module attributes {dtl.train = #dtl.train<data = <tokens, inputs = ["x", "y"], f
     return %dx : tensor<4x8xf32>
   }
 }
+
+// -----
+
+// With reduce_precision = bf16 the all-reduce sums the bf16 gradient (half
+// the bytes) and the update reads it converted to f32.
+
+// CHECK-LABEL: func.func @reduce_bf16
+// CHECK: %[[DW:.*]] = dtl.matmul {{.*}} {transpose_lhs} : tensor<4x16xbf16>, tensor<4x8xbf16> -> tensor<16x8xbf16>
+// CHECK: %[[SUM:.*]] = shard.all_reduce %[[DW]] {{.*}} : tensor<16x8xbf16> -> tensor<16x8xbf16>
+// CHECK: %[[G:.*]] = dtl.convert %[[SUM]] : tensor<16x8xbf16> -> tensor<16x8xf32>
+// CHECK: dtl.adamw_update %arg0, %[[G]],
+module attributes {dtl.train = #dtl.train<data = <tokens, inputs = ["x", "y"], files = ["t.bin"]>, steps = 1, precision = bf16, reduce_precision = bf16>} {
+  shard.grid @grid(shape = 2)
+  func.func @reduce_bf16(%w: tensor<16x8xf32>, %x: tensor<4x16xf32>, %dy: tensor<4x8xf32>, %m: tensor<16x8xf32>, %v: tensor<16x8xf32>, %lr: tensor<f32>)
+      -> (tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>) {
+    %dw = dtl.matmul %x, %dy {transpose_lhs} : tensor<4x16xf32>, tensor<4x8xf32> -> tensor<16x8xf32>
+    %sum = shard.all_reduce %dw on @grid grid_axes = [0] : tensor<16x8xf32> -> tensor<16x8xf32>
+    %nw, %nm, %nv = dtl.adamw_update %w, %sum, %m, %v, %lr, %lr, %lr {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64} : tensor<16x8xf32>, tensor<f32>
+    return %nw, %nm, %nv : tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>
+  }
+}

@@ -211,8 +211,10 @@ dtl::TrainAttr withOverrides(dtl::TrainAttr t, dtl::Precision precision, int64_t
   return dtl::TrainAttr::get(
       t.getContext(), t.getData(), t.getEval(), t.getSteps(), t.getLogEvery(), t.getEvalEvery(),
       t.getEvalBatches(), t.getSeed(), t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(),
-      t.getAccumulate(), memoryLimit, precision, t.getClipGradNorm(), t.getMaxSkippedSteps(),
-      t.getCheckpointEvery(), t.getKeepLast(), t.getCheckpointDir());
+      t.getAccumulate(), memoryLimit, precision,
+      precision == dtl::Precision::bf16 ? t.getReducePrecision() : dtl::Precision::f32,
+      t.getClipGradNorm(), t.getMaxSkippedSteps(), t.getCheckpointEvery(), t.getKeepLast(),
+      t.getCheckpointDir());
 }
 
 /// Output goes to -o, else stdout (text) or the input's stem (executables).

@@ -725,6 +725,11 @@ module attributes {dtl.train = #dtl.train<steps = 0>} {}
 
 // -----
 
+// expected-error @+1 {{reduce_precision = bf16 needs precision = bf16}}
+module attributes {dtl.train = #dtl.train<reduce_precision = bf16>} {}
+
+// -----
+
 // expected-error @+1 {{eval_every, eval_batches, seed and warmup must not be negative}}
 module attributes {dtl.train = #dtl.train<warmup = -1>} {}
 
