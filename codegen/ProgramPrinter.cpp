@@ -100,7 +100,9 @@ public:
         << ", /*evalBatches=*/" << train.getEvalBatches() << ", /*seed=*/" << train.getSeed()
         << ",\n    /*maxSkippedSteps=*/" << train.getMaxSkippedSteps() << ", /*checkpointEvery=*/"
         << train.getCheckpointEvery() << ", /*keepLast=*/" << train.getKeepLast()
-        << ", /*checkpointDir=*/" << cpp::quoted(train.getCheckpointDir()) << "};\n\n";
+        << ", /*checkpointDir=*/" << cpp::quoted(train.getCheckpointDir()) << ", /*storesBf16=*/"
+        << (train.getPrecision() == Precision::bf16 && target_.ns() == "dtlrt" ? "true" : "false")
+        << "};\n\n";
     std::string device = target_.device(module_);
     // Before main and before anything built for DTLRT_MARCH runs: a CPU
     // without it gets a message, not SIGILL.

@@ -17,6 +17,13 @@ int Trainer::checkGrads() {
     std::fprintf(stderr, "error: this program was compiled without a gradient function\n");
     return 1;
   }
+  if (p_.storesBf16) {
+    std::fprintf(stderr,
+                 "error: --check-grads needs f32 or f64 storage: this program stores bf16 "
+                 "(precision = bf16), whose 3 significant digits drown a finite difference; "
+                 "build it with --precision=f64 to check its gradients\n");
+    return 1;
+  }
   train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler_->at(row); });
   Step &grad = bind(p_.gradStep), &forward = bind(p_.evalStep);
   // Step 1: dropout draws its (fixed) mask, so its gradient is checked too.

@@ -183,6 +183,7 @@ Program programFrom(const ProgramDecl &decl, Device *device) {
   p.checkpointEvery = decl.checkpointEvery;
   p.keepLast = decl.keepLast;
   p.checkpointDir = decl.checkpointDir;
+  p.storesBf16 = decl.storesBf16;
   p.device = device;
   return p;
 }

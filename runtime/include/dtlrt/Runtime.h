@@ -87,6 +87,8 @@ struct Program {
   /// Checkpoints: every N steps (0: only when preempted), the newest K kept (0: all), where.
   int64_t checkpointEvery = 0, keepLast = 3;
   std::string checkpointDir = "checkpoints";
+  /// precision = bf16 on the CPU: values stored in bf16, masters in f32.
+  bool storesBf16 = false;
   /// Where the steps run: null for the host (the CPU target).
   Device *device = nullptr;
 };
@@ -139,6 +141,7 @@ struct ProgramDecl {
   int64_t warmup, steps, logEvery, evalEvery, evalBatches, seed;
   int64_t maxSkippedSteps, checkpointEvery, keepLast;
   const char *checkpointDir;
+  bool storesBf16; ///< precision = bf16: values stored in bf16, masters in f32
 };
 
 /// The instruction set a generated program was built for (dtlc --march,
