@@ -178,9 +178,13 @@ def PlanBuffers : Pass<"dtl-plan-buffers", "mlir::ModuleOp"> {
     gives it an offset, reusing dead bytes. A repeat body's values live
     within one iteration; a value the body yields as a stacked result is
     written straight into its layer's slice. Views (reshapes, waits) get
-    none; in-place updates write into the function's results. Reals take
-    the bytes of the module's precision (`dtl.train`); the plan is per
-    target, since where collectives are awaited changes lifetimes. Writes
+    none; in-place updates write into the function's results.
+    Cross-entropy's gradient may be written over the logits it reads last,
+    and on the CPU a fused loop over a dying input of its size (the CUDA
+    fused kernels take `__restrict__` pointers); first fit is run with and
+    without such sharing and the smaller arena kept. f32 reals take the
+    bytes of the module's precision (`dtl.train`), bf16 two; the plan is
+    per target, since where collectives are awaited changes lifetimes. Writes
     `dtl.place` on every op, `dtl.arena_bytes` on every function and
     `dtl.target` on the module: what the printers and `--explain` read.
   }];

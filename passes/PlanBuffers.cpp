@@ -30,8 +30,11 @@ int64_t aligned(int64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * 
 
 class Planner {
 public:
-  Planner(func::FuncOp fn, int64_t realBytes, bool overwrite)
-      : fn_(fn), liveness_(fn), realBytes_(realBytes), overwrite_(overwrite) {}
+  /// With `overwrite`, cross-entropy's gradient may be written over the
+  /// logits, and with `overwriteLoops` too, a fused loop over a dying input.
+  Planner(func::FuncOp fn, int64_t realBytes, bool overwrite, bool overwriteLoops)
+      : fn_(fn), liveness_(fn), realBytes_(realBytes), overwrite_(overwrite),
+        overwriteLoops_(overwriteLoops) {}
 
   /// Plans every value's place; returns the arena's size.
   int64_t plan() {
@@ -126,7 +129,7 @@ private:
   /// elementwise loop; cross-entropy's gradient over the logits, which
   /// would otherwise hold two [B, T, V] tensors at once).
   std::optional<size_t> overwritable(Operation &op, int64_t bytes) {
-    if (!overwrite_ || !isa<FusedOp, CrossEntropyGradOp>(op))
+    if (!overwrite_ || !(isa<CrossEntropyGradOp>(op) || (overwriteLoops_ && isa<FusedOp>(op))))
       return std::nullopt;
     ValueRange candidates = op.getOperands();
     if (auto ce = dyn_cast<CrossEntropyGradOp>(op))
@@ -196,7 +199,7 @@ private:
   func::FuncOp fn_;
   Liveness liveness_;
   int64_t realBytes_;
-  bool overwrite_;
+  bool overwrite_, overwriteLoops_;
   int64_t arenaBytes_ = 0;
   DenseMap<Operation *, int64_t> begin_, end_;
   DenseMap<Value, size_t> intervalOf_;
@@ -219,18 +222,16 @@ struct PlanBuffers : dtl::impl::PlanBuffersBase<PlanBuffers> {
     int64_t realBytes = train && train.getPrecision() == Precision::f64 ? 8 : 4;
     for (auto fn : module.getOps<func::FuncOp>()) {
       // Writing results over dying operands shortens live ranges but can
-      // leave first fit a worse packing: the smaller arena wins. (The CUDA
-      // kernels take __restrict__ pointers, so never there.)
-      Planner separate(fn, realBytes, /*overwrite=*/false);
-      int64_t bytes = separate.plan();
-      if (*planned == Target::cpu) {
-        Planner overwriting(fn, realBytes, /*overwrite=*/true);
-        if (overwriting.plan() < bytes) {
-          overwriting.write();
-          continue;
-        }
-      }
-      separate.write();
+      // leave first fit a worse packing: the smaller arena wins. The CUDA
+      // target's fused kernels take __restrict__ pointers, so there only
+      // cross-entropy's gradient (a row read whole before it is written).
+      Planner separate(fn, realBytes, /*overwrite=*/false, /*overwriteLoops=*/false);
+      Planner overwriting(fn, realBytes, /*overwrite=*/true,
+                          /*overwriteLoops=*/*planned == Target::cpu);
+      if (overwriting.plan() < separate.plan())
+        overwriting.write();
+      else
+        separate.write();
     }
     module->setAttr(attr::target, TargetAttr::get(&getContext(), *planned));
   }

@@ -101,3 +101,39 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
     return %d : tensor<64x64xf32>
   }
 }
+
+// -----
+
+// Cross-entropy's gradient is written over the logits it reads last (one
+// [B, C] buffer, as in llm.c), on both targets.
+
+// CHECK-LABEL: func.func @logits{{.*}} attributes {dtl.arena_bytes = 8256 : i64}
+// CHECK:         dtl.cross_entropy_grad {{.*}} {dtl.place = [#dtl.place<arena>]}
+// CUDA-LABEL:  func.func @logits{{.*}} attributes {dtl.arena_bytes = 8256 : i64}
+// CUDA:          dtl.cross_entropy_grad {{.*}} {dtl.place = [#dtl.place<arena>]}
+func.func @logits(%x: tensor<64x32xf32>, %w: tensor<32x32xf32>, %labels: tensor<64xi32>, %seed: tensor<64xf32>) -> tensor<f32> {
+  %logits = dtl.matmul %x, %w : tensor<64x32xf32>, tensor<32x32xf32> -> tensor<64x32xf32>
+  %dl = dtl.cross_entropy_grad %logits, %labels, %seed : tensor<64x32xf32>, tensor<64xi32>, tensor<64xf32> -> tensor<64x32xf32>
+  %s = dtl.reduce_sum %dl dims [0, 1] : tensor<64x32xf32> -> tensor<f32>
+  return %s : tensor<f32>
+}
+
+// -----
+
+// On the CPU a fused loop takes its dying input's buffer; the CUDA fused
+// kernels take __restrict__ pointers, so there it gets its own.
+
+// CHECK-LABEL: func.func @loop{{.*}} attributes {dtl.arena_bytes = 8256 : i64}
+// CHECK:         } attributes {dtl.place = [#dtl.place<arena>]}
+// CUDA-LABEL:  func.func @loop{{.*}} attributes {dtl.arena_bytes = 16384 : i64}
+// CUDA:          } attributes {dtl.place = [#dtl.place<arena 8192>]}
+func.func @loop(%x: tensor<64x32xf32>, %w: tensor<32x32xf32>) -> tensor<f32> {
+  %h = dtl.matmul %x, %w : tensor<64x32xf32>, tensor<32x32xf32> -> tensor<64x32xf32>
+  %g = dtl.fused(%h) : (tensor<64x32xf32>) -> tensor<64x32xf32> {
+  ^bb0(%e: tensor<f32>):
+    %n = dtl.neg %e : tensor<f32>
+    dtl.yield %n : tensor<f32>
+  }
+  %s = dtl.reduce_sum %g dims [0, 1] : tensor<64x32xf32> -> tensor<f32>
+  return %s : tensor<f32>
+}
