@@ -32,6 +32,18 @@ std::string runtimeEnum(StringRef type, StringRef value) {
   return out;
 }
 
+/// Whether `fn` stores any value in bf16 (what dtl-mixed-precision did).
+bool storesBf16(func::FuncOp fn) {
+  return fn
+      .walk([](Operation *op) {
+        return llvm::any_of(op->getResultTypes(),
+                            [](Type t) { return getElementTypeOrSelf(t).isBF16(); })
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
 class ProgramPrinter {
 public:
   ProgramPrinter(ModuleOp module, PrinterTarget &target, raw_ostream &os, StringRef sourceFile)
@@ -101,8 +113,7 @@ public:
         << ",\n    /*maxSkippedSteps=*/" << train.getMaxSkippedSteps() << ", /*checkpointEvery=*/"
         << train.getCheckpointEvery() << ", /*keepLast=*/" << train.getKeepLast()
         << ", /*checkpointDir=*/" << cpp::quoted(train.getCheckpointDir()) << ", /*storesBf16=*/"
-        << (train.getPrecision() == Precision::bf16 && target_.ns() == "dtlrt" ? "true" : "false")
-        << "};\n\n";
+        << (storesBf16(trainStep) ? "true" : "false") << "};\n\n";
     std::string device = target_.device(module_);
     // Before main and before anything built for DTLRT_MARCH runs: a CPU
     // without it gets a message, not SIGILL.

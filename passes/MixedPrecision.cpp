@@ -76,14 +76,14 @@ DenseSet<Value> f32Values(func::FuncOp fn, bool reduceInBf16) {
           llvm::all_of(result.getUses(), [](OpOperand &use) { return readsF32(use); }))
         work.push_back(result);
   });
-  DenseSet<Value> path;
+  DenseSet<Value> kept;
   while (!work.empty()) {
     Value v = work.pop_back_val();
-    if (!isRealTensor(v.getType()) || !path.insert(v).second)
+    if (!isRealTensor(v.getType()) || !kept.insert(v).second)
       continue;
     Operation *def = v.getDefiningOp();
     if (reduceInBf16 && isa_and_nonnull<shard::AllReduceOp, shard::ReduceScatterOp>(def)) {
-      path.erase(v);
+      kept.erase(v);
       continue;
     }
     if (auto repeat = dyn_cast_or_null<RepeatOp>(def)) {
@@ -95,7 +95,7 @@ DenseSet<Value> f32Values(func::FuncOp fn, bool reduceInBf16) {
         work.push_back(operand);
     }
   }
-  return path;
+  return kept;
 }
 
 /// Results that are f32 whatever the op stores: the statistics of

@@ -113,15 +113,11 @@ def Dtl_GeluGradOp : Dtl_Op<"gelu_grad", [Pure, SameOperandsAndResultType, Eleme
   let assemblyFormat = "$input `,` $grad attr-dict `:` type($result)";
 }
 
-//===----------------------------------------------------------------------===//
-// Sharding constraints
-//===----------------------------------------------------------------------===//
-
 def Dtl_ConvertOp : Dtl_Op<"convert", [Pure, SameOperandsAndResultShape, Elementwise,
     Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
   let summary = "Elementwise change of storage type between f32 and bf16.";
   let description = [{
-    bf16 keeps f32's exponent and 8 bits of mantissa; f32 to bf16 rounds
+    bf16 keeps f32's sign and exponent and 7 bits of mantissa; f32 to bf16 rounds
     to nearest even. Made by `dtl-mixed-precision` where a bf16 value meets
     an operand kept in f32 (an optimizer update, a loss) or an f32 master
     weight meets a bf16 GEMM.
@@ -134,6 +130,10 @@ def Dtl_ConvertOp : Dtl_Op<"convert", [Pure, SameOperandsAndResultShape, Element
   let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
+
+//===----------------------------------------------------------------------===//
+// Sharding constraints
+//===----------------------------------------------------------------------===//
 
 def Dtl_ShardingConstraintOp : Dtl_MathOp<"sharding_constraint",
     [SameOperandsAndResultType, Dtl_ShardingRuleOpInterface]> {
