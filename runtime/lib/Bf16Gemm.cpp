@@ -12,6 +12,7 @@
 #include "Blas.h"
 #include "Metrics.h"
 
+#include "dtlrt/Kernels.h"
 #include "dtlrt/Runtime.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -80,12 +81,9 @@ struct OneDnn {
 template <typename U>
 void widenedMatmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const bf16 *a, const bf16 *b,
                    const bf16 *bias, U *c) {
-  std::vector<float> fa(a, a + m * k), fb(b, b + k * n), fc(m * n, 0.0f);
-  if (bias)
-    for (int64_t i = 0; i < m; ++i)
-      std::copy(bias, bias + n, fc.begin() + i * n);
-  gemm(ta, tb, m, n, k, 1.0f, fa.data(), ta ? m : k, fb.data(), tb ? k : n, bias ? 1.0f : 0.0f,
-       fc.data(), n);
+  std::vector<float> fa(a, a + m * k), fb(b, b + k * n), fc(m * n);
+  std::vector<float> fbias = bias ? std::vector<float>(bias, bias + n) : std::vector<float>();
+  matmul(ta, tb, m, n, k, fa.data(), fb.data(), bias ? fbias.data() : nullptr, fc.data());
   std::copy(fc.begin(), fc.end(), c);
 }
 
