@@ -57,8 +57,17 @@ bool readsF32(OpOperand &use) {
   return false;
 }
 
+/// Whether `use` is summed to a scalar (a loss, or the squares of the
+/// gradients summed to their norm): such a sum is f32, and so is what it
+/// reads, so a norm squares f32 gradients without rounding them to bf16.
+bool sumsToScalar(OpOperand &use) {
+  auto sum = dyn_cast<ReduceSumOp>(use.getOwner());
+  return sum && isScalar(sum.getType());
+}
+
 /// Values stored in f32: what the optimizer updates read as gradients and
-/// what only f32 operands read (a loss's seed gradient), with the sums,
+/// what only f32 operands or sums to a scalar read (a loss's seed gradient,
+/// a gradient's squares), with the sums,
 /// reshapes, collectives and loop results they come through. So gradients
 /// are reduced and accumulated in f32 (the GEMM or kernel that produces one
 /// writes it in f32 directly); with `reduceInBf16`, the reducing
@@ -72,8 +81,9 @@ DenseSet<Value> f32Values(func::FuncOp fn, bool reduceInBf16) {
     else if (auto sgd = dyn_cast<SgdUpdateOp>(op))
       work.push_back(sgd.getGrad());
     for (Value result : op->getResults())
-      if (!result.use_empty() &&
-          llvm::all_of(result.getUses(), [](OpOperand &use) { return readsF32(use); }))
+      if (!result.use_empty() && llvm::all_of(result.getUses(), [](OpOperand &use) {
+            return readsF32(use) || sumsToScalar(use);
+          }))
         work.push_back(result);
   });
   DenseSet<Value> kept;

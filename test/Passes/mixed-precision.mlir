@@ -4,7 +4,8 @@
 // argument and a convert makes its bf16 working copy, read by both GEMMs;
 // activations are bf16; the weight's gradient comes out of its GEMM in f32
 // and reaches the update through the all-reduce in f32; the loss and the
-// per-example losses are f32.
+// per-example losses are f32, and so are the gradient's squares that its
+// norm sums (what only a sum to a scalar reads is not rounded to bf16).
 
 // CHECK-LABEL: func.func @step
 // CHECK: %[[W16:.*]] = dtl.convert %arg0 : tensor<16x8xf32> -> tensor<16x8xbf16>
@@ -15,6 +16,8 @@
 // CHECK: dtl.cross_entropy_grad %[[Y]], %arg2, {{.*}} : tensor<4x8xbf16>, tensor<4xi32>, tensor<4xf32> -> tensor<4x8xbf16>
 // CHECK: %[[DW:.*]] = dtl.matmul %[[X16]], {{.*}} {transpose_lhs} : tensor<4x16xbf16>, tensor<4x8xbf16> -> tensor<16x8xf32>
 // CHECK: %[[SUM:.*]] = shard.all_reduce %[[DW]] {{.*}} : tensor<16x8xf32> -> tensor<16x8xf32>
+// CHECK: %[[SQ:.*]] = dtl.mul %[[SUM]], %[[SUM]] : tensor<16x8xf32>
+// CHECK: dtl.reduce_sum %[[SQ]] dims [0, 1] : tensor<16x8xf32> -> tensor<f32>
 // CHECK: dtl.adamw_update %arg0, %[[SUM]], %arg3, %arg4, {{.*}} : tensor<16x8xf32>, tensor<f32>
 module attributes {dtl.train = #dtl.train<data = <tokens, inputs = ["x", "y"], files = ["t.bin"]>, steps = 1, precision = bf16>} {
   shard.grid @grid(shape = 2)
@@ -27,7 +30,9 @@ module attributes {dtl.train = #dtl.train<data = <tokens, inputs = ["x", "y"], f
     %dy = dtl.cross_entropy_grad %y, %labels, %one : tensor<4x8xf32>, tensor<4xi32>, tensor<4xf32> -> tensor<4x8xf32>
     %dw = dtl.matmul %x, %dy {transpose_lhs} : tensor<4x16xf32>, tensor<4x8xf32> -> tensor<16x8xf32>
     %sum = shard.all_reduce %dw on @grid grid_axes = [0] : tensor<16x8xf32> -> tensor<16x8xf32>
-    %nw, %nm, %nv = dtl.adamw_update %w, %sum, %m, %v, %lr, %lr, %lr {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64} : tensor<16x8xf32>, tensor<f32>
+    %sq = dtl.mul %sum, %sum : tensor<16x8xf32>
+    %norm2 = dtl.reduce_sum %sq dims [0, 1] : tensor<16x8xf32> -> tensor<f32>
+    %nw, %nm, %nv = dtl.adamw_update %w, %sum, %m, %v, %lr, %lr, %norm2 {beta1 = 0.9 : f64, beta2 = 0.999 : f64, eps = 1.0e-8 : f64, weight_decay = 0.0 : f64} : tensor<16x8xf32>, tensor<f32>
     return %loss, %nw, %nm, %nv : tensor<f32>, tensor<16x8xf32>, tensor<16x8xf32>, tensor<16x8xf32>
   }
 }
