@@ -2,7 +2,7 @@
 //
 // Step functions call libdtlrt_cuda (dtlrt/Cuda.h: cuBLASLt GEMMs, row
 // kernels, NCCL collectives on a communication stream); a fused chain is one
-// generated kernel (the math as a device function of scalars, float4 loads
+// generated kernel (the math as a device function of scalars, four-element loads
 // and stores where the size allows). The same source builds for the host
 // against dtlrt/CudaEmulation.h (dtlc --target=cuda-emulation).
 //
@@ -39,14 +39,16 @@ public:
     auto result = cast<RankedTensorType>(fused.getType());
     int64_t n = result.getNumElements();
     std::string type = StepPrinter::elementType(result);
-    bool vectorized = n % 4 == 0 && type == "real" &&
-                      llvm::all_of(fused.getInputs().getTypes(),
-                                   [](Type t) { return StepPrinter::elementType(t) == "real"; });
+    // Four elements per thread, loaded and stored at once (16 bytes of f32,
+    // 8 of bf16): a tensor of 4k elements starts at a multiple of 4 even as
+    // a layer's view of a stacked one.
+    bool vectorized = n % 4 == 0;
     SmallVector<std::string> params, pointers, args;
     for (auto [i, input] : llvm::enumerate(fused.getInputs())) {
       std::string x = "x" + std::to_string(i),
                   inputType = StepPrinter::elementType(input.getType());
-      params.push_back(inputType + " " + x);
+      // Computed in f32 whatever the storage: a bf16 load widens here.
+      params.push_back(StepPrinter::computeType(input.getType()) + " " + x);
       pointers.push_back("const " + inputType + " *__restrict__ in" + std::to_string(i));
       args.push_back(printer.name(input));
     }
@@ -54,8 +56,8 @@ public:
 
     // The math once, as a device function of scalars.
     raw_indented_ostream kernels(printer.kernels());
-    kernels << "__device__ __forceinline__ " << type << " " << kernel << "_f("
-            << llvm::join(params, ", ") << ") {\n";
+    kernels << "__device__ __forceinline__ " << StepPrinter::computeType(result) << " " << kernel
+            << "_f(" << llvm::join(params, ", ") << ") {\n";
     kernels.indent();
     SmallVector<std::string> elements;
     for (size_t i = 0; i < params.size(); ++i)
@@ -71,19 +73,24 @@ public:
             << "     i += int64_t(gridDim.x) * blockDim.x) {\n";
     kernels.indent();
     if (vectorized) {
-      static const char lanes[] = "xyzw";
-      for (size_t i = 0; i < args.size(); ++i)
-        kernels << "const float4 v" << i << " = reinterpret_cast<const float4 *>(in" << i
-                << ")[i];\n";
-      kernels << "float4 r;\n";
+      static const char fields[] = "xyzw";
+      auto lanes = [](Type t) {
+        return "dtlrt::cuda::Lanes4<" + StepPrinter::elementType(t) + ">";
+      };
+      for (auto [i, input] : llvm::enumerate(fused.getInputs())) {
+        std::string vector = lanes(input.getType());
+        kernels << "const " << vector << " v" << i << " = reinterpret_cast<const " << vector
+                << " *>(in" << i << ")[i];\n";
+      }
+      kernels << lanes(result) << " r;\n";
       for (int lane = 0; lane < 4; ++lane) {
         SmallVector<std::string> values;
         for (size_t i = 0; i < args.size(); ++i)
-          values.push_back("v" + std::to_string(i) + "." + lanes[lane]);
-        kernels << "r." << lanes[lane] << " = " << kernel << "_f(" << llvm::join(values, ", ")
+          values.push_back("v" + std::to_string(i) + "." + fields[lane]);
+        kernels << "r." << fields[lane] << " = " << kernel << "_f(" << llvm::join(values, ", ")
                 << ");\n";
       }
-      kernels << "reinterpret_cast<float4 *>(out)[i] = r;\n";
+      kernels << "reinterpret_cast<" << lanes(result) << " *>(out)[i] = r;\n";
     } else {
       SmallVector<std::string> reads;
       for (size_t i = 0; i < args.size(); ++i)

@@ -25,9 +25,7 @@ void dtl::buildPipeline(OpPassManager &pm, const PipelineOptions &options) {
   if (options.stage == Stage::Partitioned)
     return;
   pm.addPass(createFuseEpilogues());
-  // The CUDA target's bf16 is a GEMM math mode over f32 storage so far.
-  if (options.target == Target::cpu)
-    pm.addPass(createMixedPrecision());
+  pm.addPass(createMixedPrecision());
   pm.addPass(createFuseElementwise());
   pm.addPass(createScheduleCollectives(
       ScheduleCollectivesOptions{/*overlap=*/options.target == Target::cuda}));

@@ -17,7 +17,9 @@ namespace dtlrt::cuda {
 namespace {
 
 template <typename T> ncclDataType_t ncclType() {
-  return std::is_same_v<T, float> ? ncclFloat32 : ncclInt32;
+  return std::is_same_v<T, float>  ? ncclFloat32
+         : std::is_same_v<T, bf16> ? ncclBfloat16
+                                   : ncclInt32;
 }
 
 /// [a, b, c] -> [b, a, c] (elements of `bytes`), as 2-D copies looping over
@@ -156,5 +158,6 @@ void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inS
                             const Axes &);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(int32_t)
+DTLRT_INSTANTIATE(bf16)
 
 } // namespace dtlrt::cuda

@@ -22,7 +22,7 @@ constexpr int64_t kBadLabel = 1, kBadTokenId = 2;
 
 /// Scratch buffers for kernels on the compute stream (one of each kind is
 /// in use at a time).
-enum class Scratch { Attention, Partials, Ones, Count };
+enum class Scratch { Attention, Partials, Ones, Sums, Count };
 
 class Gpu {
 public:

@@ -7,7 +7,10 @@
 // cuBLASLt with the bias fused into the epilogue; attention runs as
 // strided-batched cuBLAS GEMMs around a fused causal softmax, over heads
 // laid out [B, H, T, d] in scratch, a bounded chunk of heads at a time so
-// the [T, T] scores never exist for all heads at once.
+// the [T, T] scores never exist for all heads at once. Every kernel is a
+// template over the stored type (f32, or bf16 with precision = bf16) and
+// computes in f32; the instantiations at the end are the ones the CPU
+// kernels have (Kernels.cpp), so a program prints the same calls for both.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,6 +22,7 @@
 #include <cmath>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 namespace dtlrt::cuda {
 
@@ -85,32 +89,42 @@ __device__ float blockMax(float v) { return blockReduce<true>(v); }
 
 constexpr int kRowBlock = 256;
 
-cublasComputeType_t computeType() {
-  return Gpu::get().math() == GemmMath::BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+template <typename T> constexpr cudaDataType_t cudaType() {
+  return std::is_same_v<T, bf16> ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+/// f32 operands multiply as GemmMath says; bf16 ones are bf16 products with
+/// f32 accumulation whatever it says.
+cublasComputeType_t computeType(cudaDataType_t operands) {
+  return operands == CUDA_R_32F && Gpu::get().math() == GemmMath::BF16
+             ? CUBLAS_COMPUTE_32F_FAST_16BF
+             : CUBLAS_COMPUTE_32F;
 }
 
 /// Row-major c[batch][m, n] = alpha op(a) op(b) + beta c through cuBLAS's
 /// column-major API (which computes c^T = op(b)^T op(a)^T).
-void gemmBatched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                 int64_t lda, int64_t strideA, const float *b, int64_t ldb, int64_t strideB,
-                 float beta, float *c, int64_t ldc, int64_t strideC, int64_t batch) {
+template <typename T, typename U>
+void gemmBatched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const T *a,
+                 int64_t lda, int64_t strideA, const T *b, int64_t ldb, int64_t strideB, float beta,
+                 U *c, int64_t ldc, int64_t strideC, int64_t batch) {
   Gpu &gpu = Gpu::get();
-  gpu.checkBlas(cublasGemmStridedBatchedEx(gpu.blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                           ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k),
-                                           &alpha, b, CUDA_R_32F, int(ldb), strideB, a, CUDA_R_32F,
-                                           int(lda), strideA, &beta, c, CUDA_R_32F, int(ldc),
-                                           strideC, int(batch), computeType(), CUBLAS_GEMM_DEFAULT),
+  gpu.checkBlas(cublasGemmStridedBatchedEx(
+                    gpu.blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                    int(n), int(m), int(k), &alpha, b, cudaType<T>(), int(ldb), strideB, a,
+                    cudaType<T>(), int(lda), strideA, &beta, c, cudaType<U>(), int(ldc), strideC,
+                    int(batch), computeType(cudaType<T>()), CUBLAS_GEMM_DEFAULT),
                 "cublasGemmStridedBatchedEx");
 }
 
-__global__ void addBiasKernel(float *c, const float *bias, int64_t rows, int64_t n) {
+template <typename T, typename U>
+__global__ void addBiasKernel(U *c, const T *bias, int64_t rows, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * n;
        i += int64_t(gridDim.x) * blockDim.x)
-    c[i] += bias[i % n];
+    c[i] = float(c[i]) + float(bias[i % n]);
 }
 
-/// A cuBLASLt matmul for one shape, made once: descriptors and the
-/// heuristic's algorithm.
+/// A cuBLASLt matmul for one shape and pair of types, made once:
+/// descriptors and the heuristic's algorithm.
 struct LtPlan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
@@ -118,10 +132,12 @@ struct LtPlan {
   bool found = false;
 };
 
-LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
+LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias,
+                cudaDataType_t operands, cudaDataType_t stored) {
   Gpu &gpu = Gpu::get();
   LtPlan p;
-  gpu.checkBlas(cublasLtMatmulDescCreate(&p.desc, computeType(), CUDA_R_32F), "matmul desc");
+  gpu.checkBlas(cublasLtMatmulDescCreate(&p.desc, computeType(operands), CUDA_R_32F),
+                "matmul desc");
   // Column-major view: Lt's A is our b, its B our a (see gemmBatched).
   cublasOperation_t opA = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opB = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   gpu.checkBlas(
@@ -134,11 +150,15 @@ LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
   gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                                sizeof epilogue),
                 "matmul epilogue");
-  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_32F, tb ? k : n, tb ? n : k, tb ? k : n),
+  if (bias) // the bias is stored like the operands (a bf16 working copy)
+    gpu.checkBlas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                 &operands, sizeof operands),
+                  "matmul bias type");
+  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.a, operands, tb ? k : n, tb ? n : k, tb ? k : n),
                 "layout a");
-  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_32F, ta ? m : k, ta ? k : m, ta ? m : k),
+  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.b, operands, ta ? m : k, ta ? k : m, ta ? m : k),
                 "layout b");
-  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, n, m, n), "layout c");
+  gpu.checkBlas(cublasLtMatrixLayoutCreate(&p.c, stored, n, m, n), "layout c");
   cublasLtMatmulPreference_t preference;
   gpu.checkBlas(cublasLtMatmulPreferenceCreate(&preference), "matmul preference");
   size_t workspace = Gpu::kWorkspaceBytes;
@@ -169,14 +189,17 @@ LtPlan makePlan(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias) {
 
 } // namespace
 
-void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
-            const float *bias, float *c) {
+template <typename T, typename U>
+void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
+            const T *bias, U *c) {
   Gpu &gpu = Gpu::get();
   static std::map<std::tuple<bool, bool, int64_t, int64_t, int64_t, bool, GemmMath>, LtPlan> plans;
   auto key = std::make_tuple(ta, tb, m, n, k, bias != nullptr, gpu.math());
   auto it = plans.find(key);
   if (it == plans.end())
-    it = plans.emplace(key, makePlan(ta, tb, m, n, k, bias != nullptr)).first;
+    it =
+        plans.emplace(key, makePlan(ta, tb, m, n, k, bias != nullptr, cudaType<T>(), cudaType<U>()))
+            .first;
   LtPlan &p = it->second;
   const float one = 1, zero = 0;
   if (p.found) {
@@ -215,17 +238,17 @@ __global__ void broadcastKernel(const T *in, T *out, int64_t total, Dims shape, 
 }
 
 /// Stage one of a full sum: one partial per block.
-__global__ void partialSumKernel(const float *in, float *partials, int64_t n) {
+template <typename T> __global__ void partialSumKernel(const T *in, float *partials, int64_t n) {
   float acc = 0;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
-    acc += in[i];
+    acc += float(in[i]);
   acc = blockSum(acc);
   if (threadIdx.x == 0)
     partials[blockIdx.x] = acc;
 }
 
-__global__ void finalSumKernel(const float *partials, float *out, int count) {
+template <typename U> __global__ void finalSumKernel(const float *partials, U *out, int count) {
   float acc = 0;
   for (int i = threadIdx.x; i < count; i += blockDim.x)
     acc += partials[i];
@@ -234,9 +257,36 @@ __global__ void finalSumKernel(const float *partials, float *out, int count) {
     out[0] = acc;
 }
 
+/// Stage one of column sums of a [rows, n] matrix: each (column, chunk of
+/// rows) thread sums its chunk into partials[chunk, column].
+template <typename T>
+__global__ void columnPartialKernel(const T *in, float *partials, int64_t rows, int64_t n) {
+  int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (col >= n)
+    return;
+  int64_t chunks = gridDim.y, per = (rows + chunks - 1) / chunks;
+  int64_t begin = blockIdx.y * per, end = min(rows, begin + per);
+  float acc = 0;
+  for (int64_t r = begin; r < end; ++r)
+    acc += float(in[r * n + col]);
+  partials[blockIdx.y * n + col] = acc;
+}
+
+template <typename U>
+__global__ void columnFinalKernel(const float *partials, U *out, int64_t chunks, int64_t n) {
+  int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (col >= n)
+    return;
+  float acc = 0;
+  for (int64_t c = 0; c < chunks; ++c)
+    acc += partials[c * n + col];
+  out[col] = acc;
+}
+
 /// The general case: one thread per kept element walks the summed ones.
-__global__ void reduceKernel(const float *in, float *out, int64_t kept, Dims keptShape,
-                             Dims keptStrides, int64_t summed, Dims sumShape, Dims sumStrides) {
+template <typename T, typename U>
+__global__ void reduceKernel(const T *in, U *out, int64_t kept, Dims keptShape, Dims keptStrides,
+                             int64_t summed, Dims sumShape, Dims sumStrides) {
   for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < kept;
        o += int64_t(gridDim.x) * blockDim.x) {
     int64_t base = 0, rest = o;
@@ -251,7 +301,7 @@ __global__ void reduceKernel(const float *in, float *out, int64_t kept, Dims kep
         offset += (r % sumShape.d[d]) * sumStrides.d[d];
         r /= sumShape.d[d];
       }
-      acc += in[offset];
+      acc += float(in[offset]);
     }
     out[o] = acc;
   }
@@ -263,11 +313,35 @@ __global__ void fillKernel(float *out, float value, int64_t n) {
     out[i] = value;
 }
 
+template <typename T> __global__ void accumulateKernel(const T *in, T *out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = float(out[i]) + float(in[i]);
+}
+
+template <typename T, typename U> __global__ void convertKernel(const T *in, U *out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = float(in[i]);
+}
+
+/// Column sums of a [rows, n] matrix in two deterministic stages.
+template <typename T, typename U> void columnSums(const T *in, U *out, int64_t rows, int64_t n) {
+  int64_t chunks = std::min<int64_t>(rows, 128);
+  float *partials =
+      static_cast<float *>(Gpu::get().scratch(Scratch::Partials, chunks * n * sizeof(float)));
+  dim3 grid(unsigned((n + kBlock - 1) / kBlock), unsigned(chunks));
+  columnPartialKernel<<<grid, kBlock, 0, stream()>>>(in, partials, rows, n);
+  columnFinalKernel<<<unsigned((n + kBlock - 1) / kBlock), kBlock, 0, stream()>>>(partials, out,
+                                                                                  chunks, n);
+  checkLaunch("columnSums");
+}
+
 } // namespace
 
 template <typename T>
-static void broadcastAny(const T *in, T *out, const int64_t *outShapeAt, const int64_t *inStridesAt,
-                         int rankOut) {
+void broadcast(const T *in, T *out, const int64_t *outShapeAt, const int64_t *inStridesAt,
+               int rankOut) {
   std::vector<int64_t> outShape(outShapeAt, outShapeAt + rankOut),
       inStrides(inStridesAt, inStridesAt + rankOut);
   int64_t total = 1;
@@ -278,18 +352,8 @@ static void broadcastAny(const T *in, T *out, const int64_t *outShapeAt, const i
   checkLaunch("broadcast");
 }
 
-void broadcast(const float *in, float *out, const int64_t *outShape, const int64_t *inStrides,
-               int rankOut) {
-  broadcastAny(in, out, outShape, inStrides, rankOut);
-}
-
-void broadcast(const int32_t *in, int32_t *out, const int64_t *outShape, const int64_t *inStrides,
-               int rankOut) {
-  broadcastAny(in, out, outShape, inStrides, rankOut);
-}
-
-void reduceSum(const float *in, float *out, const int64_t *inShapeAt, const bool *reducedAt,
-               int rankIn) {
+template <typename T, typename U>
+void reduceSum(const T *in, U *out, const int64_t *inShapeAt, const bool *reducedAt, int rankIn) {
   std::vector<int64_t> inShape(inShapeAt, inShapeAt + rankIn);
   std::vector<bool> reduced(reducedAt, reducedAt + rankIn);
   Gpu &gpu = Gpu::get();
@@ -313,20 +377,24 @@ void reduceSum(const float *in, float *out, const int64_t *inShapeAt, const bool
     return;
   }
   if (lead > 0 && trailingKept) {
-    // Bias gradients: out = in^T ones, one GEMV (column-major: in is a
-    // cols x rows matrix).
-    size_t bytes = size_t(rows) * sizeof(float);
-    static size_t onesFilled = 0;
-    float *ones = static_cast<float *>(gpu.scratch(Scratch::Ones, bytes));
-    if (bytes > onesFilled) {
-      fillKernel<<<blocksFor(rows), kBlock, 0, stream()>>>(ones, 1.f, rows);
-      checkLaunch("fill");
-      onesFilled = bytes;
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<U, float>) {
+      // Bias gradients: out = in^T ones, one GEMV (column-major: in is a
+      // cols x rows matrix).
+      size_t bytes = size_t(rows) * sizeof(float);
+      static size_t onesFilled = 0;
+      float *ones = static_cast<float *>(gpu.scratch(Scratch::Ones, bytes));
+      if (bytes > onesFilled) {
+        fillKernel<<<blocksFor(rows), kBlock, 0, stream()>>>(ones, 1.f, rows);
+        checkLaunch("fill");
+        onesFilled = bytes;
+      }
+      const float one = 1, zero = 0;
+      gpu.checkBlas(cublasSgemv(gpu.blas(), CUBLAS_OP_N, int(cols), int(rows), &one, in, int(cols),
+                                ones, 1, &zero, out, 1),
+                    "cublasSgemv");
+    } else {
+      columnSums(in, out, rows, cols);
     }
-    const float one = 1, zero = 0;
-    gpu.checkBlas(cublasSgemv(gpu.blas(), CUBLAS_OP_N, int(cols), int(rows), &one, in, int(cols),
-                              ones, 1, &zero, out, 1),
-                  "cublasSgemv");
     return;
   }
   std::vector<int64_t> strides(rank), keptShape, keptStrides, sumShape, sumStrides;
@@ -348,17 +416,9 @@ void copy(const void *in, void *out, int64_t bytes) {
   check(cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, stream()), "copy");
 }
 
-namespace {
-__global__ void accumulateKernel(const float *in, float *out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    out[i] += in[i];
-}
-} // namespace
-
-void accumulate(const float *in, float *out, int64_t count, bool first) {
+template <typename T> void accumulate(const T *in, T *out, int64_t count, bool first) {
   if (first)
-    return copy(in, out, count * int64_t(sizeof(float)));
+    return copy(in, out, count * int64_t(sizeof(T)));
   accumulateKernel<<<blocksFor(count), kBlock, 0, stream()>>>(in, out, count);
   checkLaunch("accumulate");
 }
@@ -372,19 +432,19 @@ namespace {
 struct RowStats {
   float max, sumExp;
 };
-__device__ RowStats rowStats(const float *x, int64_t n) {
+template <typename T> __device__ RowStats rowStats(const T *x, int64_t n) {
   float m = -INFINITY;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    m = fmaxf(m, x[i]);
+    m = fmaxf(m, float(x[i]));
   m = blockMax(m);
   float s = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    s += __expf(x[i] - m);
+    s += __expf(float(x[i]) - m);
   return {m, blockSum(s)};
 }
 
 /// log(sum(exp(x))) of one row, computed stably.
-__device__ float rowLogSumExp(const float *x, int64_t n) {
+template <typename T> __device__ float rowLogSumExp(const T *x, int64_t n) {
   RowStats r = rowStats(x, n);
   return r.max + logf(r.sumExp);
 }
@@ -398,9 +458,10 @@ __device__ bool labelOk(int32_t label, int64_t classes, int64_t *failure) {
   return label >= 0;
 }
 
-__global__ void crossEntropyKernel(const float *logits, const int32_t *labels, float *out,
+template <typename T>
+__global__ void crossEntropyKernel(const T *logits, const int32_t *labels, float *out,
                                    int64_t classes, int64_t *failure) {
-  const float *x = logits + blockIdx.x * classes;
+  const T *x = logits + blockIdx.x * classes;
   int32_t label = labels[blockIdx.x];
   if (!labelOk(label, classes, failure)) {
     if (threadIdx.x == 0)
@@ -409,36 +470,39 @@ __global__ void crossEntropyKernel(const float *logits, const int32_t *labels, f
   }
   float lse = rowLogSumExp(x, classes);
   if (threadIdx.x == 0)
-    out[blockIdx.x] = lse - x[label];
+    out[blockIdx.x] = lse - float(x[label]);
 }
 
-__global__ void crossEntropyGradKernel(const float *logits, const int32_t *labels,
-                                       const float *grad, float *out, int64_t classes,
-                                       int64_t *failure) {
-  const float *x = logits + blockIdx.x * classes;
-  float *o = out + blockIdx.x * classes;
+/// Reads the whole row before writing any of it, so `out` may be `logits`
+/// (the buffer plan writes the gradient over the logits).
+template <typename T>
+__global__ void crossEntropyGradKernel(const T *logits, const int32_t *labels, const float *grad,
+                                       T *out, int64_t classes, int64_t *failure) {
+  const T *x = logits + blockIdx.x * classes;
+  T *o = out + blockIdx.x * classes;
   int32_t label = labels[blockIdx.x];
   if (!labelOk(label, classes, failure)) {
     for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
-      o[i] = 0;
+      o[i] = 0.f;
     return;
   }
   float lse = rowLogSumExp(x, classes), g = grad[blockIdx.x];
   for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
-    o[i] = g * __expf(x[i] - lse) - (i == label ? g : 0.f);
+    o[i] = g * __expf(float(x[i]) - lse) - (i == label ? g : 0.f);
 }
 
-__global__ void correctKernel(const float *logits, const int32_t *labels, float *out,
-                              int64_t classes, int64_t *failure) {
-  const float *x = logits + blockIdx.x * classes;
+template <typename T>
+__global__ void correctKernel(const T *logits, const int32_t *labels, float *out, int64_t classes,
+                              int64_t *failure) {
+  const T *x = logits + blockIdx.x * classes;
   int32_t label = labels[blockIdx.x];
   labelOk(label, classes, failure);
   // The first index of the maximum, as std::max_element.
   float best = -INFINITY;
   int64_t index = classes;
   for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
-    if (x[i] > best || index == classes)
-      best = x[i], index = i;
+    if (float(x[i]) > best || index == classes)
+      best = float(x[i]), index = i;
   __shared__ float values[kRowBlock];
   __shared__ int64_t indices[kRowBlock];
   values[threadIdx.x] = best;
@@ -460,22 +524,24 @@ __global__ void correctKernel(const float *logits, const int32_t *labels, float 
 
 } // namespace
 
-void crossEntropy(const float *logits, const int32_t *labels, float *out, int64_t rows,
+template <typename T>
+void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t rows,
                   int64_t classes) {
   crossEntropyKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, labels, out, classes,
                                                                  Gpu::get().failureWord());
   checkLaunch("crossEntropy");
 }
 
-void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad, float *out,
+template <typename T>
+void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
                       int64_t rows, int64_t classes) {
   crossEntropyGradKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(
       logits, labels, grad, out, classes, Gpu::get().failureWord());
   checkLaunch("crossEntropyGrad");
 }
 
-void correct(const float *logits, const int32_t *labels, float *out, int64_t rows,
-             int64_t classes) {
+template <typename T>
+void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t rows, int64_t classes) {
   correctKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, labels, out, classes,
                                                             Gpu::get().failureWord());
   checkLaunch("correct");
@@ -485,64 +551,67 @@ void correct(const float *logits, const int32_t *labels, float *out, int64_t row
 
 namespace {
 
-__global__ void softmaxKernel(const float *in, float *out, int64_t n) {
-  const float *x = in + blockIdx.x * n;
-  float *y = out + blockIdx.x * n;
+template <typename T> __global__ void softmaxKernel(const T *in, T *out, int64_t n) {
+  const T *x = in + blockIdx.x * n;
+  T *y = out + blockIdx.x * n;
   RowStats r = rowStats(x, n);
   float inv = 1.f / r.sumExp;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    y[i] = __expf(x[i] - r.max) * inv;
+    y[i] = __expf(float(x[i]) - r.max) * inv;
 }
 
-__global__ void softmaxGradKernel(const float *y, const float *g, float *out, int64_t n) {
+template <typename T> __global__ void softmaxGradKernel(const T *y, const T *g, T *out, int64_t n) {
   int64_t row = blockIdx.x * n;
   float dot = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    dot += y[row + i] * g[row + i];
+    dot += float(y[row + i]) * float(g[row + i]);
   dot = blockSum(dot);
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    out[row + i] = y[row + i] * (g[row + i] - dot);
+    out[row + i] = float(y[row + i]) * (float(g[row + i]) - dot);
 }
 
-__global__ void layerNormKernel(const float *x, const float *w, const float *b, float eps,
-                                float *out, float *mean, float *rstd, int64_t n) {
-  const float *xr = x + blockIdx.x * n;
-  float *o = out + blockIdx.x * n;
+template <typename T>
+__global__ void layerNormKernel(const T *x, const T *w, const T *b, float eps, T *out, float *mean,
+                                float *rstd, int64_t n) {
+  const T *xr = x + blockIdx.x * n;
+  T *o = out + blockIdx.x * n;
   float sum = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    sum += xr[i];
+    sum += float(xr[i]);
   float mu = blockSum(sum) / float(n), var = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    var += (xr[i] - mu) * (xr[i] - mu);
+    var += (float(xr[i]) - mu) * (float(xr[i]) - mu);
   float s = 1.f / sqrtf(blockSum(var) / float(n) + eps);
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    o[i] = (xr[i] - mu) * s * w[i] + b[i];
+    o[i] = (float(xr[i]) - mu) * s * float(w[i]) + float(b[i]);
   if (threadIdx.x == 0) {
     mean[blockIdx.x] = mu;
     rstd[blockIdx.x] = s;
   }
 }
 
-__global__ void layerNormGradInputKernel(const float *x, const float *w, const float *mean,
-                                         const float *rstd, const float *g, float *out, int64_t n) {
+template <typename T>
+__global__ void layerNormGradInputKernel(const T *x, const T *w, const float *mean,
+                                         const float *rstd, const T *g, T *out, int64_t n) {
   int64_t row = blockIdx.x * n;
   float mu = mean[blockIdx.x], s = rstd[blockIdx.x], meanD = 0, meanDX = 0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    float d = g[row + i] * w[i];
+    float d = float(g[row + i]) * float(w[i]);
     meanD += d;
-    meanDX += d * (x[row + i] - mu) * s;
+    meanDX += d * (float(x[row + i]) - mu) * s;
   }
   meanD = blockSum(meanD) / float(n);
   meanDX = blockSum(meanDX) / float(n);
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    out[row + i] = s * (g[row + i] * w[i] - meanD - (x[row + i] - mu) * s * meanDX);
+    out[row + i] =
+        s * (float(g[row + i]) * float(w[i]) - meanD - (float(x[row + i]) - mu) * s * meanDX);
 }
 
 /// Stage one of the weight and bias gradients: each (column, chunk of rows)
 /// thread sums its chunk into partials[chunk] and partials[chunks + chunk].
-__global__ void layerNormParamsPartialKernel(const float *x, const float *mean, const float *rstd,
-                                             const float *g, float *partials, int64_t rows,
-                                             int64_t n) {
+template <typename T>
+__global__ void layerNormParamsPartialKernel(const T *x, const float *mean, const float *rstd,
+                                             const T *g, float *partials, int64_t rows, int64_t n) {
   int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (col >= n)
     return;
@@ -550,62 +619,52 @@ __global__ void layerNormParamsPartialKernel(const float *x, const float *mean, 
   int64_t begin = blockIdx.y * per, end = min(rows, begin + per);
   float dw = 0, db = 0;
   for (int64_t r = begin; r < end; ++r) {
-    float gi = g[r * n + col];
-    dw += gi * (x[r * n + col] - mean[r]) * rstd[r];
+    float gi = float(g[r * n + col]);
+    dw += gi * (float(x[r * n + col]) - mean[r]) * rstd[r];
     db += gi;
   }
   partials[blockIdx.y * n + col] = dw;
   partials[(chunks + blockIdx.y) * n + col] = db;
 }
 
-__global__ void layerNormParamsFinalKernel(const float *partials, float *dw, float *db,
-                                           int64_t chunks, int64_t n) {
-  int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (col >= n)
-    return;
-  float w = 0, b = 0;
-  for (int64_t c = 0; c < chunks; ++c) {
-    w += partials[c * n + col];
-    b += partials[(chunks + c) * n + col];
-  }
-  dw[col] = w;
-  db[col] = b;
-}
-
 } // namespace
 
-void softmax(const float *in, float *out, int64_t rows, int64_t n) {
+template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n) {
   softmaxKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(in, out, n);
   checkLaunch("softmax");
 }
 
-void softmaxGrad(const float *y, const float *g, float *out, int64_t rows, int64_t n) {
+template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t rows, int64_t n) {
   softmaxGradKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(y, g, out, n);
   checkLaunch("softmaxGrad");
 }
 
-void layerNorm(const float *x, const float *w, const float *b, double eps, float *out, float *mean,
-               float *rstd, int64_t rows, int64_t n) {
+template <typename T>
+void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, Acc<T> *mean, Acc<T> *rstd,
+               int64_t rows, int64_t n) {
   layerNormKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, b, float(eps), out, mean, rstd,
                                                               n);
   checkLaunch("layerNorm");
 }
 
-void layerNormGradInput(const float *x, const float *w, const float *mean, const float *rstd,
-                        const float *g, float *out, int64_t rows, int64_t n) {
+template <typename T>
+void layerNormGradInput(const T *x, const T *w, const Acc<T> *mean, const Acc<T> *rstd, const T *g,
+                        T *out, int64_t rows, int64_t n) {
   layerNormGradInputKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(x, w, mean, rstd, g, out, n);
   checkLaunch("layerNormGradInput");
 }
 
-void layerNormGradParams(const float *x, const float *mean, const float *rstd, const float *g,
-                         float *dw, float *db, int64_t rows, int64_t n) {
+template <typename T, typename U>
+void layerNormGradParams(const T *x, const Acc<T> *mean, const Acc<T> *rstd, const T *g, U *dw,
+                         U *db, int64_t rows, int64_t n) {
   int64_t chunks = std::min<int64_t>(rows, 128);
   float *partials =
       static_cast<float *>(Gpu::get().scratch(Scratch::Partials, 2 * chunks * n * sizeof(float)));
   dim3 grid(unsigned((n + kBlock - 1) / kBlock), unsigned(chunks));
   layerNormParamsPartialKernel<<<grid, kBlock, 0, stream()>>>(x, mean, rstd, g, partials, rows, n);
-  layerNormParamsFinalKernel<<<unsigned((n + kBlock - 1) / kBlock), kBlock, 0, stream()>>>(
-      partials, dw, db, chunks, n);
+  unsigned blocks = unsigned((n + kBlock - 1) / kBlock);
+  columnFinalKernel<<<blocks, kBlock, 0, stream()>>>(partials, dw, chunks, n);
+  columnFinalKernel<<<blocks, kBlock, 0, stream()>>>(partials + chunks * n, db, chunks, n);
   checkLaunch("layerNormGradParams");
 }
 
@@ -613,21 +672,23 @@ void layerNormGradParams(const float *x, const float *mean, const float *rstd, c
 
 namespace {
 
-__global__ void embeddingKernel(const float *table, const int32_t *ids, float *out, int64_t count,
+template <typename T>
+__global__ void embeddingKernel(const T *table, const int32_t *ids, T *out, int64_t count,
                                 int64_t vocab, int64_t channels, int64_t *failure) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count * channels;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t id = ids[i / channels];
     if (id < 0 || id >= vocab) {
       recordFailure(failure, kBadTokenId, id);
-      out[i] = 0;
+      out[i] = 0.f;
     } else {
       out[i] = table[id * channels + i % channels];
     }
   }
 }
 
-__global__ void embeddingGradKernel(const int32_t *ids, const float *g, float *out, int64_t count,
+template <typename T>
+__global__ void embeddingGradKernel(const int32_t *ids, const T *g, float *out, int64_t count,
                                     int64_t vocab, int64_t channels, int64_t *failure) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count * channels;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -635,24 +696,34 @@ __global__ void embeddingGradKernel(const int32_t *ids, const float *g, float *o
     if (id < 0 || id >= vocab)
       recordFailure(failure, kBadTokenId, id);
     else
-      atomicAdd(out + id * channels + i % channels, g[i]);
+      atomicAdd(out + id * channels + i % channels, float(g[i]));
   }
 }
 
 } // namespace
 
-void embedding(const float *table, const int32_t *ids, float *out, int64_t count, int64_t vocab,
+template <typename T>
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
                int64_t channels) {
   embeddingKernel<<<blocksFor(count * channels), kBlock, 0, stream()>>>(
       table, ids, out, count, vocab, channels, Gpu::get().failureWord());
   checkLaunch("embedding");
 }
 
-void embeddingGrad(const int32_t *ids, const float *g, float *out, int64_t count, int64_t vocab,
+template <typename T, typename U>
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
                    int64_t channels) {
-  check(cudaMemsetAsync(out, 0, vocab * channels * sizeof(float), stream()), "cudaMemsetAsync");
+  // Rows are summed with f32 atomics: into the result when it is f32, else
+  // into scratch, rounded once at the end.
+  int64_t n = vocab * channels;
+  float *sums = std::is_same_v<U, float>
+                    ? reinterpret_cast<float *>(out)
+                    : static_cast<float *>(Gpu::get().scratch(Scratch::Sums, n * sizeof(float)));
+  check(cudaMemsetAsync(sums, 0, n * sizeof(float), stream()), "cudaMemsetAsync");
   embeddingGradKernel<<<blocksFor(count * channels), kBlock, 0, stream()>>>(
-      ids, g, out, count, vocab, channels, Gpu::get().failureWord());
+      ids, g, sums, count, vocab, channels, Gpu::get().failureWord());
+  if constexpr (!std::is_same_v<U, float>)
+    convertKernel<<<blocksFor(n), kBlock, 0, stream()>>>(static_cast<const float *>(sums), out, n);
   checkLaunch("embeddingGrad");
 }
 
@@ -660,8 +731,10 @@ void embeddingGrad(const int32_t *ids, const float *g, float *out, int64_t count
 
 namespace {
 
-/// [B, T, H, d] <-> [B, H, T, d]; `toHeads` picks the direction.
-__global__ void headsKernel(const float *in, float *out, int64_t batch, int64_t seq, int64_t heads,
+/// [B, T, H, d] <-> [B, H, T, d]; `toHeads` picks the direction. The
+/// heads are f32 scratch; the tokens are stored as the step stores them.
+template <typename In, typename Out>
+__global__ void headsKernel(const In *in, Out *out, int64_t batch, int64_t seq, int64_t heads,
                             int64_t d, bool toHeads) {
   int64_t total = batch * seq * heads * d;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -670,9 +743,9 @@ __global__ void headsKernel(const float *in, float *out, int64_t batch, int64_t 
     int64_t e = i % d, h = i / d % heads, t = i / (d * heads) % seq, b = i / (d * heads * seq);
     int64_t j = ((b * heads + h) * seq + t) * d + e;
     if (toHeads)
-      out[j] = in[i];
+      out[j] = float(in[i]);
     else
-      out[i] = in[j];
+      out[i] = float(in[j]);
   }
 }
 
@@ -711,7 +784,8 @@ __global__ void causalSoftmaxGradKernel(const float *probs, float *dp, int64_t s
     d[s] = p[s] * (d[s] - weighted) * scale;
 }
 
-void heads(const float *in, float *out, int64_t batch, int64_t seq, int64_t channels, int64_t heads,
+template <typename In, typename Out>
+void heads(const In *in, Out *out, int64_t batch, int64_t seq, int64_t channels, int64_t heads,
            bool toHeads) {
   headsKernel<<<blocksFor(batch * seq * channels), kBlock, 0, stream()>>>(
       in, out, batch, seq, heads, channels / heads, toHeads);
@@ -729,8 +803,9 @@ static int64_t attentionChunk(int64_t pairs, int64_t seq) {
   return std::max<int64_t>(1, std::min(pairs, fit));
 }
 
-void causalAttention(const float *q, const float *k, const float *v, float *out, float *lse,
-                     int64_t batch, int64_t seq, int64_t channels, int64_t nHeads) {
+template <typename T>
+void causalAttention(const T *q, const T *k, const T *v, T *out, Acc<T> *lse, int64_t batch,
+                     int64_t seq, int64_t channels, int64_t nHeads) {
   int64_t d = channels / nHeads, n = batch * seq * channels, bh = batch * nHeads;
   int64_t chunk = attentionChunk(bh, seq), head = seq * d, square = seq * seq;
   float *qh = static_cast<float *>(
@@ -752,9 +827,10 @@ void causalAttention(const float *q, const float *k, const float *v, float *out,
   heads(oh, out, batch, seq, channels, nHeads, false);
 }
 
-void causalAttentionGrad(const float *q, const float *k, const float *v, const float *lse,
-                         const float *g, float *dq, float *dk, float *dv, int64_t batch,
-                         int64_t seq, int64_t channels, int64_t nHeads) {
+template <typename T>
+void causalAttentionGrad(const T *q, const T *k, const T *v, const Acc<T> *lse, const T *g, T *dq,
+                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels,
+                         int64_t nHeads) {
   int64_t d = channels / nHeads, n = batch * seq * channels, bh = batch * nHeads;
   int64_t chunk = attentionChunk(bh, seq), head = seq * d, square = seq * seq;
   float *gh = static_cast<float *>(
@@ -797,9 +873,9 @@ void causalAttentionGrad(const float *q, const float *k, const float *v, const f
 
 namespace {
 
-__global__ void dropoutKernel(const float *in, float *out, int64_t n, Dims local, Dims global,
-                              Dims offsets, float rate, float scale, uint64_t keyPrefix,
-                              const float *step) {
+template <typename T>
+__global__ void dropoutKernel(const T *in, T *out, int64_t n, Dims local, Dims global, Dims offsets,
+                              float rate, float scale, uint64_t keyPrefix, const float *step) {
   int64_t s = int64_t(step[0]);
   // The CPU target's stream name is dropoutStream(id, layer) + "<step>";
   // the prefix holds everything before the step's digits.
@@ -816,7 +892,7 @@ __global__ void dropoutKernel(const float *in, float *out, int64_t n, Dims local
       rest /= local.d[d];
       stride *= global.d[d];
     }
-    out[i] = unitInterval(hashAt(key, uint64_t(index))) >= rate ? in[i] * scale : 0.f;
+    out[i] = unitInterval(hashAt(key, uint64_t(index))) >= rate ? float(in[i]) * scale : 0.f;
   }
 }
 
@@ -868,9 +944,10 @@ __global__ void sgdKernel(const float *param, const float *grad, const float *bu
 
 } // namespace
 
-void dropout(const float *in, float *out, int rank, const int64_t *localAt, const int64_t *globalAt,
+template <typename T>
+void dropout(const T *in, T *out, int rank, const int64_t *localAt, const int64_t *globalAt,
              const int64_t *offsetsAt, double rate, uint64_t seed, int64_t streamId, int64_t layer,
-             const float *step) {
+             const Acc<T> *step) {
   std::vector<int64_t> localShape(localAt, localAt + rank), globalShape(globalAt, globalAt + rank),
       offsets(offsetsAt, offsetsAt + rank);
   uint64_t prefix = hashStart(seed);
@@ -903,5 +980,39 @@ void sgdUpdate(const float *param, const float *grad, const float *buf, const fl
                                                    newBuf, n);
   checkLaunch("sgdUpdate");
 }
+
+#define DTLRT_INSTANTIATE_STORED(T, U)                                                             \
+  template void matmul<T, U>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,          \
+                             const T *, U *);                                                      \
+  template void reduceSum<T, U>(const T *, U *, const int64_t *, const bool *, int);               \
+  template void layerNormGradParams<T, U>(const T *, const Acc<T> *, const Acc<T> *, const T *,    \
+                                          U *, U *, int64_t, int64_t);                             \
+  template void embeddingGrad<T, U>(const int32_t *, const T *, U *, int64_t, int64_t, int64_t);
+#define DTLRT_INSTANTIATE_STORAGE(T)                                                               \
+  template void accumulate<T>(const T *, T *, int64_t, bool);                                      \
+  template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
+  template void crossEntropy<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);           \
+  template void crossEntropyGrad<T>(const T *, const int32_t *, const Acc<T> *, T *, int64_t,      \
+                                    int64_t);                                                      \
+  template void correct<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);                \
+  template void softmax<T>(const T *, T *, int64_t, int64_t);                                      \
+  template void softmaxGrad<T>(const T *, const T *, T *, int64_t, int64_t);                       \
+  template void layerNorm<T>(const T *, const T *, const T *, double, T *, Acc<T> *, Acc<T> *,     \
+                             int64_t, int64_t);                                                    \
+  template void layerNormGradInput<T>(const T *, const T *, const Acc<T> *, const Acc<T> *,        \
+                                      const T *, T *, int64_t, int64_t);                           \
+  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);          \
+  template void causalAttention<T>(const T *, const T *, const T *, T *, Acc<T> *, int64_t,        \
+                                   int64_t, int64_t, int64_t);                                     \
+  template void causalAttentionGrad<T>(const T *, const T *, const T *, const Acc<T> *, const T *, \
+                                       T *, T *, T *, int64_t, int64_t, int64_t, int64_t);         \
+  template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *, const int64_t *, \
+                           double, uint64_t, int64_t, int64_t, const Acc<T> *);
+DTLRT_INSTANTIATE_STORAGE(float)
+DTLRT_INSTANTIATE_STORAGE(bf16)
+DTLRT_INSTANTIATE_STORED(float, float)
+DTLRT_INSTANTIATE_STORED(bf16, bf16)
+DTLRT_INSTANTIATE_STORED(bf16, float)
+template void broadcast<int32_t>(const int32_t *, int32_t *, const int64_t *, const int64_t *, int);
 
 } // namespace dtlrt::cuda

@@ -5,8 +5,10 @@
 // collectives through NCCL on a communication stream (queued after an event
 // on the compute stream; the compute stream waits for them only where their
 // result is first used). All buffers are device pointers; every shape is
-// local to the rank. Only f32 storage: bf16 is a GEMM math mode. The calls
-// take the same arguments as the CPU target's (dtlrt/Cpu.h).
+// local to the rank. Values are stored in f32, or with precision = bf16 in
+// bf16 (dtlrt::bf16, CUDA's layout) with f32 masters, statistics and
+// gradients. The calls take the same arguments as the CPU target's
+// (dtlrt/Cpu.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -48,54 +50,72 @@ char *arena(int64_t bytes);
 
 // --- GEMMs (cuBLASLt), row-major like the CPU target's -------------------
 
-/// c[m, n] = op(a) op(b) (+ bias[n], fused in the epilogue).
-void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const float *a,
-            const float *b, const float *bias, float *c);
+/// c[m, n] = op(a) op(b) (+ bias[n], fused in the epilogue). T is how the
+/// operands are stored (f32 or bf16), U the result (a bf16 GEMM may write
+/// f32: a weight's gradient); products accumulate in f32.
+template <typename T, typename U>
+void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *a, const T *b,
+            const T *bias, U *c);
 
 // --- Layout kernels ------------------------------------------------------
 
 /// out (of `outShape`, `rank` dims) gathers in[sum(index[d] * inStrides[d])]:
 /// broadcasts (stride 0) and transposes (permuted strides).
-void broadcast(const float *in, float *out, const int64_t *outShape, const int64_t *inStrides,
-               int rank);
-void broadcast(const int32_t *in, int32_t *out, const int64_t *outShape, const int64_t *inStrides,
-               int rank);
-/// Sums the dims of `inShape` marked in `reduced`.
-void reduceSum(const float *in, float *out, const int64_t *inShape, const bool *reduced, int rank);
+template <typename T>
+void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides, int rank);
+/// Sums the dims of `inShape` marked in `reduced`, in f32.
+template <typename T, typename U>
+void reduceSum(const T *in, U *out, const int64_t *inShape, const bool *reduced, int rank);
 
 // --- Row kernels: the math of each is in dtlrt/Kernels.h ------------------
+//
+// Values are stored as T (f32 or bf16) and computed in f32; statistics and
+// per-example losses are Acc<T> (f32).
 
-void crossEntropy(const float *logits, const int32_t *labels, float *out, int64_t rows,
+template <typename T>
+void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t rows,
                   int64_t classes);
-void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad, float *out,
+template <typename T>
+void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
                       int64_t rows, int64_t classes);
-void correct(const float *logits, const int32_t *labels, float *out, int64_t rows, int64_t classes);
-void softmax(const float *in, float *out, int64_t rows, int64_t n);
-void softmaxGrad(const float *y, const float *g, float *out, int64_t rows, int64_t n);
-void layerNorm(const float *x, const float *w, const float *b, double eps, float *out, float *mean,
-               float *rstd, int64_t rows, int64_t n);
-void layerNormGradInput(const float *x, const float *w, const float *mean, const float *rstd,
-                        const float *g, float *out, int64_t rows, int64_t n);
-void layerNormGradParams(const float *x, const float *mean, const float *rstd, const float *g,
-                         float *dw, float *db, int64_t rows, int64_t n);
-void embedding(const float *table, const int32_t *ids, float *out, int64_t count, int64_t vocab,
+template <typename T>
+void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t rows, int64_t classes);
+template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n);
+template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t rows, int64_t n);
+template <typename T>
+void layerNorm(const T *x, const T *w, const T *b, double eps, T *out, Acc<T> *mean, Acc<T> *rstd,
+               int64_t rows, int64_t n);
+template <typename T>
+void layerNormGradInput(const T *x, const T *w, const Acc<T> *mean, const Acc<T> *rstd, const T *g,
+                        T *out, int64_t rows, int64_t n);
+template <typename T, typename U>
+void layerNormGradParams(const T *x, const Acc<T> *mean, const Acc<T> *rstd, const T *g, U *dw,
+                         U *db, int64_t rows, int64_t n);
+template <typename T>
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
                int64_t channels);
-void embeddingGrad(const int32_t *ids, const float *g, float *out, int64_t count, int64_t vocab,
+template <typename T, typename U>
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
                    int64_t channels);
 /// The [T, T] scores exist for a chunk of (batch, head) pairs at a time, at
 /// most 256 MiB of them (one pair at least); only lse is kept for the
-/// gradient, which recomputes the probabilities chunk by chunk.
-void causalAttention(const float *q, const float *k, const float *v, float *out, float *lse,
-                     int64_t batch, int64_t seq, int64_t channels, int64_t heads);
-void causalAttentionGrad(const float *q, const float *k, const float *v, const float *lse,
-                         const float *g, float *dq, float *dk, float *dv, int64_t batch,
-                         int64_t seq, int64_t channels, int64_t heads);
+/// gradient, which recomputes the probabilities chunk by chunk. Heads are
+/// widened to f32 in scratch, so bf16 storage changes only the inputs and
+/// outputs.
+template <typename T>
+void causalAttention(const T *q, const T *k, const T *v, T *out, Acc<T> *lse, int64_t batch,
+                     int64_t seq, int64_t channels, int64_t heads);
+template <typename T>
+void causalAttentionGrad(const T *q, const T *k, const T *v, const Acc<T> *lse, const T *g, T *dq,
+                         T *dk, T *dv, int64_t batch, int64_t seq, int64_t channels, int64_t heads);
 /// The CPU target's mask: element (global index i) is kept when
 /// uniformAt(seed, dropoutStream(stream, layer) + "<step>", i) >= rate.
 /// `step` is read on the device (a graph replays it with each step's value).
-void dropout(const float *in, float *out, int rank, const int64_t *localShape,
-             const int64_t *globalShape, const int64_t *offsets, double rate, uint64_t seed,
-             int64_t stream, int64_t layer, const float *step);
+template <typename T>
+void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int64_t *globalShape,
+             const int64_t *offsets, double rate, uint64_t seed, int64_t stream, int64_t layer,
+             const Acc<T> *step);
+/// Master weights and optimizer state are f32 in every precision.
 void adamwUpdate(const float *param, const float *grad, const float *m, const float *v,
                  const float *lr, const float *step, const float *gradScale, double beta1,
                  double beta2, double eps, double weightDecay, float *newParam, float *newM,
@@ -105,7 +125,7 @@ void sgdUpdate(const float *param, const float *grad, const float *buf, const fl
                float *newBuf, int64_t n);
 void copy(const void *in, void *out, int64_t bytes);
 /// out = in when `first`, else out += in (an accumulating loop's sums).
-void accumulate(const float *in, float *out, int64_t count, bool first);
+template <typename T> void accumulate(const T *in, T *out, int64_t count, bool first);
 
 // --- Collectives (NCCL), shaped like dtlrt::Context's ----------------------
 //

@@ -8,16 +8,25 @@
 #ifndef DTLRT_CUDACOMMON_H
 #define DTLRT_CUDACOMMON_H
 
+#include "dtlrt/Bf16.h"
 #include "dtlrt/Hash.h" // DTLRT_HOST_DEVICE
+#include "dtlrt/Math.h"
 
 #include <cmath>
 #include <cstdint>
 
 namespace dtlrt::cuda {
 
-/// How GEMMs multiply: f32 throughout, or bf16 products on tensor cores
-/// with f32 accumulation (operands rounded to bf16, storage stays f32).
+/// How GEMMs of f32 operands multiply: f32 throughout, or bf16 products on
+/// tensor cores with f32 accumulation (precision = bf16, for the GEMMs
+/// whose operands stay f32; bf16 operands are bf16 GEMMs either way).
 enum class GemmMath { F32, BF16 };
+
+/// Four consecutive elements a generated kernel loads or stores at once
+/// (float4's 16 bytes for f32, 8 bytes for bf16).
+template <typename T> struct alignas(4 * sizeof(T)) Lanes4 {
+  T x, y, z, w;
+};
 
 /// Threads per block and blocks for an elementwise kernel over `n` items
 /// (grid-stride loops cover the rest).
@@ -27,18 +36,9 @@ inline unsigned blocksFor(int64_t n) {
   return unsigned(b < 1 ? 1 : (b > 65535 * 16 ? 65535 * 16 : b));
 }
 
-/// gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as dtlrt/Kernels.h.
-DTLRT_HOST_DEVICE inline float gelu(float x) {
-  const float s = 0.7978845608028654f, c = 0.044715f;
-  return 0.5f * x * (1.f + tanhf(s * (x + c * x * x * x)));
-}
-
-/// g * d gelu(x) / dx.
-DTLRT_HOST_DEVICE inline float geluGrad(float x, float g) {
-  const float s = 0.7978845608028654f, c = 0.044715f;
-  float th = tanhf(s * (x + c * x * x * x));
-  return g * (0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * s * (1.f + 3.f * c * x * x));
-}
+// The CPU kernels' GELU, so both targets round alike.
+using dtlrt::gelu;
+using dtlrt::geluGrad;
 
 /// x - x is 0 exactly when x is finite (inf - inf and NaN - NaN are NaN).
 DTLRT_HOST_DEVICE inline bool isFinite(float x) { return x - x == 0.f; }

@@ -7,8 +7,8 @@
 // stream would wait for it (or at the end of the step), reading its input
 // then. The "device" memory is host memory apart from the training loop's
 // own copies, so the loop's uploads and downloads are exercised too. So the generated code (fused
-// kernels, float4 indexing, views, the buffer plan's lifetimes under asynchronous collectives) is
-// tested on any machine against the CPU target; the real GPU kernels are not (those are tested
+// kernels, four-element loads, views, the buffer plan's lifetimes under asynchronous collectives)
+// is tested on any machine against the CPU target; the real GPU kernels are not (those are tested
 // against the CPU ones by dtlrt-cuda-unittests on a GPU).
 //
 //===----------------------------------------------------------------------===//
@@ -37,10 +37,6 @@ struct dim3 {
   unsigned x = 1, y = 1, z = 1;
 };
 inline dim3 blockIdx, threadIdx, blockDim, gridDim;
-
-struct alignas(16) float4 {
-  float x, y, z, w;
-};
 
 namespace dtlrt::cuda {
 

@@ -15,6 +15,7 @@
 #define DTLRT_KERNELS_H
 
 #include "dtlrt/Bf16.h"
+#include "dtlrt/Math.h"
 
 #include <cmath>
 #include <cstdint>
@@ -83,49 +84,6 @@ template <typename T> inline T gradScale(T loss, T norm, T maxNorm) {
 
 // Transformer kernels (TransformerKernels.cpp); "rows" count every leading
 // index, `n` or `channels` is the last dimension.
-
-// e^x for float without libm: x = n ln2 + r, |r| <= ln2 / 2, e^r by a
-// degree-6 polynomial (relative error below 2e-7), 2^n through the exponent
-// bits. Branch-free, so loops calling it vectorise (libm's expf does not
-// without -ffast-math). Doubles use std::exp.
-inline float fastExp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  // Round to nearest by the 1.5 * 2^23 trick (vectorises, unlike roundf).
-  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693145751953125f - n * 1.428606765330187045e-06f;
-  float p =
-      1.0f +
-      r * (1.0f + r * (0.5f + r * (0.16666667f +
-                                   r * (0.041666668f + r * (0.0083333338f + r * 0.0013888889f)))));
-  int32_t bits = (int32_t(n) + 127) << 23;
-  float scale;
-  __builtin_memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-inline double fastExp(double x) { return std::exp(x); }
-
-// tanh(u) = sign(u) (1 - 2 / (e^{2|u|} + 1)).
-inline float fastTanh(float u) {
-  float a = u < 0 ? -u : u;
-  float t = 1.0f - 2.0f / (fastExp(2.0f * a) + 1.0f);
-  return u < 0 ? -t : t;
-}
-inline double fastTanh(double u) { return std::tanh(u); }
-
-// gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), GPT-2's form;
-// inline so the generated elementwise loops vectorise.
-template <typename T> inline T gelu(T x) {
-  const T s = T(0.7978845608028654), c = T(0.044715);
-  return T(0.5) * x * (T(1) + fastTanh(s * (x + c * x * x * x)));
-}
-
-// g * d gelu(x) / dx.
-template <typename T> inline T geluGrad(T x, T g) {
-  const T s = T(0.7978845608028654), c = T(0.044715);
-  T u = s * (x + c * x * x * x), th = fastTanh(u);
-  T sech2 = T(1) - th * th;
-  return g * (T(0.5) * (T(1) + th) + T(0.5) * x * sech2 * s * (T(1) + T(3) * c * x * x));
-}
 
 // A sum over the iterations of an accumulating loop (gradient
 // accumulation): out = in on the first iteration, out += in after.
