@@ -5,9 +5,10 @@ Builds the MLP (synthetic data) and the tiny GPT (characters of the README)
 for --target=cpu and --target=cuda, trains each for the same steps on one
 rank, and compares the loss of every step:
 
-  f32 on the GPU      within rtol 1e-3 of the CPU (reduction order, expf
-                      against the CPU's fastExp, tanhf against fastTanh)
-  bf16 GEMMs          within rtol 5e-2 of the CPU's f32
+  f32 on the GPU      within rtol 1e-3 of the CPU (reduction order, __expf
+                      against the CPU's fastExp in softmax and attention)
+  bf16 storage        within rtol 3e-2 of the CPU's bf16 (the same scheme;
+                      a different summation order flips bf16 roundings)
   CUDA graphs on/off  within rtol 1e-4 of each other (only the embedding
                       gradient's atomic adds are unordered)
   (relative to the loss, or to 0.1 where the loss is below it)
@@ -106,8 +107,10 @@ def prepare(build, source, work, gpu_target, stop_without_device=False):
             return reason
     if gpu_target == "cuda":
         build_program("gpt-dp2", "gpt.dtl", "cuda", mesh="dp=2,tp=1")
-    for name, dtl, data in (("mlp-cpu", "mlp.dtl", None), ("gpt-cpu", "gpt.dtl", at("text"))):
-        build_program(name, dtl, "cpu")
+    for name, dtl, data, flags in (("mlp-cpu", "mlp.dtl", None, []),
+                                   ("gpt-cpu", "gpt.dtl", at("text"), ["--precision=f32"]),
+                                   ("gpt-cpu-bf16", "gpt.dtl", at("text"), ["--precision=bf16"])):
+        build_program(name, dtl, "cpu", *flags)
         result = train(at(name), at(name + ".jsonl"), data)
         if result.returncode != 0:
             sys.exit(f"{name}: {result.stdout}{result.stderr}")
@@ -142,7 +145,7 @@ def check(work):
         runs[name] = losses(at(f"gpt-{name}.jsonl"))
     cpu = losses(at("gpt-cpu.jsonl"))
     ok &= compare("gpt tiny f32", cpu, runs["gpu"], 1e-3)
-    ok &= compare("gpt tiny bf16 GEMMs", cpu, runs["bf16"], 5e-2)
+    ok &= compare("gpt tiny bf16", losses(at("gpt-cpu-bf16.jsonl")), runs["bf16"], 3e-2)
     ok &= compare("gpt tiny graphs vs eager", runs["eager"], runs["gpu"], 1e-4)
 
     # A checkpoint written from the GPU (downloaded state) and resumed (uploaded):

@@ -21,6 +21,7 @@
 namespace {
 
 using Floats = std::vector<float>;
+using Bf16s = std::vector<dtlrt::bf16>;
 
 /// Why there is no GPU ("" when there is one); the device is set up once.
 const std::string &noDevice() {
@@ -66,6 +67,15 @@ protected:
     for (size_t i = 0; i < expected.size(); ++i)
       ASSERT_NEAR(expected[i], actual[i], atol + rtol * std::fabs(expected[i])) << "at " << i;
   }
+
+  /// `n` random values rounded to bf16 (the CPU and GPU kernels then read
+  /// the same inputs).
+  Bf16s randomBf16(size_t n, float scale = 1.f) {
+    Floats v = random(n, scale);
+    return Bf16s(v.begin(), v.end());
+  }
+  static Floats widen(const Bf16s &v) { return Floats(v.begin(), v.end()); }
+  dtlrt::bf16 *zerosBf16(size_t n) { return up(Bf16s(n, dtlrt::bf16(0.f))); }
 
   std::mt19937 rng_{1234};
 };
@@ -279,6 +289,137 @@ TEST_F(CudaKernels, AdamwAndSgdUpdates) {
   EXPECT_EQ(down(outV, n), v);
   EXPECT_EQ(down(outSgd, n), p);
   EXPECT_EQ(down(outBuf, n), m);
+}
+
+// bf16 storage (precision = bf16): the same kernels on bf16 values, against
+// the CPU's bf16 kernels; both compute in f32, so results differ by the
+// summation order and, where stored in bf16, by one rounding at most.
+
+TEST_F(CudaKernels, Bf16GemmsWriteBf16OrF32) {
+  const int64_t m = 37, n = 48, k = 40;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Bf16s a = randomBf16(m * k), b = randomBf16(k * n), bias = randomBf16(n), stored(m * n);
+      Floats wide(m * n);
+      dtlrt::matmul(ta, tb, m, n, k, a.data(), b.data(), bias.data(), stored.data());
+      dtlrt::matmul(ta, tb, m, n, k, a.data(), b.data(), static_cast<const dtlrt::bf16 *>(nullptr),
+                    wide.data());
+      dtlrt::bf16 *dA = up(a), *dB = up(b), *dStored = zerosBf16(m * n);
+      float *dWide = zeros(m * n);
+      dtlrt::cuda::matmul(ta, tb, m, n, k, dA, dB, up(bias), dStored);
+      dtlrt::cuda::matmul(ta, tb, m, n, k, dA, dB, static_cast<const dtlrt::bf16 *>(nullptr),
+                          dWide);
+      SCOPED_TRACE(testing::Message() << "ta " << ta << " tb " << tb);
+      expectNear(widen(stored), widen(down(dStored, m * n)), 1e-2f, 1e-2f);
+      expectNear(wide, down(dWide, m * n), 1e-4f, 1e-4f);
+    }
+}
+
+TEST_F(CudaKernels, Bf16SumsIntoF32) {
+  const int64_t shape[] = {6, 70, 9};
+  Bf16s in = randomBf16(6 * 70 * 9);
+  for (std::vector<bool> reduced :
+       {std::vector<bool>{true, true, true}, {true, true, false}, {false, true, false}}) {
+    bool mask[3] = {reduced[0], reduced[1], reduced[2]};
+    int64_t kept = (reduced[0] ? 1 : 6) * (reduced[1] ? 1 : 70) * (reduced[2] ? 1 : 9);
+    Floats expected(kept);
+    dtlrt::reduceSum(in.data(), expected.data(), shape, mask, 3);
+    float *out = zeros(kept);
+    dtlrt::cuda::reduceSum(up(in), out, shape, mask, 3);
+    expectNear(expected, down(out, kept), 1e-4f, 1e-4f);
+  }
+}
+
+TEST_F(CudaKernels, Bf16RowKernels) {
+  const int64_t rows = 13, n = 300;
+  Bf16s x = randomBf16(rows * n, 2.f), w = randomBf16(n), b = randomBf16(n),
+        g = randomBf16(rows * n);
+  Bf16s out(rows * n), dx(rows * n), soft(rows * n);
+  Floats mean(rows), rstd(rows), dw(n), db(n);
+  dtlrt::layerNorm(x.data(), w.data(), b.data(), 1e-5, out.data(), mean.data(), rstd.data(), rows,
+                   n);
+  dtlrt::layerNormGradInput(x.data(), w.data(), mean.data(), rstd.data(), g.data(), dx.data(), rows,
+                            n);
+  dtlrt::layerNormGradParams(x.data(), mean.data(), rstd.data(), g.data(), dw.data(), db.data(),
+                             rows, n);
+  dtlrt::softmax(x.data(), soft.data(), rows, n);
+  dtlrt::bf16 *dX = up(x), *dG = up(g), *dOut = zerosBf16(rows * n), *dDx = zerosBf16(rows * n),
+              *dSoft = zerosBf16(rows * n);
+  float *dMean = zeros(rows), *dRstd = zeros(rows), *dDw = zeros(n), *dDb = zeros(n);
+  dtlrt::cuda::layerNorm(dX, up(w), up(b), 1e-5, dOut, dMean, dRstd, rows, n);
+  dtlrt::cuda::layerNormGradInput(dX, up(w), dMean, dRstd, dG, dDx, rows, n);
+  dtlrt::cuda::layerNormGradParams(dX, dMean, dRstd, dG, dDw, dDb, rows, n);
+  dtlrt::cuda::softmax(dX, dSoft, rows, n);
+  expectNear(widen(out), widen(down(dOut, rows * n)), 1e-2f, 1e-2f);
+  expectNear(mean, down(dMean, rows));
+  expectNear(rstd, down(dRstd, rows));
+  expectNear(widen(dx), widen(down(dDx, rows * n)), 1e-2f, 1e-2f);
+  expectNear(dw, down(dDw, n), 1e-3f, 1e-3f);
+  expectNear(db, down(dDb, n), 1e-3f, 1e-3f);
+  expectNear(widen(soft), widen(down(dSoft, rows * n)), 1e-2f, 1e-5f);
+
+  // The classifier: f32 losses from bf16 logits, a bf16 gradient.
+  std::vector<int32_t> labels(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    labels[r] = r % 5 == 4 ? -1 : int32_t(r * 23 % n);
+  Floats loss(rows), seed = random(rows);
+  Bf16s dlogits(rows * n);
+  dtlrt::crossEntropy(x.data(), labels.data(), loss.data(), rows, n);
+  dtlrt::crossEntropyGrad(x.data(), labels.data(), seed.data(), dlogits.data(), rows, n);
+  int32_t *dLabels = up(labels);
+  float *dLoss = zeros(rows);
+  dtlrt::bf16 *dDlogits = zerosBf16(rows * n);
+  dtlrt::cuda::crossEntropy(dX, dLabels, dLoss, rows, n);
+  dtlrt::cuda::crossEntropyGrad(dX, dLabels, up(seed), dDlogits, rows, n);
+  expectNear(loss, down(dLoss, rows), 1e-4f, 1e-4f);
+  expectNear(widen(dlogits), widen(down(dDlogits, rows * n)), 1e-2f, 1e-6f);
+}
+
+TEST_F(CudaKernels, Bf16EmbeddingAttentionAndDropout) {
+  const int64_t count = 50, vocab = 11, channels = 24;
+  Bf16s table = randomBf16(vocab * channels), g = randomBf16(count * channels);
+  std::vector<int32_t> ids(count);
+  for (int64_t i = 0; i < count; ++i)
+    ids[i] = int32_t(i * 7 % vocab);
+  Bf16s looked(count * channels);
+  Floats dtable(vocab * channels);
+  dtlrt::embedding(table.data(), ids.data(), looked.data(), count, vocab, channels);
+  dtlrt::embeddingGrad(ids.data(), g.data(), dtable.data(), count, vocab, channels);
+  int32_t *dIds = up(ids);
+  dtlrt::bf16 *dLooked = zerosBf16(count * channels);
+  float *dTable = zeros(vocab * channels);
+  dtlrt::cuda::embedding(up(table), dIds, dLooked, count, vocab, channels);
+  dtlrt::cuda::embeddingGrad(dIds, up(g), dTable, count, vocab, channels);
+  expectNear(widen(looked), widen(down(dLooked, count * channels)), 0, 0);
+  expectNear(dtable, down(dTable, vocab * channels), 1e-5f, 1e-5f);
+
+  const int64_t batch = 2, seq = 17, heads = 3, n = batch * seq * channels;
+  Bf16s q = randomBf16(n), k = randomBf16(n), v = randomBf16(n), dy = randomBf16(n);
+  Bf16s out(n), dq(n), dk(n), dv(n);
+  Floats lse(batch * heads * seq);
+  dtlrt::causalAttention(q.data(), k.data(), v.data(), out.data(), lse.data(), batch, seq, channels,
+                         heads);
+  dtlrt::causalAttentionGrad(q.data(), k.data(), v.data(), lse.data(), dy.data(), dq.data(),
+                             dk.data(), dv.data(), batch, seq, channels, heads);
+  dtlrt::bf16 *dQ = up(q), *dK = up(k), *dV = up(v), *dOut = zerosBf16(n), *dDq = zerosBf16(n),
+              *dDk = zerosBf16(n), *dDv = zerosBf16(n);
+  float *dLse = zeros(lse.size());
+  dtlrt::cuda::causalAttention(dQ, dK, dV, dOut, dLse, batch, seq, channels, heads);
+  dtlrt::cuda::causalAttentionGrad(dQ, dK, dV, dLse, up(dy), dDq, dDk, dDv, batch, seq, channels,
+                                   heads);
+  expectNear(lse, down(dLse, lse.size()), 1e-4f, 1e-4f);
+  expectNear(widen(out), widen(down(dOut, n)), 1e-2f, 1e-2f);
+  expectNear(widen(dq), widen(down(dDq, n)), 2e-2f, 2e-2f);
+  expectNear(widen(dk), widen(down(dDk, n)), 2e-2f, 2e-2f);
+  expectNear(widen(dv), widen(down(dDv, n)), 2e-2f, 2e-2f);
+
+  const int64_t local[] = {4, 10}, global[] = {12, 40}, offsets[] = {4, 10};
+  Bf16s in = randomBf16(40), kept(40);
+  const float step = 3.f;
+  dtlrt::dropout(in.data(), kept.data(), 2, local, global, offsets, 0.3, 42, 5, 2, &step);
+  dtlrt::bf16 *dKept = zerosBf16(40);
+  dtlrt::cuda::dropout(up(in), dKept, 2, local, global, offsets, 0.3, 42, 5, 2, up(Floats{step}));
+  expectNear(widen(kept), widen(down(dKept, 40)), 0, 0);
 }
 
 } // namespace
