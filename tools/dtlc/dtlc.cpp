@@ -94,12 +94,12 @@ cl::opt<std::string> memoryLimit(
              "little as makes it fit; default: the train section's `memory_limit`"),
     cl::init(""), cl::cat(dtlcCategory));
 
-cl::opt<std::string> precision(
-    "precision",
-    cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (CPU: bf16 storage, f32 master "
-             "weights; CUDA: bf16 GEMM math over f32 storage); default: the train section's "
-             "`precision`, else f32"),
-    cl::init(""), cl::cat(dtlcCategory));
+cl::opt<std::string>
+    precision("precision",
+              cl::desc("f32, f64 (CPU, for gradient checks) or bf16 (bf16 storage, f32 master "
+                       "weights); default: the train section's "
+                       "`precision`, else f32"),
+              cl::init(""), cl::cat(dtlcCategory));
 cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("Check the errors against expected-error comments in the input (for tests)"),
