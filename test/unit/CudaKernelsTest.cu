@@ -77,6 +77,23 @@ protected:
   static Floats widen(const Bf16s &v) { return Floats(v.begin(), v.end()); }
   dtlrt::bf16 *zerosBf16(size_t n) { return up(Bf16s(n, dtlrt::bf16(0.f))); }
 
+  /// Sums of a [6, 70, 9] tensor over all its dimensions (a loss), the
+  /// leading ones (a bias gradient) and the middle one (the general
+  /// kernel), into f32, against the CPU's.
+  template <typename T> void expectSumsLikeCpu(const std::vector<T> &in) {
+    const int64_t shape[] = {6, 70, 9};
+    for (std::vector<bool> reduced :
+         {std::vector<bool>{true, true, true}, {true, true, false}, {false, true, false}}) {
+      bool mask[3] = {reduced[0], reduced[1], reduced[2]};
+      int64_t kept = (reduced[0] ? 1 : 6) * (reduced[1] ? 1 : 70) * (reduced[2] ? 1 : 9);
+      Floats expected(kept);
+      dtlrt::reduceSum(in.data(), expected.data(), shape, mask, 3);
+      float *out = zeros(kept);
+      dtlrt::cuda::reduceSum(up(in), out, shape, mask, 3);
+      expectNear(expected, down(out, kept), 1e-4f, 1e-4f);
+    }
+  }
+
   std::mt19937 rng_{1234};
 };
 
@@ -112,20 +129,7 @@ TEST_F(CudaKernels, BroadcastAndTranspose) {
   expectNear(transposed, down(tOut, 24), 0, 0);
 }
 
-TEST_F(CudaKernels, ReduceSumAllLeadingAndGeneral) {
-  const int64_t shape[] = {6, 70, 9};
-  Floats in = random(6 * 70 * 9);
-  for (std::vector<bool> reduced :
-       {std::vector<bool>{true, true, true}, {true, true, false}, {false, true, false}}) {
-    bool mask[3] = {reduced[0], reduced[1], reduced[2]};
-    int64_t kept = (reduced[0] ? 1 : 6) * (reduced[1] ? 1 : 70) * (reduced[2] ? 1 : 9);
-    Floats expected(kept);
-    dtlrt::reduceSum(in.data(), expected.data(), shape, mask, 3);
-    float *out = zeros(kept);
-    dtlrt::cuda::reduceSum(up(in), out, shape, mask, 3);
-    expectNear(expected, down(out, kept), 1e-4f, 1e-4f);
-  }
-}
+TEST_F(CudaKernels, ReduceSumAllLeadingAndGeneral) { expectSumsLikeCpu(random(6 * 70 * 9)); }
 
 TEST_F(CudaKernels, CrossEntropyItsGradientAndAccuracy) {
   const int64_t rows = 13, classes = 300;
@@ -315,20 +319,7 @@ TEST_F(CudaKernels, Bf16GemmsWriteBf16OrF32) {
     }
 }
 
-TEST_F(CudaKernels, Bf16SumsIntoF32) {
-  const int64_t shape[] = {6, 70, 9};
-  Bf16s in = randomBf16(6 * 70 * 9);
-  for (std::vector<bool> reduced :
-       {std::vector<bool>{true, true, true}, {true, true, false}, {false, true, false}}) {
-    bool mask[3] = {reduced[0], reduced[1], reduced[2]};
-    int64_t kept = (reduced[0] ? 1 : 6) * (reduced[1] ? 1 : 70) * (reduced[2] ? 1 : 9);
-    Floats expected(kept);
-    dtlrt::reduceSum(in.data(), expected.data(), shape, mask, 3);
-    float *out = zeros(kept);
-    dtlrt::cuda::reduceSum(up(in), out, shape, mask, 3);
-    expectNear(expected, down(out, kept), 1e-4f, 1e-4f);
-  }
-}
+TEST_F(CudaKernels, Bf16SumsIntoF32) { expectSumsLikeCpu(randomBf16(6 * 70 * 9)); }
 
 TEST_F(CudaKernels, Bf16RowKernels) {
   const int64_t rows = 13, n = 300;
