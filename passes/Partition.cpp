@@ -161,12 +161,21 @@ struct FunctionPartitioner {
       for (auto [d, want] : llvm::enumerate(dims)) {
         if (from.dims[d].empty() || from.dims[d] == want)
           continue;
+        gathered.dims[d].clear();
+        // Gathering what was only sliced (a constraint splitting a
+        // replicated value for an op that needs it whole) is the value
+        // before the slice: no communication.
+        auto slice = next.getDefiningOp<shard::AllSliceOp>();
+        if (slice && slice.getGridAxes() == ArrayRef<int16_t>(from.dims[d]) &&
+            slice.getSliceAxis().getSExtValue() == int64_t(d)) {
+          next = slice.getInput();
+          continue;
+        }
         int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
         OpBuilder after = builderAfter(next);
         next =
             shard::AllGatherOp::create(after, loc, withDim(next, d, size * mesh.span(from.dims[d])),
                                        grid, from.dims[d], next, llvm::APInt(64, d));
-        gathered.dims[d].clear();
       }
       remember(v, next, gathered, keepPartial);
     } else {
@@ -429,6 +438,13 @@ struct FunctionPartitioner {
       resultTypes.push_back(ret.getOperand(i).getType());
     }
     fn.setType(FunctionType::get(ctx, body.getArgumentTypes(), resultTypes));
+    // A constraint's slice that every reader gathered back is dead (later
+    // slices first: one may be all that reads an earlier one).
+    SmallVector<shard::AllSliceOp> slices;
+    fn.walk([&](shard::AllSliceOp slice) { slices.push_back(slice); });
+    for (shard::AllSliceOp slice : llvm::reverse(slices))
+      if (slice->use_empty())
+        slice.erase();
     return success();
   }
 };

@@ -142,48 +142,6 @@ struct Propagation {
     return changed;
   }
 
-  /// A sharding the user wrote (an annotated argument or a constraint) that
-  /// splits a dimension an op needs whole (the classes of cross_entropy)
-  /// is an error naming both; reported on the user's function only.
-  LogicalResult checkWholeLoops(func::FuncOp fn, MeshAttr mesh) {
-    ArrayRef<StringAttr> names = mesh.getNames();
-    bool ok = true;
-    llvm::DenseSet<std::pair<Location, Location>> reported;
-    fn.walk([&](ShardingRuleOpInterface op) {
-      SmallVector<LoopKind> kinds = op.getLoopKinds();
-      SmallVector<AffineMap> maps = op.getIndexingMaps();
-      for (auto [operand, map] : llvm::zip(op->getOperands(), maps)) {
-        Layout requested;
-        auto arg = dyn_cast<BlockArgument>(operand);
-        if (arg && arg.getOwner()->isEntryBlock() && arg.getOwner()->getParentOp() == fn)
-          requested = argLayout(fn, arg.getArgNumber());
-        else if (auto c = operand.getDefiningOp<ShardingConstraintOp>())
-          requested = Layout::fromAttr(c.getSharding());
-        else
-          continue;
-        for (auto [d, expr] : llvm::enumerate(map.getResults())) {
-          int64_t l = loopOf(expr);
-          if (l < 0 || kinds[l] != LoopKind::Whole || requested.dims[d].empty())
-            continue;
-          std::string axes;
-          for (int16_t a : requested.dims[d])
-            axes += (axes.empty() ? "" : ", ") + names[a].getValue().str();
-          ok = false;
-          // The eval metrics repeat the loss's ops at its location: say it once.
-          if (!reported.insert({op->getLoc(), operand.getLoc()}).second)
-            continue;
-          InFlightDiagnostic diag = emitError(op->getLoc())
-                                    << op->getName().stripDialect() << " needs dimension " << d
-                                    << " of its operand whole, but the operand's sharding splits "
-                                       "it over "
-                                    << axes;
-          diag.attachNote(operand.getLoc()) << "the sharding is requested here";
-        }
-      }
-    });
-    return success(ok);
-  }
-
   void run(func::FuncOp fn, MeshAttr mesh) {
     for (BlockArgument arg : fn.getArguments()) {
       Layout layout = argLayout(fn, arg.getArgNumber());
@@ -263,14 +221,11 @@ struct PropagateSharding : dtl::impl::PropagateShardingBase<PropagateSharding> {
       module.emitError("sharding propagation needs the module's mesh (`dtl.mesh`)");
       return signalPassFailure();
     }
-    auto model = module->getAttrOfType<FlatSymbolRefAttr>(attr::model);
-    for (auto fn : module.getOps<func::FuncOp>()) {
-      Propagation propagation;
-      if (model && fn.getSymName() == model.getValue() &&
-          failed(propagation.checkWholeLoops(fn, mesh)))
-        return signalPassFailure();
-      propagation.run(fn, mesh);
-    }
+    // A layout the user wrote on a dimension an op needs whole is not an
+    // error: the op's loop stays whole and dtl-partition gathers the
+    // operand for it, as after any other op.
+    for (auto fn : module.getOps<func::FuncOp>())
+      Propagation().run(fn, mesh);
   }
 };
 

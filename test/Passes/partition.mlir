@@ -335,3 +335,53 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
     return %sum : tensor<3x3xf32>
   }
 }
+
+// -----
+
+// A constraint may split a dimension the next op needs whole (the row that
+// layernorm and softmax normalise, cross-entropy's classes, attention's
+// sequence): the partitioner all-gathers the operand for that op, as it
+// would after any other op. Where the constraint only sliced a replicated
+// value, the op reads the value from before the slice (no collective, and
+// the slice goes).
+
+// CHECK-LABEL: func.func @whole_after_constraint
+// CHECK:      %[[H:.*]] = dtl.matmul %arg0, %arg1 : tensor<4x8xf32>, tensor<8x6xf32> -> tensor<4x6xf32>
+// CHECK-NEXT: %[[HG:.*]] = shard.all_gather %[[H]] on @grid grid_axes = [1] gather_axis = 1 : tensor<4x6xf32> -> tensor<4x12xf32>
+// CHECK-NEXT: %[[N:.*]], %{{.*}}, %{{.*}} = dtl.layernorm %[[HG]], {{.*}} -> tensor<4x12xf32>, tensor<4xf32>
+// CHECK-NEXT: %[[S:.*]] = dtl.softmax %[[N]] : tensor<4x12xf32>
+// CHECK-NEXT: dtl.cross_entropy %[[S]], %arg3 : tensor<4x12xf32>, tensor<4xi32> -> tensor<4xf32>
+// CHECK-NOT:  shard.all_slice
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @whole_after_constraint(%x: tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                                    %w: tensor<8x12xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [1]]>},
+                                    %g: tensor<12xf32>,
+                                    %y: tensor<8xi32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>})
+      -> tensor<8xf32> {
+    %h = dtl.matmul %x, %w : tensor<8x8xf32>, tensor<8x12xf32> -> tensor<8x12xf32>
+    %hc = dtl.sharding_constraint %h : tensor<8x12xf32> to #dtl.sharding<@grid, [[0], [1]]>
+    %n:3 = dtl.layernorm %hc, %g, %g {eps = 1.0e-5 : f64} : tensor<8x12xf32>, tensor<12xf32> -> tensor<8x12xf32>, tensor<8xf32>
+    %nc = dtl.sharding_constraint %n#0 : tensor<8x12xf32> to #dtl.sharding<@grid, [[0], [1]]>
+    %s = dtl.softmax %nc : tensor<8x12xf32>
+    %sc = dtl.sharding_constraint %s : tensor<8x12xf32> to #dtl.sharding<@grid, [[0], [1]]>
+    %ce = dtl.cross_entropy %sc, %y : tensor<8x12xf32>, tensor<8xi32> -> tensor<8xf32>
+    return %ce : tensor<8xf32>
+  }
+}
+
+// -----
+
+// Attention needs its sequence whole: an input split along it is gathered.
+
+// CHECK-LABEL: func.func @attention_sequence
+// CHECK:      %[[QG:.*]] = shard.all_gather %arg0 on @grid grid_axes = [1] gather_axis = 1 : tensor<1x4x8xf32> -> tensor<1x8x8xf32>
+// CHECK-NEXT: dtl.causal_attention %[[QG]], %[[QG]], %[[QG]] {{.*}} : tensor<1x8x8xf32> -> tensor<1x2x8xf32>
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @attention_sequence(%q: tensor<2x8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1], []]>})
+      -> tensor<2x8x8xf32> {
+    %att:2 = dtl.causal_attention %q, %q, %q {head_dim = 4 : i64} : tensor<2x8x8xf32> -> tensor<2x2x8xf32>
+    return %att#0 : tensor<2x8x8xf32>
+  }
+}
