@@ -158,7 +158,8 @@ private:
            llvm::join(dimAxes, ", ") + "}, " + runtimeEnum("Init", stringifyInitKind(kind)) + ", " +
            cpp::literal(init ? double(init.getA()) : 0) + ", " +
            cpp::literal(init ? double(init.getB()) : 0) + ", " +
-           std::to_string(bound ? bound.getInt() : 0) + "}";
+           std::to_string(bound ? bound.getInt() : 0) + ", " +
+           (attrs && attrs.get(attr::ignorable) ? "true" : "false") + "}";
   }
 
   /// The tables k<table>Args and k<table>Results of `fn`'s arguments and

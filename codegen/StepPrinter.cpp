@@ -130,6 +130,7 @@ std::string scalar(Operation *op, ArrayRef<std::string> x, StringRef ns) {
       .Case([&](DivOp) { return x[0] + " / " + x[1]; })
       .Case([&](NegOp) { return "-" + x[0]; })
       .Case([&](ConvertOp) { return x[0]; }) // the store rounds
+      .Case([&](LabelKeptOp) { return x[0] + " >= 0 ? real(1) : real(0)"; })
       .Case([&](ReluOp) { return x[0] + " > real(0) ? " + x[0] + " : real(0)"; })
       .Case([&](ReluGradOp) { return x[0] + " > real(0) ? " + x[1] + " : real(0)"; })
       .Case([&](ExpOp) { return "std::exp(" + x[0] + ")"; })

@@ -236,7 +236,15 @@ Value dropout(BuiltinCall &c) {
                            b.getDenseI64ArrayAttr(counts));
 }
 
-/// cross_entropy(logits, labels): the mean over the examples.
+/// What an empty count becomes (see crossEntropy): far below f32's ulp at 1,
+/// far above its smallest normal.
+constexpr double kEmptyBatchCount = 1e-30;
+
+/// cross_entropy(logits, labels): the mean over the examples whose label
+/// is kept (PyTorch's ignore_index=-1: negative labels are ignored and not
+/// counted). A batch whose every label is ignored has loss 0: the count is
+/// padded by 1e-30, which leaves any count of 1 or more exactly as it is and
+/// turns 0 / 0 into 0 / 1e-30.
 Value crossEntropy(BuiltinCall &c) {
   auto type =
       c.shapeRule([&] { return CrossEntropyOp::inferResultType(c.loc, c.type(0), c.type(1)); });
@@ -249,8 +257,10 @@ Value crossEntropy(BuiltinCall &c) {
   Value perExample = CrossEntropyOp::create(b, c.loc, c.args[0], c.args[1]);
   auto all = llvm::to_vector(llvm::seq<int64_t>(0, type->getRank()));
   Value sum = ReduceSumOp::create(b, c.loc, perExample, b.getDenseI64ArrayAttr(all), UnitAttr());
-  return MulOp::create(b, c.loc, c.g.f32({}), sum,
-                       c.g.constant(1.0 / type->getNumElements(), c.g.f32({}), c.loc));
+  Value kept = LabelKeptOp::create(b, c.loc, *type, c.args[1]);
+  Value count = ReduceSumOp::create(b, c.loc, kept, b.getDenseI64ArrayAttr(all), UnitAttr());
+  Value padded = AddOp::create(b, c.loc, count, c.g.constant(kEmptyBatchCount, c.g.f32({}), c.loc));
+  return DivOp::create(b, c.loc, sum, padded);
 }
 
 const llvm::StringMap<Builtin> &builtins() {

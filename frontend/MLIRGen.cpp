@@ -73,10 +73,12 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
 }
 
 /// Each i32 input that labels a cross-entropy or indexes an embedding table
-/// gets `dtl.bound`, so the runtime checks its data when it loads it.
+/// gets `dtl.bound`, so the runtime checks its data when it loads it; one
+/// that only labels classes also gets `dtl.ignorable` (negative: ignored).
 void Generator::markInputBounds() {
   llvm::DenseMap<BlockArgument, int64_t> bounds;
-  auto note = [&](Value v, int64_t bound) {
+  llvm::DenseSet<BlockArgument> indexes;
+  auto note = [&](Value v, int64_t bound, bool isIndex = false) {
     while (Operation *def = v.getDefiningOp()) {
       if (!isa<ReshapeOp, ShardingConstraintOp>(def))
         return;
@@ -88,6 +90,8 @@ void Generator::markInputBounds() {
     auto [it, fresh] = bounds.try_emplace(arg, bound);
     if (!fresh)
       it->second = std::min(it->second, bound);
+    if (isIndex)
+      indexes.insert(arg);
   };
   fn.walk([&](Operation *op) {
     auto classes = [](Value logits) {
@@ -98,11 +102,16 @@ void Generator::markInputBounds() {
     else if (auto correct = dyn_cast<CorrectOp>(op))
       note(correct.getLabels(), classes(correct.getLogits()));
     else if (auto lookup = dyn_cast<EmbeddingOp>(op))
-      note(lookup.getIndices(), cast<RankedTensorType>(lookup.getTable().getType()).getShape()[0]);
+      note(lookup.getIndices(), cast<RankedTensorType>(lookup.getTable().getType()).getShape()[0],
+           /*isIndex=*/true);
   });
-  for (auto [arg, bound] : bounds)
-    if (argRole(fn, arg.getArgNumber()) == Role::input)
-      fn.setArgAttr(arg.getArgNumber(), attr::bound, b.getI64IntegerAttr(bound));
+  for (auto [arg, bound] : bounds) {
+    if (argRole(fn, arg.getArgNumber()) != Role::input)
+      continue;
+    fn.setArgAttr(arg.getArgNumber(), attr::bound, b.getI64IntegerAttr(bound));
+    if (!indexes.contains(arg))
+      fn.setArgAttr(arg.getArgNumber(), attr::ignorable, b.getUnitAttr());
+  }
 }
 
 /// Every tensor's byte size fits dtlc's limit (and so 64 bits): sizes are

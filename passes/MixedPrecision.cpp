@@ -112,7 +112,8 @@ DenseSet<Value> f32Values(func::FuncOp fn, bool reduceInBf16) {
 /// layernorm and attention, losses, and what the optimizer writes.
 bool writesF32(OpResult result) {
   Operation *op = result.getOwner();
-  if (isScalar(result.getType()) || isa<AdamwUpdateOp, SgdUpdateOp, CrossEntropyOp, CorrectOp>(op))
+  if (isScalar(result.getType()) ||
+      isa<AdamwUpdateOp, SgdUpdateOp, CrossEntropyOp, CorrectOp, LabelKeptOp>(op))
     return true;
   if (isa<LayerNormOp>(op))
     return result.getResultNumber() > 0;

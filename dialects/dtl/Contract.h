@@ -32,6 +32,9 @@ inline constexpr llvm::StringLiteral globalType = "dtl.global_type"; // TypeAttr
 // i32 inputs: their values lie in [0, bound) (an IntegerAttr): the classes
 // of the cross-entropy they label, the rows of the table they index.
 inline constexpr llvm::StringLiteral bound = "dtl.bound";
+// i32 inputs that only label classes (no table lookup): a negative value is
+// an ignored example, as PyTorch's ignore_index (a UnitAttr).
+inline constexpr llvm::StringLiteral ignorable = "dtl.ignorable";
 // On ops.
 inline constexpr llvm::StringLiteral shardings = "dtl.shardings"; // one ShardingAttr per result
 inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings"; // repeat: per body arg

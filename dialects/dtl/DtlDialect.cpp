@@ -187,6 +187,12 @@ static LogicalResult verifyValueAttribute(Operation *op, Type type, NamedAttribu
       return error() << "must be a positive integer on an i32 argument";
     return success();
   }
+  if (name == attr::ignorable) {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!isa<UnitAttr>(value) || !isArgument || !tensor || !tensor.getElementType().isInteger(32))
+      return error() << "must be a unit attribute on an i32 argument";
+    return success();
+  }
   if (name == attr::globalType) {
     if (!isa<TypeAttr>(value))
       return error() << "must be a type";

@@ -564,6 +564,23 @@ def Dtl_CorrectOp : Dtl_ClassifierOp<"correct", [InferTypeOpAdaptor]> {
 // Optimizer updates (elementwise over a parameter; lr and step are scalars)
 //===----------------------------------------------------------------------===//
 
+def Dtl_LabelKeptOp : Dtl_Op<"label_kept", [Pure, SameOperandsAndResultShape, Elementwise,
+    Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
+  let summary = "1 where a label is kept (non-negative), 0 where it is ignored.";
+  let description = [{
+    Its sum counts the examples a `cross_entropy` mean divides by, as
+    PyTorch's `F.cross_entropy(..., ignore_index=-1)` does: the mean is over
+    the labels kept, not over all of them.
+
+    ```mlir
+    %kept = dtl.label_kept %labels : tensor<8x64xi32> -> tensor<8x64xf32>
+    ```
+  }];
+  let arguments = (ins I32Tensor:$labels);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$labels attr-dict `:` type($labels) `->` type($result)";
+}
+
 def Dtl_GradScaleOp : Dtl_Op<"grad_scale", [Pure, SameOperandsAndResultType, Elementwise,
     Dtl_ShardingRuleOpInterface, Dtl_CostOpInterface]> {
   let summary = "What the optimizer multiplies the gradients by.";

@@ -34,14 +34,15 @@ public:
                         files_.front().path + " has " + std::to_string(count_));
       count_ = d.count;
       // Labels checked now, not when their batch comes up thousands of
-      // steps later.
+      // steps later. A negative class label is an ignored example.
       if (t.dtype == DType::I32 && t.bound > 0 && rowSize == 1)
         for (int64_t sample = 0; sample < d.count; ++sample)
-          if (int32_t label = d.label(sample); label < 0 || label >= t.bound)
+          if (int32_t label = d.label(sample); (label < 0 && !t.ignorable) || label >= t.bound)
             throw DataError(d.path + ": sample " + std::to_string(sample) + " is " +
                             std::to_string(label) + ", but input '" + t.name +
                             "' takes values from 0 to " + std::to_string(t.bound - 1) +
-                            " (the model's classes)");
+                            (t.ignorable ? " (the model's classes; negative: ignored)"
+                                         : " (the model's classes)"));
       files_.push_back(std::move(d));
     }
   }
@@ -157,6 +158,24 @@ void Feeder::fill(const Context &ctx, std::map<std::string, void *> &buffers,
       element(i, t, out, local, sampleAt(global / rowSize), global % rowSize);
     });
   }
+}
+
+bool Feeder::everyLabelIgnored(const std::function<int64_t(int64_t)> &sampleAt) const {
+  bool labelled = false;
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    const TensorSpec &t = *inputs_[i];
+    if (!t.ignorable)
+      continue;
+    labelled = true;
+    int64_t rowSize = numElements(t.globalShape, 1), total = numElements(t.globalShape, 0);
+    for (int64_t global = 0; global < total; ++global) {
+      int32_t label;
+      element(i, t, &label, 0, sampleAt(global / rowSize), global % rowSize);
+      if (label >= 0)
+        return false;
+    }
+  }
+  return labelled;
 }
 
 std::unique_ptr<Feeder> makeFeeder(const DataSpec &spec, const std::vector<TensorSpec> &inputs,

@@ -31,6 +31,9 @@ public:
   /// `buffers`, by input name.
   void fill(const Context &ctx, std::map<std::string, void *> &buffers,
             const std::function<int64_t(int64_t)> &sampleAt) const;
+  /// Whether every class label of that global batch is ignored (negative):
+  /// its loss and gradients are 0, which the trainer warns about.
+  bool everyLabelIgnored(const std::function<int64_t(int64_t)> &sampleAt) const;
 
 protected:
   /// `inputs` are the step's arguments, of which those the source feeds are

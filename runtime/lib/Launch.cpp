@@ -134,6 +134,7 @@ TensorSpec tensorFrom(const TensorDecl &decl) {
   spec.initA = decl.initA;
   spec.initB = decl.initB;
   spec.bound = decl.bound;
+  spec.ignorable = decl.ignorable;
   return spec;
 }
 

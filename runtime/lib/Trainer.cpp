@@ -64,7 +64,12 @@ int Trainer::run() {
     watchdogBeat("starting the step", s);
     auto stepStart = Clock::now();
     int64_t first = position_.samplesSeen;
-    train_->fill(ctx_, inputs_, [&](int64_t row) { return sampler_->at(first + row); });
+    auto sampleAt = [&](int64_t row) { return sampler_->at(first + row); };
+    train_->fill(ctx_, inputs_, sampleAt);
+    if (rank_ == 0 && train_->everyLabelIgnored(sampleAt))
+      std::printf("warning: step %lld: every label of the batch is negative (ignored), so its "
+                  "loss and gradients are 0\n",
+                  (long long)s);
     double lr = scheduledLr(p_, s, o_.steps);
     setScalar(Role::Lr, lr);
     setScalar(Role::Step, double(s));

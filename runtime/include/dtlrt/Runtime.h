@@ -51,8 +51,10 @@ struct TensorSpec {
   std::vector<Axes> dimAxes;   ///< per dimension
   Init init = Init::Zeros;     ///< params
   double initA = 0, initB = 0; ///< normal: mean, std; uniform: low, high
-  /// i32 inputs: the data's values must lie in [0, bound) (0: unchecked).
+  /// i32 inputs: the data's values must lie in [0, bound) (0: unchecked)
   int64_t bound = 0;
+  /// ...or be negative, for class labels (an ignored example).
+  bool ignorable = false;
   int64_t localSize() const;
 };
 
@@ -110,6 +112,7 @@ struct TensorDecl {
   Init init;
   double initA, initB;
   int64_t bound;
+  bool ignorable;
 };
 
 struct StepDecl {
