@@ -179,6 +179,13 @@ private:
   /// The phase of `op`'s top-level op (a repeat's body is its phase).
   int64_t bytes(Type t) const { return tensorBytes(t, realBytes_); }
 
+  /// Whether dtl-partition inserted the collective at `loc` for a sharding
+  /// constraint.
+  static bool forConstraint(Location loc) {
+    auto named = dyn_cast<NameLoc>(loc);
+    return named && named.getName() == constraintReshard;
+  }
+
   std::string phaseOf(Operation *op) const {
     op = topLevel(op, step_);
     if (forward_.contains(op))
@@ -341,7 +348,8 @@ private:
                                  {"bytes_sent_per_rank", (int64_t)sent},
                                  {"seconds", seconds},
                                  {"phase", phaseOf(op)},
-                                 {"source", sourcePosition(op->getLoc())}});
+                                 {"source", sourcePosition(op->getLoc())},
+                                 {"for_constraint", forConstraint(op->getLoc())}});
     });
     return out;
   }
@@ -462,11 +470,13 @@ private:
     for (const json::Value &c : *r.getArray("collectives")) {
       const json::Object &o = *c.getAsObject();
       int64_t times = integer(o.get("times"));
-      os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}{8}\n",
+      bool constraint = o.getBoolean("for_constraint").value_or(false);
+      os << llvm::formatv("  {0,-3} {1,-15} {2,-9} {3,-18} {4,-12} {5,-10} {6,-10} {7}{8}{9}\n",
                           ++index, str(o.get("kind")), str(o.get("axes")), str(o.get("tensor")),
                           formatBytes(integer(o.get("bytes_sent_per_rank"))),
                           timeString(num(o.get("seconds"))), str(o.get("phase")),
-                          str(o.get("source")), times > 1 ? " x " + std::to_string(times) : "");
+                          str(o.get("source")), constraint ? " (for the constraint)" : "",
+                          times > 1 ? " x " + std::to_string(times) : "");
     }
     const json::Object &m = *r.getObject("memory");
     os << "\nMemory per rank (what the program allocates):\n";

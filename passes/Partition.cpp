@@ -100,7 +100,9 @@ struct FunctionPartitioner {
   ///   3. all-gathers of every split that must go (before any new split, so
   ///      an axis is never on two dimensions at once);
   ///   4. all-slices (local) of every new split.
-  Value reshard(Value v, ArrayRef<Axes> dims, bool keepPartial) {
+  /// The collectives are at `v`'s location, or `at` (a constraint's).
+  Value reshard(Value v, ArrayRef<Axes> dims, bool keepPartial,
+                std::optional<Location> at = std::nullopt) {
     Layout from = layouts.lookup(v);
     // A value cannot be split over an axis it is still a partial sum over:
     // such a target reduces (a reduce-scatter) whatever the caller keeps.
@@ -116,7 +118,7 @@ struct FunctionPartitioner {
       return cached->second;
     StringRef grid = mesh.getGrid().getValue();
     OpBuilder b = builderAfter(v);
-    Location loc = v.getLoc();
+    Location loc = at.value_or(v.getLoc());
     Value next;
     if (!keepPartial && !from.partial.empty()) {
       Layout reduced{from.dims, {}};
@@ -192,9 +194,17 @@ struct FunctionPartitioner {
       }
       remember(v, next, sliced, keepPartial);
     }
-    Value result = reshard(next, dims, keepPartial);
+    Value result = reshard(next, dims, keepPartial, at);
     reshardCache[key(v, dims, keepPartial)] = result;
     return result;
+  }
+
+  /// The values constraints produced, by the location their reshards get:
+  /// what an op then reshards them to is also for the constraint.
+  DenseMap<Value, LocationAttr> constrained{};
+  std::optional<Location> constraintAt(Value v) const {
+    auto it = constrained.find(v);
+    return it == constrained.end() ? std::nullopt : std::optional<Location>(it->second);
   }
 
   /// Each op's rule, taken while every type is still global: rules may look
@@ -276,7 +286,8 @@ struct FunctionPartitioner {
         resultPartial.append(loops[l]->begin(), loops[l]->end());
 
     for (unsigned i = 0; i < numOperands; ++i)
-      op->setOperand(i, reshard(op->getOperand(i), dimsUnder(maps[i]), keep.contains(i)));
+      op->setOperand(i, reshard(op->getOperand(i), dimsUnder(maps[i]), keep.contains(i),
+                                constraintAt(op->getOperand(i))));
     for (auto [i, r] : llvm::enumerate(op->getResults())) {
       Layout layout{dimsUnder(maps[numOperands + i]), resultPartial};
       FailureOr<RankedTensorType> local =
@@ -391,9 +402,12 @@ struct FunctionPartitioner {
               shard::AllToAllOp>(op))
         continue;
       if (auto constraint = dyn_cast<ShardingConstraintOp>(op)) {
+        Location at =
+            NameLoc::get(StringAttr::get(op.getContext(), constraintReshard), constraint.getLoc());
         Value resharded = reshard(
             constraint.getInput(),
-            withoutTrivialAxes(mesh, Layout::fromAttr(constraint.getSharding())).dims, false);
+            withoutTrivialAxes(mesh, Layout::fromAttr(constraint.getSharding())).dims, false, at);
+        constrained[resharded] = at;
         constraint.getResult().replaceAllUsesWith(resharded);
         constraint.erase();
         continue;

@@ -46,6 +46,11 @@ inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: it
 inline constexpr llvm::StringLiteral slot = "dtl.slot"; // shard collectives: their wait slot
 } // namespace attr
 
+/// The name dtl-partition puts on the location (a NameLoc around the
+/// constraint's) of a collective it inserts for a sharding constraint, so
+/// --explain can say what the collective is for.
+inline constexpr llvm::StringLiteral constraintReshard = "constraint";
+
 /// The module's mesh (`dtl.mesh`), or null.
 MeshAttr getMesh(mlir::ModuleOp module);
 /// The `shard.grid` the mesh names, or null.
