@@ -70,17 +70,30 @@ struct FunctionPartitioner {
     return v;
   }
 
-  /// A split that goes from one dimension (unsplit in `dims`) to another
-  /// (unsplit now), as (from, to).
-  static std::optional<std::pair<unsigned, unsigned>> movedSplit(const Layout &from,
-                                                                 ArrayRef<Axes> dims) {
-    for (auto [d1, axes] : llvm::enumerate(from.dims)) {
-      if (axes.empty() || !dims[d1].empty())
-        continue;
-      for (auto [d2, want] : llvm::enumerate(dims))
-        if (d2 != d1 && want == axes && from.dims[d2].empty())
-          return std::make_pair(unsigned(d1), unsigned(d2));
-    }
+  /// Axes that move from one dimension to another, as one all-to-all over
+  /// them: the minor-most axes of the source dimension (`dims` keeps none of
+  /// them there) that the target dimension wants right after the axes it
+  /// has, as in [dp, tp] -> [(dp, tp), _]. The pieces of a rank's block are
+  /// then exchanged within the moving axes' groups, in their order.
+  struct Move {
+    unsigned from, to;
+    Axes axes;
+  };
+  static std::optional<Move> movedSplit(const Layout &from, ArrayRef<Axes> dims) {
+    for (auto [d1, have] : llvm::enumerate(from.dims))
+      for (size_t keep = 0; keep < have.size(); ++keep) {
+        Axes moving(have.begin() + keep, have.end());
+        if (llvm::any_of(moving, [&](int16_t a) { return llvm::is_contained(dims[d1], a); }))
+          continue;
+        for (auto [d2, want] : llvm::enumerate(dims)) {
+          const Axes &there = from.dims[d2];
+          if (d2 == d1 || want.size() < there.size() + moving.size() ||
+              !std::equal(there.begin(), there.end(), want.begin()) ||
+              !std::equal(moving.begin(), moving.end(), want.begin() + there.size()))
+            continue;
+          return Move{unsigned(d1), unsigned(d2), moving};
+        }
+      }
     return std::nullopt;
   }
 
@@ -141,19 +154,18 @@ struct FunctionPartitioner {
         next = shard::AllReduceOp::create(b, loc, v, grid, from.partial, shard::ReductionKind::Sum);
         remember(v, next, reduced, false);
       }
-    } else if (std::optional<std::pair<unsigned, unsigned>> move = movedSplit(from, dims)) {
-      auto [fromDim, toDim] = *move;
+    } else if (std::optional<Move> move = movedSplit(from, dims)) {
       auto type = cast<RankedTensorType>(v.getType());
       SmallVector<int64_t> shape(type.getShape());
-      int64_t span = mesh.span(from.dims[fromDim]);
-      shape[fromDim] *= span;
-      shape[toDim] /= span;
+      int64_t span = mesh.span(move->axes);
+      shape[move->from] *= span;
+      shape[move->to] /= span;
       next = shard::AllToAllOp::create(b, loc, RankedTensorType::get(shape, type.getElementType()),
-                                       grid, from.dims[fromDim], v, llvm::APInt(64, toDim),
-                                       llvm::APInt(64, fromDim));
+                                       grid, move->axes, v, llvm::APInt(64, move->to),
+                                       llvm::APInt(64, move->from));
       Layout moved = from;
-      moved.dims[toDim] = moved.dims[fromDim];
-      moved.dims[fromDim].clear();
+      moved.dims[move->to].append(move->axes.begin(), move->axes.end());
+      moved.dims[move->from].resize(moved.dims[move->from].size() - move->axes.size());
       remember(v, next, moved, keepPartial);
     } else if (llvm::any_of(llvm::seq<size_t>(0, dims.size()), [&](size_t d) {
                  return !from.dims[d].empty() && from.dims[d] != dims[d];

@@ -385,3 +385,23 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     return %att#0 : tensor<2x8x8xf32>
   }
 }
+
+// -----
+
+// A split moving between dimensions beside another split is one all-to-all
+// over the axes that move: [dp, tp] -> [(dp, tp), _] sends tp's pieces to
+// dimension 0, after dp; and back.
+
+// CHECK-LABEL: func.func @move_beside_a_split
+// CHECK:      %[[M:.*]] = shard.all_to_all %arg0 on @grid grid_axes = [1] split_axis = 0 concat_axis = 1 : tensor<4x4xf32> -> tensor<2x8xf32>
+// CHECK-NEXT: %[[B:.*]] = shard.all_to_all %[[M]] on @grid grid_axes = [1] split_axis = 1 concat_axis = 0 : tensor<2x8xf32> -> tensor<4x4xf32>
+// CHECK-NEXT: return %[[M]], %[[B]]
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @move_beside_a_split(%x: tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1]]>})
+      -> (tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0, 1], []]>},
+          tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1]]>}) {
+    %rows = dtl.sharding_constraint %x : tensor<8x8xf32> to #dtl.sharding<@grid, [[0, 1], []]>
+    return %rows, %rows : tensor<8x8xf32>, tensor<8x8xf32>
+  }
+}
