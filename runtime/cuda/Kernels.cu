@@ -16,6 +16,7 @@
 
 #include "Gpu.h"
 #include "dtlrt/Hash.h"
+#include "dtlrt/KernelInstances.h"
 #include "dtlrt/Kernels.h"
 
 #include <algorithm>
@@ -981,38 +982,10 @@ void sgdUpdate(const float *param, const float *grad, const float *buf, const fl
   checkLaunch("sgdUpdate");
 }
 
-#define DTLRT_INSTANTIATE_STORED(T, U)                                                             \
-  template void matmul<T, U>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,          \
-                             const T *, U *);                                                      \
-  template void reduceSum<T, U>(const T *, U *, const int64_t *, const bool *, int);               \
-  template void layerNormGradParams<T, U>(const T *, const Acc<T> *, const Acc<T> *, const T *,    \
-                                          U *, U *, int64_t, int64_t);                             \
-  template void embeddingGrad<T, U>(const int32_t *, const T *, U *, int64_t, int64_t, int64_t);
-#define DTLRT_INSTANTIATE_STORAGE(T)                                                               \
-  template void accumulate<T>(const T *, T *, int64_t, bool);                                      \
-  template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
-  template void crossEntropy<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);           \
-  template void crossEntropyGrad<T>(const T *, const int32_t *, const Acc<T> *, T *, int64_t,      \
-                                    int64_t);                                                      \
-  template void correct<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);                \
-  template void softmax<T>(const T *, T *, int64_t, int64_t);                                      \
-  template void softmaxGrad<T>(const T *, const T *, T *, int64_t, int64_t);                       \
-  template void layerNorm<T>(const T *, const T *, const T *, double, T *, Acc<T> *, Acc<T> *,     \
-                             int64_t, int64_t);                                                    \
-  template void layerNormGradInput<T>(const T *, const T *, const Acc<T> *, const Acc<T> *,        \
-                                      const T *, T *, int64_t, int64_t);                           \
-  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);          \
-  template void causalAttention<T>(const T *, const T *, const T *, T *, Acc<T> *, int64_t,        \
-                                   int64_t, int64_t, int64_t);                                     \
-  template void causalAttentionGrad<T>(const T *, const T *, const T *, const Acc<T> *, const T *, \
-                                       T *, T *, T *, int64_t, int64_t, int64_t, int64_t);         \
-  template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *, const int64_t *, \
-                           double, uint64_t, int64_t, int64_t, const Acc<T> *);
 DTLRT_INSTANTIATE_STORAGE(float)
 DTLRT_INSTANTIATE_STORAGE(bf16)
-DTLRT_INSTANTIATE_STORED(float, float)
-DTLRT_INSTANTIATE_STORED(bf16, bf16)
-DTLRT_INSTANTIATE_STORED(bf16, float)
+DTLRT_INSTANTIATE_GEMM(bf16, float)
+DTLRT_INSTANTIATE_TRANSFORMER_GRADS(bf16, float)
 template void broadcast<int32_t>(const int32_t *, int32_t *, const int64_t *, const int64_t *, int);
 
 } // namespace dtlrt::cuda

@@ -2,6 +2,7 @@
 
 #include "dtlrt/Kernels.h"
 #include "dtlrt/Data.h"
+#include "dtlrt/KernelInstances.h"
 
 #include "Blas.h"
 
@@ -251,29 +252,21 @@ template <typename T> void accumulate(const T *in, T *out, int64_t count, bool f
     out[i] = Acc<T>(out[i]) + Acc<T>(in[i]);
 }
 
-#define DTLRT_INSTANTIATE_STORED(T, U)                                                             \
-  template void matmul<T, U>(bool, bool, int64_t, int64_t, int64_t, const T *, const T *,          \
-                             const T *, U *);                                                      \
-  template void reduceSum<T, U>(const T *, U *, const int64_t *, const bool *, int);
-#define DTLRT_INSTANTIATE_STORAGE(T)                                                               \
-  template void accumulate<T>(const T *, T *, int64_t, bool);                                      \
-  template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
-  template void crossEntropy<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);           \
-  template void crossEntropyGrad<T>(const T *, const int32_t *, const Acc<T> *, T *, int64_t,      \
-                                    int64_t);                                                      \
-  template void correct<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);
-#define DTLRT_INSTANTIATE(T)                                                                       \
-  DTLRT_INSTANTIATE_STORED(T, T)                                                                   \
-  DTLRT_INSTANTIATE_STORAGE(T)                                                                     \
+DTLRT_INSTANTIATE_GEMM(float, float)
+DTLRT_INSTANTIATE_GEMM(double, double)
+DTLRT_INSTANTIATE_GEMM(bf16, bf16)
+DTLRT_INSTANTIATE_GEMM(bf16, float)
+DTLRT_INSTANTIATE_CLASSIFIER(float)
+DTLRT_INSTANTIATE_CLASSIFIER(double)
+DTLRT_INSTANTIATE_CLASSIFIER(bf16)
+// The optimizers update f32 (or f64) masters.
+#define DTLRT_INSTANTIATE_OPTIMIZERS(T)                                                            \
   template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *, const T *,   \
                                const T *, double, double, double, double, T *, T *, T *, int64_t); \
   template void sgdUpdate<T>(const T *, const T *, const T *, const T *, const T *, double,        \
                              double, T *, T *, int64_t);
-DTLRT_INSTANTIATE(float)
-DTLRT_INSTANTIATE(double)
-DTLRT_INSTANTIATE_STORAGE(bf16)
-DTLRT_INSTANTIATE_STORED(bf16, bf16)
-DTLRT_INSTANTIATE_STORED(bf16, float)
+DTLRT_INSTANTIATE_OPTIMIZERS(float)
+DTLRT_INSTANTIATE_OPTIMIZERS(double)
 // Transposed token ids and labels (gradient accumulation's micro-batches).
 template void broadcast<int32_t>(const int32_t *, int32_t *, const int64_t *, const int64_t *, int);
 

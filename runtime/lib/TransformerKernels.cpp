@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dtlrt/Data.h"
+#include "dtlrt/KernelInstances.h"
 #include "dtlrt/Kernels.h"
 
 #include "Blas.h"
@@ -353,30 +354,12 @@ void dropout(const T *in, T *out, int rank, const int64_t *localShape, const int
   }
 }
 
-#define DTLRT_INSTANTIATE_STORED(T, U)                                                             \
-  template void layerNormGradParams<T, U>(const T *, const Acc<T> *, const Acc<T> *, const T *,    \
-                                          U *, U *, int64_t, int64_t);                             \
-  template void embeddingGrad<T, U>(const int32_t *, const T *, U *, int64_t, int64_t, int64_t);
-#define DTLRT_INSTANTIATE(T)                                                                       \
-  template void softmax<T>(const T *, T *, int64_t, int64_t);                                      \
-  template void softmaxGrad<T>(const T *, const T *, T *, int64_t, int64_t);                       \
-  template void layerNorm<T>(const T *, const T *, const T *, double, T *, Acc<T> *, Acc<T> *,     \
-                             int64_t, int64_t);                                                    \
-  template void layerNormGradInput<T>(const T *, const T *, const Acc<T> *, const Acc<T> *,        \
-                                      const T *, T *, int64_t, int64_t);                           \
-  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);          \
-  template void causalAttention<T>(const T *, const T *, const T *, T *, Acc<T> *, int64_t,        \
-                                   int64_t, int64_t, int64_t);                                     \
-  template void causalAttentionGrad<T>(const T *, const T *, const T *, const Acc<T> *, const T *, \
-                                       T *, T *, T *, int64_t, int64_t, int64_t, int64_t);         \
-  template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *, const int64_t *, \
-                           double, uint64_t, int64_t, int64_t, const Acc<T> *);
-DTLRT_INSTANTIATE(float)
-DTLRT_INSTANTIATE(double)
-DTLRT_INSTANTIATE(bf16)
-DTLRT_INSTANTIATE_STORED(float, float)
-DTLRT_INSTANTIATE_STORED(double, double)
-DTLRT_INSTANTIATE_STORED(bf16, bf16)
-DTLRT_INSTANTIATE_STORED(bf16, float)
+DTLRT_INSTANTIATE_TRANSFORMER(float)
+DTLRT_INSTANTIATE_TRANSFORMER(double)
+DTLRT_INSTANTIATE_TRANSFORMER(bf16)
+DTLRT_INSTANTIATE_TRANSFORMER_GRADS(float, float)
+DTLRT_INSTANTIATE_TRANSFORMER_GRADS(double, double)
+DTLRT_INSTANTIATE_TRANSFORMER_GRADS(bf16, bf16)
+DTLRT_INSTANTIATE_TRANSFORMER_GRADS(bf16, float)
 
 } // namespace dtlrt
