@@ -243,6 +243,15 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   }
   if (hadError)
     return;
+  if (options.precision) {
+    precision = *options.precision;
+    if (reducePrecision == Precision::bf16 && precision != Precision::bf16) {
+      mlir::emitWarning(loc(train.pos))
+          << "reduce_precision = bf16 is ignored: --precision=" << stringifyPrecision(precision)
+          << " sums gradients in " << stringifyPrecision(precision);
+      reducePrecision = Precision::f32;
+    }
+  }
   auto optimizerAttr =
       OptimizerAttr::getChecked([&] { return error(train.pos); }, &ctx, optimizer, F64(lr),
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));

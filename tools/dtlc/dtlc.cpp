@@ -206,15 +206,13 @@ bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
       "", exePath, DTLC_CUDA_LINK_LIBRARIES);
 }
 
-/// `train` with the flags that override it (--precision, --memory-limit).
-dtl::TrainAttr withOverrides(dtl::TrainAttr t, dtl::Precision precision, int64_t memoryLimit) {
+/// `train` with --memory-limit's figure.
+dtl::TrainAttr withMemoryLimit(dtl::TrainAttr t, int64_t memoryLimit) {
   return dtl::TrainAttr::get(
       t.getContext(), t.getData(), t.getEval(), t.getSteps(), t.getLogEvery(), t.getEvalEvery(),
       t.getEvalBatches(), t.getSeed(), t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(),
-      t.getAccumulate(), memoryLimit, precision,
-      precision == dtl::Precision::bf16 ? t.getReducePrecision() : dtl::Precision::f32,
-      t.getClipGradNorm(), t.getMaxSkippedSteps(), t.getCheckpointEvery(), t.getKeepLast(),
-      t.getCheckpointDir());
+      t.getAccumulate(), memoryLimit, t.getPrecision(), t.getReducePrecision(), t.getClipGradNorm(),
+      t.getMaxSkippedSteps(), t.getCheckpointEvery(), t.getKeepLast(), t.getCheckpointDir());
 }
 
 /// Output goes to -o, else stdout (text) or the input's stem (executables).
@@ -264,9 +262,10 @@ public:
                                   << model.getValue() << " on MESH { data ...; optimizer = ...; })";
       return kUserError;
     }
-    // The flags override the train section's precision and memory limit.
+    // --memory-limit overrides the train section's (--precision is the
+    // frontend's: it decides what reduce_precision may be).
     auto train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
-    if (train && (!precision.empty() || !memoryLimit.empty())) {
+    if (train && !memoryLimit.empty()) {
       int64_t limit = train.getMemoryLimit();
       if (!memoryLimit.empty()) {
         std::optional<int64_t> flag = dtl::parseBytes(memoryLimit);
@@ -278,11 +277,7 @@ public:
         }
         limit = *flag;
       }
-      (*module)->setAttr(dtl::attr::train,
-                         withOverrides(train,
-                                       precision.empty() ? train.getPrecision()
-                                                         : *dtl::symbolizePrecision(precision),
-                                       limit));
+      (*module)->setAttr(dtl::attr::train, withMemoryLimit(train, limit));
     }
     train = (*module)->getAttrOfType<dtl::TrainAttr>(dtl::attr::train);
     dtl::Precision realType = train ? train.getPrecision() : dtl::Precision::f32;
@@ -413,6 +408,8 @@ int main(int argc, char **argv) {
            "-O0..-O3\n";
     return kUserError;
   }
+  if (!precision.empty())
+    options.precision = dtl::symbolizePrecision(precision);
   if (march != "native" && march != "x86-64-v2" && march != "x86-64-v3" && march != "x86-64-v4") {
     llvm::errs() << "dtlc: error: --march is x86-64-v2, x86-64-v3, x86-64-v4 or native, not '"
                  << march << "'\n";
