@@ -405,3 +405,21 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     return %rows, %rows : tensor<8x8xf32>, tensor<8x8xf32>
   }
 }
+
+// -----
+
+// An embedding needs its table's rows whole: a table split by rows is
+// gathered for the lookup (vocab-parallel lookups are not built yet).
+
+// CHECK-LABEL: func.func @embedding_rows
+// CHECK:      %[[T:.*]] = shard.all_gather %arg0 on @grid grid_axes = [1] gather_axis = 0 : tensor<8x4xf32> -> tensor<16x4xf32>
+// CHECK-NEXT: dtl.embedding %[[T]], %arg1 : tensor<16x4xf32>, tensor<4x2xi32> -> tensor<4x2x4xf32>
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @embedding_rows(%table: tensor<16x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[1], []]>},
+                            %ids: tensor<8x2xi32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> tensor<8x2x4xf32> {
+    %e = dtl.embedding %table, %ids : tensor<16x4xf32>, tensor<8x2xi32> -> tensor<8x2x4xf32>
+    return %e : tensor<8x2x4xf32>
+  }
+}
