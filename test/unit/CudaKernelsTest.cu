@@ -74,8 +74,38 @@ protected:
     Floats v = random(n, scale);
     return Bf16s(v.begin(), v.end());
   }
-  static Floats widen(const Bf16s &v) { return Floats(v.begin(), v.end()); }
+  template <typename T> static Floats widen(const std::vector<T> &v) {
+    return Floats(v.begin(), v.end());
+  }
   dtlrt::bf16 *zerosBf16(size_t n) { return up(Bf16s(n, dtlrt::bf16(0.f))); }
+
+  /// Layernorm forward, its input gradient and its parameter gradients (in
+  /// f32) of values stored as T, on the CPU and on the GPU, widened to f32.
+  struct LayerNormResults {
+    Floats out, mean, rstd, dx, dw, db;
+  };
+  template <typename T>
+  std::pair<LayerNormResults, LayerNormResults>
+  layerNormOnBoth(const std::vector<T> &x, const std::vector<T> &w, const std::vector<T> &b,
+                  const std::vector<T> &g, int64_t rows, int64_t n) {
+    std::vector<T> out(rows * n), dx(rows * n);
+    Floats mean(rows), rstd(rows), dw(n), db(n);
+    dtlrt::layerNorm(x.data(), w.data(), b.data(), 1e-5, out.data(), mean.data(), rstd.data(), rows,
+                     n);
+    dtlrt::layerNormGradInput(x.data(), w.data(), mean.data(), rstd.data(), g.data(), dx.data(),
+                              rows, n);
+    dtlrt::layerNormGradParams(x.data(), mean.data(), rstd.data(), g.data(), dw.data(), db.data(),
+                               rows, n);
+    T *dOut = up(std::vector<T>(rows * n, T(0.f))), *dDx = up(std::vector<T>(rows * n, T(0.f)));
+    float *dMean = zeros(rows), *dRstd = zeros(rows), *dDw = zeros(n), *dDb = zeros(n);
+    T *dX = up(x), *dW = up(w), *dG = up(g);
+    dtlrt::cuda::layerNorm(dX, dW, up(b), 1e-5, dOut, dMean, dRstd, rows, n);
+    dtlrt::cuda::layerNormGradInput(dX, dW, dMean, dRstd, dG, dDx, rows, n);
+    dtlrt::cuda::layerNormGradParams(dX, dMean, dRstd, dG, dDw, dDb, rows, n);
+    return {{widen(out), mean, rstd, widen(dx), dw, db},
+            {widen(down(dOut, rows * n)), down(dMean, rows), down(dRstd, rows),
+             widen(down(dDx, rows * n)), down(dDw, n), down(dDb, n)}};
+  }
 
   /// Sums of a [6, 70, 9] tensor over all its dimensions (a loss), the
   /// leading ones (a bias gradient) and the middle one (the general
@@ -187,25 +217,13 @@ TEST_F(CudaKernels, SoftmaxAndItsGradient) {
 TEST_F(CudaKernels, LayerNormForwardAndBackward) {
   const int64_t rows = 300, n = 96;
   Floats x = random(rows * n, 2.f), w = random(n), b = random(n), g = random(rows * n);
-  Floats out(rows * n), mean(rows), rstd(rows), dx(rows * n), dw(n), db(n);
-  dtlrt::layerNorm(x.data(), w.data(), b.data(), 1e-5, out.data(), mean.data(), rstd.data(), rows,
-                   n);
-  dtlrt::layerNormGradInput(x.data(), w.data(), mean.data(), rstd.data(), g.data(), dx.data(), rows,
-                            n);
-  dtlrt::layerNormGradParams(x.data(), mean.data(), rstd.data(), g.data(), dw.data(), db.data(),
-                             rows, n);
-  float *dOut = zeros(rows * n), *dMean = zeros(rows), *dRstd = zeros(rows), *dDx = zeros(rows * n),
-        *dDw = zeros(n), *dDb = zeros(n);
-  float *dX = up(x), *dG = up(g);
-  dtlrt::cuda::layerNorm(dX, up(w), up(b), 1e-5, dOut, dMean, dRstd, rows, n);
-  dtlrt::cuda::layerNormGradInput(dX, up(w), dMean, dRstd, dG, dDx, rows, n);
-  dtlrt::cuda::layerNormGradParams(dX, dMean, dRstd, dG, dDw, dDb, rows, n);
-  expectNear(out, down(dOut, rows * n));
-  expectNear(mean, down(dMean, rows));
-  expectNear(rstd, down(dRstd, rows));
-  expectNear(dx, down(dDx, rows * n), 1e-3f, 1e-5f);
-  expectNear(dw, down(dDw, n), 1e-3f, 1e-4f);
-  expectNear(db, down(dDb, n), 1e-3f, 1e-4f);
+  auto [cpu, gpu] = layerNormOnBoth(x, w, b, g, rows, n);
+  expectNear(cpu.out, gpu.out);
+  expectNear(cpu.mean, gpu.mean);
+  expectNear(cpu.rstd, gpu.rstd);
+  expectNear(cpu.dx, gpu.dx, 1e-3f, 1e-5f);
+  expectNear(cpu.dw, gpu.dw, 1e-3f, 1e-4f);
+  expectNear(cpu.db, gpu.db, 1e-3f, 1e-4f);
 }
 
 TEST_F(CudaKernels, EmbeddingAndItsScatteredGradient) {
@@ -325,28 +343,18 @@ TEST_F(CudaKernels, Bf16RowKernels) {
   const int64_t rows = 13, n = 300;
   Bf16s x = randomBf16(rows * n, 2.f), w = randomBf16(n), b = randomBf16(n),
         g = randomBf16(rows * n);
-  Bf16s out(rows * n), dx(rows * n), soft(rows * n);
-  Floats mean(rows), rstd(rows), dw(n), db(n);
-  dtlrt::layerNorm(x.data(), w.data(), b.data(), 1e-5, out.data(), mean.data(), rstd.data(), rows,
-                   n);
-  dtlrt::layerNormGradInput(x.data(), w.data(), mean.data(), rstd.data(), g.data(), dx.data(), rows,
-                            n);
-  dtlrt::layerNormGradParams(x.data(), mean.data(), rstd.data(), g.data(), dw.data(), db.data(),
-                             rows, n);
+  auto [cpu, gpu] = layerNormOnBoth(x, w, b, g, rows, n);
+  expectNear(cpu.out, gpu.out, 1e-2f, 1e-2f);
+  expectNear(cpu.mean, gpu.mean);
+  expectNear(cpu.rstd, gpu.rstd);
+  expectNear(cpu.dx, gpu.dx, 1e-2f, 1e-2f);
+  expectNear(cpu.dw, gpu.dw, 1e-3f, 1e-3f);
+  expectNear(cpu.db, gpu.db, 1e-3f, 1e-3f);
+
+  Bf16s soft(rows * n);
   dtlrt::softmax(x.data(), soft.data(), rows, n);
-  dtlrt::bf16 *dX = up(x), *dG = up(g), *dOut = zerosBf16(rows * n), *dDx = zerosBf16(rows * n),
-              *dSoft = zerosBf16(rows * n);
-  float *dMean = zeros(rows), *dRstd = zeros(rows), *dDw = zeros(n), *dDb = zeros(n);
-  dtlrt::cuda::layerNorm(dX, up(w), up(b), 1e-5, dOut, dMean, dRstd, rows, n);
-  dtlrt::cuda::layerNormGradInput(dX, up(w), dMean, dRstd, dG, dDx, rows, n);
-  dtlrt::cuda::layerNormGradParams(dX, dMean, dRstd, dG, dDw, dDb, rows, n);
+  dtlrt::bf16 *dX = up(x), *dSoft = zerosBf16(rows * n);
   dtlrt::cuda::softmax(dX, dSoft, rows, n);
-  expectNear(widen(out), widen(down(dOut, rows * n)), 1e-2f, 1e-2f);
-  expectNear(mean, down(dMean, rows));
-  expectNear(rstd, down(dRstd, rows));
-  expectNear(widen(dx), widen(down(dDx, rows * n)), 1e-2f, 1e-2f);
-  expectNear(dw, down(dDw, n), 1e-3f, 1e-3f);
-  expectNear(db, down(dDb, n), 1e-3f, 1e-3f);
   expectNear(widen(soft), widen(down(dSoft, rows * n)), 1e-2f, 1e-5f);
 
   // The classifier: f32 losses from bf16 logits, a bf16 gradient.
