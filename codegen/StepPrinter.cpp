@@ -272,10 +272,10 @@ LogicalResult StepPrinter::printOperation(Operation *op) {
       .Case<MatmulOp, MatmulBiasOp, BroadcastOp, TransposeOp, ReduceSumOp, ReshapeOp, SoftmaxOp,
             SoftmaxGradOp, LayerNormOp, LayerNormGradInputOp, LayerNormGradParamsOp, EmbeddingOp,
             EmbeddingGradOp, CausalAttentionOp, CausalAttentionGradOp, CrossEntropyOp,
-            CrossEntropyGradOp, CorrectOp, DropoutOp, AdamwUpdateOp, SgdUpdateOp, RepeatOp,
-            CollectiveWaitOp, shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp,
-            shard::AllToAllOp, shard::AllSliceOp, func::ReturnOp>(
-          [&](auto concrete) { return print(concrete); })
+            CrossEntropyGradOp, CrossEntropyPartialOp, CrossEntropyCombineOp, CorrectOp, DropoutOp,
+            AdamwUpdateOp, SgdUpdateOp, RepeatOp, CollectiveWaitOp, shard::AllReduceOp,
+            shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp, shard::AllSliceOp,
+            func::ReturnOp>([&](auto concrete) { return print(concrete); })
       .Case([&](FusedOp fused) { return target_.printFused(*this, fused); })
       .Case([&](YieldOp) { return success(); }) // printed by the repeat
       .Default([&](Operation *other) {
@@ -422,19 +422,35 @@ LogicalResult StepPrinter::print(LayerNormGradParamsOp op) {
   return success();
 }
 
+/// Where a rank's block of `size` rows (or classes) starts and how many
+/// there are in all, split over `axes`: the kernels' `first, vocab`
+/// arguments; none when nothing is split.
+SmallVector<std::string> StepPrinter::blockOf(std::optional<ArrayRef<int16_t>> axes, int64_t size) {
+  if (!axes)
+    return {};
+  std::string along = axesOf(*axes);
+  return {"int64_t(ctx.indexAlong(" + along + ")) * " + str(size),
+          "int64_t(ctx.spanOf(" + along + ")) * " + str(size)};
+}
+
 LogicalResult StepPrinter::print(EmbeddingOp op) {
   ArrayRef<int64_t> table = shapeOf(op.getTable());
   std::string out = define(op.getResult());
-  call("embedding", {name(op.getTable()), name(op.getIndices()), out,
-                     str(elements(op.getIndices())), str(table[0]), str(table[1])});
+  SmallVector<std::string> args{
+      name(op.getTable()), name(op.getIndices()), out, str(elements(op.getIndices())),
+      str(table[0]),       str(table[1])};
+  llvm::append_range(args, blockOf(op.getRowAxes(), table[0]));
+  call("embedding", args);
   return success();
 }
 
 LogicalResult StepPrinter::print(EmbeddingGradOp op) {
   ArrayRef<int64_t> table = shapeOf(op.getResult());
   std::string out = define(op.getResult());
-  call("embeddingGrad", {name(op.getIndices()), name(op.getGrad()), out,
-                         str(elements(op.getIndices())), str(table[0]), str(table[1])});
+  SmallVector<std::string> args{name(op.getIndices()),          name(op.getGrad()), out,
+                                str(elements(op.getIndices())), str(table[0]),      str(table[1])};
+  llvm::append_range(args, blockOf(op.getRowAxes(), table[0]));
+  call("embeddingGrad", args);
   return success();
 }
 
@@ -466,8 +482,31 @@ LogicalResult StepPrinter::print(CrossEntropyOp op) {
 LogicalResult StepPrinter::print(CrossEntropyGradOp op) {
   auto [rows, classes] = rowsAndLast(op.getLogits());
   std::string out = define(op.getResult());
-  call("crossEntropyGrad", {name(op.getLogits()), name(op.getLabels()), name(op.getGrad()), out,
-                            str(rows), str(classes)});
+  SmallVector<std::string> args{
+      name(op.getLogits()), name(op.getLabels()), name(op.getGrad()), out, str(rows), str(classes)};
+  if (Value lse = op.getLse()) {
+    args.push_back(name(lse));
+    llvm::append_range(args, blockOf(op.getClassAxes(), classes));
+  }
+  call("crossEntropyGrad", args);
+  return success();
+}
+
+LogicalResult StepPrinter::print(CrossEntropyPartialOp op) {
+  auto [rows, classes] = rowsAndLast(op.getLogits());
+  std::string out = define(op.getResult());
+  SmallVector<std::string> args{name(op.getLogits()), name(op.getLabels()), out, str(rows),
+                                str(classes)};
+  llvm::append_range(args, blockOf(op.getClassAxes(), classes));
+  call("crossEntropyPartial", args);
+  return success();
+}
+
+LogicalResult StepPrinter::print(CrossEntropyCombineOp op) {
+  int64_t rows = elements(op.getLabels());
+  std::string loss = define(op.getResult()), lse = define(op.getLse());
+  call("crossEntropyCombine", {name(op.getParts()), name(op.getLabels()), loss, lse, str(rows),
+                               str(shapeOf(op.getParts())[0] / 2)});
   return success();
 }
 

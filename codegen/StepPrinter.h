@@ -95,6 +95,8 @@ private:
   mlir::LogicalResult print(CausalAttentionGradOp op);
   mlir::LogicalResult print(CrossEntropyOp op);
   mlir::LogicalResult print(CrossEntropyGradOp op);
+  mlir::LogicalResult print(CrossEntropyPartialOp op);
+  mlir::LogicalResult print(CrossEntropyCombineOp op);
   mlir::LogicalResult print(CorrectOp op);
   mlir::LogicalResult print(DropoutOp op);
   mlir::LogicalResult print(AdamwUpdateOp op);
@@ -113,6 +115,7 @@ private:
                                  llvm::ArrayRef<int64_t> dims, llvm::ArrayRef<int16_t> axes);
   /// "all_reduce over [dp] of N elements in step_f", for the program's messages.
   std::string describe(llvm::StringRef kind, llvm::ArrayRef<int16_t> axes, mlir::Value input);
+  llvm::SmallVector<std::string> blockOf(std::optional<llvm::ArrayRef<int16_t>> axes, int64_t size);
   /// A gather by strides (broadcast, transpose).
   mlir::LogicalResult gather(mlir::Operation *op, llvm::ArrayRef<int64_t> strides);
 

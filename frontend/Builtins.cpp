@@ -149,7 +149,7 @@ Value embedding(BuiltinCall &c) {
   if (failed(
           c.shapeRule([&] { return EmbeddingOp::inferResultType(c.loc, c.type(0), c.type(1)); })))
     return {};
-  return EmbeddingOp::create(c.b(), c.loc, c.args[0], c.args[1]);
+  return EmbeddingOp::create(c.b(), c.loc, c.args[0], c.args[1], nullptr);
 }
 
 /// causal_attention(q, k, v, heads = H): heads of C / H channels.

@@ -53,8 +53,8 @@ bool readsF32(OpOperand &use) {
   if (auto attention = dyn_cast<CausalAttentionGradOp>(op))
     return v == attention.getLse();
   if (auto ce = dyn_cast<CrossEntropyGradOp>(op))
-    return v == ce.getGrad();
-  return false;
+    return v == ce.getGrad() || v == ce.getLse();
+  return isa<CrossEntropyCombineOp>(op);
 }
 
 /// Whether `use` is summed to a scalar (a loss, or the squares of the
@@ -113,7 +113,8 @@ DenseSet<Value> f32Values(func::FuncOp fn, bool reduceInBf16) {
 bool writesF32(OpResult result) {
   Operation *op = result.getOwner();
   if (isScalar(result.getType()) ||
-      isa<AdamwUpdateOp, SgdUpdateOp, CrossEntropyOp, CorrectOp, LabelKeptOp>(op))
+      isa<AdamwUpdateOp, SgdUpdateOp, CrossEntropyOp, CrossEntropyPartialOp, CrossEntropyCombineOp,
+          CorrectOp, LabelKeptOp>(op))
     return true;
   if (isa<LayerNormOp>(op))
     return result.getResultNumber() > 0;
@@ -171,7 +172,7 @@ private:
         continue;
       if (readsF32(use))
         coerce(use, f32_);
-      else if (!isa<ReduceSumOp, CrossEntropyOp, CorrectOp>(op))
+      else if (!isa<ReduceSumOp, CrossEntropyOp, CrossEntropyPartialOp, CorrectOp>(op))
         coerce(use, mixed ? bf16_ : storage);
     }
     for (OpResult r : op->getResults())

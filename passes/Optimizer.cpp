@@ -281,7 +281,8 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     SmallVector<Value> grads;
     for (auto [k, local] : llvm::enumerate(localGrads))
       grads.push_back(zero >= 2 ? ShardingConstraintOp::create(b, loc, local.getType(), local,
-                                                               zeroShardings.lookup(paramArgs[k]))
+                                                               zeroShardings.lookup(paramArgs[k]),
+                                                               /*storage=*/true)
                                       .getResult()
                                 : local);
 

@@ -313,7 +313,74 @@ struct FunctionPartitioner {
     // Dropout keeps its layout: its mask is drawn by global index.
     if (annotate || isa<DropoutOp>(op))
       annotateLayouts(op);
+    if (std::optional<Axes> last = loops.back())
+      return splitLastLoop(op, *last);
     return success();
+  }
+
+  /// The log-sum-exp over split classes of (local logits, labels), made by
+  /// the forward cross-entropy, for its gradient.
+  DenseMap<std::pair<Value, Value>, Value> logSumExps{};
+
+  /// An op whose last loop (a table's rows, the classes) is split over
+  /// `axes`: embeddings learn the axes (each rank holds a block of rows); a
+  /// cross-entropy becomes its ranks' statistics, gathered and combined; its
+  /// gradient takes the combined log-sum-exp.
+  LogicalResult splitLastLoop(Operation *op, const Axes &axes) {
+    MLIRContext *ctx = op->getContext();
+    auto axesAttr = DenseI16ArrayAttr::get(ctx, axes);
+    if (auto embedding = dyn_cast<EmbeddingOp>(op))
+      embedding.setRowAxesAttr(axesAttr);
+    else if (auto gradient = dyn_cast<EmbeddingGradOp>(op))
+      gradient.setRowAxesAttr(axesAttr);
+    else if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
+      OpBuilder b(op);
+      auto [loss, lse] = combinedLogSumExp(b, ce.getLoc(), ce.getLogits(), ce.getLabels(), axes);
+      ce.getResult().replaceAllUsesWith(loss);
+      ce.erase();
+    } else if (auto gradient = dyn_cast<CrossEntropyGradOp>(op)) {
+      Value lse = logSumExps.lookup({gradient.getLogits(), gradient.getLabels()});
+      if (!lse || !lse.getParentBlock()->findAncestorOpInBlock(*op)) {
+        OpBuilder b(op);
+        lse = combinedLogSumExp(b, gradient.getLoc(), gradient.getLogits(), gradient.getLabels(),
+                                axes)
+                  .second;
+      }
+      gradient.getLseMutable().assign(lse);
+      gradient.setClassAxesAttr(axesAttr);
+    }
+    return success();
+  }
+
+  /// Megatron's vocab-parallel cross-entropy: each rank's [2, rows]
+  /// statistics (its block's log-sum-exp and label logit), all-gathered over
+  /// `axes` and combined into (loss, log-sum-exp) per row.
+  std::pair<Value, Value> combinedLogSumExp(OpBuilder &b, Location loc, Value logits, Value labels,
+                                            const Axes &axes) {
+    auto rows = cast<RankedTensorType>(labels.getType());
+    Layout rowLayout{layouts.lookup(labels).dims, {}};
+    auto statistics = [&](int64_t parts) {
+      SmallVector<int64_t> shape{parts};
+      llvm::append_range(shape, rows.getShape());
+      return RankedTensorType::get(shape, b.getF32Type());
+    };
+    Layout partsLayout{{Axes()}, {}};
+    partsLayout.dims.append(rowLayout.dims.begin(), rowLayout.dims.end());
+    auto axesAttr = b.getDenseI16ArrayAttr(axes);
+    Value parts = CrossEntropyPartialOp::create(b, loc, statistics(2), logits, labels, axesAttr);
+    Value gathered =
+        shard::AllGatherOp::create(b, loc, statistics(2 * mesh.span(axes)),
+                                   mesh.getGrid().getValue(), axes, parts, llvm::APInt(64, 0));
+    auto f32Rows = RankedTensorType::get(rows.getShape(), b.getF32Type());
+    auto combine = CrossEntropyCombineOp::create(b, loc, f32Rows, f32Rows, gathered, labels);
+    layouts[parts] = layouts[gathered] = partsLayout;
+    layouts[combine.getResult()] = layouts[combine.getLse()] = rowLayout;
+    if (annotate)
+      for (Operation *def :
+           {parts.getDefiningOp(), gathered.getDefiningOp(), combine.getOperation()})
+        annotateLayouts(def);
+    logSumExps[{logits, labels}] = combine.getLse();
+    return {combine.getResult(), combine.getLse()};
   }
 
   void annotateLayouts(Operation *op) {

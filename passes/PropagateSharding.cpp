@@ -163,11 +163,23 @@ struct Propagation {
         rules.append(repeatRules(repeat));
         recorded.push_back(op);
       } else if (auto rule = dyn_cast<ShardingRuleOpInterface>(op)) {
+        // ZeRO's layouts are storage: a storage constraint is resolved by
+        // the partitioner, and an update reshards its gradient to the
+        // state's layout; neither steers how the gradient is computed.
+        auto constraint = dyn_cast<ShardingConstraintOp>(op);
+        if (constraint && constraint.getStorage())
+          return;
+        Value gradient;
+        if (auto adamw = dyn_cast<AdamwUpdateOp>(op))
+          gradient = adamw.getGrad();
+        else if (auto sgd = dyn_cast<SgdUpdateOp>(op))
+          gradient = sgd.getGrad();
         Rule r{SmallVector<Value>(op->getOperands()), rule.getIndexingMaps(), rule.getLoopKinds()};
         r.values.append(op->result_begin(), op->result_end());
         // Layer indices (not tensors) have no layout.
         for (size_t i = r.values.size(); i-- > 0;)
-          if (!isTensor(r.values[i])) {
+          if (!isTensor(r.values[i]) ||
+              (gradient && i < op->getNumOperands() && op->getOperand(i) == gradient)) {
             r.values.erase(r.values.begin() + i);
             r.maps.erase(r.maps.begin() + i);
           }

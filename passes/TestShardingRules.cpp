@@ -35,26 +35,30 @@ std::string dims(AffineMap map) {
 }
 
 /// `([i, k], [k, j]) -> ([i, j]) sum={k} whole={} linear={0, 1}`, with
-/// ` additive` when partial sums of every operand flow through.
+/// ` combined={...}` for combined loops and ` additive` when partial sums of
+/// every operand flow through.
 std::string describe(ShardingRuleOpInterface op) {
   SmallVector<AffineMap> maps = op.getIndexingMaps();
   unsigned operands = op->getNumOperands();
   SmallVector<std::string> ins, outs;
   for (auto [i, map] : llvm::enumerate(maps))
     (i < operands ? ins : outs).push_back(dims(map));
-  SmallVector<std::string> sum, whole;
+  SmallVector<std::string> sum, whole, combined;
   for (auto [n, kind] : llvm::enumerate(op.getLoopKinds())) {
     if (kind == LoopKind::Sum)
       sum.push_back(loopName(n));
     if (kind == LoopKind::Whole)
       whole.push_back(loopName(n));
+    if (kind == LoopKind::Combined)
+      combined.push_back(loopName(n));
   }
   SmallVector<std::string> linear;
   for (unsigned i = 0; i < operands; ++i)
     if (op.isLinearIn(i))
       linear.push_back(std::to_string(i));
   return "(" + llvm::join(ins, ", ") + ") -> (" + llvm::join(outs, ", ") + ") sum={" +
-         llvm::join(sum, ", ") + "} whole={" + llvm::join(whole, ", ") + "} linear={" +
+         llvm::join(sum, ", ") + "} whole={" + llvm::join(whole, ", ") + "}" +
+         (combined.empty() ? "" : " combined={" + llvm::join(combined, ", ") + "}") + " linear={" +
          llvm::join(linear, ", ") + "}" + (op.isAdditive() ? " additive" : "");
 }
 

@@ -302,6 +302,31 @@ LogicalResult CrossEntropyGradOp::verify() {
     return failure();
   if (getResult().getType() != getLogits().getType())
     return emitOpError("the gradient is shaped like the logits");
+  if (bool(getLse()) != bool(getClassAxes()))
+    return emitOpError("takes `lse` exactly when its classes are split (`class_axes`)");
+  if (getLse() && shapeOf(getLse()) != shapeOf(getLabels()))
+    return emitOpError("needs one log-sum-exp per example");
+  return success();
+}
+
+LogicalResult CrossEntropyPartialOp::verify() {
+  auto labels = cast<RankedTensorType>(getLabels().getType());
+  if (failed(CrossEntropyOp::inferResultType(
+          getLoc(), cast<RankedTensorType>(getLogits().getType()), labels)))
+    return failure();
+  SmallVector<int64_t> parts{2};
+  llvm::append_range(parts, labels.getShape());
+  if (shapeOf(getResult()) != ArrayRef<int64_t>(parts))
+    return emitOpError("gives [2, examples...]: a log-sum-exp and a label logit per example");
+  return success();
+}
+
+LogicalResult CrossEntropyCombineOp::verify() {
+  ArrayRef<int64_t> parts = shapeOf(getParts()), labels = shapeOf(getLabels());
+  if (parts.empty() || parts[0] % 2 != 0 || parts.drop_front() != labels)
+    return emitOpError("needs parts [2 n, examples...] for labels [examples...]");
+  if (shapeOf(getResult()) != labels || shapeOf(getLse()) != labels)
+    return emitOpError("gives one loss and one log-sum-exp per example");
   return success();
 }
 

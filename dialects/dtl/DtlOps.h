@@ -24,6 +24,10 @@ enum class LoopKind {
   Parallel, ///< splitting it splits the work and the results
   Sum,      ///< a sum reduction: splitting it leaves partial sums
   Whole,    ///< must not be split (e.g. a softmax's class dimension)
+  /// A reduction that is not a sum (a cross-entropy's log-sum-exp over the
+  /// classes): split, each rank reduces its block and dtl-partition combines
+  /// the ranks' statistics, which are far smaller than the operand.
+  Combined,
 };
 
 /// What one execution of an op costs (CostOpInterface).

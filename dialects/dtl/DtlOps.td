@@ -145,11 +145,17 @@ def Dtl_ShardingConstraintOp : Dtl_MathOp<"sharding_constraint",
     the incoming gradient under the same constraint. The frontend makes one
     for `h = expr shard [...];`; ZeRO stage 2 makes one for each gradient.
 
+    A `storage` constraint (ZeRO's) is only where the value is kept: the
+    input is resharded to it, but it does not flow backwards into how the
+    input is computed (a gradient is computed as without ZeRO, then
+    reduce-scattered).
+
     ```mlir
     %h2 = dtl.sharding_constraint %h : tensor<256x1024xf32> to #dtl.sharding<@grid, [[0], [1]]>
+    %g2 = dtl.sharding_constraint %g : tensor<256x1024xf32> to #dtl.sharding<@grid, [[0], []]> {storage}
     ```
   }];
-  let arguments = (ins AnyTensor:$input, Dtl_ShardingAttr:$sharding);
+  let arguments = (ins AnyTensor:$input, Dtl_ShardingAttr:$sharding, UnitAttr:$storage);
   let results = (outs AnyTensor:$result);
   let assemblyFormat = "$input `:` type($result) `to` qualified($sharding) attr-dict";
 }
@@ -353,11 +359,19 @@ def Dtl_EmbeddingOp : Dtl_InferredOp<"embedding", [
     `result[i..., c] = table[indices[i...], c]`; an index outside the table
     stops the program with a message.
 
+    The table's rows are a sum loop (`result = sum_v table[v] * (indices ==
+    v)`), so a table split by rows needs no gather (Megatron's
+    `VocabParallelEmbedding`): after dtl-partition, `row_axes` names the mesh
+    axes the rows are split over; a rank holds rows `[j * V', (j + 1) * V')`
+    with `j` its index along them, looks up the indices in that block, writes
+    zeros for the others, and the partial results are summed.
+
     ```mlir
     %x = dtl.embedding %wte, %idx : tensor<128x64xf32>, tensor<12x64xi32> -> tensor<12x64x64xf32>
     ```
   }];
-  let arguments = (ins Dtl_RealTensor:$table, I32Tensor:$indices);
+  let arguments = (ins Dtl_RealTensor:$table, I32Tensor:$indices,
+                   OptionalAttr<DenseI16ArrayAttr>:$row_axes);
   let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$table `,` $indices attr-dict `:` type($table) `,` type($indices) `->` type($result)";
   let extraClassDeclaration = [{
@@ -372,7 +386,13 @@ def Dtl_EmbeddingGradOp : Dtl_Op<"embedding_grad", [Pure,
                               ["getLoopKinds", "getIndexingMaps"]>,
     Dtl_CostOpInterface]> {
   let summary = "Gradient of embedding for the table: grad rows added at their indices.";
-  let arguments = (ins I32Tensor:$indices, Dtl_RealTensor:$grad);
+  let description = [{
+    With `row_axes` (set by dtl-partition when the table's rows are split),
+    the result is this rank's block of rows, as for `dtl.embedding`: indices
+    outside it add nothing.
+  }];
+  let arguments = (ins I32Tensor:$indices, Dtl_RealTensor:$grad,
+                   OptionalAttr<DenseI16ArrayAttr>:$row_axes);
   let results = (outs Dtl_RealTensor:$result);
   let assemblyFormat = "$indices `,` $grad attr-dict `:` type($indices) `,` type($grad) `->` type($result)";
 }
@@ -546,10 +566,55 @@ def Dtl_CrossEntropyGradOp : Dtl_ClassifierOp<"cross_entropy_grad"> {
   let description = [{
     `result[b, c] = grad[b] * (softmax(logits[b, :])[c] - (c == labels[b]))`,
     zero for ignored examples.
+
+    Over logits split along the classes (after dtl-partition), `class_axes`
+    names the mesh axes of the split and `lse` gives each row's log-sum-exp
+    over all classes (from `dtl.cross_entropy_combine`): the softmax is then
+    local, `exp(logits - lse)`, and the label counts on the rank whose block
+    holds it.
   }];
-  let arguments = (ins Dtl_RealTensor:$logits, I32Tensor:$labels, F32Tensor:$grad);
+  let arguments = (ins Dtl_RealTensor:$logits, I32Tensor:$labels, F32Tensor:$grad,
+                   Optional<F32Tensor>:$lse, OptionalAttr<DenseI16ArrayAttr>:$class_axes);
   let results = (outs Dtl_RealTensor:$result);
-  let assemblyFormat = "$logits `,` $labels `,` $grad attr-dict `:` type($logits) `,` type($labels) `,` type($grad) `->` type($result)";
+  let assemblyFormat = [{
+    $logits `,` $labels `,` $grad (`lse` $lse^)? attr-dict `:` type($logits) `,` type($labels) `,`
+    type($grad) (`,` type($lse)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Dtl_CrossEntropyPartialOp : Dtl_Op<"cross_entropy_partial", [Pure, Dtl_CostOpInterface]> {
+  let summary = "One rank's part of a cross-entropy over logits split along the classes.";
+  let description = [{
+    Made by dtl-partition for a `cross_entropy` whose logits are split along
+    the classes over `class_axes` (Megatron's `vocab_parallel_cross_entropy`).
+    `result[0, b]` is the log-sum-exp of the rank's block of row `b`,
+    `result[1, b]` the logit of `labels[b]` when that class is in the block,
+    else 0. Gathered over the axes, `dtl.cross_entropy_combine` makes the
+    loss from the parts: [2, B, T] statistics move, never the logits.
+
+    ```mlir
+    %p = dtl.cross_entropy_partial %logits, %labels {class_axes = array<i16: 1>}
+        : tensor<8x64x64xf32>, tensor<8x64xi32> -> tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins Dtl_RealTensor:$logits, I32Tensor:$labels, DenseI16ArrayAttr:$class_axes);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$logits `,` $labels attr-dict `:` type($logits) `,` type($labels) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Dtl_CrossEntropyCombineOp : Dtl_Op<"cross_entropy_combine", [Pure, Dtl_CostOpInterface]> {
+  let summary = "The cross-entropy and log-sum-exp of each row from its ranks' parts.";
+  let description = [{
+    `parts` is `[2 n, rows...]`: the `dtl.cross_entropy_partial` of `n`
+    ranks, gathered along the first dimension. `lse[b]` is the log-sum-exp of
+    the ranks' log-sum-exps, `result[b] = lse[b] - (sum of the label logits)`,
+    0 where the label is negative. `lse` is what `cross_entropy_grad` needs.
+  }];
+  let arguments = (ins F32Tensor:$parts, I32Tensor:$labels);
+  let results = (outs F32Tensor:$result, F32Tensor:$lse);
+  let assemblyFormat = "$parts `,` $labels attr-dict `:` type($parts) `,` type($labels) `->` type($result) `,` type($lse)";
   let hasVerifier = 1;
 }
 

@@ -176,8 +176,9 @@ SmallVector<AffineMap> LayerNormGradParamsOp::getIndexingMaps() {
 }
 
 //===----------------------------------------------------------------------===//
-// Embedding: loops (i..., c, v), v (the table row) whole; the gradient sums
-// over the index loops.
+// Embedding: loops (i..., c, v). The lookup sums over v (the table row:
+// one row matches), so a table split by rows leaves partial sums; the
+// gradient sums over the index loops and is parallel over the rows.
 //===----------------------------------------------------------------------===//
 
 static SmallVector<AffineMap> embeddingMaps(MLIRContext *ctx, unsigned indexRank, bool gradient) {
@@ -198,7 +199,7 @@ static SmallVector<AffineMap> embeddingMaps(MLIRContext *ctx, unsigned indexRank
 
 SmallVector<LoopKind> EmbeddingOp::getLoopKinds() {
   SmallVector<LoopKind> kinds(rankOf(getIndices()) + 1, LoopKind::Parallel);
-  kinds.push_back(LoopKind::Whole);
+  kinds.push_back(LoopKind::Sum);
   return kinds;
 }
 SmallVector<AffineMap> EmbeddingOp::getIndexingMaps() {
@@ -206,7 +207,7 @@ SmallVector<AffineMap> EmbeddingOp::getIndexingMaps() {
 }
 SmallVector<LoopKind> EmbeddingGradOp::getLoopKinds() {
   SmallVector<LoopKind> kinds(rankOf(getIndices()), LoopKind::Sum);
-  kinds.append({LoopKind::Parallel, LoopKind::Whole});
+  kinds.append({LoopKind::Parallel, LoopKind::Parallel});
   return kinds;
 }
 SmallVector<AffineMap> EmbeddingGradOp::getIndexingMaps() {
@@ -292,12 +293,14 @@ bool TransposeOp::isLinearIn(unsigned) { return true; }
 bool DropoutOp::isLinearIn(unsigned index) { return index == 0; }
 
 //===----------------------------------------------------------------------===//
-// Classifier ops: loops (rows..., c); the class loop needs whole rows.
+// Classifier ops: loops (rows..., c). Cross-entropy and its gradient
+// combine a split class loop from [rows] statistics (dtl-partition); an
+// argmax needs whole rows.
 //===----------------------------------------------------------------------===//
 
-static SmallVector<LoopKind> classifierLoopKinds(Operation *op) {
+static SmallVector<LoopKind> classifierLoopKinds(Operation *op, LoopKind classes) {
   SmallVector<LoopKind> kinds(rankOf(op->getOperand(0)) - 1, LoopKind::Parallel);
-  kinds.push_back(LoopKind::Whole);
+  kinds.push_back(classes);
   return kinds;
 }
 
@@ -310,15 +313,23 @@ static SmallVector<AffineMap> classifierMaps(Operation *op, ArrayRef<bool> perCl
   return maps;
 }
 
-SmallVector<LoopKind> CrossEntropyOp::getLoopKinds() { return classifierLoopKinds(*this); }
+SmallVector<LoopKind> CrossEntropyOp::getLoopKinds() {
+  return classifierLoopKinds(*this, LoopKind::Combined);
+}
 SmallVector<AffineMap> CrossEntropyOp::getIndexingMaps() {
   return classifierMaps(*this, {true, false, false});
 }
-SmallVector<LoopKind> CrossEntropyGradOp::getLoopKinds() { return classifierLoopKinds(*this); }
+SmallVector<LoopKind> CrossEntropyGradOp::getLoopKinds() {
+  return classifierLoopKinds(*this, LoopKind::Combined);
+}
 SmallVector<AffineMap> CrossEntropyGradOp::getIndexingMaps() {
+  if (getLse())
+    return classifierMaps(*this, {true, false, false, false, true});
   return classifierMaps(*this, {true, false, false, true});
 }
-SmallVector<LoopKind> CorrectOp::getLoopKinds() { return classifierLoopKinds(*this); }
+SmallVector<LoopKind> CorrectOp::getLoopKinds() {
+  return classifierLoopKinds(*this, LoopKind::Whole);
+}
 SmallVector<AffineMap> CorrectOp::getIndexingMaps() {
   return classifierMaps(*this, {true, false, false});
 }

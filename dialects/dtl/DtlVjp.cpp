@@ -147,7 +147,7 @@ void MatmulOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &
 // d cross_entropy = (softmax(logits) - onehot(labels)) * g; labels have none.
 void CrossEntropyOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
   out.assign({CrossEntropyGradOp::create(b, getLoc(), getLogits().getType(), getLogits(),
-                                         getLabels(), grads[0]),
+                                         getLabels(), grads[0], Value(), nullptr),
               Value()});
 }
 
@@ -174,8 +174,9 @@ void LayerNormOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value
 
 // d embedding: grad rows added into the table's rows; indices have none.
 void EmbeddingOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
-  out.assign({EmbeddingGradOp::create(b, getLoc(), getTable().getType(), getIndices(), grads[0]),
-              Value()});
+  out.assign(
+      {EmbeddingGradOp::create(b, getLoc(), getTable().getType(), getIndices(), grads[0], nullptr),
+       Value()});
 }
 
 // d attention from the saved log-sum-exp; lse itself reaches no loss.

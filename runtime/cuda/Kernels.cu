@@ -475,21 +475,54 @@ __global__ void crossEntropyKernel(const T *logits, const int32_t *labels, float
 }
 
 /// Reads the whole row before writing any of it, so `out` may be `logits`
-/// (the buffer plan writes the gradient over the logits).
+/// (the buffer plan writes the gradient over the logits). Split classes
+/// (`lse` given) are [first, first + classes) of `vocab`.
 template <typename T>
 __global__ void crossEntropyGradKernel(const T *logits, const int32_t *labels, const float *grad,
-                                       T *out, int64_t classes, int64_t *failure) {
+                                       T *out, int64_t classes, const float *lse, int64_t first,
+                                       int64_t vocab, int64_t *failure) {
   const T *x = logits + blockIdx.x * classes;
   T *o = out + blockIdx.x * classes;
   int32_t label = labels[blockIdx.x];
-  if (!labelOk(label, classes, failure)) {
+  if (!labelOk(label, vocab, failure)) {
     for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
       o[i] = 0.f;
     return;
   }
-  float lse = rowLogSumExp(x, classes), g = grad[blockIdx.x];
+  float rowLse = lse ? lse[blockIdx.x] : rowLogSumExp(x, classes), g = grad[blockIdx.x];
   for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
-    o[i] = g * __expf(float(x[i]) - lse) - (i == label ? g : 0.f);
+    o[i] = g * __expf(float(x[i]) - rowLse) - (i + first == label ? g : 0.f);
+}
+
+template <typename T>
+__global__ void crossEntropyPartialKernel(const T *logits, const int32_t *labels, float *parts,
+                                          int64_t rows, int64_t classes, int64_t first,
+                                          int64_t vocab, int64_t *failure) {
+  const T *x = logits + blockIdx.x * classes;
+  int32_t label = labels[blockIdx.x];
+  labelOk(label, vocab, failure);
+  float lse = rowLogSumExp(x, classes);
+  if (threadIdx.x == 0) {
+    int64_t local = int64_t(label) - first;
+    parts[blockIdx.x] = lse;
+    parts[rows + blockIdx.x] = local >= 0 && local < classes ? float(x[local]) : 0.f;
+  }
+}
+
+__global__ void crossEntropyCombineKernel(const float *parts, const int32_t *labels, float *loss,
+                                          float *lse, int64_t rows, int64_t ranks) {
+  int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (b >= rows)
+    return;
+  float max = -INFINITY, sum = 0, picked = 0;
+  for (int64_t r = 0; r < ranks; ++r)
+    max = fmaxf(max, parts[2 * r * rows + b]);
+  for (int64_t r = 0; r < ranks; ++r) {
+    sum += expf(parts[2 * r * rows + b] - max);
+    picked += parts[(2 * r + 1) * rows + b];
+  }
+  lse[b] = max + logf(sum);
+  loss[b] = labels[b] < 0 ? 0.f : lse[b] - picked;
 }
 
 template <typename T>
@@ -535,10 +568,28 @@ void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t r
 
 template <typename T>
 void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
-                      int64_t rows, int64_t classes) {
+                      int64_t rows, int64_t classes, const Acc<T> *lse, int64_t first,
+                      int64_t vocab) {
   crossEntropyGradKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(
-      logits, labels, grad, out, classes, Gpu::get().failureWord());
+      logits, labels, grad, out, classes, lse, first, vocab ? vocab : classes,
+      Gpu::get().failureWord());
   checkLaunch("crossEntropyGrad");
+}
+
+template <typename T>
+void crossEntropyPartial(const T *logits, const int32_t *labels, Acc<T> *parts, int64_t rows,
+                         int64_t classes, int64_t first, int64_t vocab) {
+  crossEntropyPartialKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(
+      logits, labels, parts, rows, classes, first, vocab, Gpu::get().failureWord());
+  checkLaunch("crossEntropyPartial");
+}
+
+template <typename T>
+void crossEntropyCombine(const T *parts, const int32_t *labels, T *loss, T *lse, int64_t rows,
+                         int64_t ranks) {
+  crossEntropyCombineKernel<<<blocksFor(rows), kBlock, 0, stream()>>>(parts, labels, loss, lse,
+                                                                      rows, ranks);
+  checkLaunch("crossEntropyCombine");
 }
 
 template <typename T>
@@ -673,56 +724,57 @@ void layerNormGradParams(const T *x, const Acc<T> *mean, const Acc<T> *rstd, con
 
 namespace {
 
+/// Rows [first, first + rows) of a `vocab`-row table; other ids give zeros.
 template <typename T>
 __global__ void embeddingKernel(const T *table, const int32_t *ids, T *out, int64_t count,
-                                int64_t vocab, int64_t channels, int64_t *failure) {
+                                int64_t rows, int64_t channels, int64_t first, int64_t vocab,
+                                int64_t *failure) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count * channels;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t id = ids[i / channels];
-    if (id < 0 || id >= vocab) {
+    int64_t id = ids[i / channels], row = id - first;
+    if (id < 0 || id >= vocab)
       recordFailure(failure, kBadTokenId, id);
-      out[i] = 0.f;
-    } else {
-      out[i] = table[id * channels + i % channels];
-    }
+    out[i] = row >= 0 && row < rows ? table[row * channels + i % channels] : T(0.f);
   }
 }
 
 template <typename T>
 __global__ void embeddingGradKernel(const int32_t *ids, const T *g, float *out, int64_t count,
-                                    int64_t vocab, int64_t channels, int64_t *failure) {
+                                    int64_t rows, int64_t channels, int64_t first, int64_t vocab,
+                                    int64_t *failure) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count * channels;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t id = ids[i / channels];
+    int64_t id = ids[i / channels], row = id - first;
     if (id < 0 || id >= vocab)
       recordFailure(failure, kBadTokenId, id);
-    else
-      atomicAdd(out + id * channels + i % channels, float(g[i]));
+    else if (row >= 0 && row < rows)
+      atomicAdd(out + row * channels + i % channels, float(g[i]));
   }
 }
 
 } // namespace
 
 template <typename T>
-void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
-               int64_t channels) {
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t rows,
+               int64_t channels, int64_t first, int64_t vocab) {
   embeddingKernel<<<blocksFor(count * channels), kBlock, 0, stream()>>>(
-      table, ids, out, count, vocab, channels, Gpu::get().failureWord());
+      table, ids, out, count, rows, channels, first, vocab ? vocab : rows,
+      Gpu::get().failureWord());
   checkLaunch("embedding");
 }
 
 template <typename T, typename U>
-void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
-                   int64_t channels) {
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t rows,
+                   int64_t channels, int64_t first, int64_t vocab) {
   // Rows are summed with f32 atomics: into the result when it is f32, else
   // into scratch, rounded once at the end.
-  int64_t n = vocab * channels;
+  int64_t n = rows * channels;
   float *sums = std::is_same_v<U, float>
                     ? reinterpret_cast<float *>(out)
                     : static_cast<float *>(Gpu::get().scratch(Scratch::Sums, n * sizeof(float)));
   check(cudaMemsetAsync(sums, 0, n * sizeof(float), stream()), "cudaMemsetAsync");
   embeddingGradKernel<<<blocksFor(count * channels), kBlock, 0, stream()>>>(
-      ids, g, sums, count, vocab, channels, Gpu::get().failureWord());
+      ids, g, sums, count, rows, channels, first, vocab ? vocab : rows, Gpu::get().failureWord());
   if constexpr (!std::is_same_v<U, float>)
     convertKernel<<<blocksFor(n), kBlock, 0, stream()>>>(static_cast<const float *>(sums), out, n);
   checkLaunch("embeddingGrad");
@@ -984,6 +1036,7 @@ void sgdUpdate(const float *param, const float *grad, const float *buf, const fl
 
 DTLRT_INSTANTIATE_STORAGE(float)
 DTLRT_INSTANTIATE_STORAGE(bf16)
+DTLRT_INSTANTIATE_STATISTICS(float)
 DTLRT_INSTANTIATE_GEMM(bf16, float)
 DTLRT_INSTANTIATE_TRANSFORMER_GRADS(bf16, float)
 template void broadcast<int32_t>(const int32_t *, int32_t *, const int64_t *, const int64_t *, int);

@@ -162,9 +162,10 @@ void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t b
 
 template <typename T>
 void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
-                      int64_t batch, int64_t classes) {
+                      int64_t batch, int64_t classes, const Acc<T> *lse, int64_t first,
+                      int64_t vocab) {
   using A = Acc<T>;
-  checkLabels(labels, batch, classes);
+  checkLabels(labels, batch, vocab ? vocab : classes);
 #pragma omp parallel for if (batch * classes > 65536)
   for (int64_t b = 0; b < batch; ++b) {
     const T *row = logits + b * classes;
@@ -173,11 +174,43 @@ void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad
       std::fill(o, o + classes, T(0));
       continue;
     }
-    const A lse = A(logSumExp(row, classes)), g = grad[b];
+    const A rowLse = lse ? lse[b] : A(logSumExp(row, classes)), g = grad[b];
 #pragma omp simd
     for (int64_t c = 0; c < classes; ++c)
-      o[c] = g * fastExp(A(row[c]) - lse);
-    o[labels[b]] = A(o[labels[b]]) - g;
+      o[c] = g * fastExp(A(row[c]) - rowLse);
+    int64_t label = labels[b] - first;
+    if (label >= 0 && label < classes)
+      o[label] = A(o[label]) - g;
+  }
+}
+
+template <typename T>
+void crossEntropyPartial(const T *logits, const int32_t *labels, Acc<T> *parts, int64_t batch,
+                         int64_t classes, int64_t first, int64_t vocab) {
+  using A = Acc<T>;
+  checkLabels(labels, batch, vocab);
+#pragma omp parallel for if (batch * classes > 65536)
+  for (int64_t b = 0; b < batch; ++b) {
+    const T *row = logits + b * classes;
+    int64_t label = labels[b] - first;
+    parts[b] = A(logSumExp(row, classes));
+    parts[batch + b] = label >= 0 && label < classes ? A(row[label]) : A(0);
+  }
+}
+
+template <typename T>
+void crossEntropyCombine(const T *parts, const int32_t *labels, T *loss, T *lse, int64_t batch,
+                         int64_t ranks) {
+  for (int64_t b = 0; b < batch; ++b) {
+    double max = -INFINITY, sum = 0, picked = 0;
+    for (int64_t r = 0; r < ranks; ++r)
+      max = std::max(max, double(parts[2 * r * batch + b]));
+    for (int64_t r = 0; r < ranks; ++r) {
+      sum += std::exp(double(parts[2 * r * batch + b]) - max);
+      picked += double(parts[(2 * r + 1) * batch + b]);
+    }
+    lse[b] = T(max + std::log(sum));
+    loss[b] = labels[b] < 0 ? T(0) : T(max + std::log(sum) - picked);
   }
 }
 
@@ -259,6 +292,8 @@ DTLRT_INSTANTIATE_GEMM(bf16, float)
 DTLRT_INSTANTIATE_CLASSIFIER(float)
 DTLRT_INSTANTIATE_CLASSIFIER(double)
 DTLRT_INSTANTIATE_CLASSIFIER(bf16)
+DTLRT_INSTANTIATE_STATISTICS(float)
+DTLRT_INSTANTIATE_STATISTICS(double)
 // The optimizers update f32 (or f64) masters.
 #define DTLRT_INSTANTIATE_OPTIMIZERS(T)                                                            \
   template void adamwUpdate<T>(const T *, const T *, const T *, const T *, const T *, const T *,   \

@@ -133,26 +133,34 @@ static void checkIds(const int32_t *ids, int64_t count, int64_t vocab) {
 }
 
 template <typename T>
-void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
-               int64_t channels) {
-  checkIds(ids, count, vocab);
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t rows,
+               int64_t channels, int64_t first, int64_t vocab) {
+  checkIds(ids, count, vocab ? vocab : rows);
 #pragma omp parallel for if (count * channels > kParallelWork)
-  for (int64_t i = 0; i < count; ++i)
-    std::memcpy(out + i * channels, table + int64_t(ids[i]) * channels, channels * sizeof(T));
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t row = int64_t(ids[i]) - first;
+    if (row >= 0 && row < rows)
+      std::memcpy(out + i * channels, table + row * channels, channels * sizeof(T));
+    else
+      std::fill(out + i * channels, out + (i + 1) * channels, T(0));
+  }
 }
 
 template <typename T, typename U>
-void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
-                   int64_t channels) {
-  checkIds(ids, count, vocab);
-  std::fill(out, out + vocab * channels, U(0));
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t rows,
+                   int64_t channels, int64_t first, int64_t vocab) {
+  checkIds(ids, count, vocab ? vocab : rows);
+  std::fill(out, out + rows * channels, U(0));
   // Parallel over channel blocks: rows that share an id never race.
   constexpr int64_t kBlock = 64;
 #pragma omp parallel for if (count * channels > kParallelWork)
   for (int64_t c0 = 0; c0 < channels; c0 += kBlock) {
     int64_t c1 = std::min(channels, c0 + kBlock);
     for (int64_t i = 0; i < count; ++i) {
-      U *o = out + int64_t(ids[i]) * channels;
+      int64_t row = int64_t(ids[i]) - first;
+      if (row < 0 || row >= rows)
+        continue;
+      U *o = out + row * channels;
       const T *gi = g + i * channels;
       for (int64_t c = c0; c < c1; ++c)
         o[c] = Acc<U>(o[c]) + Acc<U>(gi[c]);

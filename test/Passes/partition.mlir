@@ -339,19 +339,19 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
 // -----
 
 // A constraint may split a dimension the next op needs whole (the row that
-// layernorm and softmax normalise, cross-entropy's classes, attention's
-// sequence): the partitioner all-gathers the operand for that op, as it
-// would after any other op. Where the constraint only sliced a replicated
-// value, the op reads the value from before the slice (no collective, and
-// the slice goes).
+// layernorm and softmax normalise, attention's sequence): the partitioner
+// all-gathers the operand for that op, as it would after any other op.
+// Where the constraint only sliced a replicated value, the op reads the
+// value from before the slice (no collective, and the slice goes).
+// Cross-entropy takes its classes split (see @vocab_parallel_cross_entropy).
 
 // CHECK-LABEL: func.func @whole_after_constraint
 // CHECK:      %[[H:.*]] = dtl.matmul %arg0, %arg1 : tensor<4x8xf32>, tensor<8x6xf32> -> tensor<4x6xf32>
 // CHECK-NEXT: %[[HG:.*]] = shard.all_gather %[[H]] on @grid grid_axes = [1] gather_axis = 1 : tensor<4x6xf32> -> tensor<4x12xf32>
 // CHECK-NEXT: %[[N:.*]], %{{.*}}, %{{.*}} = dtl.layernorm %[[HG]], {{.*}} -> tensor<4x12xf32>, tensor<4xf32>
 // CHECK-NEXT: %[[S:.*]] = dtl.softmax %[[N]] : tensor<4x12xf32>
-// CHECK-NEXT: dtl.cross_entropy %[[S]], %arg3 : tensor<4x12xf32>, tensor<4xi32> -> tensor<4xf32>
-// CHECK-NOT:  shard.all_slice
+// CHECK-NEXT: %[[SS:.*]] = shard.all_slice %[[S]] on @grid grid_axes = [1] slice_axis = 1 : tensor<4x12xf32> -> tensor<4x6xf32>
+// CHECK-NEXT: dtl.cross_entropy_partial %[[SS]], %arg3
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
   shard.grid @grid(shape = 2x2)
   func.func @whole_after_constraint(%x: tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
@@ -408,18 +408,50 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
 
 // -----
 
-// An embedding needs its table's rows whole: a table split by rows is
-// gathered for the lookup (vocab-parallel lookups are not built yet).
+// An embedding's table split by rows (Megatron's VocabParallelEmbedding):
+// each rank looks up its block of rows, zeros for the other ids, and the
+// partial results are summed; its gradient is the rank's block of rows.
 
 // CHECK-LABEL: func.func @embedding_rows
-// CHECK:      %[[T:.*]] = shard.all_gather %arg0 on @grid grid_axes = [1] gather_axis = 0 : tensor<8x4xf32> -> tensor<16x4xf32>
-// CHECK-NEXT: dtl.embedding %[[T]], %arg1 : tensor<16x4xf32>, tensor<4x2xi32> -> tensor<4x2x4xf32>
+// CHECK:      %[[E:.*]] = dtl.embedding %arg0, %arg1 {row_axes = array<i16: 1>} : tensor<8x4xf32>, tensor<4x2xi32> -> tensor<4x2x4xf32>
+// CHECK-NEXT: %[[R:.*]] = shard.all_reduce %[[E]] on @grid grid_axes = [1]
+// CHECK:      dtl.embedding_grad %arg1, %{{.*}} {row_axes = array<i16: 1>} : tensor<4x2xi32>, tensor<4x2x4xf32> -> tensor<8x4xf32>
+// CHECK-NEXT: shard.all_reduce %{{.*}} on @grid grid_axes = [0] : tensor<8x4xf32>
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
   shard.grid @grid(shape = 2x2)
   func.func @embedding_rows(%table: tensor<16x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[1], []]>},
-                            %ids: tensor<8x2xi32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
-      -> tensor<8x2x4xf32> {
+                            %ids: tensor<8x2xi32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                            %g: tensor<8x2x4xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [], []]>})
+      -> (tensor<8x2x4xf32>, tensor<16x4xf32>) {
     %e = dtl.embedding %table, %ids : tensor<16x4xf32>, tensor<8x2xi32> -> tensor<8x2x4xf32>
-    return %e : tensor<8x2x4xf32>
+    %d = dtl.embedding_grad %ids, %g : tensor<8x2xi32>, tensor<8x2x4xf32> -> tensor<16x4xf32>
+    %dc = dtl.sharding_constraint %d : tensor<16x4xf32> to #dtl.sharding<@grid, [[1], []]>
+    return %e, %dc : tensor<8x2x4xf32>, tensor<16x4xf32>
+  }
+}
+
+// -----
+
+// Cross-entropy over logits split along the classes (Megatron's
+// vocab_parallel_cross_entropy): each rank's [2, rows] statistics are
+// gathered and combined, never the logits; the gradient reuses the
+// combined log-sum-exp and stays split.
+
+// CHECK-LABEL: func.func @vocab_parallel_cross_entropy
+// CHECK:      %[[P:.*]] = dtl.cross_entropy_partial %arg0, %arg1 {class_axes = array<i16: 1>} : tensor<4x8xf32>, tensor<4xi32> -> tensor<2x4xf32>
+// CHECK-NEXT: %[[G:.*]] = shard.all_gather %[[P]] on @grid grid_axes = [1] gather_axis = 0 : tensor<2x4xf32> -> tensor<4x4xf32>
+// CHECK-NEXT: %[[L:.*]], %[[LSE:.*]] = dtl.cross_entropy_combine %[[G]], %arg1 : tensor<4x4xf32>, tensor<4xi32> -> tensor<4xf32>, tensor<4xf32>
+// CHECK-NEXT: dtl.cross_entropy_grad %arg0, %arg1, %[[L]] lse %[[LSE]] {class_axes = array<i16: 1>} : {{.*}} -> tensor<4x8xf32>
+// CHECK-NOT:  shard.all_gather
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
+  shard.grid @grid(shape = 2x2)
+  func.func @vocab_parallel_cross_entropy(
+      %logits: tensor<8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1]]>},
+      %labels: tensor<8xi32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>})
+      -> (tensor<8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>},
+          tensor<8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1]]>}) {
+    %ce = dtl.cross_entropy %logits, %labels : tensor<8x16xf32>, tensor<8xi32> -> tensor<8xf32>
+    %d = dtl.cross_entropy_grad %logits, %labels, %ce : tensor<8x16xf32>, tensor<8xi32>, tensor<8xf32> -> tensor<8x16xf32>
+    return %ce, %d : tensor<8xf32>, tensor<8x16xf32>
   }
 }

@@ -77,6 +77,34 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
 
 // -----
 
+// ZeRO's layouts are storage: neither the optimizer state an update meets
+// nor a `storage` constraint flows back into how a gradient is computed (the
+// constants stay replicated; the partitioner slices or reduce-scatters them
+// for the update). A plain constraint does flow back into its constant.
+
+// CHECK-LABEL: func.func @storage_does_not_steer
+// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>]}
+// CHECK:      dtl.sgd_update {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[0], []]>]
+// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>]}
+// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2)
+  func.func @storage_does_not_steer(%p: tensor<8x3xf32>,
+                                    %buf: tensor<8x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
+                                    %lr: tensor<f32>)
+      -> (tensor<8x3xf32>, tensor<8x3xf32>, tensor<8x3xf32>, tensor<8x3xf32>) {
+    %g = dtl.constant 1.0 : tensor<8x3xf32>
+    %new, %newbuf = dtl.sgd_update %p, %g, %buf, %lr, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8x3xf32>, tensor<f32>
+    %s = dtl.constant 2.0 : tensor<8x3xf32>
+    %stored = dtl.sharding_constraint %s : tensor<8x3xf32> to #dtl.sharding<@grid, [[0], []]> {storage}
+    %c = dtl.constant 3.0 : tensor<8x3xf32>
+    %constrained = dtl.sharding_constraint %c : tensor<8x3xf32> to #dtl.sharding<@grid, [[0], []]>
+    return %new, %newbuf, %stored, %constrained : tensor<8x3xf32>, tensor<8x3xf32>, tensor<8x3xf32>, tensor<8x3xf32>
+  }
+}
+
+// -----
+
 // The largest tensor decides: a split bias does not decide the layout of the
 // activation it is broadcast into and added to; the activation's rows split
 // does, and the (small) bias is the one to move.

@@ -189,6 +189,36 @@ TEST_F(CudaKernels, CrossEntropyItsGradientAndAccuracy) {
   expectNear(correct, down(dCorrect, rows), 0, 0);
 }
 
+// The vocab-parallel pieces on a block of the classes against the CPU's.
+TEST_F(CudaKernels, CrossEntropyOverABlockOfTheClasses) {
+  const int64_t rows = 13, block = 100, first = 200, vocab = 400, ranks = 4;
+  Floats logits = random(rows * block, 3.f), grad = random(rows), lse = random(rows, 1.f);
+  for (float &v : lse)
+    v += 7.f;
+  std::vector<int32_t> labels(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    labels[r] = r % 5 == 4 ? -1 : int32_t(r * 31 % vocab); // some in the block, some not
+  Floats parts(2 * rows), dlogits(rows * block);
+  dtlrt::crossEntropyPartial(logits.data(), labels.data(), parts.data(), rows, block, first, vocab);
+  dtlrt::crossEntropyGrad(logits.data(), labels.data(), grad.data(), dlogits.data(), rows, block,
+                          lse.data(), first, vocab);
+  float *dParts = zeros(2 * rows), *dGrad = zeros(rows * block);
+  int32_t *dLabels = up(labels);
+  dtlrt::cuda::crossEntropyPartial(up(logits), dLabels, dParts, rows, block, first, vocab);
+  dtlrt::cuda::crossEntropyGrad(up(logits), dLabels, up(grad), dGrad, rows, block, up(lse), first,
+                                vocab);
+  expectNear(parts, down(dParts, 2 * rows), 1e-5f, 1e-5f);
+  expectNear(dlogits, down(dGrad, rows * block), 1e-3f, 1e-6f);
+
+  Floats gathered = random(2 * ranks * rows, 2.f), loss(rows), combined(rows);
+  dtlrt::crossEntropyCombine(gathered.data(), labels.data(), loss.data(), combined.data(), rows,
+                             ranks);
+  float *dLoss = zeros(rows), *dLse = zeros(rows);
+  dtlrt::cuda::crossEntropyCombine(up(gathered), dLabels, dLoss, dLse, rows, ranks);
+  expectNear(loss, down(dLoss, rows), 1e-5f, 1e-5f);
+  expectNear(combined, down(dLse, rows), 1e-5f, 1e-5f);
+}
+
 TEST_F(CudaKernels, ALabelBeyondTheClassesIsAnErrorAfterTheStep) {
   Floats logits = random(2 * 4);
   std::vector<int32_t> labels{1, 7};
@@ -241,6 +271,20 @@ TEST_F(CudaKernels, EmbeddingAndItsScatteredGradient) {
   dtlrt::cuda::embeddingGrad(dIds, up(g), dTable, count, vocab, channels);
   expectNear(out, down(dOut, count * channels), 0, 0);
   expectNear(dtable, down(dTable, vocab * channels), 1e-5f, 1e-5f);
+
+  // A block of rows [4, 8) of the table: other ids look up zeros and add
+  // nothing to the gradient.
+  const int64_t first = 4, rows = 4;
+  Floats blockOut(count * channels), blockGrad(rows * channels);
+  dtlrt::embedding(table.data() + first * channels, ids.data(), blockOut.data(), count, rows,
+                   channels, first, vocab);
+  dtlrt::embeddingGrad(ids.data(), g.data(), blockGrad.data(), count, rows, channels, first, vocab);
+  float *dBlockOut = zeros(count * channels), *dBlockGrad = zeros(rows * channels);
+  dtlrt::cuda::embedding(up(table) + first * channels, dIds, dBlockOut, count, rows, channels,
+                         first, vocab);
+  dtlrt::cuda::embeddingGrad(dIds, up(g), dBlockGrad, count, rows, channels, first, vocab);
+  expectNear(blockOut, down(dBlockOut, count * channels), 0, 0);
+  expectNear(blockGrad, down(dBlockGrad, rows * channels), 1e-5f, 1e-5f);
 }
 
 TEST_F(CudaKernels, CausalAttentionAndItsGradient) {

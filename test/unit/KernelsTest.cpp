@@ -118,6 +118,44 @@ TEST(Kernels, CrossEntropyGradMatchesFiniteDifferences) {
   }
 }
 
+// Megatron's vocab-parallel cross-entropy: the classes in two blocks, each
+// block's parts gathered ([2 ranks, batch], rank-major as an all-gather
+// lays them out) and combined, give the loss and gradient of the whole row.
+TEST(Kernels, CrossEntropyOverSplitClassesMatchesTheWholeRow) {
+  const int64_t batch = 3, classes = 6, ranks = 2, block = classes / ranks;
+  std::vector<double> logits = iota(batch * classes, 0.7), grad = {0.5, -1.0, 2.0};
+  std::vector<int32_t> labels = {1, -1, 4};
+  std::vector<double> loss(batch), dlogits(batch * classes);
+  crossEntropy(logits.data(), labels.data(), loss.data(), batch, classes);
+  crossEntropyGrad(logits.data(), labels.data(), grad.data(), dlogits.data(), batch, classes);
+
+  std::vector<std::vector<double>> blocks(ranks, std::vector<double>(batch * block));
+  std::vector<double> gathered(2 * ranks * batch);
+  for (int64_t r = 0; r < ranks; ++r) {
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t c = 0; c < block; ++c)
+        blocks[r][b * block + c] = logits[b * classes + r * block + c];
+    crossEntropyPartial(blocks[r].data(), labels.data(), gathered.data() + 2 * r * batch, batch,
+                        block, r * block, classes);
+  }
+  std::vector<double> combined(batch), lse(batch);
+  crossEntropyCombine(gathered.data(), labels.data(), combined.data(), lse.data(), batch, ranks);
+  for (int64_t b = 0; b < batch; ++b)
+    EXPECT_NEAR(combined[b], loss[b], 1e-12);
+  for (int64_t r = 0; r < ranks; ++r) {
+    std::vector<double> d(batch * block);
+    crossEntropyGrad(blocks[r].data(), labels.data(), grad.data(), d.data(), batch, block,
+                     lse.data(), r * block, classes);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t c = 0; c < block; ++c)
+        EXPECT_NEAR(d[b * block + c], dlogits[b * classes + r * block + c], 1e-12);
+  }
+  std::vector<int32_t> bad = {0, 6, 1};
+  EXPECT_THROW(crossEntropyPartial(blocks[0].data(), bad.data(), gathered.data(), batch, block, 0,
+                                   classes),
+               DataError);
+}
+
 TEST(Kernels, LabelOutOfRangeIsAnErrorNotARead) {
   std::vector<float> logits(6), out(2);
   std::vector<int32_t> labels = {1, 3};

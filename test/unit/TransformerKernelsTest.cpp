@@ -90,6 +90,34 @@ TEST(TransformerKernels, EmbeddingGathersAndScattersRows) {
   EXPECT_THROW(embedding(table.data(), bad.data(), out.data(), 2, vocab, channels), DataError);
 }
 
+// A table split by rows (VocabParallelEmbedding): the blocks' lookups sum to
+// the whole table's, and each block's gradient is its rows of the whole one.
+TEST(TransformerKernels, EmbeddingBlocksOfRowsSumToTheWholeTable) {
+  const int64_t vocab = 6, channels = 2, count = 5, block = 3;
+  std::vector<double> table = wave(vocab * channels), whole(count * channels),
+                      wholeGrad(vocab * channels), g = wave(count * channels, 1.0, 0.4);
+  std::vector<int32_t> ids = {5, 0, 2, 3, 5};
+  embedding(table.data(), ids.data(), whole.data(), count, vocab, channels);
+  embeddingGrad(ids.data(), g.data(), wholeGrad.data(), count, vocab, channels);
+  std::vector<double> sum(count * channels, 0.0);
+  for (int64_t first = 0; first < vocab; first += block) {
+    std::vector<double> out(count * channels), grad(block * channels);
+    embedding(table.data() + first * channels, ids.data(), out.data(), count, block, channels,
+              first, vocab);
+    for (int64_t i = 0; i < count * channels; ++i)
+      sum[i] += out[i];
+    embeddingGrad(ids.data(), g.data(), grad.data(), count, block, channels, first, vocab);
+    for (int64_t i = 0; i < block * channels; ++i)
+      EXPECT_EQ(grad[i], wholeGrad[first * channels + i]);
+  }
+  for (int64_t i = 0; i < count * channels; ++i)
+    EXPECT_EQ(sum[i], whole[i]);
+  std::vector<int32_t> bad = {0, 6};
+  std::vector<double> out(2 * channels);
+  EXPECT_THROW(embedding(table.data(), bad.data(), out.data(), 2, block, channels, 0, vocab),
+               DataError);
+}
+
 // Attention and its gradient from the whole [T, T] probabilities, the way
 // the kernels avoid; 70 positions make two query tiles (64 and 6 rows).
 TEST(TransformerKernels, CausalAttentionMatchesNaiveHeads) {

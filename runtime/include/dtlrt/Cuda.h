@@ -77,7 +77,14 @@ void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t r
                   int64_t classes);
 template <typename T>
 void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
-                      int64_t rows, int64_t classes);
+                      int64_t rows, int64_t classes, const Acc<T> *lse = nullptr, int64_t first = 0,
+                      int64_t vocab = 0);
+template <typename T>
+void crossEntropyPartial(const T *logits, const int32_t *labels, Acc<T> *parts, int64_t rows,
+                         int64_t classes, int64_t first, int64_t vocab);
+template <typename T>
+void crossEntropyCombine(const T *parts, const int32_t *labels, T *loss, T *lse, int64_t rows,
+                         int64_t ranks);
 template <typename T>
 void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t rows, int64_t classes);
 template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n);
@@ -92,11 +99,11 @@ template <typename T, typename U>
 void layerNormGradParams(const T *x, const Acc<T> *mean, const Acc<T> *rstd, const T *g, U *dw,
                          U *db, int64_t rows, int64_t n);
 template <typename T>
-void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
-               int64_t channels);
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t rows,
+               int64_t channels, int64_t first = 0, int64_t vocab = 0);
 template <typename T, typename U>
-void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
-                   int64_t channels);
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t rows,
+                   int64_t channels, int64_t first = 0, int64_t vocab = 0);
 /// The [T, T] scores exist for a chunk of (batch, head) pairs at a time, at
 /// most 256 MiB of them (one pair at least); only lse is kept for the
 /// gradient, which recomputes the probabilities chunk by chunk. Heads are

@@ -23,14 +23,17 @@
   template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
   template void crossEntropy<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);           \
   template void crossEntropyGrad<T>(const T *, const int32_t *, const Acc<T> *, T *, int64_t,      \
-                                    int64_t);                                                      \
+                                    int64_t, const Acc<T> *, int64_t, int64_t);                    \
+  template void crossEntropyPartial<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t,     \
+                                       int64_t, int64_t);                                          \
   template void correct<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);
 
 /// The transformer's parameter gradients (T values, U gradients).
 #define DTLRT_INSTANTIATE_TRANSFORMER_GRADS(T, U)                                                  \
   template void layerNormGradParams<T, U>(const T *, const Acc<T> *, const Acc<T> *, const T *,    \
                                           U *, U *, int64_t, int64_t);                             \
-  template void embeddingGrad<T, U>(const int32_t *, const T *, U *, int64_t, int64_t, int64_t);
+  template void embeddingGrad<T, U>(const int32_t *, const T *, U *, int64_t, int64_t, int64_t,    \
+                                    int64_t, int64_t);
 
 /// The transformer's row, attention and dropout kernels.
 #define DTLRT_INSTANTIATE_TRANSFORMER(T)                                                           \
@@ -40,13 +43,18 @@
                              int64_t, int64_t);                                                    \
   template void layerNormGradInput<T>(const T *, const T *, const Acc<T> *, const Acc<T> *,        \
                                       const T *, T *, int64_t, int64_t);                           \
-  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t);          \
+  template void embedding<T>(const T *, const int32_t *, T *, int64_t, int64_t, int64_t, int64_t,  \
+                             int64_t);                                                             \
   template void causalAttention<T>(const T *, const T *, const T *, T *, Acc<T> *, int64_t,        \
                                    int64_t, int64_t, int64_t);                                     \
   template void causalAttentionGrad<T>(const T *, const T *, const T *, const Acc<T> *, const T *, \
                                        T *, T *, T *, int64_t, int64_t, int64_t, int64_t);         \
   template void dropout<T>(const T *, T *, int, const int64_t *, const int64_t *, const int64_t *, \
                            double, uint64_t, int64_t, int64_t, const Acc<T> *);
+
+/// Statistics, stored as f32 whatever the values are (f64 in checks).
+#define DTLRT_INSTANTIATE_STATISTICS(T)                                                            \
+  template void crossEntropyCombine<T>(const T *, const int32_t *, T *, T *, int64_t, int64_t);
 
 /// What a storage type gets: f32 and bf16 on both targets, f64 on the CPU
 /// (gradient checks).

@@ -48,9 +48,26 @@ void crossEntropy(const T *logits, const int32_t *labels, Acc<T> *out, int64_t b
                   int64_t classes);
 
 // out[b, c] = grad[b] * (softmax(logits[b, :])[c] - (c == labels[b])).
+// Logits split along the classes hold classes [first, first + classes) of
+// `vocab`, and `lse` gives each row's log-sum-exp over all of them.
 template <typename T>
 void crossEntropyGrad(const T *logits, const int32_t *labels, const Acc<T> *grad, T *out,
-                      int64_t batch, int64_t classes);
+                      int64_t batch, int64_t classes, const Acc<T> *lse = nullptr,
+                      int64_t first = 0, int64_t vocab = 0);
+
+// One rank's part of a cross-entropy over classes [first, first + classes)
+// of `vocab`: parts[b] = logsumexp(logits[b, :]), parts[batch + b] =
+// logits[b, labels[b] - first] when the label is in the block, else 0.
+template <typename T>
+void crossEntropyPartial(const T *logits, const int32_t *labels, Acc<T> *parts, int64_t batch,
+                         int64_t classes, int64_t first, int64_t vocab);
+
+// From `ranks` parts gathered ([2 ranks, batch]): lse[b] = logsumexp over
+// the ranks' log-sum-exps, loss[b] = lse[b] - (sum of the label logits), 0
+// when labels[b] < 0.
+template <typename T>
+void crossEntropyCombine(const T *parts, const int32_t *labels, T *loss, T *lse, int64_t batch,
+                         int64_t ranks);
 
 // out[b] = argmax(logits[b, :]) == labels[b].
 template <typename T>
@@ -110,15 +127,18 @@ template <typename T, typename U>
 void layerNormGradParams(const T *x, const Acc<T> *mean, const Acc<T> *rstd, const T *g, U *dw,
                          U *db, int64_t rows, int64_t n);
 
-// out[i, :] = table[ids[i], :]; an id outside [0, vocab) is a DataError.
+// out[i, :] = table[ids[i], :]; an id outside [0, vocab) is a DataError. A
+// table split by rows holds rows [first, first + rows) of `vocab` (0: the
+// whole table), and ids outside the block look up zeros.
 template <typename T>
-void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t vocab,
-               int64_t channels);
+void embedding(const T *table, const int32_t *ids, T *out, int64_t count, int64_t rows,
+               int64_t channels, int64_t first = 0, int64_t vocab = 0);
 
-// out = zeros(vocab, channels); out[ids[i], :] += g[i, :].
+// out = zeros(rows, channels); out[ids[i] - first, :] += g[i, :] for the ids
+// in the block (as for embedding).
 template <typename T, typename U>
-void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t vocab,
-                   int64_t channels);
+void embeddingGrad(const int32_t *ids, const T *g, U *out, int64_t count, int64_t rows,
+                   int64_t channels, int64_t first = 0, int64_t vocab = 0);
 
 // Causal self-attention over [batch, seq, channels] with `heads` heads, as
 // FlashAttention computes it: with P[b, h, t, s] = softmax_{s <= t}(q_t . k_s

@@ -742,3 +742,35 @@ module attributes {dtl.train = #dtl.train<min_lr = -1.0>} {}
 
 // expected-error @+1 {{zero is the ZeRO stage: 0, 1, 2 or 3}}
 module attributes {dtl.train = #dtl.train<zero = 4>} {}
+
+// -----
+
+func.func @split_gradient_without_lse(%l: tensor<4x8xf32>, %y: tensor<4xi32>, %g: tensor<4xf32>) {
+  // expected-error @+1 {{takes `lse` exactly when its classes are split (`class_axes`)}}
+  %d = dtl.cross_entropy_grad %l, %y, %g {class_axes = array<i16: 1>} : tensor<4x8xf32>, tensor<4xi32>, tensor<4xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @lse_per_example(%l: tensor<4x8xf32>, %y: tensor<4xi32>, %g: tensor<4xf32>, %lse: tensor<2xf32>) {
+  // expected-error @+1 {{needs one log-sum-exp per example}}
+  %d = dtl.cross_entropy_grad %l, %y, %g lse %lse {class_axes = array<i16: 1>} : tensor<4x8xf32>, tensor<4xi32>, tensor<4xf32>, tensor<2xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @partial_shape(%l: tensor<4x8xf32>, %y: tensor<4xi32>) {
+  // expected-error @+1 {{gives [2, examples...]: a log-sum-exp and a label logit per example}}
+  %p = dtl.cross_entropy_partial %l, %y {class_axes = array<i16: 1>} : tensor<4x8xf32>, tensor<4xi32> -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @combine_parts(%p: tensor<3x4xf32>, %y: tensor<4xi32>) {
+  // expected-error @+1 {{needs parts [2 n, examples...] for labels [examples...]}}
+  %l, %lse = dtl.cross_entropy_combine %p, %y : tensor<3x4xf32>, tensor<4xi32> -> tensor<4xf32>, tensor<4xf32>
+  return
+}

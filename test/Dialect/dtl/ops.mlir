@@ -60,6 +60,8 @@ module attributes {
     %gg = dtl.gelu_grad %rg, %q : tensor<4x8xf32>
     // CHECK: dtl.sharding_constraint %{{.*}} : tensor<4x8xf32> to #dtl.sharding<@grid, {{\[\[}}0], []], partial [1]>
     %c = dtl.sharding_constraint %gg : tensor<4x8xf32> to #dtl.sharding<@grid, [[0], []], partial [1]>
+    // CHECK: dtl.sharding_constraint %{{.*}} : tensor<4x8xf32> to #dtl.sharding<@grid, {{\[\[}}0], []]> {storage}
+    %stored = dtl.sharding_constraint %gg : tensor<4x8xf32> to #dtl.sharding<@grid, [[0], []]> {storage}
     // CHECK: dtl.softmax %{{.*}} : tensor<4x8xf32>
     // CHECK: dtl.softmax_grad
     %sm = dtl.softmax %c : tensor<4x8xf32>
@@ -106,6 +108,23 @@ module attributes {
     %ok = dtl.correct %dlogits, %ids : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x4xf32>
     %loss = dtl.reduce_sum %ce dims [0, 1] : tensor<2x4xf32> -> tensor<f32>
     return %loss, %ok, %dtable : tensor<f32>, tensor<2x4xf32>, tensor<16x8xf32>
+  }
+
+  // The local ops of vocab parallelism (after dtl-partition).
+  // CHECK-LABEL: func.func @vocab_parallel_ops
+  // CHECK: dtl.embedding %arg1, %arg0 {row_axes = array<i16: 1>} : tensor<8x8xf32>, tensor<2x4xi32> -> tensor<2x4x8xf32>
+  // CHECK: dtl.embedding_grad %arg0, %{{.*}} {row_axes = array<i16: 1>} : tensor<2x4xi32>, tensor<2x4x8xf32> -> tensor<8x8xf32>
+  // CHECK: %[[P:.*]] = dtl.cross_entropy_partial %{{.*}}, %arg0 {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x2x4xf32>
+  // CHECK: %[[L:.*]], %[[LSE:.*]] = dtl.cross_entropy_combine %{{.*}}, %arg0 : tensor<4x2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>, tensor<2x4xf32>
+  // CHECK: dtl.cross_entropy_grad %{{.*}}, %arg0, %[[L]] lse %[[LSE]] {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4x8xf32>
+  func.func @vocab_parallel_ops(%ids: tensor<2x4xi32>, %table: tensor<8x8xf32>, %parts: tensor<4x2x4xf32>)
+      -> (tensor<2x2x4xf32>, tensor<8x8xf32>, tensor<2x4x8xf32>) {
+    %x = dtl.embedding %table, %ids {row_axes = array<i16: 1>} : tensor<8x8xf32>, tensor<2x4xi32> -> tensor<2x4x8xf32>
+    %dtable = dtl.embedding_grad %ids, %x {row_axes = array<i16: 1>} : tensor<2x4xi32>, tensor<2x4x8xf32> -> tensor<8x8xf32>
+    %p = dtl.cross_entropy_partial %x, %ids {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x2x4xf32>
+    %ce, %lse = dtl.cross_entropy_combine %parts, %ids : tensor<4x2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>, tensor<2x4xf32>
+    %d = dtl.cross_entropy_grad %x, %ids, %ce lse %lse {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4x8xf32>
+    return %p, %dtable, %d : tensor<2x2x4xf32>, tensor<8x8xf32>, tensor<2x4x8xf32>
   }
 
   // CHECK-LABEL: func.func @updates

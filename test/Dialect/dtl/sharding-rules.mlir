@@ -50,9 +50,9 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     %rh = dtl.reshape %t : tensor<2x4x8xf32> -> tensor<8x8xf32>
     // CHECK: dtl.transpose {{.*}}sharding_rule = "([j, i]) -> ([i, j]) sum={} whole={} linear={0}"
     %tr = dtl.transpose %x permutation [1, 0] : tensor<4x8xf32> -> tensor<8x4xf32>
-    // CHECK: dtl.embedding {{.*}}sharding_rule = "([l, k], [i, j]) -> ([i, j, k]) sum={} whole={l} linear={}"
+    // CHECK: dtl.embedding {{.*}}sharding_rule = "([l, k], [i, j]) -> ([i, j, k]) sum={l} whole={} linear={}"
     %emb = dtl.embedding %table, %ids : tensor<16x8xf32>, tensor<2x4xi32> -> tensor<2x4x8xf32>
-    // CHECK: dtl.embedding_grad {{.*}}sharding_rule = "([i, j], [i, j, k]) -> ([l, k]) sum={i, j} whole={l} linear={}"
+    // CHECK: dtl.embedding_grad {{.*}}sharding_rule = "([i, j], [i, j, k]) -> ([l, k]) sum={i, j} whole={} linear={}"
     %demb = dtl.embedding_grad %ids, %t : tensor<2x4xi32>, tensor<2x4x8xf32> -> tensor<16x8xf32>
     // CHECK: dtl.layernorm {{.*}}sharding_rule = "([i, j, k], [k], [k]) -> ([i, j, k], [i, j], [i, j]) sum={} whole={k} linear={}"
     %ln:3 = dtl.layernorm %t, %v, %v {eps = 1.0e-5 : f64} : tensor<2x4x8xf32>, tensor<8xf32> -> tensor<2x4x8xf32>, tensor<2x4xf32>
@@ -66,9 +66,9 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     %attg:3 = dtl.causal_attention_grad %t, %t, %t, %att#1, %t {head_dim = 4 : i64} : tensor<2x4x8xf32>, tensor<2x2x4xf32>
     // CHECK: dtl.dropout {{.*}}sharding_rule = "([i, j, k], [], []) -> ([i, j, k]) sum={} whole={} linear={0}"
     %drop = dtl.dropout %t, %lr layers(%i) {layer_counts = array<i64: 2>, rate = 0.1 : f64, stream = 0 : i64} : tensor<2x4x8xf32>, tensor<f32>
-    // CHECK: dtl.cross_entropy {{.*}}sharding_rule = "([i, j, k], [i, j]) -> ([i, j]) sum={} whole={k} linear={}"
+    // CHECK: dtl.cross_entropy {{.*}}sharding_rule = "([i, j, k], [i, j]) -> ([i, j]) sum={} whole={} combined={k} linear={}"
     %ce = dtl.cross_entropy %t, %ids : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x4xf32>
-    // CHECK: dtl.cross_entropy_grad {{.*}}sharding_rule = "([i, j, k], [i, j], [i, j]) -> ([i, j, k]) sum={} whole={k} linear={}"
+    // CHECK: dtl.cross_entropy_grad {{.*}}sharding_rule = "([i, j, k], [i, j], [i, j]) -> ([i, j, k]) sum={} whole={} combined={k} linear={}"
     %ceg = dtl.cross_entropy_grad %t, %ids, %ce : tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<2x4xf32> -> tensor<2x4x8xf32>
     // CHECK: dtl.correct {{.*}}sharding_rule = "([i, j, k], [i, j]) -> ([i, j]) sum={} whole={k} linear={}"
     %ok = dtl.correct %t, %ids : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x4xf32>
