@@ -151,9 +151,9 @@ TEST(Kernels, CrossEntropyOverSplitClassesMatchesTheWholeRow) {
         EXPECT_NEAR(d[b * block + c], dlogits[b * classes + r * block + c], 1e-12);
   }
   std::vector<int32_t> bad = {0, 6, 1};
-  EXPECT_THROW(crossEntropyPartial(blocks[0].data(), bad.data(), gathered.data(), batch, block, 0,
-                                   classes),
-               DataError);
+  EXPECT_THROW(
+      crossEntropyPartial(blocks[0].data(), bad.data(), gathered.data(), batch, block, 0, classes),
+      DataError);
 }
 
 TEST(Kernels, LabelOutOfRangeIsAnErrorNotARead) {
