@@ -272,10 +272,11 @@ LogicalResult StepPrinter::printOperation(Operation *op) {
       .Case<MatmulOp, MatmulBiasOp, BroadcastOp, TransposeOp, ReduceSumOp, ReshapeOp, SoftmaxOp,
             SoftmaxGradOp, LayerNormOp, LayerNormGradInputOp, LayerNormGradParamsOp, EmbeddingOp,
             EmbeddingGradOp, CausalAttentionOp, CausalAttentionGradOp, CrossEntropyOp,
-            CrossEntropyGradOp, CrossEntropyPartialOp, CrossEntropyCombineOp, CorrectOp, DropoutOp,
-            AdamwUpdateOp, SgdUpdateOp, RepeatOp, CollectiveWaitOp, shard::AllReduceOp,
-            shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp, shard::AllSliceOp,
-            func::ReturnOp>([&](auto concrete) { return print(concrete); })
+            CrossEntropyGradOp, CrossEntropyPartialOp, CrossEntropyCombineOp, CorrectOp,
+            ArgmaxPartialOp, CorrectCombineOp, DropoutOp, AdamwUpdateOp, SgdUpdateOp, RepeatOp,
+            CollectiveWaitOp, shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp,
+            shard::AllToAllOp, shard::AllSliceOp, func::ReturnOp>(
+          [&](auto concrete) { return print(concrete); })
       .Case([&](FusedOp fused) { return target_.printFused(*this, fused); })
       .Case([&](YieldOp) { return success(); }) // printed by the repeat
       .Default([&](Operation *other) {
@@ -514,6 +515,21 @@ LogicalResult StepPrinter::print(CorrectOp op) {
   auto [rows, classes] = rowsAndLast(op.getLogits());
   std::string out = define(op.getResult());
   call("correct", {name(op.getLogits()), name(op.getLabels()), out, str(rows), str(classes)});
+  return success();
+}
+
+LogicalResult StepPrinter::print(ArgmaxPartialOp op) {
+  auto [rows, classes] = rowsAndLast(op.getLogits());
+  std::string out = define(op.getResult());
+  call("argmaxPartial", {name(op.getLogits()), out, str(rows), str(classes),
+                         blockOf(op.getClassAxes(), classes).front()});
+  return success();
+}
+
+LogicalResult StepPrinter::print(CorrectCombineOp op) {
+  std::string out = define(op.getResult());
+  call("correctCombine", {name(op.getParts()), name(op.getLabels()), out,
+                          str(elements(op.getLabels())), str(shapeOf(op.getParts())[0] / 2)});
   return success();
 }
 

@@ -98,6 +98,8 @@ private:
   mlir::LogicalResult print(CrossEntropyPartialOp op);
   mlir::LogicalResult print(CrossEntropyCombineOp op);
   mlir::LogicalResult print(CorrectOp op);
+  mlir::LogicalResult print(ArgmaxPartialOp op);
+  mlir::LogicalResult print(CorrectCombineOp op);
   mlir::LogicalResult print(DropoutOp op);
   mlir::LogicalResult print(AdamwUpdateOp op);
   mlir::LogicalResult print(SgdUpdateOp op);

@@ -54,7 +54,7 @@ bool readsF32(OpOperand &use) {
     return v == attention.getLse();
   if (auto ce = dyn_cast<CrossEntropyGradOp>(op))
     return v == ce.getGrad() || v == ce.getLse();
-  return isa<CrossEntropyCombineOp>(op);
+  return isa<CrossEntropyCombineOp, CorrectCombineOp>(op);
 }
 
 /// Whether `use` is summed to a scalar (a loss, or the squares of the
@@ -114,7 +114,7 @@ bool writesF32(OpResult result) {
   Operation *op = result.getOwner();
   if (isScalar(result.getType()) ||
       isa<AdamwUpdateOp, SgdUpdateOp, CrossEntropyOp, CrossEntropyPartialOp, CrossEntropyCombineOp,
-          CorrectOp, LabelKeptOp>(op))
+          CorrectOp, ArgmaxPartialOp, CorrectCombineOp, LabelKeptOp>(op))
     return true;
   if (isa<LayerNormOp>(op))
     return result.getResultNumber() > 0;
@@ -172,7 +172,8 @@ private:
         continue;
       if (readsF32(use))
         coerce(use, f32_);
-      else if (!isa<ReduceSumOp, CrossEntropyOp, CrossEntropyPartialOp, CorrectOp>(op))
+      else if (!isa<ReduceSumOp, CrossEntropyOp, CrossEntropyPartialOp, CorrectOp, ArgmaxPartialOp>(
+                   op))
         coerce(use, mixed ? bf16_ : storage);
     }
     for (OpResult r : op->getResults())

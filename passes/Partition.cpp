@@ -324,8 +324,8 @@ struct FunctionPartitioner {
 
   /// An op whose last loop (a table's rows, the classes) is split over
   /// `axes`: embeddings learn the axes (each rank holds a block of rows); a
-  /// cross-entropy becomes its ranks' statistics, gathered and combined; its
-  /// gradient takes the combined log-sum-exp.
+  /// cross-entropy or an argmax becomes its ranks' statistics, gathered and
+  /// combined; the cross-entropy's gradient takes the combined log-sum-exp.
   LogicalResult splitLastLoop(Operation *op, const Axes &axes) {
     MLIRContext *ctx = op->getContext();
     auto axesAttr = DenseI16ArrayAttr::get(ctx, axes);
@@ -348,8 +348,43 @@ struct FunctionPartitioner {
       }
       gradient.getLseMutable().assign(lse);
       gradient.setClassAxesAttr(axesAttr);
+    } else if (auto correct = dyn_cast<CorrectOp>(op)) {
+      OpBuilder b(op);
+      Location loc = correct.getLoc();
+      Value labels = correct.getLabels();
+      Value parts =
+          ArgmaxPartialOp::create(b, loc, statistics(b, labels, 2), correct.getLogits(), axesAttr);
+      Value hits = CorrectCombineOp::create(b, loc, correct.getType(),
+                                            gatherStatistics(b, loc, parts, labels, axes), labels);
+      layouts[hits] = Layout{layouts.lookup(labels).dims, {}};
+      if (annotate)
+        annotateLayouts(hits.getDefiningOp());
+      correct.getResult().replaceAllUsesWith(hits);
+      correct.erase();
     }
     return success();
+  }
+
+  /// The f32 type of `parts` statistics per example of `labels`.
+  static RankedTensorType statistics(OpBuilder &b, Value labels, int64_t parts) {
+    SmallVector<int64_t> shape{parts};
+    llvm::append_range(shape, cast<RankedTensorType>(labels.getType()).getShape());
+    return RankedTensorType::get(shape, b.getF32Type());
+  }
+
+  /// Each rank's [2, rows] statistics `parts`, all-gathered over `axes`
+  /// into [2 n, rows] (rank-major).
+  Value gatherStatistics(OpBuilder &b, Location loc, Value parts, Value labels, const Axes &axes) {
+    Value gathered =
+        shard::AllGatherOp::create(b, loc, statistics(b, labels, 2 * mesh.span(axes)),
+                                   mesh.getGrid().getValue(), axes, parts, llvm::APInt(64, 0));
+    Layout partsLayout{{Axes()}, {}};
+    llvm::append_range(partsLayout.dims, layouts.lookup(labels).dims);
+    layouts[parts] = layouts[gathered] = partsLayout;
+    if (annotate)
+      for (Value v : {parts, gathered})
+        annotateLayouts(v.getDefiningOp());
+    return gathered;
   }
 
   /// Megatron's vocab-parallel cross-entropy: each rank's [2, rows]
@@ -357,28 +392,16 @@ struct FunctionPartitioner {
   /// `axes` and combined into (loss, log-sum-exp) per row.
   std::pair<Value, Value> combinedLogSumExp(OpBuilder &b, Location loc, Value logits, Value labels,
                                             const Axes &axes) {
-    auto rows = cast<RankedTensorType>(labels.getType());
-    Layout rowLayout{layouts.lookup(labels).dims, {}};
-    auto statistics = [&](int64_t parts) {
-      SmallVector<int64_t> shape{parts};
-      llvm::append_range(shape, rows.getShape());
-      return RankedTensorType::get(shape, b.getF32Type());
-    };
-    Layout partsLayout{{Axes()}, {}};
-    partsLayout.dims.append(rowLayout.dims.begin(), rowLayout.dims.end());
-    auto axesAttr = b.getDenseI16ArrayAttr(axes);
-    Value parts = CrossEntropyPartialOp::create(b, loc, statistics(2), logits, labels, axesAttr);
-    Value gathered =
-        shard::AllGatherOp::create(b, loc, statistics(2 * mesh.span(axes)),
-                                   mesh.getGrid().getValue(), axes, parts, llvm::APInt(64, 0));
-    auto f32Rows = RankedTensorType::get(rows.getShape(), b.getF32Type());
-    auto combine = CrossEntropyCombineOp::create(b, loc, f32Rows, f32Rows, gathered, labels);
-    layouts[parts] = layouts[gathered] = partsLayout;
-    layouts[combine.getResult()] = layouts[combine.getLse()] = rowLayout;
+    Value parts = CrossEntropyPartialOp::create(b, loc, statistics(b, labels, 2), logits, labels,
+                                                b.getDenseI16ArrayAttr(axes));
+    auto rows =
+        RankedTensorType::get(cast<RankedTensorType>(labels.getType()).getShape(), b.getF32Type());
+    auto combine = CrossEntropyCombineOp::create(
+        b, loc, rows, rows, gatherStatistics(b, loc, parts, labels, axes), labels);
+    layouts[combine.getResult()] = layouts[combine.getLse()] =
+        Layout{layouts.lookup(labels).dims, {}};
     if (annotate)
-      for (Operation *def :
-           {parts.getDefiningOp(), gathered.getDefiningOp(), combine.getOperation()})
-        annotateLayouts(def);
+      annotateLayouts(combine);
     logSumExps[{logits, labels}] = combine.getLse();
     return {combine.getResult(), combine.getLse()};
   }

@@ -309,26 +309,45 @@ LogicalResult CrossEntropyGradOp::verify() {
   return success();
 }
 
-LogicalResult CrossEntropyPartialOp::verify() {
-  auto labels = cast<RankedTensorType>(getLabels().getType());
-  if (failed(CrossEntropyOp::inferResultType(
-          getLoc(), cast<RankedTensorType>(getLogits().getType()), labels)))
-    return failure();
+/// A partial op's result: [2, rows...] for logits [rows..., classes].
+static LogicalResult verifyPartial(Operation *op, Value logits, Value result) {
   SmallVector<int64_t> parts{2};
-  llvm::append_range(parts, labels.getShape());
-  if (shapeOf(getResult()) != ArrayRef<int64_t>(parts))
-    return emitOpError("gives [2, examples...]: a log-sum-exp and a label logit per example");
+  llvm::append_range(parts, shapeOf(logits).drop_back());
+  if (shapeOf(result) != ArrayRef<int64_t>(parts))
+    return op->emitOpError("gives [2, examples...]: two statistics per example");
   return success();
 }
 
-LogicalResult CrossEntropyCombineOp::verify() {
-  ArrayRef<int64_t> parts = shapeOf(getParts()), labels = shapeOf(getLabels());
-  if (parts.empty() || parts[0] % 2 != 0 || parts.drop_front() != labels)
-    return emitOpError("needs parts [2 n, examples...] for labels [examples...]");
-  if (shapeOf(getResult()) != labels || shapeOf(getLse()) != labels)
-    return emitOpError("gives one loss and one log-sum-exp per example");
+/// A combine op's operands: parts [2 n, rows...] for labels [rows...].
+static LogicalResult verifyCombine(Operation *op, Value parts, Value labels) {
+  ArrayRef<int64_t> shape = shapeOf(parts);
+  if (shape.empty() || shape[0] % 2 != 0 || shape.drop_front() != shapeOf(labels))
+    return op->emitOpError("needs parts [2 n, examples...] for labels [examples...]");
+  for (Value result : op->getResults())
+    if (shapeOf(result) != shapeOf(labels))
+      return op->emitOpError("gives one value per example");
   return success();
 }
+
+LogicalResult CrossEntropyPartialOp::verify() {
+  if (failed(CrossEntropyOp::inferResultType(getLoc(),
+                                             cast<RankedTensorType>(getLogits().getType()),
+                                             cast<RankedTensorType>(getLabels().getType()))))
+    return failure();
+  return verifyPartial(*this, getLogits(), getResult());
+}
+
+LogicalResult CrossEntropyCombineOp::verify() {
+  return verifyCombine(*this, getParts(), getLabels());
+}
+
+LogicalResult ArgmaxPartialOp::verify() {
+  if (shapeOf(getLogits()).empty())
+    return emitOpError("needs logits with a class dimension");
+  return verifyPartial(*this, getLogits(), getResult());
+}
+
+LogicalResult CorrectCombineOp::verify() { return verifyCombine(*this, getParts(), getLabels()); }
 
 LogicalResult DropoutOp::verify() {
   if (getLayers().size() != getLayerCounts().size())

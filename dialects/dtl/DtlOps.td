@@ -625,6 +625,35 @@ def Dtl_CorrectOp : Dtl_ClassifierOp<"correct", [InferTypeOpAdaptor]> {
   let assemblyFormat = "$logits `,` $labels attr-dict `:` type($logits) `,` type($labels) `->` type($result)";
 }
 
+def Dtl_ArgmaxPartialOp : Dtl_Op<"argmax_partial", [Pure, Dtl_CostOpInterface]> {
+  let summary = "One rank's maximum and its index over logits split along the classes.";
+  let description = [{
+    Made by dtl-partition for a `correct` whose logits are split along the
+    classes over `class_axes`: `result[0, b]` is the maximum of the rank's
+    block of row `b`, `result[1, b]` the (global) class of its first
+    occurrence. Gathered over the axes, `dtl.correct_combine` picks the
+    row's argmax from the parts.
+  }];
+  let arguments = (ins Dtl_RealTensor:$logits, DenseI16ArrayAttr:$class_axes);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$logits attr-dict `:` type($logits) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Dtl_CorrectCombineOp : Dtl_Op<"correct_combine", [Pure, Dtl_CostOpInterface]> {
+  let summary = "`correct` from its ranks' maxima and their classes.";
+  let description = [{
+    `parts` is `[2 n, rows...]`: the `dtl.argmax_partial` of `n` ranks,
+    gathered along the first dimension. The row's argmax is the class of the
+    largest maximum, the first rank's on ties (as the first index of the
+    whole row is); `result[b]` is 1 where it is `labels[b]`, else 0.
+  }];
+  let arguments = (ins F32Tensor:$parts, I32Tensor:$labels);
+  let results = (outs F32Tensor:$result);
+  let assemblyFormat = "$parts `,` $labels attr-dict `:` type($parts) `,` type($labels) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Optimizer updates (elementwise over a parameter; lr and step are scalars)
 //===----------------------------------------------------------------------===//

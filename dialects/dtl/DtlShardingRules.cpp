@@ -293,14 +293,14 @@ bool TransposeOp::isLinearIn(unsigned) { return true; }
 bool DropoutOp::isLinearIn(unsigned index) { return index == 0; }
 
 //===----------------------------------------------------------------------===//
-// Classifier ops: loops (rows..., c). Cross-entropy and its gradient
-// combine a split class loop from [rows] statistics (dtl-partition); an
-// argmax needs whole rows.
+// Classifier ops: loops (rows..., c). Cross-entropy, its gradient and the
+// argmax of `correct` combine a split class loop from [rows] statistics
+// (dtl-partition).
 //===----------------------------------------------------------------------===//
 
-static SmallVector<LoopKind> classifierLoopKinds(Operation *op, LoopKind classes) {
+static SmallVector<LoopKind> classifierLoopKinds(Operation *op) {
   SmallVector<LoopKind> kinds(rankOf(op->getOperand(0)) - 1, LoopKind::Parallel);
-  kinds.push_back(classes);
+  kinds.push_back(LoopKind::Combined);
   return kinds;
 }
 
@@ -313,23 +313,17 @@ static SmallVector<AffineMap> classifierMaps(Operation *op, ArrayRef<bool> perCl
   return maps;
 }
 
-SmallVector<LoopKind> CrossEntropyOp::getLoopKinds() {
-  return classifierLoopKinds(*this, LoopKind::Combined);
-}
+SmallVector<LoopKind> CrossEntropyOp::getLoopKinds() { return classifierLoopKinds(*this); }
 SmallVector<AffineMap> CrossEntropyOp::getIndexingMaps() {
   return classifierMaps(*this, {true, false, false});
 }
-SmallVector<LoopKind> CrossEntropyGradOp::getLoopKinds() {
-  return classifierLoopKinds(*this, LoopKind::Combined);
-}
+SmallVector<LoopKind> CrossEntropyGradOp::getLoopKinds() { return classifierLoopKinds(*this); }
 SmallVector<AffineMap> CrossEntropyGradOp::getIndexingMaps() {
   if (getLse())
     return classifierMaps(*this, {true, false, false, false, true});
   return classifierMaps(*this, {true, false, false, true});
 }
-SmallVector<LoopKind> CorrectOp::getLoopKinds() {
-  return classifierLoopKinds(*this, LoopKind::Whole);
-}
+SmallVector<LoopKind> CorrectOp::getLoopKinds() { return classifierLoopKinds(*this); }
 SmallVector<AffineMap> CorrectOp::getIndexingMaps() {
   return classifierMaps(*this, {true, false, false});
 }

@@ -525,13 +525,13 @@ __global__ void crossEntropyCombineKernel(const float *parts, const int32_t *lab
   loss[b] = labels[b] < 0 ? 0.f : lse[b] - picked;
 }
 
-template <typename T>
-__global__ void correctKernel(const T *logits, const int32_t *labels, float *out, int64_t classes,
-                              int64_t *failure) {
-  const T *x = logits + blockIdx.x * classes;
-  int32_t label = labels[blockIdx.x];
-  labelOk(label, classes, failure);
-  // The first index of the maximum, as std::max_element.
+/// The maximum of a row and the first index where it is (as
+/// std::max_element), reduced over the block; valid in thread 0.
+struct RowArgmax {
+  float value;
+  int64_t index;
+};
+template <typename T> __device__ RowArgmax rowArgmax(const T *x, int64_t classes) {
   float best = -INFINITY;
   int64_t index = classes;
   for (int64_t i = threadIdx.x; i < classes; i += blockDim.x)
@@ -552,8 +552,40 @@ __global__ void correctKernel(const T *logits, const int32_t *labels, float *out
     }
     __syncthreads();
   }
+  return {values[0], indices[0]};
+}
+
+template <typename T>
+__global__ void correctKernel(const T *logits, const int32_t *labels, float *out, int64_t classes,
+                              int64_t *failure) {
+  const T *x = logits + blockIdx.x * classes;
+  int32_t label = labels[blockIdx.x];
+  labelOk(label, classes, failure);
+  RowArgmax best = rowArgmax(x, classes);
   if (threadIdx.x == 0)
-    out[blockIdx.x] = indices[0] == label ? 1.f : 0.f;
+    out[blockIdx.x] = best.index == label ? 1.f : 0.f;
+}
+
+template <typename T>
+__global__ void argmaxPartialKernel(const T *logits, float *parts, int64_t rows, int64_t classes,
+                                    int64_t first) {
+  RowArgmax best = rowArgmax(logits + blockIdx.x * classes, classes);
+  if (threadIdx.x == 0) {
+    parts[blockIdx.x] = best.value;
+    parts[rows + blockIdx.x] = float(first + best.index);
+  }
+}
+
+__global__ void correctCombineKernel(const float *parts, const int32_t *labels, float *out,
+                                     int64_t rows, int64_t ranks) {
+  int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (b >= rows)
+    return;
+  int64_t best = 0;
+  for (int64_t r = 1; r < ranks; ++r)
+    if (parts[2 * r * rows + b] > parts[2 * best * rows + b])
+      best = r;
+  out[b] = int64_t(parts[(2 * best + 1) * rows + b]) == labels[b] ? 1.f : 0.f;
 }
 
 } // namespace
@@ -597,6 +629,19 @@ void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t rows, 
   correctKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, labels, out, classes,
                                                             Gpu::get().failureWord());
   checkLaunch("correct");
+}
+
+template <typename T>
+void argmaxPartial(const T *logits, Acc<T> *parts, int64_t rows, int64_t classes, int64_t first) {
+  argmaxPartialKernel<<<unsigned(rows), kRowBlock, 0, stream()>>>(logits, parts, rows, classes,
+                                                                  first);
+  checkLaunch("argmaxPartial");
+}
+
+template <typename T>
+void correctCombine(const T *parts, const int32_t *labels, T *out, int64_t rows, int64_t ranks) {
+  correctCombineKernel<<<blocksFor(rows), kBlock, 0, stream()>>>(parts, labels, out, rows, ranks);
+  checkLaunch("correctCombine");
 }
 
 // --- Softmax and layernorm -------------------------------------------------

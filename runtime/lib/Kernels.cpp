@@ -223,6 +223,27 @@ void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t batch,
   }
 }
 
+template <typename T>
+void argmaxPartial(const T *logits, Acc<T> *parts, int64_t batch, int64_t classes, int64_t first) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T *row = logits + b * classes;
+    int64_t best = std::max_element(row, row + classes) - row;
+    parts[b] = Acc<T>(row[best]);
+    parts[batch + b] = Acc<T>(first + best);
+  }
+}
+
+template <typename T>
+void correctCombine(const T *parts, const int32_t *labels, T *out, int64_t batch, int64_t ranks) {
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t best = 0;
+    for (int64_t r = 1; r < ranks; ++r)
+      if (parts[2 * r * batch + b] > parts[2 * best * batch + b])
+        best = r;
+    out[b] = T(int64_t(parts[(2 * best + 1) * batch + b]) == labels[b]);
+  }
+}
+
 /// A skipped step (a NaN gradient scale) leaves params and state as they
 /// are; when they are updated in place there is nothing to write.
 template <typename T> static void keepUnchanged(const T *from, T *to, int64_t n) {

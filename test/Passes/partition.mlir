@@ -435,13 +435,17 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
 // Cross-entropy over logits split along the classes (Megatron's
 // vocab_parallel_cross_entropy): each rank's [2, rows] statistics are
 // gathered and combined, never the logits; the gradient reuses the
-// combined log-sum-exp and stays split.
+// combined log-sum-exp and stays split. The accuracy's argmax is combined
+// from each rank's maximum and its class alike.
 
 // CHECK-LABEL: func.func @vocab_parallel_cross_entropy
 // CHECK:      %[[P:.*]] = dtl.cross_entropy_partial %arg0, %arg1 {class_axes = array<i16: 1>} : tensor<4x8xf32>, tensor<4xi32> -> tensor<2x4xf32>
 // CHECK-NEXT: %[[G:.*]] = shard.all_gather %[[P]] on @grid grid_axes = [1] gather_axis = 0 : tensor<2x4xf32> -> tensor<4x4xf32>
 // CHECK-NEXT: %[[L:.*]], %[[LSE:.*]] = dtl.cross_entropy_combine %[[G]], %arg1 : tensor<4x4xf32>, tensor<4xi32> -> tensor<4xf32>, tensor<4xf32>
 // CHECK-NEXT: dtl.cross_entropy_grad %arg0, %arg1, %[[L]] lse %[[LSE]] {class_axes = array<i16: 1>} : {{.*}} -> tensor<4x8xf32>
+// CHECK-NEXT: %[[M:.*]] = dtl.argmax_partial %arg0 {class_axes = array<i16: 1>} : tensor<4x8xf32> -> tensor<2x4xf32>
+// CHECK-NEXT: %[[MG:.*]] = shard.all_gather %[[M]] on @grid grid_axes = [1] gather_axis = 0 : tensor<2x4xf32> -> tensor<4x4xf32>
+// CHECK-NEXT: dtl.correct_combine %[[MG]], %arg1 : tensor<4x4xf32>, tensor<4xi32> -> tensor<4xf32>
 // CHECK-NOT:  shard.all_gather
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
   shard.grid @grid(shape = 2x2)
@@ -449,9 +453,11 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
       %logits: tensor<8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1]]>},
       %labels: tensor<8xi32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>})
       -> (tensor<8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>},
-          tensor<8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1]]>}) {
+          tensor<8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], [1]]>},
+          tensor<8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>}) {
     %ce = dtl.cross_entropy %logits, %labels : tensor<8x16xf32>, tensor<8xi32> -> tensor<8xf32>
     %d = dtl.cross_entropy_grad %logits, %labels, %ce : tensor<8x16xf32>, tensor<8xi32>, tensor<8xf32> -> tensor<8x16xf32>
-    return %ce, %d : tensor<8xf32>, tensor<8x16xf32>
+    %ok = dtl.correct %logits, %labels : tensor<8x16xf32>, tensor<8xi32> -> tensor<8xf32>
+    return %ce, %d, %ok : tensor<8xf32>, tensor<8x16xf32>, tensor<8xf32>
   }
 }

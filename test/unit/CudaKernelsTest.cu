@@ -217,6 +217,15 @@ TEST_F(CudaKernels, CrossEntropyOverABlockOfTheClasses) {
   dtlrt::cuda::crossEntropyCombine(up(gathered), dLabels, dLoss, dLse, rows, ranks);
   expectNear(loss, down(dLoss, rows), 1e-5f, 1e-5f);
   expectNear(combined, down(dLse, rows), 1e-5f, 1e-5f);
+
+  Floats maxima(2 * rows), hits(rows);
+  dtlrt::argmaxPartial(logits.data(), maxima.data(), rows, block, first);
+  dtlrt::correctCombine(gathered.data(), labels.data(), hits.data(), rows, ranks);
+  float *dMaxima = zeros(2 * rows), *dHits = zeros(rows);
+  dtlrt::cuda::argmaxPartial(up(logits), dMaxima, rows, block, first);
+  dtlrt::cuda::correctCombine(up(gathered), dLabels, dHits, rows, ranks);
+  expectNear(maxima, down(dMaxima, 2 * rows), 0, 0);
+  expectNear(hits, down(dHits, rows), 0, 0);
 }
 
 TEST_F(CudaKernels, ALabelBeyondTheClassesIsAnErrorAfterTheStep) {

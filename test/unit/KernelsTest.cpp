@@ -156,6 +156,29 @@ TEST(Kernels, CrossEntropyOverSplitClassesMatchesTheWholeRow) {
       DataError);
 }
 
+// The argmax of split classes: each block's maximum and its class,
+// combined, pick the whole row's first maximum (ties across blocks too).
+TEST(Kernels, CorrectOverSplitClassesMatchesTheWholeRow) {
+  const int64_t batch = 4, block = 3, ranks = 2;
+  std::vector<float> logits = {0, 5, 1, 3, 2, 1, // max in block 0
+                               0, 1, 2, 3, 9, 1, // max in block 1
+                               7, 1, 7, 7, 1, 0, // ties: the first
+                               0, 0, 0, 0, 0, 0};
+  std::vector<int32_t> labels = {1, 4, 0, 3};
+  std::vector<float> whole(batch), gathered(2 * ranks * batch), combined(batch);
+  correct(logits.data(), labels.data(), whole.data(), batch, block * ranks);
+  for (int64_t r = 0; r < ranks; ++r) {
+    std::vector<float> part(batch * block);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t c = 0; c < block; ++c)
+        part[b * block + c] = logits[b * block * ranks + r * block + c];
+    argmaxPartial(part.data(), gathered.data() + 2 * r * batch, batch, block, r * block);
+  }
+  correctCombine(gathered.data(), labels.data(), combined.data(), batch, ranks);
+  EXPECT_EQ(combined, whole);
+  EXPECT_EQ(whole, (std::vector<float>{1, 1, 1, 0}));
+}
+
 TEST(Kernels, LabelOutOfRangeIsAnErrorNotARead) {
   std::vector<float> logits(6), out(2);
   std::vector<int32_t> labels = {1, 3};

@@ -87,6 +87,10 @@ void crossEntropyCombine(const T *parts, const int32_t *labels, T *loss, T *lse,
                          int64_t ranks);
 template <typename T>
 void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t rows, int64_t classes);
+template <typename T>
+void argmaxPartial(const T *logits, Acc<T> *parts, int64_t rows, int64_t classes, int64_t first);
+template <typename T>
+void correctCombine(const T *parts, const int32_t *labels, T *out, int64_t rows, int64_t ranks);
 template <typename T> void softmax(const T *in, T *out, int64_t rows, int64_t n);
 template <typename T> void softmaxGrad(const T *y, const T *g, T *out, int64_t rows, int64_t n);
 template <typename T>

@@ -91,10 +91,12 @@ inline char *arena(int64_t bytes) { return stepBuffer<char>(bytes); }
 // The library calls take the CPU kernels' arguments (dtlrt/Cpu.h).
 using dtlrt::accumulate;
 using dtlrt::adamwUpdate;
+using dtlrt::argmaxPartial;
 using dtlrt::broadcast;
 using dtlrt::causalAttention;
 using dtlrt::causalAttentionGrad;
 using dtlrt::correct;
+using dtlrt::correctCombine;
 using dtlrt::crossEntropy;
 using dtlrt::crossEntropyCombine;
 using dtlrt::crossEntropyGrad;

@@ -26,7 +26,8 @@
                                     int64_t, const Acc<T> *, int64_t, int64_t);                    \
   template void crossEntropyPartial<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t,     \
                                        int64_t, int64_t);                                          \
-  template void correct<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);
+  template void correct<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);                \
+  template void argmaxPartial<T>(const T *, Acc<T> *, int64_t, int64_t, int64_t);
 
 /// The transformer's parameter gradients (T values, U gradients).
 #define DTLRT_INSTANTIATE_TRANSFORMER_GRADS(T, U)                                                  \
@@ -54,7 +55,8 @@
 
 /// Statistics, stored as f32 whatever the values are (f64 in checks).
 #define DTLRT_INSTANTIATE_STATISTICS(T)                                                            \
-  template void crossEntropyCombine<T>(const T *, const int32_t *, T *, T *, int64_t, int64_t);
+  template void crossEntropyCombine<T>(const T *, const int32_t *, T *, T *, int64_t, int64_t);    \
+  template void correctCombine<T>(const T *, const int32_t *, T *, int64_t, int64_t);
 
 /// What a storage type gets: f32 and bf16 on both targets, f64 on the CPU
 /// (gradient checks).

@@ -73,6 +73,16 @@ void crossEntropyCombine(const T *parts, const int32_t *labels, T *loss, T *lse,
 template <typename T>
 void correct(const T *logits, const int32_t *labels, Acc<T> *out, int64_t batch, int64_t classes);
 
+// One rank's part of an argmax over classes [first, first + classes):
+// parts[b] = max(logits[b, :]), parts[batch + b] = first + its first index.
+template <typename T>
+void argmaxPartial(const T *logits, Acc<T> *parts, int64_t batch, int64_t classes, int64_t first);
+
+// From `ranks` parts gathered ([2 ranks, batch]): out[b] = 1 where the class
+// of the largest maximum (the first rank's on ties) is labels[b], else 0.
+template <typename T>
+void correctCombine(const T *parts, const int32_t *labels, T *out, int64_t batch, int64_t ranks);
+
 // torch.optim.AdamW, t = *step (1-based), at learning rate *lr, on the
 // gradient times *gradScale; a non-finite *gradScale skips the step (the
 // results equal the inputs).

@@ -762,7 +762,7 @@ func.func @lse_per_example(%l: tensor<4x8xf32>, %y: tensor<4xi32>, %g: tensor<4x
 // -----
 
 func.func @partial_shape(%l: tensor<4x8xf32>, %y: tensor<4xi32>) {
-  // expected-error @+1 {{gives [2, examples...]: a log-sum-exp and a label logit per example}}
+  // expected-error @+1 {{gives [2, examples...]: two statistics per example}}
   %p = dtl.cross_entropy_partial %l, %y {class_axes = array<i16: 1>} : tensor<4x8xf32>, tensor<4xi32> -> tensor<4xf32>
   return
 }

@@ -117,6 +117,8 @@ module attributes {
   // CHECK: %[[P:.*]] = dtl.cross_entropy_partial %{{.*}}, %arg0 {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x2x4xf32>
   // CHECK: %[[L:.*]], %[[LSE:.*]] = dtl.cross_entropy_combine %{{.*}}, %arg0 : tensor<4x2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>, tensor<2x4xf32>
   // CHECK: dtl.cross_entropy_grad %{{.*}}, %arg0, %[[L]] lse %[[LSE]] {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4x8xf32>
+  // CHECK: dtl.argmax_partial %{{.*}} {class_axes = array<i16: 1>} : tensor<2x4x8xf32> -> tensor<2x2x4xf32>
+  // CHECK: dtl.correct_combine %arg2, %arg0 : tensor<4x2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>
   func.func @vocab_parallel_ops(%ids: tensor<2x4xi32>, %table: tensor<8x8xf32>, %parts: tensor<4x2x4xf32>)
       -> (tensor<2x2x4xf32>, tensor<8x8xf32>, tensor<2x4x8xf32>) {
     %x = dtl.embedding %table, %ids {row_axes = array<i16: 1>} : tensor<8x8xf32>, tensor<2x4xi32> -> tensor<2x4x8xf32>
@@ -124,6 +126,8 @@ module attributes {
     %p = dtl.cross_entropy_partial %x, %ids {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x2x4xf32>
     %ce, %lse = dtl.cross_entropy_combine %parts, %ids : tensor<4x2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>, tensor<2x4xf32>
     %d = dtl.cross_entropy_grad %x, %ids, %ce lse %lse {class_axes = array<i16: 1>} : tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<2x4xf32>, tensor<2x4xf32> -> tensor<2x4x8xf32>
+    %m = dtl.argmax_partial %x {class_axes = array<i16: 1>} : tensor<2x4x8xf32> -> tensor<2x2x4xf32>
+    %ok = dtl.correct_combine %parts, %ids : tensor<4x2x4xf32>, tensor<2x4xi32> -> tensor<2x4xf32>
     return %p, %dtable, %d : tensor<2x2x4xf32>, tensor<8x8xf32>, tensor<2x4x8xf32>
   }
 

@@ -70,7 +70,7 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     %ce = dtl.cross_entropy %t, %ids : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x4xf32>
     // CHECK: dtl.cross_entropy_grad {{.*}}sharding_rule = "([i, j, k], [i, j], [i, j]) -> ([i, j, k]) sum={} whole={} combined={k} linear={}"
     %ceg = dtl.cross_entropy_grad %t, %ids, %ce : tensor<2x4x8xf32>, tensor<2x4xi32>, tensor<2x4xf32> -> tensor<2x4x8xf32>
-    // CHECK: dtl.correct {{.*}}sharding_rule = "([i, j, k], [i, j]) -> ([i, j]) sum={} whole={k} linear={}"
+    // CHECK: dtl.correct {{.*}}sharding_rule = "([i, j, k], [i, j]) -> ([i, j]) sum={} whole={} combined={k} linear={}"
     %ok = dtl.correct %t, %ids : tensor<2x4x8xf32>, tensor<2x4xi32> -> tensor<2x4xf32>
     // CHECK: dtl.sgd_update {{.*}}sharding_rule = "([i], [i], [i], [], []) -> ([i], [i]) sum={} whole={} linear={}"
     %sgd:2 = dtl.sgd_update %v, %v, %v, %lr, %lr {momentum = 0.9 : f64, weight_decay = 0.0 : f64} : tensor<8xf32>, tensor<f32>
