@@ -235,7 +235,6 @@ struct FunctionPartitioner {
     auto resultShardings = op->getAttrOfType<ArrayAttr>(attr::shardings);
     if (!resultShardings)
       return op->emitError("has no `dtl.shardings`: run dtl-propagate-sharding first");
-    unsigned numOperands = op->getNumOperands();
 
     // Loops: split as the largest tensors are (operands as they are, results
     // as propagation chose), so the smaller ones move; at equal sizes
@@ -243,13 +242,31 @@ struct FunctionPartitioner {
     // later rather than an operand to gather now. An axis splits one loop.
     SmallVector<std::optional<Axes>> loops(kinds.size());
     llvm::SmallDenseSet<int16_t> used;
+    // Partial sums alike on every operand of an additive op (gradients
+    // meeting) are added as they are and reduced once after, where a split
+    // over their axes would reduce each operand first.
+    unsigned numOperands = op->getNumOperands();
+    Axes keptPartial = numOperands ? layouts.lookup(op->getOperand(0)).partial : Axes();
+    if (!op.isAdditive() || !llvm::all_of(op->getOperands(), [&](Value v) {
+          return layouts.lookup(v).partial == keptPartial;
+        }))
+      keptPartial.clear();
     auto claim = [&](int64_t l, const Axes &axes) {
       if (l < 0 || axes.empty() || loops[l] || kinds[l] == LoopKind::Whole ||
-          llvm::any_of(axes, [&](int16_t a) { return used.contains(a); }))
+          llvm::any_of(
+              axes,
+              [&](int16_t a) { return used.contains(a) || llvm::is_contained(keptPartial, a); }))
         return;
       loops[l] = axes;
       used.insert(axes.begin(), axes.end());
     };
+    // Propagation's choice first (with its priorities: a param's split
+    // before an activation's), then whatever the tensors still show.
+    if (auto decided = op->getAttrOfType<ArrayAttr>(attr::loopShardings)) {
+      for (auto [l, axes] : llvm::enumerate(decided.getAsRange<DenseI16ArrayAttr>()))
+        claim(l, withoutTrivialAxes(mesh, Layout{{Axes(axes.asArrayRef())}, {}}).dims[0]);
+      op->removeAttr(attr::loopShardings);
+    }
     for (unsigned i : rule.largestFirst) {
       Layout layout =
           i < numOperands

@@ -91,22 +91,38 @@ struct Propagation {
     return layouts[v] = OpenLayout(rank);
   }
 
-  /// One application of a rule; returns whether anything was decided.
-  /// Unless `intoLarger`, a loop's decision (split or replicated) only
-  /// reaches values no larger than the value it came from: a bias's split
-  /// waits for the activation it is added to instead of deciding it.
-  bool visit(const Rule &rule, bool intoLarger) {
-    // Decide the loops from what the values already know: splits first
-    // (largest tensor first, then in order), so a split is never undone by
-    // a replicated value meeting it; then known replication.
+  /// Values whose layout the user gave, by how firmly: arguments (params
+  /// and inputs, and a repeat's body arguments for them) 2, constraints 1.
+  /// Within an op they decide its loops before derived values (0) do, so a
+  /// param's split steers the activations that meet it rather than the
+  /// reverse: a column-parallel matmul splits its columns and gathers an
+  /// input split along the sequence (Megatron's sequence parallelism), even
+  /// when a constraint put that split there; the value is still kept as the
+  /// constraint says.
+  DenseMap<Value, int> pinned;
+
+  /// How firmly `v`'s layout is given, for ordering an op's values. Vectors
+  /// (biases, norm weights) do not steer: moving one is cheap, and the
+  /// activation it meets keeps its layout.
+  int firmness(Value v) {
+    return cast<RankedTensorType>(v.getType()).getRank() >= 2 ? pinned.lookup(v) : 0;
+  }
+
+  /// The loops of `rule` as its values' layouts decide them: splits first
+  /// (pinned values, then the largest tensor, then in order), so a split is
+  /// never undone by a replicated value meeting it; then known replication.
+  /// `sourceSize` is the size of the value each loop was decided from.
+  SmallVector<std::optional<Axes>> decideLoops(const Rule &rule, SmallVector<int64_t> &sourceSize) {
     SmallVector<std::optional<Axes>> loops(rule.kinds.size());
-    SmallVector<int64_t> sourceSize(rule.kinds.size(), std::numeric_limits<int64_t>::max());
+    sourceSize.assign(rule.kinds.size(), std::numeric_limits<int64_t>::max());
     llvm::SmallDenseSet<int16_t> used;
     for (auto [l, kind] : llvm::enumerate(rule.kinds))
       if (kind == LoopKind::Whole)
         loops[l] = Axes();
-    auto sizeOf = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
     SmallVector<unsigned> order = largestFirst(rule.values);
+    llvm::stable_sort(order, [&](unsigned a, unsigned b) {
+      return firmness(rule.values[a]) > firmness(rule.values[b]);
+    });
     for (bool splits : {true, false})
       for (unsigned i : order) {
         OpenLayout &layout = layoutOf(rule.values[i]);
@@ -121,18 +137,41 @@ struct Propagation {
           used.insert(layout[d]->begin(), layout[d]->end());
         }
       }
+    return loops;
+  }
 
-    // Fill the open dimensions from the decided loops.
+  static int64_t sizeOf(Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); }
+
+  /// One application of a rule; returns whether anything was decided.
+  /// Unless `intoLarger`, a loop's decision (split or replicated) only
+  /// reaches values no larger than the value it came from: a bias's split
+  /// waits for the activation it is added to instead of deciding it.
+  bool visit(const Rule &rule, bool intoLarger) {
+    SmallVector<int64_t> sourceSize;
+    SmallVector<std::optional<Axes>> loops = decideLoops(rule, sourceSize);
+
+    // Fill the open dimensions from the decided loops. An axis another
+    // dimension of the value already has (from another op's rule) stays
+    // there: that dimension is left to be decided otherwise.
     bool changed = false;
     for (auto [v, map] : llvm::zip(rule.values, rule.maps)) {
       OpenLayout &layout = layoutOf(v);
+      auto taken = [&](const Axes &axes) {
+        return llvm::any_of(layout, [&](const std::optional<Axes> &other) {
+          return other &&
+                 llvm::any_of(axes, [&](int16_t a) { return llvm::is_contained(*other, a); });
+        });
+      };
       for (auto [d, expr] : llvm::enumerate(map.getResults())) {
         if (layout[d])
           continue;
         int64_t l = loopOf(expr);
+        // A whole loop is what the op needs, not what its values must be:
+        // it decides nothing for them (the partitioner gathers for the op).
         if (l < 0)
           layout[d] = Axes();
-        else if (loops[l] && (intoLarger || sizeOf(v) <= sourceSize[l]))
+        else if (loops[l] && rule.kinds[l] != LoopKind::Whole &&
+                 (intoLarger || sizeOf(v) <= sourceSize[l]) && !taken(*loops[l]))
           layout[d] = loops[l];
         else
           continue;
@@ -154,10 +193,20 @@ struct Propagation {
       OpenLayout &open = layoutOf(c.getResult());
       for (auto [d, axes] : llvm::enumerate(Layout::fromAttr(c.getSharding()).dims))
         open[d] = axes;
+      pinned[c.getResult()] = 1;
+    });
+    for (BlockArgument arg : fn.getArguments())
+      pinned[arg] = 2;
+    fn.walk<WalkOrder::PreOrder>([&](RepeatOp repeat) {
+      for (auto [operand, arg] : llvm::zip(repeat.getStacked(), repeat.getStackedArgs()))
+        pinned[arg] = pinned.lookup(operand);
+      for (auto [operand, arg] : llvm::zip(repeat.getInvariants(), repeat.getInvariantArgs()))
+        pinned[arg] = pinned.lookup(operand);
     });
     // In program order: a repeat's ties come before its body.
     SmallVector<Rule> rules;
     SmallVector<Operation *> recorded;
+    DenseMap<Operation *, size_t> ruleOf;
     fn.walk<WalkOrder::PreOrder>([&](Operation *op) {
       if (auto repeat = dyn_cast<RepeatOp>(op)) {
         rules.append(repeatRules(repeat));
@@ -183,6 +232,7 @@ struct Propagation {
             r.values.erase(r.values.begin() + i);
             r.maps.erase(r.maps.begin() + i);
           }
+        ruleOf[op] = rules.size();
         rules.push_back(std::move(r));
         recorded.push_back(op);
       }
@@ -217,10 +267,21 @@ struct Propagation {
       }
       return ArrayAttr::get(ctx, attrs);
     };
+    // Each op's loops as the final layouts decide them, which dtl-partition
+    // follows: the choice between two loops wanting one axis is made here,
+    // once, with the priorities above.
     for (Operation *op : recorded) {
       op->setAttr(attr::shardings, record(op->getResults()));
       if (auto repeat = dyn_cast<RepeatOp>(op))
         op->setAttr(attr::argShardings, record(repeat.getBodyBlock().getArguments()));
+      auto it = ruleOf.find(op);
+      if (it == ruleOf.end())
+        continue;
+      SmallVector<int64_t> sourceSize;
+      SmallVector<Attribute> loops;
+      for (const std::optional<Axes> &axes : decideLoops(rules[it->second], sourceSize))
+        loops.push_back(DenseI16ArrayAttr::get(ctx, axes.value_or(Axes())));
+      op->setAttr(attr::loopShardings, ArrayAttr::get(ctx, loops));
     }
   }
 };

@@ -37,9 +37,10 @@ inline constexpr llvm::StringLiteral bound = "dtl.bound";
 inline constexpr llvm::StringLiteral ignorable = "dtl.ignorable";
 // On ops.
 inline constexpr llvm::StringLiteral shardings = "dtl.shardings"; // one ShardingAttr per result
-inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings"; // repeat: per body arg
-inline constexpr llvm::StringLiteral place = "dtl.place";                // one PlaceAttr per result
-inline constexpr llvm::StringLiteral inPlace = "dtl.in_place";           // updates over their state
+inline constexpr llvm::StringLiteral argShardings = "dtl.arg_shardings";   // repeat: per body arg
+inline constexpr llvm::StringLiteral loopShardings = "dtl.loop_shardings"; // mesh axes per loop
+inline constexpr llvm::StringLiteral place = "dtl.place";      // one PlaceAttr per result
+inline constexpr llvm::StringLiteral inPlace = "dtl.in_place"; // updates over their state
 // An op a `dtl.repeat recompute`'s backward runs again (a UnitAttr).
 inline constexpr llvm::StringLiteral recomputed = "dtl.recomputed";
 inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: its arena's size

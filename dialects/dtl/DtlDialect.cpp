@@ -108,6 +108,12 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
       return error() << "must be a list of #dtl.sharding";
     return success();
   }
+  if (name == attr::loopShardings) {
+    auto list = dyn_cast<ArrayAttr>(value);
+    if (!list || !llvm::all_of(list, llvm::IsaPred<DenseI16ArrayAttr>))
+      return error() << "must be a list of mesh axes (array<i16: ...>) per loop";
+    return success();
+  }
   if (name == attr::arenaBytes) {
     auto bytes = dyn_cast<IntegerAttr>(value);
     if (!isa<func::FuncOp>(op) || !bytes || bytes.getInt() < 0)

@@ -461,3 +461,34 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     return %ce, %d, %ok : tensor<8xf32>, tensor<8x16xf32>, tensor<8xf32>
   }
 }
+
+// -----
+
+// Sequence parallelism (Megatron-LM, Korthikanti et al.): the input of a
+// column-parallel matmul split along the sequence is all-gathered; the
+// row-parallel matmul's partial sum is reduce-scattered along it; partial
+// sums meeting in an add (the gradients of q, k and v) are added first and
+// reduced once.
+
+// CHECK-LABEL: func.func @sequence_parallel
+// CHECK:      %[[A:.*]] = shard.all_gather %{{.*}} on @grid grid_axes = [0] gather_axis = 1 : tensor<2x4x8xf32> -> tensor<2x8x8xf32>
+// CHECK-NEXT: %[[Q:.*]] = dtl.matmul %[[A]], %arg1 : tensor<2x8x8xf32>, tensor<8x4xf32> -> tensor<2x8x4xf32>
+// CHECK-NEXT: %[[O:.*]] = dtl.matmul %[[Q]], %arg2 : tensor<2x8x4xf32>, tensor<4x8xf32> -> tensor<2x8x8xf32>
+// CHECK-NEXT: %[[P:.*]] = dtl.matmul %[[Q]], %arg2 : tensor<2x8x4xf32>, tensor<4x8xf32> -> tensor<2x8x8xf32>
+// CHECK-NEXT: %[[S:.*]] = dtl.add %[[O]], %[[P]] : tensor<2x8x8xf32>
+// CHECK-NEXT: shard.reduce_scatter %[[S]] on @grid grid_axes = [0] scatter_axis = 1 : tensor<2x8x8xf32> -> tensor<2x4x8xf32>
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2)
+  func.func @sequence_parallel(%x: tensor<2x8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0], []]>},
+                               %w1: tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>},
+                               %w2: tensor<8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<2x8x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0], []]>}) {
+    %a = dtl.exp %x : tensor<2x8x8xf32>
+    %q = dtl.matmul %a, %w1 : tensor<2x8x8xf32>, tensor<8x8xf32> -> tensor<2x8x8xf32>
+    %o = dtl.matmul %q, %w2 : tensor<2x8x8xf32>, tensor<8x8xf32> -> tensor<2x8x8xf32>
+    %p = dtl.matmul %q, %w2 : tensor<2x8x8xf32>, tensor<8x8xf32> -> tensor<2x8x8xf32>
+    %s = dtl.add %o, %p : tensor<2x8x8xf32>
+    %c = dtl.sharding_constraint %s : tensor<2x8x8xf32> to #dtl.sharding<@grid, [[], [0], []]>
+    return %c : tensor<2x8x8xf32>
+  }
+}

@@ -6,14 +6,14 @@
 // takes its consumer's (propagation runs backwards as well as forwards).
 
 // CHECK-LABEL: func.func @m
-// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
-// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
-// CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
-// CHECK:      dtl.relu {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
-// CHECK:      dtl.reduce_sum {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[1]]>]}
+// CHECK:      dtl.matmul {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
+// CHECK:      dtl.constant {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
+// CHECK:      dtl.add {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
+// CHECK:      dtl.relu {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
+// CHECK:      dtl.reduce_sum {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[1]]>]}
 // A contraction over the split dimension: the result is not split (the
 // partitioner makes it a partial sum).
-// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>], transpose_lhs}
+// CHECK:      dtl.matmul {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>], transpose_lhs}
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>, dtl.model = @m} {
   shard.grid @grid(shape = 2x2)
   func.func @m(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>},
@@ -39,10 +39,10 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>, dtl.model 
 // (propagation runs backwards too).
 
 // CHECK-LABEL: func.func @constraint
-// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
-// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
-// CHECK:      dtl.sharding_constraint {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
-// CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.matmul {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.constant {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.sharding_constraint {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.add {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
   shard.grid @grid(shape = 2)
   func.func @constraint(%x: tensor<4x3xf32>,
@@ -63,7 +63,7 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
 // update runs split.
 
 // CHECK-LABEL: func.func @split_wins
-// CHECK:      dtl.sgd_update {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[0], []]>]
+// CHECK:      dtl.sgd_update {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[0], []]>]
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
   shard.grid @grid(shape = 2)
   func.func @split_wins(%p: tensor<8x3xf32>, %x: tensor<8x3xf32>,
@@ -83,10 +83,10 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
 // for the update). A plain constraint does flow back into its constant.
 
 // CHECK-LABEL: func.func @storage_does_not_steer
-// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>]}
-// CHECK:      dtl.sgd_update {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[0], []]>]
-// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>]}
-// CHECK:      dtl.constant {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.constant {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>]}
+// CHECK:      dtl.sgd_update {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[0], []]>]
+// CHECK:      dtl.constant {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], []]>]}
+// CHECK:      dtl.constant {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
   shard.grid @grid(shape = 2)
   func.func @storage_does_not_steer(%p: tensor<8x3xf32>,
@@ -105,13 +105,51 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
 
 // -----
 
+// A param's split steers the activations it meets before a derived layout
+// does, though the activation is larger: the column-parallel matmul splits
+// its columns (Megatron), and its sequence-split input will be gathered
+// (sequence parallelism). The loops chosen are recorded for dtl-partition.
+
+// CHECK-LABEL: func.func @param_steers
+// CHECK:      dtl.matmul {{.*}}dtl.loop_shardings = [array<i16>, array<i16>, array<i16: 0>, array<i16>], dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], [], [0]]>]
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2)
+  func.func @param_steers(%x: tensor<4x8x16xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0], []]>},
+                          %w: tensor<16x32xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>})
+      -> tensor<4x8x32xf32> {
+    %a = dtl.exp %x : tensor<4x8x16xf32>
+    %q = dtl.matmul %a, %w : tensor<4x8x16xf32>, tensor<16x32xf32> -> tensor<4x8x32xf32>
+    return %q : tensor<4x8x32xf32>
+  }
+}
+
+// -----
+
+// A whole loop decides nothing for the values it indexes: the attention's
+// replicated sequence does not reach the product after it, whose rows take
+// the split of the constraint downstream.
+
+// CHECK-LABEL: func.func @whole_decides_nothing
+// CHECK:      dtl.matmul {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[], [0], []]>]
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2]>, dtl.model = @m} {
+  shard.grid @grid(shape = 2)
+  func.func @whole_decides_nothing(%q: tensor<2x8x8xf32>, %w: tensor<8x8xf32>) -> tensor<2x8x8xf32> {
+    %att:2 = dtl.causal_attention %q, %q, %q {head_dim = 4 : i64} : tensor<2x8x8xf32> -> tensor<2x2x8xf32>
+    %o = dtl.matmul %att#0, %w : tensor<2x8x8xf32>, tensor<8x8xf32> -> tensor<2x8x8xf32>
+    %c = dtl.sharding_constraint %o : tensor<2x8x8xf32> to #dtl.sharding<@grid, [[], [0], []]>
+    return %c : tensor<2x8x8xf32>
+  }
+}
+
+// -----
+
 // The largest tensor decides: a split bias does not decide the layout of the
 // activation it is broadcast into and added to; the activation's rows split
 // does, and the (small) bias is the one to move.
 
 // CHECK-LABEL: func.func @largest_decides
-// CHECK:      dtl.broadcast {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
-// CHECK:      dtl.add {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.broadcast {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      dtl.add {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
   shard.grid @grid(shape = 2)
   func.func @largest_decides(%b: tensor<10xf32> {dtl.sharding = #dtl.sharding<@grid, [[0]]>},
@@ -131,8 +169,8 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>, dtl.model = @m} {
 // layer's. The layer dimension of a stacked value is never split.
 
 // CHECK-LABEL: func.func @layers
-// CHECK:      %[[U:.*]] = dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
-// CHECK:      dtl.matmul {{.*}} {dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
+// CHECK:      %[[U:.*]] = dtl.matmul {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], [1]]>]}
+// CHECK:      dtl.matmul {{.*}} {{.*}}dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]}
 // CHECK:      dtl.arg_shardings = [#dtl.sharding<@grid, []>, #dtl.sharding<@grid, {{\[}}[0], []]>, #dtl.sharding<@grid, {{\[}}[], [1]]>, #dtl.sharding<@grid, {{\[}}[1], []]>]
 // CHECK-SAME: dtl.shardings = [#dtl.sharding<@grid, {{\[}}[0], []]>]
 module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
