@@ -92,7 +92,8 @@ struct Propagation {
   }
 
   /// Values whose layout the user gave, by how firmly: arguments (params
-  /// and inputs, and a repeat's body arguments for them) 2, constraints 1.
+  /// and inputs, constraints on them, and a repeat's body arguments for
+  /// them) 2, other constraints 1.
   /// Within an op they decide its loops before derived values (0) do, so a
   /// param's split steers the activations that meet it rather than the
   /// reverse: a column-parallel matmul splits its columns and gathers an
@@ -193,7 +194,9 @@ struct Propagation {
       OpenLayout &open = layoutOf(c.getResult());
       for (auto [d, axes] : llvm::enumerate(Layout::fromAttr(c.getSharding()).dims))
         open[d] = axes;
-      pinned[c.getResult()] = 1;
+      // A constraint on an argument (ZeRO-3 gathering a param for its use)
+      // is as firm as the argument.
+      pinned[c.getResult()] = isa<BlockArgument>(c.getInput()) ? 2 : 1;
     });
     for (BlockArgument arg : fn.getArguments())
       pinned[arg] = 2;
