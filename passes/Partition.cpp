@@ -70,6 +70,15 @@ struct FunctionPartitioner {
     return v;
   }
 
+  /// How many of a dimension's axes `have` stay where it wants `want`: the
+  /// common prefix (a split stays only behind the same major axes).
+  static size_t keptPrefix(const Axes &have, const Axes &want) {
+    size_t kept = 0;
+    while (kept < have.size() && kept < want.size() && have[kept] == want[kept])
+      ++kept;
+    return kept;
+  }
+
   /// Axes that move from one dimension to another, as one all-to-all over
   /// them: the minor-most axes of the source dimension (`dims` keeps none of
   /// them there) that the target dimension wants right after the axes it
@@ -80,8 +89,12 @@ struct FunctionPartitioner {
     Axes axes;
   };
   static std::optional<Move> movedSplit(const Layout &from, ArrayRef<Axes> dims) {
-    for (auto [d1, have] : llvm::enumerate(from.dims))
-      for (size_t keep = 0; keep < have.size(); ++keep) {
+    for (auto [d1, have] : llvm::enumerate(from.dims)) {
+      // Only all the axes leaving a dimension move together: if some of
+      // them went elsewhere, that dimension would need a gather anyway, and
+      // one gather of them all (then slices) is one collective.
+      size_t keep = keptPrefix(have, dims[d1]);
+      if (keep < have.size()) {
         Axes moving(have.begin() + keep, have.end());
         if (llvm::any_of(moving, [&](int16_t a) { return llvm::is_contained(dims[d1], a); }))
           continue;
@@ -94,6 +107,7 @@ struct FunctionPartitioner {
           return Move{unsigned(d1), unsigned(d2), moving};
         }
       }
+    }
     return std::nullopt;
   }
 
@@ -168,40 +182,44 @@ struct FunctionPartitioner {
       moved.dims[move->from].resize(moved.dims[move->from].size() - move->axes.size());
       remember(v, next, moved, keepPartial);
     } else if (llvm::any_of(llvm::seq<size_t>(0, dims.size()), [&](size_t d) {
-                 return !from.dims[d].empty() && from.dims[d] != dims[d];
+                 return keptPrefix(from.dims[d], dims[d]) < from.dims[d].size();
                })) {
       Layout gathered = from;
       next = v;
       for (auto [d, want] : llvm::enumerate(dims)) {
-        if (from.dims[d].empty() || from.dims[d] == want)
+        size_t kept = keptPrefix(from.dims[d], want);
+        if (kept == from.dims[d].size())
           continue;
-        gathered.dims[d].clear();
+        Axes leaving(from.dims[d].begin() + kept, from.dims[d].end());
+        gathered.dims[d].resize(kept);
         // Gathering what was only sliced (a constraint splitting a
         // replicated value for an op that needs it whole) is the value
         // before the slice: no communication.
         auto slice = next.getDefiningOp<shard::AllSliceOp>();
-        if (slice && slice.getGridAxes() == ArrayRef<int16_t>(from.dims[d]) &&
+        if (slice && slice.getGridAxes() == ArrayRef<int16_t>(leaving) &&
             slice.getSliceAxis().getSExtValue() == int64_t(d)) {
           next = slice.getInput();
           continue;
         }
         int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
         OpBuilder after = builderAfter(next);
-        next =
-            shard::AllGatherOp::create(after, loc, withDim(next, d, size * mesh.span(from.dims[d])),
-                                       grid, from.dims[d], next, llvm::APInt(64, d));
+        next = shard::AllGatherOp::create(after, loc, withDim(next, d, size * mesh.span(leaving)),
+                                          grid, leaving, next, llvm::APInt(64, d));
       }
       remember(v, next, gathered, keepPartial);
     } else {
+      // Every dimension's axes are a prefix of what it wants: the new minor
+      // axes are local slices of the rank's block.
       Layout sliced = from;
       next = v;
       for (auto [d, want] : llvm::enumerate(dims)) {
-        if (want.empty() || from.dims[d] == want)
+        if (from.dims[d] == want)
           continue;
+        Axes added(want.begin() + from.dims[d].size(), want.end());
         int64_t size = cast<RankedTensorType>(next.getType()).getShape()[d];
         OpBuilder after = builderAfter(next);
-        next = shard::AllSliceOp::create(after, loc, withDim(next, d, size / mesh.span(want)), next,
-                                         grid, want, (int64_t)d);
+        next = shard::AllSliceOp::create(after, loc, withDim(next, d, size / mesh.span(added)),
+                                         next, grid, added, (int64_t)d);
         sliced.dims[d] = want;
       }
       remember(v, next, sliced, keepPartial);
