@@ -285,7 +285,10 @@ struct FunctionPartitioner {
         claim(l, withoutTrivialAxes(mesh, Layout{{Axes(axes.asArrayRef())}, {}}).dims[0]);
       op->removeAttr(attr::loopShardings);
     }
+    Value gradient = updatedGradient(op);
     for (unsigned i : rule.largestFirst) {
+      if (gradient && i < numOperands && op->getOperand(i) == gradient)
+        continue;
       Layout layout =
           i < numOperands
               ? layouts.lookup(op->getOperand(i))

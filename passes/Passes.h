@@ -36,6 +36,18 @@ void buildPipeline(mlir::OpPassManager &pm, const PipelineOptions &options);
 /// reports the smallest figure reachable and fails.
 mlir::LogicalResult fitMemoryLimit(mlir::ModuleOp module, const PipelineOptions &options);
 
+/// The gradient an optimizer update reads, or null for another op. ZeRO's
+/// layouts are storage: the gradient's layout is decided by how it is
+/// computed, the update's by the param and state, and the partitioner
+/// reshards the gradient between the two.
+inline mlir::Value updatedGradient(mlir::Operation *op) {
+  if (auto adamw = llvm::dyn_cast<AdamwUpdateOp>(op))
+    return adamw.getGrad();
+  if (auto sgd = llvm::dyn_cast<SgdUpdateOp>(op))
+    return sgd.getGrad();
+  return {};
+}
+
 /// Registers `dtl-pipeline` (buildPipeline, with stage, target and annotate
 /// options) for dtl-opt and dtlc's --pass-pipeline.
 void registerPipeline();

@@ -194,9 +194,14 @@ struct Propagation {
       OpenLayout &open = layoutOf(c.getResult());
       for (auto [d, axes] : llvm::enumerate(Layout::fromAttr(c.getSharding()).dims))
         open[d] = axes;
-      // A constraint on an argument (ZeRO-3 gathering a param for its use)
-      // is as firm as the argument.
-      pinned[c.getResult()] = isa<BlockArgument>(c.getInput()) ? 2 : 1;
+      // A constraint on a function argument (ZeRO-3 gathering a param for
+      // its use) is as firm as the argument; one on a repeat's body argument
+      // (a carried gradient) is not.
+      auto arg = dyn_cast<BlockArgument>(c.getInput());
+      pinned[c.getResult()] =
+          arg && arg.getOwner()->isEntryBlock() && isa<func::FuncOp>(arg.getOwner()->getParentOp())
+              ? 2
+              : 1;
     });
     for (BlockArgument arg : fn.getArguments())
       pinned[arg] = 2;
@@ -221,11 +226,7 @@ struct Propagation {
         auto constraint = dyn_cast<ShardingConstraintOp>(op);
         if (constraint && constraint.getStorage())
           return;
-        Value gradient;
-        if (auto adamw = dyn_cast<AdamwUpdateOp>(op))
-          gradient = adamw.getGrad();
-        else if (auto sgd = dyn_cast<SgdUpdateOp>(op))
-          gradient = sgd.getGrad();
+        Value gradient = updatedGradient(op);
         Rule r{SmallVector<Value>(op->getOperands()), rule.getIndexingMaps(), rule.getLoopKinds()};
         r.values.append(op->result_begin(), op->result_end());
         // Layer indices (not tensors) have no layout.
