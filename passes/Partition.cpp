@@ -352,7 +352,7 @@ struct FunctionPartitioner {
     if (annotate || isa<DropoutOp>(op))
       annotateLayouts(op);
     if (std::optional<Axes> last = loops.back())
-      return splitLastLoop(op, *last);
+      return splitLastLoop(op, *last, kinds.back());
     return success();
   }
 
@@ -364,7 +364,7 @@ struct FunctionPartitioner {
   /// `axes`: embeddings learn the axes (each rank holds a block of rows); a
   /// cross-entropy or an argmax becomes its ranks' statistics, gathered and
   /// combined; the cross-entropy's gradient takes the combined log-sum-exp.
-  LogicalResult splitLastLoop(Operation *op, const Axes &axes) {
+  LogicalResult splitLastLoop(Operation *op, const Axes &axes, LoopKind kind) {
     MLIRContext *ctx = op->getContext();
     auto axesAttr = DenseI16ArrayAttr::get(ctx, axes);
     if (auto embedding = dyn_cast<EmbeddingOp>(op))
@@ -399,6 +399,9 @@ struct FunctionPartitioner {
         annotateLayouts(hits.getDefiningOp());
       correct.getResult().replaceAllUsesWith(hits);
       correct.erase();
+    } else if (kind == LoopKind::Combined) {
+      // Computing such an op on its block alone would be silently wrong.
+      return op->emitError("has a split combined loop that dtl-partition cannot combine");
     }
     return success();
   }

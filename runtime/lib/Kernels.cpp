@@ -209,8 +209,9 @@ void crossEntropyCombine(const T *parts, const int32_t *labels, T *loss, T *lse,
       sum += std::exp(double(parts[2 * r * batch + b]) - max);
       picked += double(parts[(2 * r + 1) * batch + b]);
     }
-    lse[b] = T(max + std::log(sum));
-    loss[b] = labels[b] < 0 ? T(0) : T(max + std::log(sum) - picked);
+    double rowLse = max + std::log(sum);
+    lse[b] = T(rowLse);
+    loss[b] = labels[b] < 0 ? T(0) : T(rowLse - picked);
   }
 }
 
