@@ -270,13 +270,13 @@ LogicalResult StepPrinter::printOperation(Operation *op) {
     printLocation(op);
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case<MatmulOp, MatmulBiasOp, BroadcastOp, TransposeOp, ReduceSumOp, ReshapeOp, SoftmaxOp,
-            SoftmaxGradOp, LayerNormOp, LayerNormGradInputOp, LayerNormGradParamsOp, EmbeddingOp,
-            EmbeddingGradOp, CausalAttentionOp, CausalAttentionGradOp, CrossEntropyOp,
-            CrossEntropyGradOp, CrossEntropyPartialOp, CrossEntropyCombineOp, CorrectOp,
-            ArgmaxPartialOp, CorrectCombineOp, DropoutOp, AdamwUpdateOp, SgdUpdateOp, RepeatOp,
-            CollectiveWaitOp, shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp,
-            shard::AllToAllOp, shard::AllSliceOp, func::ReturnOp>(
-          [&](auto concrete) { return print(concrete); })
+            SplitOp, ConcatOp, SoftmaxGradOp, LayerNormOp, LayerNormGradInputOp,
+            LayerNormGradParamsOp, EmbeddingOp, EmbeddingGradOp, CausalAttentionOp,
+            CausalAttentionGradOp, CrossEntropyOp, CrossEntropyGradOp, CrossEntropyPartialOp,
+            CrossEntropyCombineOp, CorrectOp, ArgmaxPartialOp, CorrectCombineOp, DropoutOp,
+            AdamwUpdateOp, SgdUpdateOp, RepeatOp, CollectiveWaitOp, shard::AllReduceOp,
+            shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp, shard::AllSliceOp,
+            func::ReturnOp>([&](auto concrete) { return print(concrete); })
       .Case([&](FusedOp fused) { return target_.printFused(*this, fused); })
       .Case([&](YieldOp) { return success(); }) // printed by the repeat
       .Default([&](Operation *other) {
@@ -352,6 +352,48 @@ LogicalResult StepPrinter::gather(Operation *op, ArrayRef<int64_t> strides) {
 
 LogicalResult StepPrinter::print(BroadcastOp op) { return gather(op, gatherStrides(op)); }
 LogicalResult StepPrinter::print(TransposeOp op) { return gather(op, gatherStrides(op)); }
+
+// The whole is [outer, blocks, run, inner] around `dim`; piece i is
+// [outer, blocks, its run, inner] at its offset within each block.
+void StepPrinter::copyPieces(Value whole, ValueRange pieces, int64_t dim, int64_t interleave,
+                             bool toPieces) {
+  ArrayRef<int64_t> shape = shapeOf(whole);
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d)
+    outer *= shape[d];
+  for (int64_t d = dim + 1; d < (int64_t)shape.size(); ++d)
+    inner *= shape[d];
+  int64_t blockRun = shape[dim] / interleave, offset = 0;
+  SmallVector<int64_t> strides{shape[dim] * inner, blockRun * inner, inner, 1};
+  std::string wholeName = toPieces ? name(whole) : define(whole);
+  for (auto [i, piece] : llvm::enumerate(pieces)) {
+    int64_t run = shapeOf(piece)[dim] / interleave;
+    std::string pieceName = toPieces ? define(piece) : name(piece);
+    std::string at = wholeName + " + " + str(offset * inner);
+    StaticArray pieceShape = staticArray("shape", {outer, interleave, run, inner});
+    StaticArray wholeStrides = staticArray("strides", strides);
+    os_ << "{\n";
+    os_.indent();
+    os_ << pieceShape.declaration << "\n" << wholeStrides.declaration << "\n";
+    if (toPieces)
+      call("broadcast", {at, pieceName, pieceShape.argument, wholeStrides.argument, "4"});
+    else
+      call("place", {pieceName, at, pieceShape.argument, wholeStrides.argument, "4"});
+    os_.unindent();
+    os_ << "}\n";
+    offset += run;
+  }
+}
+
+LogicalResult StepPrinter::print(SplitOp op) {
+  copyPieces(op.getInput(), op.getResults(), op.getDim(), op.getInterleave(), true);
+  return success();
+}
+
+LogicalResult StepPrinter::print(ConcatOp op) {
+  copyPieces(op.getResult(), op.getInputs(), op.getDim(), op.getInterleave(), false);
+  return success();
+}
 
 LogicalResult StepPrinter::print(ReduceSumOp op) {
   ArrayRef<int64_t> in = shapeOf(op.getInput());

@@ -82,6 +82,8 @@ private:
   mlir::LogicalResult print(MatmulBiasOp op);
   mlir::LogicalResult print(BroadcastOp op);
   mlir::LogicalResult print(TransposeOp op);
+  mlir::LogicalResult print(SplitOp op);
+  mlir::LogicalResult print(ConcatOp op);
   mlir::LogicalResult print(ReduceSumOp op);
   mlir::LogicalResult print(ReshapeOp op);
   mlir::LogicalResult print(SoftmaxOp op);
@@ -120,6 +122,10 @@ private:
   llvm::SmallVector<std::string> blockOf(std::optional<llvm::ArrayRef<int16_t>> axes, int64_t size);
   /// A gather by strides (broadcast, transpose).
   mlir::LogicalResult gather(mlir::Operation *op, llvm::ArrayRef<int64_t> strides);
+  /// A split (`toPieces`) or concat: per piece, one strided copy between it
+  /// and its runs in the whole.
+  void copyPieces(mlir::Value whole, mlir::ValueRange pieces, int64_t dim, int64_t interleave,
+                  bool toPieces);
 
   PrinterTarget &target_;
   MeshAttr mesh_;

@@ -101,6 +101,13 @@ void dumpStmts(const std::vector<Stmt> &body, llvm::raw_ostream &os) {
       dumpExpr(*s.expr, os);
       dumpSharding(s.sharding, os);
       break;
+    case Stmt::Kind::Unpack:
+      os << "  Unpack";
+      for (const std::string &name : s.names)
+        os << " " << name;
+      os << " = ";
+      dumpExpr(*s.expr, os);
+      break;
     case Stmt::Kind::Repeat:
       os << "  Repeat " << s.name << " = repeat ";
       dumpExpr(*s.count, os);

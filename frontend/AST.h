@@ -85,16 +85,18 @@ struct Sharding {
 };
 
 struct Stmt {
-  enum class Kind { Param, Input, Assign, Repeat, Return };
+  enum class Kind { Param, Input, Assign, Unpack, Repeat, Return };
   Kind kind;
   Pos pos;
   std::string name;                 ///< Param, Input, Assign
+  std::vector<std::string> names;   ///< Unpack: one per piece
+  std::vector<Pos> namePos;         ///< Unpack
   TensorType type;                  ///< Param, Input
   std::optional<Sharding> sharding; ///< Param, Input
   std::unique_ptr<Call> init;       ///< Param
   std::string decay;                ///< Param: "true", "false" or "" (not written)
   Pos decayPos;                     ///< Param: where `decay`'s value is
-  std::unique_ptr<Expr> expr;       ///< Assign, Return; Repeat: the block call
+  std::unique_ptr<Expr> expr;       ///< Assign, Unpack, Return; Repeat: the block call
   std::unique_ptr<Expr> count;      ///< Repeat: how many times
   std::string recompute;            ///< Repeat: "", "all" or the level written after it
   Pos recomputePos;                 ///< Repeat: where that level is

@@ -24,7 +24,8 @@ struct BuiltinCall {
   SmallVector<Value> args; ///< the tensor arguments, in order
   SmallVector<const ast::Expr *> argExprs;
   llvm::StringMap<const ast::Arg *> named;
-  const ast::Value *list = nullptr; ///< reshape's shape, transpose's permutation
+  const ast::Value *list = nullptr;     ///< reshape's shape, transpose's permutation
+  SmallVector<Value> *pieces = nullptr; ///< where split's results go (an unpacking)
 
   OpBuilder &b() { return g.b; }
   RankedTensorType type(size_t i) const { return cast<RankedTensorType>(args[i].getType()); }
@@ -64,7 +65,7 @@ struct BuiltinCall {
 using BuildFn = Value (*)(BuiltinCall &);
 
 struct Builtin {
-  unsigned arity;               ///< tensor arguments
+  unsigned arity;               ///< tensor arguments (0: one or more)
   bool f32;                     ///< every tensor argument must be f32
   SmallVector<StringRef> named; ///< the named arguments it accepts
   bool takesList;               ///< a tuple after the tensor
@@ -217,6 +218,100 @@ Value transpose(BuiltinCall &c) {
   return TransposeOp::create(c.b(), c.loc, c.args[0], c.b().getDenseI64ArrayAttr(permutation));
 }
 
+/// The `dim` argument of split and concat (torch's name; negative counts
+/// from the end), for a tensor of `rank`; nullopt after an error.
+std::optional<int64_t> piecesDim(BuiltinCall &c, int64_t rank) {
+  int64_t dim = 0;
+  if (const ast::Arg *a = c.named.lookup("dim")) {
+    std::optional<double> n = c.g.number(*a->value);
+    if (!n || *n != (int64_t)*n) {
+      c.g.error(a->pos) << "dim must be an integer";
+      return std::nullopt;
+    }
+    dim = (int64_t)*n;
+  }
+  if (dim < -rank || dim >= rank) {
+    c.g.error(c.call.pos) << "'" << c.call.callee << "' has no dim " << dim
+                          << " in a tensor of rank " << rank;
+    return std::nullopt;
+  }
+  return dim < 0 ? dim + rank : dim;
+}
+
+/// split(x, S, dim = d): pieces of size S along d (the last one smaller when
+/// S does not divide it), or split(x, (S0, S1, ...), dim = d) with those
+/// sizes, as torch.split; unpacked into names: q, k, v = split(...).
+Value split(BuiltinCall &c) {
+  Generator &g = c.g;
+  RankedTensorType type = c.type(0);
+  if (!c.pieces) {
+    g.error(c.call.pos) << "split gives several tensors: name each piece, e.g. "
+                           "q, k, v = split(qkv, C, dim = 2)";
+    return {};
+  }
+  if (!c.list) {
+    g.error(c.call.pos) << "split(x, S, dim = d) needs the piece size S or a tuple of sizes";
+    return {};
+  }
+  std::optional<int64_t> dim = piecesDim(c, type.getRank());
+  std::optional<SmallVector<int64_t>> sizes = c.sizes(*c.list);
+  if (!dim || !sizes)
+    return {};
+  int64_t whole = type.getDimSize(*dim);
+  if (llvm::any_of(*sizes, [](int64_t s) { return s < 1; })) {
+    g.error(c.list->pos) << "split's sizes must be at least 1";
+    return {};
+  }
+  if (sizes->size() == 1 && c.list->kind != ast::Value::Kind::Tuple) {
+    int64_t size = sizes->front();
+    sizes->clear();
+    for (int64_t at = 0; at < whole; at += size)
+      sizes->push_back(std::min(size, whole - at));
+  }
+  int64_t total = 0;
+  for (int64_t s : *sizes)
+    total += s;
+  if (total != whole) {
+    g.error(c.list->pos) << "split's sizes add up to " << total << ", but dim " << *dim << " of "
+                         << formatType(type) << " is " << whole;
+    return {};
+  }
+  SmallVector<Type> types;
+  for (int64_t s : *sizes) {
+    SmallVector<int64_t> shape(type.getShape());
+    shape[*dim] = s;
+    types.push_back(RankedTensorType::get(shape, type.getElementType()));
+  }
+  auto op = SplitOp::create(c.b(), c.loc, types, c.args[0], c.b().getI64IntegerAttr(*dim),
+                            c.b().getI64IntegerAttr(1));
+  c.pieces->assign(op.getResults().begin(), op.getResults().end());
+  return op.getResults().front();
+}
+
+/// concat(a, b, ..., dim = d): torch.cat; every other dim must agree.
+Value concat(BuiltinCall &c) {
+  RankedTensorType first = c.type(0);
+  std::optional<int64_t> dim = piecesDim(c, first.getRank());
+  if (!dim)
+    return {};
+  SmallVector<int64_t> shape(first.getShape());
+  shape[*dim] = 0;
+  for (auto [i, v] : llvm::enumerate(c.args)) {
+    RankedTensorType t = c.type(i);
+    bool fits = t.getRank() == first.getRank();
+    for (int64_t d = 0; fits && d < t.getRank(); ++d)
+      fits = d == *dim || t.getDimSize(d) == first.getDimSize(d);
+    if (!fits) {
+      c.g.error(c.argExprs[i]->pos) << "concat along dim " << *dim << " needs the other dims of "
+                                    << formatType(first) << ", got " << formatType(t);
+      return {};
+    }
+    shape[*dim] += t.getDimSize(*dim);
+  }
+  return ConcatOp::create(c.b(), c.loc, RankedTensorType::get(shape, first.getElementType()),
+                          c.args, c.b().getI64IntegerAttr(*dim), c.b().getI64IntegerAttr(1));
+}
+
 /// dropout(x, rate = R): inside repeats, each layer draws its own mask.
 Value dropout(BuiltinCall &c) {
   std::optional<double> rate = c.namedNumber("rate", 0.1);
@@ -278,6 +373,8 @@ const llvm::StringMap<Builtin> &builtins() {
       {"embedding", {2, false, {}, false, embedding}},
       {"causal_attention", {3, true, {"heads"}, false, causalAttention}},
       {"reshape", {1, false, {}, true, reshape}},
+      {"split", {1, true, {"dim"}, true, split}},
+      {"concat", {0, true, {"dim"}, false, concat}},
       {"transpose", {1, true, {}, true, transpose}},
       {"dropout", {1, true, {"rate"}, false, dropout}},
       {"cross_entropy", {2, false, {}, false, crossEntropy}},
@@ -287,7 +384,7 @@ const llvm::StringMap<Builtin> &builtins() {
 
 } // namespace
 
-Value Generator::call(const ast::Call &c) {
+Value Generator::call(const ast::Call &c, SmallVector<Value> *pieces) {
   if (blocks.count(c.callee)) {
     error(c.pos) << "block '" << c.callee << "' is called as a whole statement: NAME = " << c.callee
                  << "(...) or NAME = repeat N " << c.callee << "(...)";
@@ -304,7 +401,7 @@ Value Generator::call(const ast::Call &c) {
     return {};
   }
   const Builtin &builtin = found->second;
-  BuiltinCall call{*this, c, loc(c.pos), {}, {}, {}, nullptr};
+  BuiltinCall call{*this, c, loc(c.pos), {}, {}, {}, nullptr, pieces};
   for (const ast::Arg &a : c.args) {
     if (!a.key.empty()) {
       if (!llvm::is_contained(builtin.named, a.key)) {
@@ -324,7 +421,11 @@ Value Generator::call(const ast::Call &c) {
     call.args.push_back(v);
     call.argExprs.push_back(a.value->expr.get());
   }
-  if (call.args.size() != builtin.arity) {
+  if (builtin.arity == 0 && call.args.empty()) {
+    error(c.pos) << "'" << c.callee << "' takes one or more tensor arguments";
+    return {};
+  }
+  if (builtin.arity != 0 && call.args.size() != builtin.arity) {
     error(c.pos) << "'" << c.callee << "' takes " << builtin.arity << " tensor argument"
                  << (builtin.arity == 1 ? "" : "s") << ", got " << call.args.size();
     return {};

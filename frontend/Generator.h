@@ -116,7 +116,8 @@ public:
   std::pair<llvm::SmallVector<mlir::Value>, llvm::SmallVector<int64_t>> layerIndices();
 
   // Builtins (Builtins.cpp) ----------------------------------------------------
-  mlir::Value call(const ast::Call &c);
+  /// A builtin's value; `pieces` receives a split's (an unpacking).
+  mlir::Value call(const ast::Call &c, llvm::SmallVector<mlir::Value> *pieces = nullptr);
 
   // Train section (TrainSection.cpp) -------------------------------------------
   void emitTrain(mlir::ModuleOp module, const ast::Train &train);

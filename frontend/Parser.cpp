@@ -194,6 +194,13 @@ struct Builder {
       s.name = c->name->getText();
       s.expr = expr(c->expr());
       s.sharding = sharding(c->sharding());
+    } else if (auto *c = dynamic_cast<DTLParser::UnpackStmtContext *>(ctx)) {
+      s.kind = Stmt::Kind::Unpack;
+      for (antlr4::Token *name : c->names) {
+        s.names.push_back(name->getText());
+        s.namePos.push_back(posOf(name));
+      }
+      s.expr = expr(c->expr());
     } else if (auto *c = dynamic_cast<DTLParser::RepeatStmtContext *>(ctx)) {
       s.kind = Stmt::Kind::Repeat;
       s.name = c->name->getText();

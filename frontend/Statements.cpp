@@ -161,6 +161,21 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
         poisoned.insert(s.name);
       break;
     }
+    case ast::Stmt::Kind::Unpack: {
+      const ast::Call *c = s.expr->kind == ast::Expr::Kind::Call ? s.expr->call.get() : nullptr;
+      SmallVector<Value> pieces;
+      if (!c || c->callee != "split")
+        error(s.expr->pos) << "only split(...) gives several tensors to name";
+      else if (call(*c, &pieces) && pieces.size() != s.names.size())
+        error(s.pos) << "split gives " << pieces.size() << " pieces, named by " << s.names.size();
+      bool ok = pieces.size() == s.names.size();
+      for (auto [i, name] : llvm::enumerate(s.names))
+        if (ok)
+          define(name, pieces[i], s.namePos[i]);
+        else
+          poisoned.insert(name);
+      break;
+    }
     case ast::Stmt::Kind::Return:
       if (returnStmt) {
         error(s.pos)

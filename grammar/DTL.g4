@@ -23,6 +23,8 @@ stmt
   : 'param' name=ID ':' tensorType sharding? ('init' initializer)? ('decay' decay=ID)? ';' # paramStmt
   | 'input' name=ID ':' tensorType sharding? ';'                       # inputStmt
   | name=ID '=' expr sharding? ';'                                     # assignStmt
+  // q, k, v = split(qkv, C, dim = 2); : one name per piece
+  | names+=ID (',' names+=ID)+ '=' expr ';'                            # unpackStmt
   | name=ID '=' 'repeat' count=expr call (recompute='recompute' level=ID?)? ';' # repeatStmt
   | 'return' expr ';'                                                  # returnStmt
   ;

@@ -100,7 +100,8 @@ DenseSet<Value> f32Values(func::FuncOp fn, bool reduceInBf16) {
       work.push_back(repeat.getYield().getValues()[cast<OpResult>(v).getResultNumber()]);
     } else if (isa_and_nonnull<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp,
                                shard::AllToAllOp, shard::AllSliceOp, ReshapeOp, TransposeOp,
-                               BroadcastOp, AddOp, SubOp, MulOp, DivOp, NegOp>(def)) {
+                               BroadcastOp, SplitOp, ConcatOp, AddOp, SubOp, MulOp, DivOp, NegOp>(
+                   def)) {
       for (Value operand : def->getOperands())
         work.push_back(operand);
     }
@@ -166,6 +167,10 @@ private:
 
   void retypeOp(Operation *op) {
     Type storage = storageOf(op);
+    // A split's pieces and its whole share one element type.
+    if (isa<SplitOp, ConcatOp>(op) &&
+        llvm::any_of(op->getResults(), [&](Value r) { return keptF32_.contains(r); }))
+      storage = f32_;
     bool mixed = writesAnyReal(op);
     for (OpOperand &use : op->getOpOperands()) {
       if (!isRealTensor(use.get().getType()))

@@ -243,6 +243,7 @@ struct FunctionPartitioner {
     SmallVector<LoopKind> kinds;
     SmallVector<AffineMap> maps;
     SmallVector<unsigned> largestFirst;
+    SmallVector<int64_t> divisors;
   };
   DenseMap<Operation *, Rule> rules{};
 
@@ -271,6 +272,8 @@ struct FunctionPartitioner {
       keptPartial.clear();
     auto claim = [&](int64_t l, const Axes &axes) {
       if (l < 0 || axes.empty() || loops[l] || kinds[l] == LoopKind::Whole ||
+          (l < (int64_t)rule.divisors.size() && rule.divisors[l] &&
+           rule.divisors[l] % mesh.span(axes)) ||
           llvm::any_of(
               axes,
               [&](int16_t a) { return used.contains(a) || llvm::is_contained(keptPartial, a); }))
@@ -348,12 +351,26 @@ struct FunctionPartitioner {
       layouts[r] = layout;
     }
     op->removeAttr(attr::shardings);
+    localizePieces(op, loops);
     // Dropout keeps its layout: its mask is drawn by global index.
     if (annotate || isa<DropoutOp>(op))
       annotateLayouts(op);
     if (std::optional<Axes> last = loops.back())
       return splitLastLoop(op, *last, kinds.back());
     return success();
+  }
+
+  /// An interleaved split or concat whose dimension is split s ways holds
+  /// n / s of its n blocks on each rank: locally it is interleaved n / s.
+  void localizePieces(Operation *op, ArrayRef<std::optional<Axes>> loops) {
+    auto rescale = [&](auto pieces) {
+      if (const std::optional<Axes> &axes = loops[pieces.getDim()])
+        pieces.setInterleave(pieces.getInterleave() / mesh.span(*axes));
+    };
+    if (auto split = dyn_cast<SplitOp>(op))
+      rescale(split);
+    else if (auto concat = dyn_cast<ConcatOp>(op))
+      rescale(concat);
   }
 
   /// The log-sum-exp over split classes of (local logits, labels), made by
@@ -574,7 +591,8 @@ struct FunctionPartitioner {
     fn.walk([&](ShardingRuleOpInterface op) {
       SmallVector<Value> values(op->getOperands());
       values.append(op->result_begin(), op->result_end());
-      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps(), largestFirst(values)};
+      rules[op] = Rule{op.getLoopKinds(), op.getIndexingMaps(), largestFirst(values),
+                       op.getLoopShardDivisors()};
     });
     MLIRContext *ctx = fn.getContext();
     for (BlockArgument arg : fn.getArguments()) {

@@ -32,6 +32,7 @@ struct Rule {
   SmallVector<Value> values;
   SmallVector<AffineMap> maps;
   SmallVector<LoopKind> kinds;
+  SmallVector<int64_t> divisors; ///< per loop, or empty (see getLoopShardDivisors)
 };
 
 bool isTensor(Value v) { return isa<RankedTensorType>(v.getType()); }
@@ -81,6 +82,7 @@ SmallVector<Rule> repeatRules(RepeatOp repeat) {
 }
 
 struct Propagation {
+  MeshAttr mesh;
   DenseMap<Value, OpenLayout> layouts;
 
   OpenLayout &layoutOf(Value v) {
@@ -133,6 +135,9 @@ struct Propagation {
             continue;
           if (llvm::any_of(*layout[d], [&](int16_t a) { return used.contains(a); }))
             continue;
+          if (l < (int64_t)rule.divisors.size() && rule.divisors[l] &&
+              rule.divisors[l] % mesh.span(*layout[d]))
+            continue;
           loops[l] = *layout[d];
           sourceSize[l] = sizeOf(rule.values[i]);
           used.insert(layout[d]->begin(), layout[d]->end());
@@ -182,7 +187,7 @@ struct Propagation {
     return changed;
   }
 
-  void run(func::FuncOp fn, MeshAttr mesh) {
+  void run(func::FuncOp fn) {
     for (BlockArgument arg : fn.getArguments()) {
       Layout layout = argLayout(fn, arg.getArgNumber());
       OpenLayout &open = layoutOf(arg);
@@ -227,7 +232,8 @@ struct Propagation {
         if (constraint && constraint.getStorage())
           return;
         Value gradient = updatedGradient(op);
-        Rule r{SmallVector<Value>(op->getOperands()), rule.getIndexingMaps(), rule.getLoopKinds()};
+        Rule r{SmallVector<Value>(op->getOperands()), rule.getIndexingMaps(), rule.getLoopKinds(),
+               rule.getLoopShardDivisors()};
         r.values.append(op->result_begin(), op->result_end());
         // Layer indices (not tensors) have no layout.
         for (size_t i = r.values.size(); i-- > 0;)
@@ -302,7 +308,7 @@ struct PropagateSharding : dtl::impl::PropagateShardingBase<PropagateSharding> {
     // error: the op's loop stays whole and dtl-partition gathers the
     // operand for it, as after any other op.
     for (auto fn : module.getOps<func::FuncOp>())
-      Propagation().run(fn, mesh);
+      Propagation{mesh}.run(fn);
   }
 };
 

@@ -52,6 +52,12 @@ def Dtl_ShardingRuleOpInterface : OpInterface<"ShardingRuleOpInterface"> {
       through it unreduced when it is the only partial operand.}],
       "bool", "isLinearIn", (ins "unsigned":$index), "",
       [{ return false; }]>,
+    InterfaceMethod<[{Per loop, a count its number of shards must divide
+      (0: any; empty: no loop is limited). An interleaved `dtl.split`'s
+      dimension splits into blocks of whole pieces only as many ways as it
+      has blocks.}],
+      "::llvm::SmallVector<int64_t>", "getLoopShardDivisors", (ins), "",
+      [{ return {}; }]>,
     InterfaceMethod<[{Whether the op is additive (f(a + b, c + d) =
       f(a, c) + f(b, d)): partial sums flow through it unreduced when every
       operand is partial over the same axes.}],

@@ -560,3 +560,46 @@ LogicalResult FusedOp::verifyRegions() {
     return emitOpError("the body yields one element of the result");
   return success();
 }
+
+/// A split's or concat's shapes: `pieces` are runs of `whole`'s dimension
+/// `dim`, in order, each divisible into `interleave` blocks.
+static LogicalResult verifyPieces(Operation *op, RankedTensorType whole, TypeRange pieces,
+                                  int64_t dim, int64_t interleave) {
+  if (pieces.empty())
+    return op->emitOpError("needs at least one piece");
+  if (dim < 0 || dim >= whole.getRank())
+    return op->emitOpError("dimension ") << dim << " is not one of " << formatType(whole);
+  if (interleave < 1)
+    return op->emitOpError("interleave must be at least 1, got ") << interleave;
+  int64_t total = 0;
+  for (Type t : pieces) {
+    auto piece = cast<RankedTensorType>(t);
+    if (piece.getElementType() != whole.getElementType())
+      return op->emitOpError("piece ")
+             << formatType(piece) << " has another element type than " << formatType(whole);
+    bool othersMatch = piece.getRank() == whole.getRank();
+    for (int64_t d = 0; othersMatch && d < whole.getRank(); ++d)
+      othersMatch = d == dim || piece.getDimSize(d) == whole.getDimSize(d);
+    if (!othersMatch)
+      return op->emitOpError("piece ") << formatType(piece) << " differs from " << formatType(whole)
+                                       << " in a dimension other than " << dim;
+    if (piece.getDimSize(dim) % interleave)
+      return op->emitOpError("piece ") << formatType(piece) << " does not divide into "
+                                       << interleave << " interleaved blocks";
+    total += piece.getDimSize(dim);
+  }
+  if (total != whole.getDimSize(dim))
+    return op->emitOpError("pieces add up to ")
+           << total << " along dimension " << dim << ", not " << whole.getDimSize(dim);
+  return success();
+}
+
+LogicalResult SplitOp::verify() {
+  return verifyPieces(*this, cast<RankedTensorType>(getInput().getType()), getResults().getTypes(),
+                      getDim(), getInterleave());
+}
+
+LogicalResult ConcatOp::verify() {
+  return verifyPieces(*this, cast<RankedTensorType>(getResult().getType()), getInputs().getTypes(),
+                      getDim(), getInterleave());
+}

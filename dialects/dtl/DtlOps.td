@@ -479,6 +479,58 @@ def Dtl_ReshapeOp : Dtl_MathOp<"reshape",
   }];
 }
 
+// Split and concat: pieces of one dimension. With `interleave = n` the
+// dimension is n blocks, each the concatenation of its share (1/n) of every
+// piece: the order a fused weight such as nanoGPT's `c_attn` is stored in
+// when its columns are split n ways (dtl-interleave-splits), so each rank's
+// block holds a block of every piece and a split is local.
+class Dtl_PiecesOp<string mnemonic> : Dtl_MathOp<mnemonic,
+    [DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,
+                               ["getLoopKinds", "getIndexingMaps", "isLinearIn", "isAdditive",
+                                "getLoopShardDivisors"]>,
+     Dtl_CostOpInterface]> {
+  let hasVerifier = 1;
+}
+
+def Dtl_SplitOp : Dtl_PiecesOp<"split"> {
+  let summary = "Consecutive pieces of one dimension (torch.split).";
+  let description = [{
+    Result `i` is the `i`-th run of `dim` (the results' sizes along it add
+    up to the input's; the other dimensions are the input's). With
+    `interleave = n`, `dim` is read as n blocks, each holding 1/n of every
+    piece in order: piece `i` is the concatenation of its share in each
+    block.
+
+    ```mlir
+    %q, %k, %v = dtl.split %qkv dim 2 : tensor<8x64x96xf32> -> tensor<8x64x32xf32>, tensor<8x64x32xf32>, tensor<8x64x32xf32>
+    ```
+  }];
+  let arguments = (ins Dtl_RealTensor:$input, I64Attr:$dim,
+                   DefaultValuedAttr<I64Attr, "1">:$interleave);
+  let results = (outs Variadic<Dtl_RealTensor>:$results);
+  let assemblyFormat = [{
+    $input `dim` $dim (`interleave` $interleave^)? attr-dict `:` type($input) `->` type($results)
+  }];
+}
+
+def Dtl_ConcatOp : Dtl_PiecesOp<"concat"> {
+  let summary = "Tensors joined along one dimension (torch.cat).";
+  let description = [{
+    The inverse of `dtl.split` with the same `dim` and `interleave`: the
+    inputs are the pieces, in order.
+
+    ```mlir
+    %qkv = dtl.concat %q, %k, %v dim 2 : tensor<8x64x32xf32>, tensor<8x64x32xf32>, tensor<8x64x32xf32> -> tensor<8x64x96xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<Dtl_RealTensor>:$inputs, I64Attr:$dim,
+                   DefaultValuedAttr<I64Attr, "1">:$interleave);
+  let results = (outs Dtl_RealTensor:$result);
+  let assemblyFormat = [{
+    $inputs `dim` $dim (`interleave` $interleave^)? attr-dict `:` type($inputs) `->` type($result)
+  }];
+}
+
 def Dtl_TransposeOp : Dtl_InferredOp<"transpose",
     [DeclareOpInterfaceMethods<Dtl_VjpOpInterface>,
      DeclareOpInterfaceMethods<Dtl_ShardingRuleOpInterface,

@@ -327,3 +327,42 @@ SmallVector<LoopKind> CorrectOp::getLoopKinds() { return classifierLoopKinds(*th
 SmallVector<AffineMap> CorrectOp::getIndexingMaps() {
   return classifierMaps(*this, {true, false, false});
 }
+
+//===----------------------------------------------------------------------===//
+// Split and concat: one parallel loop per dimension, indexing the pieces and
+// the whole alike. The pieces' dimension stays whole unless interleaved:
+// n blocks of whole pieces split into any number of shards dividing n.
+//===----------------------------------------------------------------------===//
+
+static SmallVector<LoopKind> piecesLoopKinds(int64_t rank, int64_t dim, int64_t interleave) {
+  SmallVector<LoopKind> kinds(rank, LoopKind::Parallel);
+  if (interleave == 1)
+    kinds[dim] = LoopKind::Whole;
+  return kinds;
+}
+
+static SmallVector<int64_t> piecesShardDivisors(int64_t rank, int64_t dim, int64_t interleave) {
+  SmallVector<int64_t> divisors(rank, 0);
+  divisors[dim] = interleave;
+  return divisors;
+}
+
+SmallVector<LoopKind> SplitOp::getLoopKinds() {
+  return piecesLoopKinds(rankOf(getInput()), getDim(), getInterleave());
+}
+SmallVector<AffineMap> SplitOp::getIndexingMaps() { return elementwiseIndexingMaps(*this); }
+SmallVector<int64_t> SplitOp::getLoopShardDivisors() {
+  return piecesShardDivisors(rankOf(getInput()), getDim(), getInterleave());
+}
+bool SplitOp::isLinearIn(unsigned) { return true; }
+bool SplitOp::isAdditive() { return true; }
+
+SmallVector<LoopKind> ConcatOp::getLoopKinds() {
+  return piecesLoopKinds(rankOf(getResult()), getDim(), getInterleave());
+}
+SmallVector<AffineMap> ConcatOp::getIndexingMaps() { return elementwiseIndexingMaps(*this); }
+SmallVector<int64_t> ConcatOp::getLoopShardDivisors() {
+  return piecesShardDivisors(rankOf(getResult()), getDim(), getInterleave());
+}
+bool ConcatOp::isLinearIn(unsigned) { return true; }
+bool ConcatOp::isAdditive() { return true; }

@@ -208,3 +208,21 @@ void DropoutOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> 
                                 getRateAttr(), getStreamAttr(), getLayerCountsAttr())});
   out.append(1 + getLayers().size(), Value());
 }
+
+// d split(x) = concat of the pieces' gradients (zeros for a piece that
+// reaches no loss), in the same order.
+void SplitOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  SmallVector<Value> pieces;
+  for (auto [g, piece] : llvm::zip(grads, getResults()))
+    pieces.push_back(g ? g
+                       : ConstantOp::create(b, getLoc(), piece.getType(), b.getF64FloatAttr(0)));
+  out.assign({ConcatOp::create(b, getLoc(), getInput().getType(), pieces, getDimAttr(),
+                               getInterleaveAttr())});
+}
+
+// d concat(x...) = the gradient split the same way.
+void ConcatOp::buildVjp(OpBuilder &b, ValueRange grads, SmallVectorImpl<Value> &out) {
+  auto split = SplitOp::create(b, getLoc(), getInputs().getTypes(), grads[0], getDimAttr(),
+                               getInterleaveAttr());
+  out.assign(split.getResults().begin(), split.getResults().end());
+}

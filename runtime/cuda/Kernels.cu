@@ -238,6 +238,19 @@ __global__ void broadcastKernel(const T *in, T *out, int64_t total, Dims shape, 
   }
 }
 
+template <typename T>
+__global__ void placeKernel(const T *in, T *out, int64_t total, Dims shape, Dims strides) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, offset = 0;
+    for (int d = shape.rank - 1; d >= 0; --d) {
+      offset += (rest % shape.d[d]) * strides.d[d];
+      rest /= shape.d[d];
+    }
+    out[offset] = in[i];
+  }
+}
+
 /// Stage one of a full sum: one partial per block.
 template <typename T> __global__ void partialSumKernel(const T *in, float *partials, int64_t n) {
   float acc = 0;
@@ -351,6 +364,18 @@ void broadcast(const T *in, T *out, const int64_t *outShapeAt, const int64_t *in
   broadcastKernel<<<blocksFor(total), kBlock, 0, stream()>>>(in, out, total, dimsOf(outShape),
                                                              dimsOf(inStrides));
   checkLaunch("broadcast");
+}
+
+template <typename T>
+void place(const T *in, T *out, const int64_t *inShapeAt, const int64_t *outStridesAt, int rankIn) {
+  std::vector<int64_t> inShape(inShapeAt, inShapeAt + rankIn),
+      outStrides(outStridesAt, outStridesAt + rankIn);
+  int64_t total = 1;
+  for (int64_t d : inShape)
+    total *= d;
+  placeKernel<<<blocksFor(total), kBlock, 0, stream()>>>(in, out, total, dimsOf(inShape),
+                                                         dimsOf(outStrides));
+  checkLaunch("place");
 }
 
 template <typename T, typename U>

@@ -52,6 +52,28 @@ void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inSt
   }
 }
 
+template <typename T>
+void place(const T *in, T *out, const int64_t *inShape, const int64_t *outStrides, int rank) {
+  if (rank == 0) {
+    out[0] = in[0];
+    return;
+  }
+  int64_t inner = inShape[rank - 1], innerStride = outStrides[rank - 1], rows = 1;
+  for (int d = 0; d < rank - 1; ++d)
+    rows *= inShape[d];
+#pragma omp parallel for if (rows * inner > 65536)
+  for (int64_t row = 0; row < rows; ++row) {
+    int64_t base = 0, rest = row;
+    for (int d = rank - 2; d >= 0; --d) {
+      base += (rest % inShape[d]) * outStrides[d];
+      rest /= inShape[d];
+    }
+    const T *i = in + row * inner;
+    for (int64_t j = 0; j < inner; ++j)
+      out[base + j * innerStride] = i[j];
+  }
+}
+
 /// Element offsets, in a row-major tensor of `shape`, of every index over the
 /// dimensions where `select[d] == pick`, in row-major order of those dims.
 static std::vector<int64_t> offsetsOver(const int64_t *shape, const bool *select, bool pick,

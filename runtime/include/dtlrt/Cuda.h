@@ -63,6 +63,10 @@ void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *
 /// broadcasts (stride 0) and transposes (permuted strides).
 template <typename T>
 void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides, int rank);
+/// out[sum(index[d] * outStrides[d])] = in (of `inShape`, contiguous): a
+/// concat's piece placed among the others.
+template <typename T>
+void place(const T *in, T *out, const int64_t *inShape, const int64_t *outStrides, int rank);
 /// Sums the dims of `inShape` marked in `reduced`, in f32.
 template <typename T, typename U>
 void reduceSum(const T *in, U *out, const int64_t *inShape, const bool *reduced, int rank);

@@ -108,6 +108,7 @@ using dtlrt::layerNorm;
 using dtlrt::layerNormGradInput;
 using dtlrt::layerNormGradParams;
 using dtlrt::matmul;
+using dtlrt::place;
 using dtlrt::reduceSum;
 using dtlrt::sgdUpdate;
 using dtlrt::softmax;

@@ -21,6 +21,7 @@
 #define DTLRT_INSTANTIATE_CLASSIFIER(T)                                                            \
   template void accumulate<T>(const T *, T *, int64_t, bool);                                      \
   template void broadcast<T>(const T *, T *, const int64_t *, const int64_t *, int);               \
+  template void place<T>(const T *, T *, const int64_t *, const int64_t *, int);                   \
   template void crossEntropy<T>(const T *, const int32_t *, Acc<T> *, int64_t, int64_t);           \
   template void crossEntropyGrad<T>(const T *, const int32_t *, const Acc<T> *, T *, int64_t,      \
                                     int64_t, const Acc<T> *, int64_t, int64_t);                    \

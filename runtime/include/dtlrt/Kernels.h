@@ -37,6 +37,11 @@ void matmul(bool transA, bool transB, int64_t m, int64_t n, int64_t k, const T *
 template <typename T>
 void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides, int rank);
 
+// out[sum_d index_d(i) * outStrides[d]] = in[i] over in's `rank` dims: the
+// inverse of a gather, placing a piece of a concat among the others.
+template <typename T>
+void place(const T *in, T *out, const int64_t *inShape, const int64_t *outStrides, int rank);
+
 // out = in summed over the dimensions d with reduced[d] (accumulated in
 // double); out holds the other dimensions in order.
 template <typename T, typename U>
