@@ -15,7 +15,7 @@ using namespace mlir;
 using namespace dtl;
 
 // The runtime's table limits (runtime/include/dtlrt/Runtime.h).
-static constexpr int64_t kMaxRank = 8, kMaxAxesPerDim = 4;
+static constexpr int64_t kMaxRank = 8, kMaxAxesPerDim = 4, kMaxInterleavePieces = 16;
 
 namespace {
 
@@ -152,6 +152,14 @@ private:
     auto init = attrs ? attrs.getAs<InitAttr>(attr::init) : InitAttr();
     InitKind kind = init ? init.getKind() : InitKind::zeros;
     auto bound = attrs ? attrs.getAs<IntegerAttr>(attr::bound) : IntegerAttr();
+    SmallVector<int64_t> interleave;
+    if (auto order = attrs ? attrs.getAs<DenseI64ArrayAttr>(attr::interleave) : nullptr) {
+      interleave.assign(order.asArrayRef().begin(), order.asArrayRef().end());
+      if (int64_t(interleave.size()) > 2 + kMaxInterleavePieces)
+        return emitError(loc) << "'" << name << "' is stored for a split into "
+                              << interleave.size() - 2 << " pieces; the runtime takes "
+                              << kMaxInterleavePieces << " at most";
+    }
     return "{" + runtimeEnum("Role", stringifyRole(role.value_or(Role::input))) + ", " +
            cpp::quoted(name) + ", " + dtype + ", " + std::to_string(local.getRank()) + ", " +
            cpp::list(global) + ", " + cpp::list(local.getShape()) + ", {" +
@@ -159,7 +167,8 @@ private:
            cpp::literal(init ? double(init.getA()) : 0) + ", " +
            cpp::literal(init ? double(init.getB()) : 0) + ", " +
            std::to_string(bound ? bound.getInt() : 0) + ", " +
-           (attrs && attrs.get(attr::ignorable) ? "true" : "false") + "}";
+           (attrs && attrs.get(attr::ignorable) ? "true" : "false") + ", " + cpp::list(interleave) +
+           "}";
   }
 
   /// The tables k<table>Args and k<table>Results of `fn`'s arguments and

@@ -235,8 +235,12 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         argTypes.push_back(grad.getArgument(i).getType());
         Attribute sharding =
             zero >= 1 ? Attribute(zeroShardings.lookup(i)) : grad.getArgAttr(i, attr::sharding);
-        argAttrs.push_back(
+        NamedAttrList attrs(
             named(Role::opt_state, b.getStringAttr(argName(grad, i) + "." + state), sharding));
+        // The state is stored in its param's order.
+        if (Attribute order = grad.getArgAttr(i, attr::interleave))
+          attrs.set(attr::interleave, order);
+        argAttrs.push_back(attrs.getDictionary(ctx));
       }
     for (unsigned i : inputArgs) {
       auto type = cast<RankedTensorType>(grad.getArgument(i).getType());

@@ -5,6 +5,31 @@
 
 include "mlir/Pass/PassBase.td"
 
+def InterleaveSplits : Pass<"dtl-interleave-splits", "mlir::ModuleOp"> {
+  let summary = "Store a fused param that is split into pieces so each rank's block holds a block of every piece.";
+  let description = [{
+    nanoGPT's attention computes q, k and v with one GEMM (`c_attn`) and
+    splits its columns in three. Split by columns over `tp`, a block layout
+    gives rank 0 all of q and part of k: the split would have to gather. So
+    when the value a `dtl.split` splits along `d` is computed from params
+    by ops that treat positions along `d` alike (elementwise ops, broadcasts
+    of a bias, a matmul's columns), and those params split that dimension n
+    ways, the params are stored in interleaved order (`dtl.interleave =
+    [dim, n, piece sizes...]` on the argument): n blocks, each holding 1/n
+    of every piece. The split becomes `interleave = n`, which each rank
+    computes on its own block, and its gradient (a concat) likewise.
+
+    The global meaning of the program is unchanged, only the order a
+    param's elements are stored in: initialisation, checkpoints and
+    gradient checks map every element to its place in the param as
+    declared, so a checkpoint is the same on every mesh (and nanoGPT's
+    `c_attn` maps onto it directly). A split whose cone reaches anything
+    else (an input, dropout, another use of a value in it) is left as is:
+    the partitioner gathers for it.
+  }];
+  let dependentDialects = ["::dtl::DtlDialect"];
+}
+
 def Autodiff : Pass<"dtl-autodiff", "mlir::ModuleOp"> {
   let summary = "Derive the backward pass of the model function.";
   let description = [{

@@ -15,6 +15,7 @@ void dtl::buildPipeline(OpPassManager &pm, const PipelineOptions &options) {
   // The frontend repeats subexpressions as written (`x @ w` twice is two
   // GEMMs); CSE merges them before the backward pass doubles the cost.
   pm.addPass(createCSEPass());
+  pm.addPass(createInterleaveSplits());
   pm.addPass(createAutodiff());
   pm.addPass(createCSEPass());
   if (options.stage == Stage::Grad)

@@ -27,7 +27,10 @@ inline constexpr llvm::StringLiteral init = "dtl.init"; // InitAttr (params)
 // Params: whether the optimizer's weight decay applies (a BoolAttr; the
 // frontend writes it for every param, true by default for rank >= 2).
 inline constexpr llvm::StringLiteral decay = "dtl.decay";
-inline constexpr llvm::StringLiteral sharding = "dtl.sharding";      // ShardingAttr
+inline constexpr llvm::StringLiteral sharding = "dtl.sharding"; // ShardingAttr
+// Params (and their optimizer state) stored interleaved for a split
+// (dtl-interleave-splits): [dim, blocks, piece sizes...] (DenseI64ArrayAttr).
+inline constexpr llvm::StringLiteral interleave = "dtl.interleave";
 inline constexpr llvm::StringLiteral globalType = "dtl.global_type"; // TypeAttr (partitioned)
 // i32 inputs: their values lie in [0, bound) (an IntegerAttr): the classes
 // of the cross-entropy they label, the rows of the table they index.

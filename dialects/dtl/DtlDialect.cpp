@@ -185,6 +185,18 @@ static LogicalResult verifyValueAttribute(Operation *op, Type type, NamedAttribu
     return failure(failed(verifySharding(error, sharding, type)) ||
                    failed(verifyMeshReference(error, op, sharding)));
   }
+  if (name == attr::interleave) {
+    // [dim, blocks, piece sizes...]; the sizes add up to the dimension's
+    // global size, which a partitioned argument's type no longer shows.
+    auto order = dyn_cast<DenseI64ArrayAttr>(value);
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    ArrayRef<int64_t> v = order ? order.asArrayRef() : ArrayRef<int64_t>();
+    if (!tensor || v.size() < 3 || v[0] < 0 || v[0] >= tensor.getRank() || v[1] < 2 ||
+        llvm::any_of(v.drop_front(2), [&](int64_t piece) { return piece < 1 || piece % v[1]; }))
+      return error() << "must be [dim, blocks >= 2, piece sizes divisible by blocks...] on a "
+                        "tensor with that dim";
+    return success();
+  }
   if (name == attr::bound) {
     auto bound = dyn_cast<IntegerAttr>(value);
     auto tensor = dyn_cast<RankedTensorType>(type);

@@ -14,8 +14,12 @@ void forEachLocal(const TensorSpec &spec, const Context &ctx,
   int64_t n = spec.localSize();
   for (int64_t local = 0; local < n; ++local) {
     int64_t global = 0;
-    for (size_t d = 0; d < rank; ++d)
-      global = global * spec.globalShape[d] + offset[d] + index[d];
+    for (size_t d = 0; d < rank; ++d) {
+      int64_t at = offset[d] + index[d];
+      if (int(d) == spec.interleaveDim)
+        at = spec.declaredRun(at).first;
+      global = global * spec.globalShape[d] + at;
+    }
     fn(local, global);
     for (int d = (int)rank - 1; d >= 0; --d) {
       if (++index[d] < spec.localShape[d])

@@ -15,7 +15,9 @@
 #include "dtlrt/Watchdog.h"
 
 #include <cblas.h>
+#include <limits>
 #include <omp.h>
+#include <stdexcept>
 #if defined(__SSE__)
 #include <pmmintrin.h>
 #include <xmmintrin.h>
@@ -68,6 +70,25 @@ int64_t stepBufferBytesAllocated = 0;
 int64_t stepBufferBytes() { return stepBufferBytesAllocated; }
 
 int64_t TensorSpec::localSize() const { return numElements(localShape); }
+
+std::pair<int64_t, int64_t> TensorSpec::declaredRun(int64_t stored) const {
+  if (interleaveDim < 0)
+    return {stored, std::numeric_limits<int64_t>::max()};
+  int64_t total = 0;
+  for (int64_t piece : interleavePieces)
+    total += piece;
+  int64_t blockLength = total / interleaveBlocks, block = stored / blockLength;
+  int64_t within = stored % blockLength, pieceStart = 0, shareStart = 0;
+  for (int64_t piece : interleavePieces) {
+    int64_t share = piece / interleaveBlocks;
+    if (within < shareStart + share)
+      return {pieceStart + block * share + (within - shareStart), shareStart + share - within};
+    pieceStart += piece;
+    shareStart += share;
+  }
+  throw std::logic_error(name + ": stored position " + std::to_string(stored) +
+                         " is outside its interleaved dimension");
+}
 
 namespace {
 
@@ -135,6 +156,12 @@ TensorSpec tensorFrom(const TensorDecl &decl) {
   spec.initB = decl.initB;
   spec.bound = decl.bound;
   spec.ignorable = decl.ignorable;
+  if (decl.interleave[1] > 0) {
+    spec.interleaveDim = int(decl.interleave[0]);
+    spec.interleaveBlocks = decl.interleave[1];
+    for (int i = 2; i < kMaxInterleavePieces + 2 && decl.interleave[i] > 0; ++i)
+      spec.interleavePieces.push_back(decl.interleave[i]);
+  }
   return spec;
 }
 

@@ -53,6 +53,35 @@ Box localBox(const TensorSpec &spec, const Context &ctx) {
   return box;
 }
 
+/// A part of this rank's block that is one box of the tensor as declared:
+/// the whole block, or, for an interleaved tensor, each run of it that is
+/// consecutive in the declared order.
+struct Part {
+  Box declared;
+  std::vector<int64_t> localOffset; ///< where it starts in the rank's block
+};
+
+std::vector<Part> localParts(const TensorSpec &spec, const Context &ctx) {
+  Box block = localBox(spec, ctx);
+  std::vector<int64_t> zero(block.shape.size(), 0);
+  int d = spec.interleaveDim;
+  if (d < 0)
+    return {{block, zero}};
+  std::vector<Part> parts;
+  int64_t end = block.offset[d] + block.shape[d];
+  for (int64_t stored = block.offset[d]; stored < end;) {
+    auto [declared, run] = spec.declaredRun(stored);
+    run = std::min(run, end - stored);
+    Part part{block, zero};
+    part.declared.offset[d] = declared;
+    part.declared.shape[d] = run;
+    part.localOffset[d] = stored - block.offset[d];
+    parts.push_back(part);
+    stored += run;
+  }
+  return parts;
+}
+
 /// Copies the elements `from` and `to` share, each box's data row-major in
 /// its own extent; returns how many.
 int64_t copyOverlap(const Box &from, const unsigned char *src, const Box &to, unsigned char *dst,
@@ -366,23 +395,42 @@ std::string saveCheckpoint(const std::string &root, int64_t keepLast, const Mode
   json slices = json::array();
   try {
     std::vector<GlobalTensor> written;
+    std::vector<std::vector<unsigned char>> copies; // of an interleaved block's parts
     std::map<std::string, std::string> metadata{{"format", "dtlc-shard"}};
     for (size_t i = 0; i < tensors.size(); ++i) {
       const TensorSpec &spec = *tensors[i].spec;
       Axes replicating = replicatingAxes(spec, ctx);
       if (ctx.indexAlong(replicating) != int(i % size_t(ctx.spanOf(replicating))))
         continue;
-      Box box = localBox(spec, ctx);
-      uint32_t crc = crc32Of(tensors[i].local, size_t(spec.localSize()) * sizeOf(spec.dtype));
-      written.push_back({spec.name, spec.dtype, spec.localShape, tensors[i].local});
-      json offset = box.offset;
-      metadata["offset." + spec.name] = offset.dump();
-      metadata["crc32." + spec.name] = std::to_string(crc);
-      slices.push_back({{"tensor", spec.name},
-                        {"file", fileName},
-                        {"offset", box.offset},
-                        {"shape", box.shape},
-                        {"crc32", crc}});
+      std::vector<Part> parts = localParts(spec, ctx);
+      size_t element = sizeOf(spec.dtype);
+      Box block{std::vector<int64_t>(spec.localShape.size(), 0), spec.localShape};
+      for (size_t k = 0; k < parts.size(); ++k) {
+        const Part &part = parts[k];
+        // A part of an interleaved block is its own tensor in the file.
+        std::string entry = parts.size() == 1 ? spec.name : spec.name + "#" + std::to_string(k);
+        const void *data = tensors[i].local;
+        if (parts.size() > 1) {
+          std::vector<unsigned char> &copy =
+              copies.emplace_back(size_t(numElements(part.declared.shape)) * element);
+          copyOverlap(block, static_cast<const unsigned char *>(tensors[i].local),
+                      Box{part.localOffset, part.declared.shape}, copy.data(), element);
+          data = copy.data();
+        }
+        uint32_t crc = crc32Of(data, size_t(numElements(part.declared.shape)) * element);
+        written.push_back({entry, spec.dtype, part.declared.shape, data});
+        json offset = part.declared.offset;
+        metadata["offset." + entry] = offset.dump();
+        metadata["crc32." + entry] = std::to_string(crc);
+        json slice = {{"tensor", spec.name},
+                      {"file", fileName},
+                      {"offset", part.declared.offset},
+                      {"shape", part.declared.shape},
+                      {"crc32", crc}};
+        if (entry != spec.name)
+          slice["entry"] = entry;
+        slices.push_back(slice);
+      }
     }
     if (!written.empty())
       writeSafetensors(temp + "/" + fileName, written, metadata);
@@ -508,44 +556,58 @@ TrainPosition loadCheckpoint(const std::string &where, const ModelIdentity &iden
           throw DataError(indexPath + ": tensor '" + spec.name + "' is " +
                           entry.at("dtype").get<std::string>() + ", this program's is " +
                           dtypeName(spec.dtype));
-        Box mine = localBox(spec, ctx);
+        std::vector<Part> parts = localParts(spec, ctx);
         int64_t covered = 0;
         size_t element = sizeOf(spec.dtype);
-        for (const json &slice : entry.at("slices")) {
-          Box box{slice.at("offset").get<std::vector<int64_t>>(),
-                  slice.at("shape").get<std::vector<int64_t>>()};
-          if (box.offset.size() != mine.offset.size() || box.shape.size() != mine.shape.size())
-            throw DataError(indexPath + ": tensor '" + spec.name + "': a slice of another rank");
-          // Overlap test before any reading.
-          bool overlaps = true;
-          for (size_t d = 0; d < box.shape.size(); ++d)
-            overlaps &= std::max(box.offset[d], mine.offset[d]) <
-                        std::min(box.offset[d] + box.shape[d], mine.offset[d] + mine.shape[d]);
-          if (!overlaps)
-            continue;
-          std::string file = dir + "/" + slice.at("file").get<std::string>();
-          auto found = headers.find(file);
-          if (found == headers.end())
-            found = headers.emplace(file, readSafetensorsHeader(file)).first;
-          const SafetensorsHeader &header = found->second;
-          auto it = std::find_if(header.tensors.begin(), header.tensors.end(),
-                                 [&](const SafetensorsEntry &e) { return e.name == spec.name; });
-          if (it == header.tensors.end())
-            throw DataError(file + ": has no tensor '" + spec.name + "' (the index says it has)");
-          if (it->dtype != spec.dtype || it->shape != box.shape)
-            throw DataError(file + ": tensor '" + spec.name + "' is " +
-                            shapeText(it->dtype, it->shape) + ", the index says " +
-                            shapeText(spec.dtype, box.shape));
-          std::vector<unsigned char> bytes(it->end - it->begin);
-          std::ifstream in(file, std::ios::binary);
-          in.seekg(std::streamoff(header.dataOffset + it->begin));
-          if (!in.read(reinterpret_cast<char *>(bytes.data()), std::streamsize(bytes.size())))
-            throw DataError(file + ": tensor '" + spec.name + "': cannot read its bytes");
-          if (crc32Of(bytes.data(), bytes.size()) != slice.at("crc32").get<uint32_t>())
-            throw DataError(file + ": tensor '" + spec.name +
-                            "': checksum mismatch (the file is damaged)");
-          covered +=
-              copyOverlap(box, bytes.data(), mine, static_cast<unsigned char *>(t.local), element);
+        Box block{std::vector<int64_t>(spec.localShape.size(), 0), spec.localShape};
+        for (const Part &part : parts) {
+          const Box &mine = part.declared;
+          // An interleaved block's part is read whole, then put in its place.
+          std::vector<unsigned char> copy;
+          unsigned char *target = static_cast<unsigned char *>(t.local);
+          if (parts.size() > 1) {
+            copy.resize(size_t(numElements(mine.shape)) * element);
+            target = copy.data();
+          }
+          for (const json &slice : entry.at("slices")) {
+            Box box{slice.at("offset").get<std::vector<int64_t>>(),
+                    slice.at("shape").get<std::vector<int64_t>>()};
+            if (box.offset.size() != mine.offset.size() || box.shape.size() != mine.shape.size())
+              throw DataError(indexPath + ": tensor '" + spec.name + "': a slice of another rank");
+            // Overlap test before any reading.
+            bool overlaps = true;
+            for (size_t d = 0; d < box.shape.size(); ++d)
+              overlaps &= std::max(box.offset[d], mine.offset[d]) <
+                          std::min(box.offset[d] + box.shape[d], mine.offset[d] + mine.shape[d]);
+            if (!overlaps)
+              continue;
+            std::string file = dir + "/" + slice.at("file").get<std::string>();
+            auto found = headers.find(file);
+            if (found == headers.end())
+              found = headers.emplace(file, readSafetensorsHeader(file)).first;
+            const SafetensorsHeader &header = found->second;
+            std::string name = slice.value("entry", spec.name);
+            auto it = std::find_if(header.tensors.begin(), header.tensors.end(),
+                                   [&](const SafetensorsEntry &e) { return e.name == name; });
+            if (it == header.tensors.end())
+              throw DataError(file + ": has no tensor '" + name + "' (the index says it has)");
+            if (it->dtype != spec.dtype || it->shape != box.shape)
+              throw DataError(file + ": tensor '" + spec.name + "' is " +
+                              shapeText(it->dtype, it->shape) + ", the index says " +
+                              shapeText(spec.dtype, box.shape));
+            std::vector<unsigned char> bytes(it->end - it->begin);
+            std::ifstream in(file, std::ios::binary);
+            in.seekg(std::streamoff(header.dataOffset + it->begin));
+            if (!in.read(reinterpret_cast<char *>(bytes.data()), std::streamsize(bytes.size())))
+              throw DataError(file + ": tensor '" + spec.name + "': cannot read its bytes");
+            if (crc32Of(bytes.data(), bytes.size()) != slice.at("crc32").get<uint32_t>())
+              throw DataError(file + ": tensor '" + spec.name +
+                              "': checksum mismatch (the file is damaged)");
+            covered += copyOverlap(box, bytes.data(), mine, target, element);
+          }
+          if (!copy.empty())
+            copyOverlap(Box{part.localOffset, mine.shape}, copy.data(), block,
+                        static_cast<unsigned char *>(t.local), element);
         }
         if (covered != spec.localSize())
           throw DataError(indexPath + ": the slices of '" + spec.name + "' cover " +

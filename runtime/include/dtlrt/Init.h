@@ -10,7 +10,8 @@
 namespace dtlrt {
 
 /// Calls fn(local flat index, global flat index) for each element this rank
-/// holds of `spec`, given the mesh position in `ctx`.
+/// holds of `spec`, given the mesh position in `ctx`. The global index is
+/// the element's place in the tensor as declared, however it is stored.
 void forEachLocal(const TensorSpec &spec, const Context &ctx,
                   const std::function<void(int64_t, int64_t)> &fn);
 

@@ -55,7 +55,17 @@ struct TensorSpec {
   int64_t bound = 0;
   /// ...or be negative, for class labels (an ignored example).
   bool ignorable = false;
+  /// Stored interleaved (dtl-interleave-splits): dimension interleaveDim
+  /// (-1: none) is interleaveBlocks blocks, each holding 1/blocks of every
+  /// piece (interleavePieces: their sizes, in declared order).
+  int interleaveDim = -1;
+  int64_t interleaveBlocks = 1;
+  std::vector<int64_t> interleavePieces;
   int64_t localSize() const;
+  /// Where stored position `stored` along interleaveDim is in the tensor as
+  /// declared, and how many stored positions from it on stay consecutive
+  /// there (to the end of its piece's share of the block).
+  std::pair<int64_t, int64_t> declaredRun(int64_t stored) const;
 };
 
 using StepFn = void (*)(Context &ctx, void *const *args, void *const *results);
@@ -99,7 +109,7 @@ struct Program {
 /// the host compiler reads in no time (the same description built as
 /// std::vectors in main() took it seconds at -O3). dtlrt::run turns them
 /// into a Program.
-constexpr int kMaxRank = 8, kMaxAxesPerDim = 4;
+constexpr int kMaxRank = 8, kMaxAxesPerDim = 4, kMaxInterleavePieces = 16;
 
 struct TensorDecl {
   Role role;
@@ -113,6 +123,8 @@ struct TensorDecl {
   double initA, initB;
   int64_t bound;
   bool ignorable;
+  /// {dim, blocks, piece sizes..., 0...}; blocks 0: stored in order.
+  int64_t interleave[kMaxInterleavePieces + 2];
 };
 
 struct StepDecl {
