@@ -184,9 +184,8 @@ def load_dtl_checkpoint(model, tensors):
         for l, block in enumerate(model.h):
             block.ln_1.weight.copy_(t["h.ln1_w"][l])
             block.ln_1.bias.copy_(t["h.ln1_b"][l])
-            block.attn.c_attn.weight.copy_(
-                torch.cat([t["h.w_q"][l], t["h.w_k"][l], t["h.w_v"][l]], dim=1).t())
-            block.attn.c_attn.bias.copy_(torch.cat([t["h.b_q"][l], t["h.b_k"][l], t["h.b_v"][l]]))
+            block.attn.c_attn.weight.copy_(t["h.w_qkv"][l].t())
+            block.attn.c_attn.bias.copy_(t["h.b_qkv"][l])
             block.attn.c_proj.weight.copy_(t["h.w_o"][l].t())
             block.attn.c_proj.bias.copy_(t["h.b_o"][l])
             block.ln_2.weight.copy_(t["h.ln2_w"][l])

@@ -35,8 +35,9 @@ std::string dims(AffineMap map) {
 }
 
 /// `([i, k], [k, j]) -> ([i, j]) sum={k} whole={} linear={0, 1}`, with
-/// ` combined={...}` for combined loops and ` additive` when partial sums of
-/// every operand flow through.
+/// ` combined={...}` for combined loops, ` shards={j | 3}` for loops split
+/// only into a number of shards dividing a count, and ` additive` when
+/// partial sums of every operand flow through.
 std::string describe(ShardingRuleOpInterface op) {
   SmallVector<AffineMap> maps = op.getIndexingMaps();
   unsigned operands = op->getNumOperands();
@@ -52,13 +53,18 @@ std::string describe(ShardingRuleOpInterface op) {
     if (kind == LoopKind::Combined)
       combined.push_back(loopName(n));
   }
+  SmallVector<std::string> divisors;
+  for (auto [n, divisor] : llvm::enumerate(op.getLoopShardDivisors()))
+    if (divisor)
+      divisors.push_back(loopName(n) + " | " + std::to_string(divisor));
   SmallVector<std::string> linear;
   for (unsigned i = 0; i < operands; ++i)
     if (op.isLinearIn(i))
       linear.push_back(std::to_string(i));
   return "(" + llvm::join(ins, ", ") + ") -> (" + llvm::join(outs, ", ") + ") sum={" +
          llvm::join(sum, ", ") + "} whole={" + llvm::join(whole, ", ") + "}" +
-         (combined.empty() ? "" : " combined={" + llvm::join(combined, ", ") + "}") + " linear={" +
+         (combined.empty() ? "" : " combined={" + llvm::join(combined, ", ") + "}") +
+         (divisors.empty() ? "" : " shards={" + llvm::join(divisors, ", ") + "}") + " linear={" +
          llvm::join(linear, ", ") + "}" + (op.isAdditive() ? " additive" : "");
 }
 

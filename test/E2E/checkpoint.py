@@ -43,7 +43,9 @@ def assemble(directory):
             if piece["file"] not in files:
                 files[piece["file"]] = read_raw(os.path.join(directory, piece["file"]))
             header, data = files[piece["file"]]
-            begin, end = header[name]["data_offsets"]
+            # A slice is its own entry of the file when a rank's block is
+            # several boxes of the tensor (an interleaved param).
+            begin, end = header[piece.get("entry", name)]["data_offsets"]
             raw = data[begin:end]
             if zlib.crc32(raw) != piece["crc32"]:
                 sys.exit(f"{piece['file']}: '{name}': checksum mismatch")

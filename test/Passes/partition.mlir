@@ -492,3 +492,28 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2]>, dtl.model = @m} {
     return %c : tensor<2x8x8xf32>
   }
 }
+
+// -----
+
+// Split and concat. An interleaved split (its input's n blocks each hold
+// 1/n of every piece) of a dimension split n ways is local: each rank
+// splits its block, and the pieces stay split; so is the concat of its
+// gradient (the function returns it whole: gathered). A plain split needs
+// its dimension whole: the operand is gathered for it.
+
+// CHECK-LABEL: func.func @pieces
+// CHECK:       %[[G:.*]] = shard.all_gather %arg0 on @grid grid_axes = [0] gather_axis = 1 : tensor<4x4xf32> -> tensor<4x8xf32>
+// CHECK-NEXT:  %[[P:.*]]:2 = dtl.split %arg0 dim 1 : tensor<4x4xf32> -> tensor<4x2xf32>, tensor<4x2xf32>
+// CHECK-NEXT:  %[[C:.*]] = dtl.concat %[[P]]#1, %[[P]]#0 dim 1 : tensor<4x2xf32>, tensor<4x2xf32> -> tensor<4x4xf32>
+// CHECK-NEXT:  shard.all_gather %[[C]] {{.*}} -> tensor<4x8xf32>
+// CHECK-NEXT:  dtl.split %[[G]] dim 1 : tensor<4x8xf32> -> tensor<4x4xf32>, tensor<4x4xf32>
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2]>} {
+  shard.grid @grid(shape = 2)
+  func.func @pieces(%x: tensor<4x8xf32> {dtl.sharding = #dtl.sharding<@grid, [[], [0]]>})
+      -> (tensor<4x8xf32>, tensor<4x4xf32>) {
+    %a, %b = dtl.split %x dim 1 interleave 2 : tensor<4x8xf32> -> tensor<4x4xf32>, tensor<4x4xf32>
+    %c = dtl.concat %b, %a dim 1 interleave 2 : tensor<4x4xf32>, tensor<4x4xf32> -> tensor<4x8xf32>
+    %p, %q = dtl.split %x dim 1 : tensor<4x8xf32> -> tensor<4x4xf32>, tensor<4x4xf32>
+    return %c, %q : tensor<4x8xf32>, tensor<4x4xf32>
+  }
+}

@@ -159,6 +159,16 @@ TEST_F(CudaKernels, BroadcastAndTranspose) {
   expectNear(transposed, down(tOut, 24), 0, 0);
 }
 
+TEST_F(CudaKernels, PlaceLikeCpu) {
+  // A [3, 4, 5] piece placed at stride into a [3, 8, 5] whole (a concat).
+  Floats in = random(60), expected(120, 0.0f);
+  const int64_t shape[] = {3, 4, 5}, strides[] = {40, 5, 1};
+  dtlrt::place(in.data(), expected.data() + 10, shape, strides, 3);
+  float *out = zeros(120);
+  dtlrt::cuda::place(up(in), out + 10, shape, strides, 3);
+  expectNear(expected, down(out, 120), 0, 0);
+}
+
 TEST_F(CudaKernels, ReduceSumAllLeadingAndGeneral) { expectSumsLikeCpu(random(6 * 70 * 9)); }
 
 TEST_F(CudaKernels, CrossEntropyItsGradientAndAccuracy) {

@@ -54,6 +54,30 @@ TEST(Init, ColumnsOverTwoAxesMajorToMinor) {
   }
 }
 
+TEST(Init, InterleavedColumnsMapToTheirPlaceAsDeclared) {
+  // Columns [q0 q1 q2 q3 | k0 k1] (pieces 4 and 2) stored as 2 blocks over
+  // axis 0: block r is q's r-th half then k's r-th half.
+  TensorSpec t = spec({4, 3}, {{}, {0}});
+  t.interleaveDim = 1;
+  t.interleaveBlocks = 2;
+  t.interleavePieces = {4, 2};
+  std::vector<std::vector<int64_t>> columns;
+  for (int rank = 0; rank < 2; ++rank) {
+    Context ctx({2}, rank);
+    std::vector<int64_t> row0;
+    forEachLocal(t, ctx, [&](int64_t local, int64_t g) {
+      if (local < 3)
+        row0.push_back(g);
+    });
+    columns.push_back(row0);
+  }
+  EXPECT_EQ(columns[0], (std::vector<int64_t>{0, 1, 4}));
+  EXPECT_EQ(columns[1], (std::vector<int64_t>{2, 3, 5}));
+  // Runs: stored position 1 is declared 1 with 1 more of q's share after it.
+  EXPECT_EQ(t.declaredRun(1), (std::pair<int64_t, int64_t>{1, 1}));
+  EXPECT_EQ(t.declaredRun(5), (std::pair<int64_t, int64_t>{5, 1}));
+}
+
 TEST(Init, DifferentNamesDifferentValues) {
   TensorSpec a = spec({4, 6}, {{}, {}}), b = a;
   b.name = "other";

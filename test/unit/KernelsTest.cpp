@@ -58,6 +58,18 @@ TEST(Kernels, BroadcastRepeatsAlongZeroStrides) {
   EXPECT_EQ(out, (std::vector<float>{5, 5, 5, 7, 7, 7}));
 }
 
+TEST(Kernels, PlaceIsTheInverseOfAStridedGather) {
+  // A [2, 6] whole, viewed [2 rows, 2 blocks, 3, 1]: piece 1 of an
+  // interleaved split (1 column of each block at offset 2) and back.
+  std::vector<float> whole = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, piece(4);
+  const int64_t shape[] = {2, 2, 1, 1}, strides[] = {6, 3, 1, 1};
+  broadcast(whole.data() + 2, piece.data(), shape, strides, 4);
+  EXPECT_EQ(piece, (std::vector<float>{2, 5, 8, 11}));
+  std::vector<float> placed(12, -1);
+  place(piece.data(), placed.data() + 2, shape, strides, 4);
+  EXPECT_EQ(placed, (std::vector<float>{-1, -1, 2, -1, -1, 5, -1, -1, 8, -1, -1, 11}));
+}
+
 TEST(Kernels, ReduceSumOverAnyDims) {
   const int64_t shape[] = {2, 3, 4};
   std::vector<double> in = iota(24);

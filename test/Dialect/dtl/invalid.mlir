@@ -774,3 +774,50 @@ func.func @combine_parts(%p: tensor<3x4xf32>, %y: tensor<4xi32>) {
   %l, %lse = dtl.cross_entropy_combine %p, %y : tensor<3x4xf32>, tensor<4xi32> -> tensor<4xf32>, tensor<4xf32>
   return
 }
+
+// -----
+
+func.func @split_sizes(%x: tensor<4x8xf32>) {
+  // expected-error @+1 {{pieces add up to 7 along dimension 1, not 8}}
+  %a, %b = dtl.split %x dim 1 : tensor<4x8xf32> -> tensor<4x3xf32>, tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @split_other_dim(%x: tensor<4x8xf32>) {
+  // expected-error @+1 {{piece f32[2, 4] differs from f32[4, 8] in a dimension other than 1}}
+  %a, %b = dtl.split %x dim 1 : tensor<4x8xf32> -> tensor<2x4xf32>, tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @split_dim(%x: tensor<4x8xf32>) {
+  // expected-error @+1 {{dimension 2 is not one of f32[4, 8]}}
+  %a = dtl.split %x dim 2 : tensor<4x8xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @split_interleave(%x: tensor<4x9xf32>) {
+  // expected-error @+1 {{piece f32[4, 3] does not divide into 2 interleaved blocks}}
+  %a, %b = dtl.split %x dim 1 interleave 2 : tensor<4x9xf32> -> tensor<4x3xf32>, tensor<4x6xf32>
+  return
+}
+
+// -----
+
+func.func @concat_types(%a: tensor<4x4xf32>, %b: tensor<4x4xbf16>) {
+  // expected-error @+1 {{piece bf16[4, 4] has another element type than f32[4, 8]}}
+  %c = dtl.concat %a, %b dim 1 : tensor<4x4xf32>, tensor<4x4xbf16> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @interleave_attribute(%w: tensor<4x8xf32> {dtl.interleave = array<i64: 1, 2, 3, 5>}) {
+  // expected-error @-1 {{'dtl.interleave' on a function argument must be [dim, blocks >= 2, piece sizes divisible by blocks...] on a tensor with that dim}}
+  return
+}

@@ -72,8 +72,14 @@ module attributes {
     %b = dtl.broadcast %rs dims [0] : tensor<4xf32> -> tensor<4x8xf32>
     // CHECK: dtl.reshape %{{.*}} : tensor<4x8xf32> -> tensor<32xf32>
     // CHECK: dtl.transpose %{{.*}} permutation [1, 0] : tensor<4x8xf32> -> tensor<8x4xf32>
+    // CHECK: dtl.split %{{.*}} dim 1 : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x6xf32>
+    // CHECK: dtl.split %{{.*}} dim 1 interleave 2 : tensor<4x8xf32> -> tensor<4x4xf32>, tensor<4x4xf32>
+    // CHECK: dtl.concat %{{.*}}, %{{.*}} dim 1 interleave 2 : tensor<4x4xf32>, tensor<4x4xf32> -> tensor<4x8xf32>
     %flat = dtl.reshape %b : tensor<4x8xf32> -> tensor<32xf32>
     %tr = dtl.transpose %b permutation [1, 0] : tensor<4x8xf32> -> tensor<8x4xf32>
+    %s0, %s1 = dtl.split %b dim 1 : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x6xf32>
+    %p0, %p1 = dtl.split %b dim 1 interleave 2 : tensor<4x8xf32> -> tensor<4x4xf32>, tensor<4x4xf32>
+    %joined = dtl.concat %p0, %p1 dim 1 interleave 2 : tensor<4x4xf32>, tensor<4x4xf32> -> tensor<4x8xf32>
     // CHECK: dtl.matmul_bias %{{.*}}, %{{.*}}, %{{.*}} {transpose_rhs} : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4xf32> -> tensor<4x4xf32>
     %bias = dtl.reduce_sum %tr dims [0] : tensor<8x4xf32> -> tensor<4xf32>
     %mb = dtl.matmul_bias %b, %b, %bias {transpose_rhs} : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4xf32> -> tensor<4x4xf32>

@@ -50,6 +50,14 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2, "tp" = 2]>} {
     %rh = dtl.reshape %t : tensor<2x4x8xf32> -> tensor<8x8xf32>
     // CHECK: dtl.transpose {{.*}}sharding_rule = "([j, i]) -> ([i, j]) sum={} whole={} linear={0}"
     %tr = dtl.transpose %x permutation [1, 0] : tensor<4x8xf32> -> tensor<8x4xf32>
+    // The pieces' dimension is whole, or split only into shards of whole
+    // interleaved blocks.
+    // CHECK: dtl.split {{.*}}sharding_rule = "([i, j]) -> ([i, j], [i, j]) sum={} whole={j} shards={j | 1} linear={0} additive"
+    %s0, %s1 = dtl.split %x dim 1 : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x6xf32>
+    // CHECK: dtl.split {{.*}}sharding_rule = "([i, j]) -> ([i, j], [i, j]) sum={} whole={} shards={j | 2} linear={0} additive"
+    %i0, %i1 = dtl.split %x dim 1 interleave 2 : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x6xf32>
+    // CHECK: dtl.concat {{.*}}sharding_rule = "([i, j], [i, j]) -> ([i, j]) sum={} whole={} shards={j | 2} linear={0, 1} additive"
+    %cc = dtl.concat %i0, %i1 dim 1 interleave 2 : tensor<4x2xf32>, tensor<4x6xf32> -> tensor<4x8xf32>
     // CHECK: dtl.embedding {{.*}}sharding_rule = "([l, k], [i, j]) -> ([i, j, k]) sum={l} whole={} linear={}"
     %emb = dtl.embedding %table, %ids : tensor<16x8xf32>, tensor<2x4xi32> -> tensor<2x4x8xf32>
     // CHECK: dtl.embedding_grad {{.*}}sharding_rule = "([i, j], [i, j, k]) -> ([l, k]) sum={i, j} whole={} linear={}"
