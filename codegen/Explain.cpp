@@ -214,14 +214,22 @@ private:
     return links;
   }
 
+  /// `interleaved`: the blocks a param (or its gradient or state) is stored
+  /// in for a split (dtl-interleave-splits), 0 when stored in order.
   json::Object tensorJson(StringRef role, StringRef name, Type global, const Layout &layout,
-                          Type local) const {
+                          Type local, int64_t interleaved) const {
     return json::Object{{"role", role},
                         {"name", name},
                         {"global", typeString(global)},
                         {"sharding", layoutString(layout)},
+                        {"interleaved_blocks", interleaved},
                         {"local", typeString(local)},
                         {"bytes", bytes(local)}};
+  }
+
+  int64_t interleavedBlocks(unsigned arg) const {
+    auto order = step_.getArgAttrOfType<DenseI64ArrayAttr>(arg, attr::interleave);
+    return order ? order[1] : 0;
   }
 
   /// The step's argument an optimizer update updates (its param operand,
@@ -247,8 +255,8 @@ private:
           unsigned arg = updatedParam(op);
           auto global = step_.getArgAttrOfType<TypeAttr>(arg, attr::globalType);
           gradBytes_ += bytes(grad.getType());
-          tensors.push_back(
-              tensorJson("grad", nameOf(arg), global.getValue(), layoutOf(grad), grad.getType()));
+          tensors.push_back(tensorJson("grad", nameOf(arg), global.getValue(), layoutOf(grad),
+                                       grad.getType(), interleavedBlocks(arg)));
         });
         continue;
       }
@@ -257,7 +265,8 @@ private:
           continue;
         auto global = step_.getArgAttrOfType<TypeAttr>(arg.getArgNumber(), attr::globalType);
         tensors.push_back(tensorJson(stringifyRole(role), nameOf(arg.getArgNumber()),
-                                     global.getValue(), layoutOf(arg), arg.getType()));
+                                     global.getValue(), layoutOf(arg), arg.getType(),
+                                     interleavedBlocks(arg.getArgNumber())));
       }
     }
     return tensors;
@@ -436,12 +445,19 @@ private:
        << "\n\nTensors, per rank:\n";
     os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", "role", "name", "global",
                         "sharding", "local", "size");
+    bool anyInterleaved = false;
     for (const json::Value &t : *r.getArray("tensors")) {
       const json::Object &o = *t.getAsObject();
+      bool interleaved = integer(o.get("interleaved_blocks")) > 0;
+      anyInterleaved |= interleaved;
       os << llvm::formatv("  {0,-10} {1,-10} {2,-18} {3,-22} {4,-18} {5}\n", str(o.get("role")),
-                          str(o.get("name")), str(o.get("global")), str(o.get("sharding")),
-                          str(o.get("local")), formatBytes(integer(o.get("bytes"))));
+                          str(o.get("name")), str(o.get("global")),
+                          str(o.get("sharding")) + (interleaved ? " *" : ""), str(o.get("local")),
+                          formatBytes(integer(o.get("bytes"))));
     }
+    if (anyInterleaved)
+      os << "  * stored interleaved for a split (each rank's block holds a block of every "
+            "piece; checkpoints keep the declared order)\n";
     const json::Object &decay = *r.getObject("weight_decay");
     auto names = [&](const json::Array *list) {
       std::string s;

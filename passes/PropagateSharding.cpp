@@ -82,6 +82,8 @@ SmallVector<Rule> repeatRules(RepeatOp repeat) {
 }
 
 struct Propagation {
+  explicit Propagation(MeshAttr mesh) : mesh(mesh) {}
+
   MeshAttr mesh;
   DenseMap<Value, OpenLayout> layouts;
 
@@ -308,7 +310,7 @@ struct PropagateSharding : dtl::impl::PropagateShardingBase<PropagateSharding> {
     // error: the op's loop stays whole and dtl-partition gathers the
     // operand for it, as after any other op.
     for (auto fn : module.getOps<func::FuncOp>())
-      Propagation{mesh}.run(fn);
+      Propagation(mesh).run(fn);
   }
 };
 
