@@ -353,8 +353,9 @@ LogicalResult StepPrinter::gather(Operation *op, ArrayRef<int64_t> strides) {
 LogicalResult StepPrinter::print(BroadcastOp op) { return gather(op, gatherStrides(op)); }
 LogicalResult StepPrinter::print(TransposeOp op) { return gather(op, gatherStrides(op)); }
 
-// The whole is [outer, blocks, run, inner] around `dim`; piece i is
-// [outer, blocks, its run, inner] at its offset within each block.
+// The whole is [outer, blocks, block run x inner] around `dim`; piece i is
+// [outer, blocks, its run x inner] (contiguous rows of the copy) at its
+// offset within each block.
 void StepPrinter::copyPieces(Value whole, ValueRange pieces, int64_t dim, int64_t interleave,
                              bool toPieces) {
   ArrayRef<int64_t> shape = shapeOf(whole);
@@ -364,21 +365,21 @@ void StepPrinter::copyPieces(Value whole, ValueRange pieces, int64_t dim, int64_
   for (int64_t d = dim + 1; d < (int64_t)shape.size(); ++d)
     inner *= shape[d];
   int64_t blockRun = shape[dim] / interleave, offset = 0;
-  SmallVector<int64_t> strides{shape[dim] * inner, blockRun * inner, inner, 1};
+  SmallVector<int64_t> strides{shape[dim] * inner, blockRun * inner, 1};
   std::string wholeName = toPieces ? name(whole) : define(whole);
   for (auto [i, piece] : llvm::enumerate(pieces)) {
     int64_t run = shapeOf(piece)[dim] / interleave;
     std::string pieceName = toPieces ? define(piece) : name(piece);
     std::string at = wholeName + " + " + str(offset * inner);
-    StaticArray pieceShape = staticArray("shape", {outer, interleave, run, inner});
+    StaticArray pieceShape = staticArray("shape", {outer, interleave, run * inner});
     StaticArray wholeStrides = staticArray("strides", strides);
     os_ << "{\n";
     os_.indent();
     os_ << pieceShape.declaration << "\n" << wholeStrides.declaration << "\n";
     if (toPieces)
-      call("broadcast", {at, pieceName, pieceShape.argument, wholeStrides.argument, "4"});
+      call("broadcast", {at, pieceName, pieceShape.argument, wholeStrides.argument, "3"});
     else
-      call("place", {pieceName, at, pieceShape.argument, wholeStrides.argument, "4"});
+      call("place", {pieceName, at, pieceShape.argument, wholeStrides.argument, "3"});
     os_.unindent();
     os_ << "}\n";
     offset += run;
