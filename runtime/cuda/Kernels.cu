@@ -225,8 +225,10 @@ void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const
 
 namespace {
 
-template <typename T>
-__global__ void broadcastKernel(const T *in, T *out, int64_t total, Dims shape, Dims strides) {
+/// Between a contiguous tensor of `shape` and strided positions of another:
+/// a gather (broadcast, transpose) or, with `Scatter`, its inverse (place).
+template <typename T, bool Scatter>
+__global__ void stridedCopyKernel(const T *in, T *out, int64_t total, Dims shape, Dims strides) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t rest = i, offset = 0;
@@ -234,20 +236,10 @@ __global__ void broadcastKernel(const T *in, T *out, int64_t total, Dims shape, 
       offset += (rest % shape.d[d]) * strides.d[d];
       rest /= shape.d[d];
     }
-    out[i] = in[offset];
-  }
-}
-
-template <typename T>
-__global__ void placeKernel(const T *in, T *out, int64_t total, Dims shape, Dims strides) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, offset = 0;
-    for (int d = shape.rank - 1; d >= 0; --d) {
-      offset += (rest % shape.d[d]) * strides.d[d];
-      rest /= shape.d[d];
-    }
-    out[offset] = in[i];
+    if constexpr (Scatter)
+      out[offset] = in[i];
+    else
+      out[i] = in[offset];
   }
 }
 
@@ -361,8 +353,8 @@ void broadcast(const T *in, T *out, const int64_t *outShapeAt, const int64_t *in
   int64_t total = 1;
   for (int64_t d : outShape)
     total *= d;
-  broadcastKernel<<<blocksFor(total), kBlock, 0, stream()>>>(in, out, total, dimsOf(outShape),
-                                                             dimsOf(inStrides));
+  stridedCopyKernel<T, false><<<blocksFor(total), kBlock, 0, stream()>>>(
+      in, out, total, dimsOf(outShape), dimsOf(inStrides));
   checkLaunch("broadcast");
 }
 
@@ -373,8 +365,8 @@ void place(const T *in, T *out, const int64_t *inShapeAt, const int64_t *outStri
   int64_t total = 1;
   for (int64_t d : inShape)
     total *= d;
-  placeKernel<<<blocksFor(total), kBlock, 0, stream()>>>(in, out, total, dimsOf(inShape),
-                                                         dimsOf(outStrides));
+  stridedCopyKernel<T, true><<<blocksFor(total), kBlock, 0, stream()>>>(
+      in, out, total, dimsOf(inShape), dimsOf(outStrides));
   checkLaunch("place");
 }
 

@@ -30,48 +30,41 @@ void matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *a, const
   }
 }
 
-template <typename T>
-void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides, int rank) {
+/// A copy between a contiguous tensor of `shape` and strided positions of
+/// another (`strides` per dimension): the contiguous side is read
+/// (`Scatter`: broadcast's inverse, place) or written (a gather, broadcast).
+template <bool Scatter, typename T>
+void stridedCopy(const T *in, T *out, const int64_t *shape, const int64_t *strides, int rank) {
   if (rank == 0) {
     out[0] = in[0];
     return;
   }
-  int64_t inner = outShape[rank - 1], innerStride = inStrides[rank - 1], rows = 1;
+  int64_t inner = shape[rank - 1], innerStride = strides[rank - 1], rows = 1;
   for (int d = 0; d < rank - 1; ++d)
-    rows *= outShape[d];
+    rows *= shape[d];
 #pragma omp parallel for if (rows * inner > 65536)
   for (int64_t row = 0; row < rows; ++row) {
     int64_t base = 0, rest = row;
     for (int d = rank - 2; d >= 0; --d) {
-      base += (rest % outShape[d]) * inStrides[d];
-      rest /= outShape[d];
+      base += (rest % shape[d]) * strides[d];
+      rest /= shape[d];
     }
-    T *o = out + row * inner;
     for (int64_t j = 0; j < inner; ++j)
-      o[j] = in[base + j * innerStride];
+      if constexpr (Scatter)
+        out[base + j * innerStride] = in[row * inner + j];
+      else
+        out[row * inner + j] = in[base + j * innerStride];
   }
 }
 
 template <typename T>
+void broadcast(const T *in, T *out, const int64_t *outShape, const int64_t *inStrides, int rank) {
+  stridedCopy<false>(in, out, outShape, inStrides, rank);
+}
+
+template <typename T>
 void place(const T *in, T *out, const int64_t *inShape, const int64_t *outStrides, int rank) {
-  if (rank == 0) {
-    out[0] = in[0];
-    return;
-  }
-  int64_t inner = inShape[rank - 1], innerStride = outStrides[rank - 1], rows = 1;
-  for (int d = 0; d < rank - 1; ++d)
-    rows *= inShape[d];
-#pragma omp parallel for if (rows * inner > 65536)
-  for (int64_t row = 0; row < rows; ++row) {
-    int64_t base = 0, rest = row;
-    for (int d = rank - 2; d >= 0; --d) {
-      base += (rest % inShape[d]) * outStrides[d];
-      rest /= inShape[d];
-    }
-    const T *i = in + row * inner;
-    for (int64_t j = 0; j < inner; ++j)
-      out[base + j * innerStride] = i[j];
-  }
+  stridedCopy<true>(in, out, inShape, outStrides, rank);
 }
 
 /// Element offsets, in a row-major tensor of `shape`, of every index over the
