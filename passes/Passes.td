@@ -111,6 +111,27 @@ def Partition : Pass<"dtl-partition", "mlir::ModuleOp"> {
   let dependentDialects = ["::dtl::DtlDialect", "::mlir::shard::ShardDialect"];
 }
 
+def CheckSchedule : Pass<"dtl-check-schedule", "mlir::ModuleOp"> {
+  let summary = "Prove every rank's communication matches its peers': no deadlock, no mismatch.";
+  let description = [{
+    On a partitioned program whose ranks run different code (an
+    `scf.index_switch` on the rank's mesh coordinate, as pipeline stages
+    are) or exchange tensors point to point (`shard.send`/`shard.recv` with
+    static peers), lists for every rank of the mesh the communication it
+    performs, in order (a `dtl.repeat`'s body once per iteration), and runs
+    them together: a send completes with its peer's matching receive (both
+    blocking, the worst case of MPI and NCCL), a collective when every rank
+    of its group is at the same collective. A schedule that cannot
+    complete is refused with an error at the waiting rank's operation and
+    a note at its peer's, naming both ranks and why: a peer that finished,
+    two ranks each waiting for the other, a collective a rank never
+    reaches, or kinds or types that differ. Programs without stage code or
+    point-to-point transfers run the same collectives on every rank by
+    construction and are not walked.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect", "::mlir::shard::ShardDialect"];
+}
+
 def FuseEpilogues : Pass<"dtl-fuse-epilogues", "mlir::ModuleOp"> {
   let summary = "Fold bias additions into the matmuls that produce their input.";
   let description = [{

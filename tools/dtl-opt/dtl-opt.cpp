@@ -4,6 +4,7 @@
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllPasses.h"
@@ -15,6 +16,7 @@ int main(int argc, char **argv) {
   dtl::registerDtlPasses();
   dtl::registerPipeline();
   mlir::DialectRegistry registry;
-  registry.insert<dtl::DtlDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect>();
+  registry.insert<dtl::DtlDialect, mlir::func::FuncDialect, mlir::shard::ShardDialect,
+                  mlir::scf::SCFDialect>();
   return mlir::asMainReturnCode(mlir::MlirOptMain(argc, argv, "dtl optimizer driver\n", registry));
 }
