@@ -135,6 +135,24 @@ void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inS
 }
 
 template <typename T>
+void send(Context &ctx, const T *data, int64_t count, int peer, const Axes &axes, int slot,
+          const char *what) {
+  Gpu &gpu = Gpu::get();
+  cudaStream_t s = gpu.beginCollective(slot, what);
+  gpu.checkNccl(ncclSend(data, count, ncclType<T>(), peer, gpu.communicator(ctx, axes), s), what);
+  gpu.endCollective(slot);
+}
+
+template <typename T>
+void recv(Context &ctx, T *data, int64_t count, int peer, const Axes &axes, int slot,
+          const char *what) {
+  Gpu &gpu = Gpu::get();
+  cudaStream_t s = gpu.beginCollective(slot, what);
+  gpu.checkNccl(ncclRecv(data, count, ncclType<T>(), peer, gpu.communicator(ctx, axes), s), what);
+  gpu.endCollective(slot);
+}
+
+template <typename T>
 void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
               const Axes &axes) {
   int64_t n = ctx.spanOf(axes), j = ctx.indexAlong(axes), outer = product(inShape, 0, dim),
@@ -155,7 +173,9 @@ void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inS
   template void allToAll<T>(Context &, const T *, T *, const std::vector<int64_t> &, int, int,     \
                             const Axes &, int, const char *);                                      \
   template void allSlice<T>(Context &, const T *, T *, const std::vector<int64_t> &, int,          \
-                            const Axes &);
+                            const Axes &);                                                         \
+  template void send<T>(Context &, const T *, int64_t, int, const Axes &, int, const char *);      \
+  template void recv<T>(Context &, T *, int64_t, int, const Axes &, int, const char *);
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(int32_t)
 DTLRT_INSTANTIATE(bf16)

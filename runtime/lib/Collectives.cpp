@@ -103,6 +103,20 @@ template <typename T> void Context::allReduceSum(T *data, int64_t count, const A
   });
 }
 
+template <typename T> void Context::send(const T *data, int64_t count, int peer, const Axes &axes) {
+  InCollective waiting("send", count, axes);
+  forEachPiece(count, maxElementsPerCall_, [&](int64_t offset, int64_t n) {
+    MPI_Send(data + offset, int(n), mpiType<T>(), peer, 0, commFor(axes));
+  });
+}
+
+template <typename T> void Context::recv(T *data, int64_t count, int peer, const Axes &axes) {
+  InCollective waiting("recv", count, axes);
+  forEachPiece(count, maxElementsPerCall_, [&](int64_t offset, int64_t n) {
+    MPI_Recv(data + offset, int(n), mpiType<T>(), peer, 0, commFor(axes), MPI_STATUS_IGNORE);
+  });
+}
+
 /// Views a tensor as [outer, dim, inner] around dimension `dim`.
 static void around(const std::vector<int64_t> &shape, int dim, int64_t &outer, int64_t &inner) {
   outer = inner = 1;
@@ -238,7 +252,9 @@ void Context::allSlice(const T *in, T *out, const std::vector<int64_t> &inShape,
   template void Context::reduceScatterSum<T>(const T *, T *, const std::vector<int64_t> &, int,    \
                                              const Axes &);                                        \
   template void Context::allToAll<T>(const T *, T *, const std::vector<int64_t> &, int, int,       \
-                                     const Axes &);
+                                     const Axes &);                                                \
+  template void Context::send<T>(const T *, int64_t, int, const Axes &);                           \
+  template void Context::recv<T>(T *, int64_t, int, const Axes &);
 // Labels (i32) are sliced and gathered like any tensor.
 DTLRT_INSTANTIATE(float)
 DTLRT_INSTANTIATE(double)

@@ -46,6 +46,17 @@ std::vector<std::vector<float>> collectives(Context &ctx, int64_t maxPerCall) {
   std::vector<float> moved(4 * 6);
   ctx.allToAll(values(24).data(), moved.data(), {4, 6}, 1, 0, dp);
   out.push_back(moved);
+  // A stage's activation forwards and its gradient back: rank 0 sends
+  // first, rank 1 receives first.
+  std::vector<float> forward = values(13), back(13);
+  if (rank() == 0) {
+    ctx.send(forward.data(), 13, 1, dp);
+    ctx.recv(back.data(), 13, 1, dp);
+  } else {
+    ctx.recv(back.data(), 13, 0, dp);
+    ctx.send(forward.data(), 13, 0, dp);
+  }
+  out.push_back(back);
   Context::setMaxElementsPerCall(INT32_MAX);
   return out;
 }
@@ -66,6 +77,7 @@ TEST(Collectives, InPiecesTheyGiveWhatOneCallGives) {
   Context ctx({2}, rank());
   std::vector<std::vector<float>> whole = collectives(ctx, INT32_MAX);
   EXPECT_EQ(whole[0][10], 10.f + 110.f) << "the sum over both ranks";
+  EXPECT_EQ(whole[4][12], float(100 * (1 - rank()) + 12)) << "the other rank's values";
   EXPECT_EQ(collectives(ctx, 3), whole);
   EXPECT_EQ(collectives(ctx, 1), whole);
 }

@@ -41,6 +41,12 @@ public:
   template <typename T>
   void allToAll(const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
                 int concatDim, const Axes &axes);
+  /// Point to point (a pipeline stage's activations or gradients): sends
+  /// `count` elements to, or receives them from, the rank at index `peer`
+  /// of this rank's group along `axes`. Blocking; between one pair, in
+  /// program order.
+  template <typename T> void send(const T *data, int64_t count, int peer, const Axes &axes);
+  template <typename T> void recv(T *data, int64_t count, int peer, const Axes &axes);
   /// This rank's slice, on dimension `dim`, of a tensor replicated along `axes`.
   template <typename T>
   void allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,

@@ -160,6 +160,15 @@ void reduceScatterSum(Context &ctx, const T *in, T *out, const std::vector<int64
 template <typename T>
 void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int splitDim,
               int concatDim, const Axes &axes, int slot, const char *what);
+/// Point to point with the rank at index `peer` of this rank's group along
+/// `axes` (a pipeline's activations and gradients), on the collective
+/// stream of `slot`.
+template <typename T>
+void send(Context &ctx, const T *data, int64_t count, int peer, const Axes &axes, int slot,
+          const char *what);
+template <typename T>
+void recv(Context &ctx, T *data, int64_t count, int peer, const Axes &axes, int slot,
+          const char *what);
 /// No communication: this rank's slice, on the compute stream.
 template <typename T>
 void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
