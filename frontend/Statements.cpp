@@ -167,7 +167,9 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
       if (!c || c->callee != "split")
         error(s.expr->pos) << "only split(...) gives several tensors to name";
       else if (call(*c, &pieces) && pieces.size() != s.names.size())
-        error(s.pos) << "split gives " << pieces.size() << " pieces, named by " << s.names.size();
+        error(s.pos) << "split gives " << pieces.size()
+                     << (pieces.size() == 1 ? " piece" : " pieces") << ", named by "
+                     << s.names.size();
       bool ok = pieces.size() == s.names.size();
       for (auto [i, name] : llvm::enumerate(s.names))
         if (ok)
