@@ -358,9 +358,10 @@ TEST_P(EveryReshard, IsRightAndUsesTheFewestCollectives) {
   RecordProperty("pairs", pairs);
 }
 
-TEST_P(EveryReshard, OfAPartialSumIsRightWithOneReductionMore) {
-  if (GetParam().shape.size() != 2)
-    GTEST_SKIP() << "the partial sums come from a matrix product";
+/// The partial sums come from a matrix product: 2-D.
+class EveryReshardOfAPartialSum : public ::testing::TestWithParam<Case> {};
+
+TEST_P(EveryReshardOfAPartialSum, IsRightWithOneReductionMore) {
   MLIRContext ctx;
   ctx.loadDialect<dtl::DtlDialect, func::FuncDialect, shard::ShardDialect>();
   Mesh mesh{GetParam().mesh};
@@ -401,6 +402,9 @@ TEST_P(EveryReshard, OfAPartialSumIsRightWithOneReductionMore) {
   RecordProperty("cases", checked);
   EXPECT_GT(checked, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Meshes, EveryReshardOfAPartialSum,
+                         ::testing::Values(Case{{2, 2}, {8, 8}}, Case{{2, 2, 2}, {8, 8}}));
 
 INSTANTIATE_TEST_SUITE_P(Meshes, EveryReshard,
                          ::testing::Values(Case{{2, 2}, {8, 8}}, Case{{2, 2}, {8, 8, 8}},
