@@ -67,7 +67,6 @@ private:
   /// The ranks that differ from `rank` only along `axes`, in group order.
   SmallVector<int64_t> groupOf(int64_t rank, ArrayRef<int16_t> axes) const {
     SmallVector<int64_t> group{rank};
-    SmallVector<int64_t> coords = coordsOf(rank);
     for (int16_t a : axes) {
       SmallVector<int64_t> next;
       for (int64_t member : group) {
@@ -101,16 +100,15 @@ private:
   /// The events of `block` for `rank`, appended to `out`.
   LogicalResult collect(Block &block, int64_t rank, std::vector<Event> &out) {
     for (Operation &op : block) {
-      if (auto send = dyn_cast<shard::SendOp>(op)) {
-        FailureOr<int64_t> peer = peerOf(&op, rank, send.getGridAxes(), send.getDestination());
+      if (isa<shard::SendOp, shard::RecvOp>(op)) {
+        auto send = dyn_cast<shard::SendOp>(op);
+        auto recv = dyn_cast<shard::RecvOp>(op);
+        FailureOr<int64_t> peer = send
+                                      ? peerOf(&op, rank, send.getGridAxes(), send.getDestination())
+                                      : peerOf(&op, rank, recv.getGridAxes(), recv.getSource());
         if (failed(peer))
           return failure();
-        out.push_back({Event::Kind::Send, &op, *peer, {}});
-      } else if (auto recv = dyn_cast<shard::RecvOp>(op)) {
-        FailureOr<int64_t> peer = peerOf(&op, rank, recv.getGridAxes(), recv.getSource());
-        if (failed(peer))
-          return failure();
-        out.push_back({Event::Kind::Recv, &op, *peer, {}});
+        out.push_back({send ? Event::Kind::Send : Event::Kind::Recv, &op, *peer, {}});
       } else if (isa<shard::AllReduceOp, shard::AllGatherOp, shard::ReduceScatterOp,
                      shard::AllToAllOp>(op)) {
         auto axes = op.getAttrOfType<DenseI16ArrayAttr>("grid_axes");

@@ -22,7 +22,7 @@ namespace {
 /// with the dimension that maps to the split one.
 class Cone {
 public:
-  Cone(func::FuncOp fn, MeshAttr mesh) : fn_(fn), mesh_(mesh) {}
+  explicit Cone(func::FuncOp fn) : fn_(fn) {}
 
   /// Adds `v` (read along `dim`) and what it is computed from; false when
   /// something in the cone does not treat the positions along it alike.
@@ -106,7 +106,6 @@ private:
   }
 
   func::FuncOp fn_;
-  MeshAttr mesh_;
   DenseMap<Value, int64_t> dims_;
   DenseSet<OpOperand *> traversed_;
   OpOperand *root_ = nullptr;
@@ -129,7 +128,7 @@ std::optional<int64_t> blocksOf(func::FuncOp fn, MeshAttr mesh, const Cone &cone
 }
 
 void interleave(func::FuncOp fn, MeshAttr mesh, SplitOp split) {
-  Cone cone(fn, mesh);
+  Cone cone(fn);
   cone.setRoot(split->getOpOperand(0));
   if (!cone.add(split.getInput(), split.getDim()) || !cone.closed() || cone.params().empty())
     return;

@@ -560,55 +560,57 @@ TrainPosition loadCheckpoint(const std::string &where, const ModelIdentity &iden
         int64_t covered = 0;
         size_t element = sizeOf(spec.dtype);
         Box block{std::vector<int64_t>(spec.localShape.size(), 0), spec.localShape};
-        for (const Part &part : parts) {
-          const Box &mine = part.declared;
-          // An interleaved block's part is read whole, then put in its place.
-          std::vector<unsigned char> copy;
-          unsigned char *target = static_cast<unsigned char *>(t.local);
-          if (parts.size() > 1) {
-            copy.resize(size_t(numElements(mine.shape)) * element);
-            target = copy.data();
-          }
-          for (const json &slice : entry.at("slices")) {
-            Box box{slice.at("offset").get<std::vector<int64_t>>(),
-                    slice.at("shape").get<std::vector<int64_t>>()};
-            if (box.offset.size() != mine.offset.size() || box.shape.size() != mine.shape.size())
-              throw DataError(indexPath + ": tensor '" + spec.name + "': a slice of another rank");
-            // Overlap test before any reading.
-            bool overlaps = true;
-            for (size_t d = 0; d < box.shape.size(); ++d)
-              overlaps &= std::max(box.offset[d], mine.offset[d]) <
-                          std::min(box.offset[d] + box.shape[d], mine.offset[d] + mine.shape[d]);
-            if (!overlaps)
-              continue;
-            std::string file = dir + "/" + slice.at("file").get<std::string>();
-            auto found = headers.find(file);
-            if (found == headers.end())
-              found = headers.emplace(file, readSafetensorsHeader(file)).first;
-            const SafetensorsHeader &header = found->second;
-            std::string name = slice.value("entry", spec.name);
-            auto it = std::find_if(header.tensors.begin(), header.tensors.end(),
-                                   [&](const SafetensorsEntry &e) { return e.name == name; });
-            if (it == header.tensors.end())
-              throw DataError(file + ": has no tensor '" + name + "' (the index says it has)");
-            if (it->dtype != spec.dtype || it->shape != box.shape)
-              throw DataError(file + ": tensor '" + spec.name + "' is " +
-                              shapeText(it->dtype, it->shape) + ", the index says " +
-                              shapeText(spec.dtype, box.shape));
-            std::vector<unsigned char> bytes(it->end - it->begin);
-            std::ifstream in(file, std::ios::binary);
-            in.seekg(std::streamoff(header.dataOffset + it->begin));
-            if (!in.read(reinterpret_cast<char *>(bytes.data()), std::streamsize(bytes.size())))
-              throw DataError(file + ": tensor '" + spec.name + "': cannot read its bytes");
-            if (crc32Of(bytes.data(), bytes.size()) != slice.at("crc32").get<uint32_t>())
-              throw DataError(file + ": tensor '" + spec.name +
-                              "': checksum mismatch (the file is damaged)");
-            covered += copyOverlap(box, bytes.data(), mine, target, element);
-          }
-          if (!copy.empty())
-            copyOverlap(Box{part.localOffset, mine.shape}, copy.data(), block,
-                        static_cast<unsigned char *>(t.local), element);
+        // Each part is read into a buffer of its own box, then put in its
+        // place in the block (one part: straight into the block).
+        std::vector<std::vector<unsigned char>> copies(parts.size() > 1 ? parts.size() : 0);
+        for (size_t k = 0; k < copies.size(); ++k)
+          copies[k].resize(size_t(numElements(parts[k].declared.shape)) * element);
+        auto overlaps = [](const Box &x, const Box &y) {
+          for (size_t d = 0; d < x.shape.size(); ++d)
+            if (std::max(x.offset[d], y.offset[d]) >=
+                std::min(x.offset[d] + x.shape[d], y.offset[d] + y.shape[d]))
+              return false;
+          return true;
+        };
+        for (const json &slice : entry.at("slices")) {
+          Box box{slice.at("offset").get<std::vector<int64_t>>(),
+                  slice.at("shape").get<std::vector<int64_t>>()};
+          if (box.offset.size() != block.shape.size() || box.shape.size() != block.shape.size())
+            throw DataError(indexPath + ": tensor '" + spec.name + "': a slice of another rank");
+          // Overlap test before any reading; each slice is read once.
+          if (std::none_of(parts.begin(), parts.end(),
+                           [&](const Part &part) { return overlaps(box, part.declared); }))
+            continue;
+          std::string file = dir + "/" + slice.at("file").get<std::string>();
+          auto found = headers.find(file);
+          if (found == headers.end())
+            found = headers.emplace(file, readSafetensorsHeader(file)).first;
+          const SafetensorsHeader &header = found->second;
+          std::string name = slice.value("entry", spec.name);
+          auto it = std::find_if(header.tensors.begin(), header.tensors.end(),
+                                 [&](const SafetensorsEntry &e) { return e.name == name; });
+          if (it == header.tensors.end())
+            throw DataError(file + ": has no tensor '" + name + "' (the index says it has)");
+          if (it->dtype != spec.dtype || it->shape != box.shape)
+            throw DataError(file + ": tensor '" + spec.name + "' is " +
+                            shapeText(it->dtype, it->shape) + ", the index says " +
+                            shapeText(spec.dtype, box.shape));
+          std::vector<unsigned char> bytes(it->end - it->begin);
+          std::ifstream in(file, std::ios::binary);
+          in.seekg(std::streamoff(header.dataOffset + it->begin));
+          if (!in.read(reinterpret_cast<char *>(bytes.data()), std::streamsize(bytes.size())))
+            throw DataError(file + ": tensor '" + spec.name + "': cannot read its bytes");
+          if (crc32Of(bytes.data(), bytes.size()) != slice.at("crc32").get<uint32_t>())
+            throw DataError(file + ": tensor '" + spec.name +
+                            "': checksum mismatch (the file is damaged)");
+          for (size_t k = 0; k < parts.size(); ++k)
+            covered += copyOverlap(
+                box, bytes.data(), parts[k].declared,
+                copies.empty() ? static_cast<unsigned char *>(t.local) : copies[k].data(), element);
         }
+        for (size_t k = 0; k < copies.size(); ++k)
+          copyOverlap(Box{parts[k].localOffset, parts[k].declared.shape}, copies[k].data(), block,
+                      static_cast<unsigned char *>(t.local), element);
         if (covered != spec.localSize())
           throw DataError(indexPath + ": the slices of '" + spec.name + "' cover " +
                           std::to_string(covered) + " of the " + std::to_string(spec.localSize()) +
