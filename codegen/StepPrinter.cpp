@@ -262,11 +262,12 @@ LogicalResult StepPrinter::printBlock(Block &block) {
 }
 
 LogicalResult StepPrinter::printOperation(Operation *op) {
-  if (op->getNumResults() > 0 && !isa<YieldOp>(op) && !op->hasAttr(attr::place))
+  if (op->getNumResults() > 0 && !isa<YieldOp, scf::YieldOp>(op) && !op->hasAttr(attr::place))
     return op->emitError("has no place: run dtl-plan-buffers first");
   // The .dtl line above whatever computes; views, waits and the return are
   // not calls of their own.
-  if (!isa<ReshapeOp, CollectiveWaitOp, YieldOp, func::ReturnOp>(op))
+  if (!isa<ReshapeOp, StackedSliceOp, CollectiveWaitOp, YieldOp, func::ReturnOp,
+           shard::ProcessMultiIndexOp, scf::YieldOp>(op))
     printLocation(op);
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
       .Case<MatmulOp, MatmulBiasOp, BroadcastOp, TransposeOp, ReduceSumOp, ReshapeOp, SoftmaxOp,
@@ -276,9 +277,10 @@ LogicalResult StepPrinter::printOperation(Operation *op) {
             CrossEntropyCombineOp, CorrectOp, ArgmaxPartialOp, CorrectCombineOp, DropoutOp,
             AdamwUpdateOp, SgdUpdateOp, RepeatOp, CollectiveWaitOp, shard::AllReduceOp,
             shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp, shard::AllSliceOp,
-            func::ReturnOp>([&](auto concrete) { return print(concrete); })
+            func::ReturnOp, StackedSliceOp, shard::ProcessMultiIndexOp, scf::IndexSwitchOp,
+            shard::SendOp, shard::RecvOp>([&](auto concrete) { return print(concrete); })
       .Case([&](FusedOp fused) { return target_.printFused(*this, fused); })
-      .Case([&](YieldOp) { return success(); }) // printed by the repeat
+      .Case<YieldOp, scf::YieldOp>([&](auto) { return success(); }) // printed by their owner
       .Default([&](Operation *other) {
         return other->emitError("the printer has no rule for this op (is the module at the "
                                 "execution stage?)");
@@ -420,6 +422,82 @@ LogicalResult StepPrinter::print(ReshapeOp op) {
   os_ << "const " << type << " *const " << n << " = " << name(op.getInput()) << ";\n";
   names_[op.getResult()] = n;
   return success();
+}
+
+// A view: the slice's elements where they are.
+LogicalResult StepPrinter::print(StackedSliceOp op) {
+  std::string n = "t" + str(nextName_++), type = elementType(op.getType());
+  os_ << "const " << type << " *const " << n << " = " << name(op.getInput()) << " + "
+      << op.getIndex() * elements(op.getResult()) << ";\n";
+  names_[op.getResult()] = n;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Pipeline stages
+//===----------------------------------------------------------------------===//
+
+LogicalResult StepPrinter::print(shard::ProcessMultiIndexOp op) {
+  for (auto [result, axis] : llvm::zip(op.getResults(), op.getAxes())) {
+    std::string n = "i" + str(nextName_++);
+    os_ << "const int " << n << " = ctx.indexAlong(" << axesOf({axis}) << ");\n";
+    names_[result] = n;
+  }
+  return success();
+}
+
+// Each case in a scope of its own; what it yields is copied into the
+// switch's results (placed outside every case).
+LogicalResult StepPrinter::print(scf::IndexSwitchOp op) {
+  for (Value r : op.getResults())
+    define(r);
+  auto printCase = [&](Block &block) -> LogicalResult {
+    os_.indent();
+    if (failed(printBlock(block)))
+      return failure();
+    for (auto [value, result] : llvm::zip(block.getTerminator()->getOperands(), op.getResults()))
+      call("copy", {name(value), name(result), bytesOf(value)});
+    os_ << "break;\n";
+    os_.unindent();
+    os_ << "}\n";
+    return success();
+  };
+  os_ << "switch (" << name(op.getArg()) << ") {\n";
+  for (auto [value, region] : llvm::zip(op.getCases(), op.getCaseRegions())) {
+    os_ << "case " << value << ": {\n";
+    if (failed(printCase(region.front())))
+      return failure();
+  }
+  os_ << "default: {\n";
+  if (failed(printCase(op.getDefaultRegion().front())))
+    return failure();
+  os_ << "}\n";
+  return success();
+}
+
+LogicalResult StepPrinter::pointToPoint(StringRef kind, Operation *op, StringRef data,
+                                        ArrayRef<int16_t> axes,
+                                        std::optional<ArrayRef<int64_t>> peer) {
+  auto slot = op->getAttrOfType<IntegerAttr>(attr::slot);
+  if (!slot)
+    return op->emitError("has no `dtl.slot`: run dtl-schedule-collectives first");
+  if (!peer || peer->size() != 1)
+    return op->emitError("the printers need a static peer along one grid axis");
+  Value v = op->getResult(0);
+  os_ << target_.ns() << "::" << kind << "<" << elementType(v.getType()) << ">(ctx, " << data
+      << ", " << elements(v) << ", " << (*peer)[0] << ", " << axesOf(axes) << ", " << slot.getInt()
+      << ", " << describe(kind, axes, v) << ");\n";
+  return success();
+}
+
+LogicalResult StepPrinter::print(shard::SendOp op) {
+  alias(op.getResult(), op.getInput());
+  return pointToPoint("send", op, name(op.getInput()), op.getGridAxes(), op.getDestination());
+}
+
+LogicalResult StepPrinter::print(shard::RecvOp op) {
+  std::string out = define(op.getResult());
+  return pointToPoint("recv", op, out, op.getGridAxes(), op.getSource());
 }
 
 //===----------------------------------------------------------------------===//
@@ -594,8 +672,11 @@ LogicalResult StepPrinter::print(DropoutOp op) {
                                          ")) * " + str(local[d]));
   }
   std::string layer = "-1";
-  for (auto [index, count] : llvm::zip(op.getLayers(), op.getLayerCounts()))
-    layer = layer == "-1" ? name(index) : "(" + layer + ") * " + str(count) + " + " + name(index);
+  for (auto [index, count] : llvm::zip(op.getLayers(), op.getLayerCounts())) {
+    auto global = globalLayers_.find(index);
+    std::string n = global != globalLayers_.end() ? global->second : name(index);
+    layer = layer == "-1" ? n : "(" + layer + ") * " + str(count) + " + " + n;
+  }
   std::string out = define(op.getResult());
   StaticArray localShape = staticArray("local", local), globalShape = staticArray("global", global);
   os_ << "{\n";
@@ -656,6 +737,16 @@ LogicalResult StepPrinter::print(RepeatOp op) {
     os_ << "for (int64_t " << i << " = 0; " << i << " < " << count << "; ++" << i << ") {\n";
   os_.indent();
   names_[op.getIndex()] = i;
+  // A pipeline stage's layers (dtl-schedule-pipeline put them in its case)
+  // are its block of the global layers: what the body draws by layer (a
+  // dropout mask) takes the global index; its slices stay local.
+  if (op.getPipeline() && op->getParentOfType<scf::IndexSwitchOp>() && !op.getIndex().use_empty()) {
+    std::string layer = "l" + str(nextIndex_++);
+    os_ << "const int64_t " << layer << " = "
+        << "ctx.indexAlong(" << axesOf({int16_t(mesh_.axisIndex(*op.getPipeline()))}) << ") * "
+        << count << " + " << i << ";\n";
+    globalLayers_[op.getIndex()] = layer;
+  }
   for (auto [arg, result] : llvm::zip(op.getCarryArgs(), op.getCarryResults()))
     alias(arg, result);
   for (auto [arg, stacked] : llvm::zip(op.getStackedArgs(), op.getStacked())) {

@@ -14,6 +14,7 @@
 
 #include "dialects/dtl/Contract.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Support/IndentedOstream.h"
 
 #include <memory>
@@ -86,6 +87,7 @@ private:
   mlir::LogicalResult print(ConcatOp op);
   mlir::LogicalResult print(ReduceSumOp op);
   mlir::LogicalResult print(ReshapeOp op);
+  mlir::LogicalResult print(StackedSliceOp op);
   mlir::LogicalResult print(SoftmaxOp op);
   mlir::LogicalResult print(SoftmaxGradOp op);
   mlir::LogicalResult print(LayerNormOp op);
@@ -113,6 +115,14 @@ private:
   mlir::LogicalResult print(mlir::shard::AllToAllOp op);
   mlir::LogicalResult print(mlir::shard::AllSliceOp op);
   mlir::LogicalResult print(mlir::func::ReturnOp op);
+  mlir::LogicalResult print(mlir::shard::ProcessMultiIndexOp op);
+  mlir::LogicalResult print(mlir::scf::IndexSwitchOp op);
+  mlir::LogicalResult print(mlir::shard::SendOp op);
+  mlir::LogicalResult print(mlir::shard::RecvOp op);
+  /// A send or receive: ns::method<T>(ctx, data, count, peer, axes, slot, what).
+  mlir::LogicalResult pointToPoint(llvm::StringRef kind, mlir::Operation *op, llvm::StringRef data,
+                                   llvm::ArrayRef<int16_t> axes,
+                                   std::optional<llvm::ArrayRef<int64_t>> peer);
 
   /// A shaped collective: ns::method<T>(ctx, in, out, {shape}, dims..., axes, slot, what).
   mlir::LogicalResult collective(llvm::StringRef kind, llvm::StringRef method, mlir::Operation *op,
@@ -135,6 +145,8 @@ private:
   std::string functionName_;
   llvm::DenseMap<mlir::Value, std::string> names_;
   int nextName_ = 0, nextIndex_ = 0, kernelCount_ = 0;
+  /// A pipeline stage's layer indices: the global layer, for what is drawn by it.
+  llvm::DenseMap<mlir::Value, std::string> globalLayers_;
 };
 
 /// The targets (CpuTarget.cpp, CudaTarget.cpp).

@@ -15,6 +15,10 @@ void dumpValue(const Value &v, llvm::raw_ostream &os) {
     dumpExpr(*v.expr, os);
   else if (v.kind == Value::Kind::String)
     os << '"' << v.string << '"';
+  else if (v.kind == Value::Kind::Bytes)
+    os << v.string;
+  else if (v.kind == Value::Kind::OneFOneB)
+    os << "1f1b";
   else {
     os << '(';
     for (size_t i = 0; i < v.tuple.size(); ++i) {
@@ -115,6 +119,8 @@ void dumpStmts(const std::vector<Stmt> &body, llvm::raw_ostream &os) {
       dumpExpr(*s.expr, os);
       if (!s.recompute.empty())
         os << " recompute " << s.recompute;
+      if (!s.pipelineAxis.empty())
+        os << " pipeline " << s.pipelineAxis;
       break;
     case Stmt::Kind::Return:
       os << "  Return ";

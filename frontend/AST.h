@@ -53,7 +53,7 @@ struct Expr {
 
 /// A call argument or train setting: an expression, a string or a tuple.
 struct Value {
-  enum class Kind { Expr, String, Tuple, Bytes };
+  enum class Kind { Expr, String, Tuple, Bytes, OneFOneB };
   Kind kind;
   Pos pos;
   std::unique_ptr<Expr> expr;
@@ -100,6 +100,8 @@ struct Stmt {
   std::unique_ptr<Expr> count;      ///< Repeat: how many times
   std::string recompute;            ///< Repeat: "", "all" or the level written after it
   Pos recomputePos;                 ///< Repeat: where that level is
+  std::string pipelineAxis;         ///< Repeat: the mesh axis of `pipeline AXIS`, or ""
+  Pos pipelinePos;                  ///< Repeat: where that axis is
 };
 
 struct SizeParam {

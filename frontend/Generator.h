@@ -94,7 +94,12 @@ public:
                              const ast::Stmt *&returnStmt);
   mlir::Value callBlock(const ast::Block &blk, const ast::Call &c, llvm::StringRef prefix);
   mlir::Value repeatBlock(const ast::Block &blk, const ast::Call &c, llvm::StringRef prefix,
-                          int64_t count, RecomputeAttr recompute);
+                          int64_t count, RecomputeAttr recompute, llvm::StringRef pipelineAxis);
+  /// Whether `repeat ... pipeline AXIS` (if written) names an axis that can
+  /// split `count` layers; reports why not.
+  bool pipelineAxisOk(const ast::Stmt &s, int64_t count);
+  /// The index of the selected mesh's axis `name`, or -1.
+  int64_t meshAxis(llvm::StringRef name) const;
   mlir::Value expandBlock(const ast::Block &blk, llvm::ArrayRef<mlir::Value> args,
                           llvm::StringRef prefix);
   mlir::Value expr(const ast::Expr &e);
@@ -143,6 +148,7 @@ public:
   const ast::Mesh *mesh = nullptr;
   std::vector<int64_t> meshShape;
   std::string meshName = "mesh";
+  bool pipelined = false; ///< the model has a pipelined repeat
   llvm::SmallVector<std::pair<mlir::Value, mlir::Value>> crossEntropies; // (logits, labels)
   mlir::func::FuncOp fn;
   llvm::StringMap<const ast::Block *> blocks;

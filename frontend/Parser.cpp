@@ -132,6 +132,8 @@ struct Builder {
     } else if (auto *c = dynamic_cast<DTLParser::BytesValueContext *>(ctx)) {
       v.kind = Value::Kind::Bytes;
       v.string = c->BYTES()->getText();
+    } else if (dynamic_cast<DTLParser::OneFOneBValueContext *>(ctx)) {
+      v.kind = Value::Kind::OneFOneB;
     } else {
       v.kind = Value::Kind::Tuple;
       for (auto *item : dynamic_cast<DTLParser::TupleValueContext *>(ctx)->value())
@@ -208,6 +210,10 @@ struct Builder {
       if (c->recompute) {
         s.recompute = c->level ? c->level->getText() : "all";
         s.recomputePos = posOf(c->level ? c->level : c->recompute);
+      }
+      if (c->ppAxis) {
+        s.pipelineAxis = c->ppAxis->getText();
+        s.pipelinePos = posOf(c->ppAxis);
       }
       s.expr = std::make_unique<Expr>();
       s.expr->kind = Expr::Kind::Call;

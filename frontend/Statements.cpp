@@ -141,9 +141,10 @@ Value Generator::emitStatements(const std::vector<ast::Stmt> &body, StringRef pr
         else if (s.recompute == "none" || (!s.recompute.empty() && !level))
           error(s.recomputePos) << "'recompute' takes nothing (all) or 'cheap', got '"
                                 << s.recompute << "'";
-        else if (count)
+        else if (count && pipelineAxisOk(s, *count))
           v = repeatBlock(*blk, *c, qualified(s.name), *count,
-                          level ? RecomputeAttr::get(&ctx, *level) : RecomputeAttr());
+                          level ? RecomputeAttr::get(&ctx, *level) : RecomputeAttr(),
+                          s.pipelineAxis);
       } else if (blk) {
         v = callBlock(*blk, *c, qualified(s.name));
       } else {
@@ -253,8 +254,45 @@ Value Generator::callBlock(const ast::Block &blk, const ast::Call &c, StringRef 
   return args ? expandBlock(blk, *args, prefix) : Value();
 }
 
+int64_t Generator::meshAxis(StringRef name) const {
+  if (mesh)
+    for (auto [i, a] : llvm::enumerate(mesh->axes))
+      if (a.name == name)
+        return int64_t(i);
+  return -1;
+}
+
+bool Generator::pipelineAxisOk(const ast::Stmt &s, int64_t count) {
+  if (s.pipelineAxis.empty())
+    return true;
+  int64_t axis = meshAxis(s.pipelineAxis);
+  if (axis < 0) {
+    error(s.pipelinePos) << "'pipeline' needs an axis of mesh '" << meshName << "', got '"
+                         << s.pipelineAxis << "'";
+    return false;
+  }
+  if (!scopes.empty() || blockDepth > 0) {
+    error(s.pipelinePos) << "only a repeat in the model's own body can be pipelined";
+    return false;
+  }
+  if (pipelined) {
+    error(s.pipelinePos) << "a model has at most one pipelined repeat";
+    return false;
+  }
+  int64_t stages = meshShape[axis];
+  if (count % stages != 0) {
+    error(s.pipelinePos) << "'pipeline " << s.pipelineAxis << "' splits " << count
+                         << " layers into " << stages
+                         << " stages of equal size, which does not divide (uneven stages are "
+                            "not supported yet)";
+    return false;
+  }
+  pipelined = true;
+  return true;
+}
+
 Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
-                             int64_t count, RecomputeAttr recompute) {
+                             int64_t count, RecomputeAttr recompute, StringRef pipelineAxis) {
   std::optional<SmallVector<Value>> args = blockArguments(*this, blk, c);
   if (!args)
     return {};
@@ -287,10 +325,23 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
   RepeatScope scope = scopes.pop_back_val();
   if (!next)
     return {};
-  auto repeat =
-      RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count), UnitAttr(),
-                       UnitAttr(), recompute, ValueRange{init}, scope.stacked, scope.invariants);
+  StringAttr pipeline = pipelineAxis.empty() ? StringAttr() : b.getStringAttr(pipelineAxis);
+  auto repeat = RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count),
+                                 UnitAttr(), UnitAttr(), recompute, pipeline, ValueRange{init},
+                                 scope.stacked, scope.invariants);
   repeat.getBody().push_back(body.release());
+  // A pipelined repeat's stacked params are stored split into the stages'
+  // consecutive blocks of layers (on one stage, as they were).
+  if (pipeline && meshShape[meshAxis(pipelineAxis)] > 1)
+    for (Value stacked : scope.stacked) {
+      auto arg = cast<BlockArgument>(stacked);
+      auto declared = fn.getArgAttrOfType<ShardingAttr>(arg.getArgNumber(), attr::sharding);
+      SmallVector<SmallVector<int16_t>> dims;
+      for (ArrayRef<int16_t> axes : declared.getDims())
+        dims.push_back(SmallVector<int16_t>(axes));
+      dims[0] = {int16_t(meshAxis(pipelineAxis))};
+      fn.setArgAttr(arg.getArgNumber(), attr::sharding, ShardingAttr::get(&ctx, meshName, dims));
+    }
   return repeat.getResult(0);
 }
 

@@ -105,6 +105,7 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   std::string checkpointDir = "checkpoints";
   double minLr = 0, clipGradNorm = 0;
   LrSchedule schedule = LrSchedule::constant;
+  PipelineSchedule pipeline = PipelineSchedule::one_f_one_b;
   Precision precision = Precision::f32, reducePrecision = Precision::f32;
   OptimizerKind optimizer = OptimizerKind::sgd;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, momentum = 0;
@@ -134,8 +135,18 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
         error(s.value.pos) << "'memory_limit' is a size per rank with a unit, e.g. 40GiB";
       else
         memoryLimit = *bytes;
-    } else if (s.key == "accumulate") {
+    } else if (s.key == "accumulate" || s.key == "microbatches") {
       setInt(s, 1, accumulate);
+    } else if (s.key == "pipeline") {
+      std::optional<PipelineSchedule> order;
+      if (s.value.kind == ast::Value::Kind::Expr && s.value.expr->kind == ast::Expr::Kind::Name)
+        order = symbolizePipelineSchedule(s.value.expr->name);
+      else if (s.value.kind == ast::Value::Kind::OneFOneB)
+        order = PipelineSchedule::one_f_one_b;
+      if (!order || s.value.kind == ast::Value::Kind::Expr && s.value.expr->name == "one_f_one_b")
+        error(s.value.pos) << "'pipeline' is the stages' micro-batch order: gpipe or 1f1b";
+      else
+        pipeline = *order;
     } else if (s.key == "max_skipped_steps") {
       setInt(s, 1, maxSkippedSteps);
     } else if (s.key == "checkpoint_every") {
@@ -233,12 +244,14 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
           *reals.lookup(a.key) = *n;
       }
     } else {
-      error(s.pos) << "unknown train setting '" << s.key
-                   << "' (known: data, eval, optimizer, schedule, steps, log_every, "
-                      "eval_every, eval_batches, seed, zero, accumulate, memory_limit, precision, "
-                      "reduce_precision, "
-                      "clip_grad_norm, max_skipped_steps, checkpoint_every, keep_last, "
-                      "checkpoint_dir)";
+      error(s.pos)
+          << "unknown train setting '" << s.key
+          << "' (known: data, eval, optimizer, schedule, steps, log_every, "
+             "eval_every, eval_batches, seed, zero, microbatches (or accumulate), pipeline, "
+             "memory_limit, precision, "
+             "reduce_precision, "
+             "clip_grad_norm, max_skipped_steps, checkpoint_every, keep_last, "
+             "checkpoint_dir)";
     }
   }
   if (hadError)
@@ -257,8 +270,9 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
                                 F64(beta1), F64(beta2), F64(eps), F64(weightDecay), F64(momentum));
   auto trainAttr = TrainAttr::getChecked(
       [&] { return error(train.pos); }, &ctx, data, eval, steps, logEvery, evalEvery, evalBatches,
-      seed, schedule, warmup, F64(minLr), zero, accumulate, memoryLimit, precision, reducePrecision,
-      F64(clipGradNorm), maxSkippedSteps, checkpointEvery, keepLast, StringRef(checkpointDir));
+      seed, schedule, warmup, F64(minLr), zero, accumulate, pipeline, memoryLimit, precision,
+      reducePrecision, F64(clipGradNorm), maxSkippedSteps, checkpointEvery, keepLast,
+      StringRef(checkpointDir));
   if (!optimizerAttr || !trainAttr)
     return;
   module->setAttr(attr::optimizer, optimizerAttr);

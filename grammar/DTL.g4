@@ -25,7 +25,9 @@ stmt
   | name=ID '=' expr sharding? ';'                                     # assignStmt
   // q, k, v = split(qkv, C, dim = 2); : one name per piece
   | names+=ID (',' names+=ID)+ '=' expr ';'                            # unpackStmt
-  | name=ID '=' 'repeat' count=expr call (recompute='recompute' level=ID?)? ';' # repeatStmt
+  // h = repeat L layer(x) pipeline pp; : the layers split into stages over pp
+  | name=ID '=' 'repeat' count=expr call (recompute='recompute' level=ID?)?
+    ('pipeline' ppAxis=ID)? ';'                                        # repeatStmt
   | 'return' expr ';'                                                  # returnStmt
   ;
 
@@ -64,6 +66,7 @@ value
   | STRING                              # stringValue
   | BYTES                               # bytesValue
   | '(' value (',' value)+ ')'          # tupleValue
+  | '1f1b'                              # oneFOneBValue
   ;
 
 number : INT | FLOAT ;
@@ -72,7 +75,7 @@ number : INT | FLOAT ;
 trainDecl : 'train' model=ID 'on' mesh=ID '{' trainStmt* '}' ;
 trainStmt
   : kind=('data' | 'eval') ID (',' ID)* '=' call ';'  # dataStmt
-  | key=ID '=' value ';'                             # settingStmt
+  | key=(ID | 'pipeline') '=' value ';'              # settingStmt
   ;
 
 // A size in bytes: 40GiB, 1.5TB (binary KiB..TiB, decimal KB..TB).

@@ -8,6 +8,8 @@
 
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 
@@ -97,7 +99,7 @@ struct FuseElementwise : dtl::impl::FuseElementwiseBase<FuseElementwise> {
   void runOnOperation() override {
     SmallVector<Block *> blocks;
     getOperation().walk([&](Operation *op) {
-      if (isa<func::FuncOp, RepeatOp>(op))
+      if (isa<func::FuncOp, RepeatOp, scf::IndexSwitchOp>(op))
         for (Region &region : op->getRegions())
           for (Block &block : region)
             blocks.push_back(&block);

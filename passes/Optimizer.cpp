@@ -163,8 +163,9 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     }
     SmallVector<Type> types(ValueRange(inits).getTypes());
     llvm::append_range(types, gradReturn.getOperandTypes());
-    auto repeat = RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(),
-                                   b.getUnitAttr(), RecomputeAttr(), inits, stacked, invariants);
+    auto repeat =
+        RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(), b.getUnitAttr(),
+                         RecomputeAttr(), StringAttr(), inits, stacked, invariants);
     {
       OpBuilder::InsertionGuard guard(b);
       Block *body = b.createBlock(&repeat.getBody());
@@ -272,7 +273,13 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
 
     Value loss;
     SmallVector<Value> localGrads;
-    if (microBatches > 1) {
+    // A pipeline's stages take micro-batches from such a loop, even one.
+    bool pipelined = false;
+    grad.walk([&](RepeatOp repeat) {
+      pipelined |= repeat.getPipeline() && mesh &&
+                   mesh.span({int16_t(mesh.axisIndex(*repeat.getPipeline()))}) > 1;
+    });
+    if (microBatches > 1 || pipelined) {
       std::tie(loss, localGrads) = accumulateMicroBatches(b, loc, grad, mapping, microBatches);
     } else {
       for (Operation &op : grad.getBody().front().without_terminator())

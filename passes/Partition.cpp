@@ -504,8 +504,14 @@ struct FunctionPartitioner {
     if (argLayouts.size() != body.getNumArguments() ||
         resultLayouts.size() != repeat.getNumResults())
       return repeat.emitError("has no `dtl.arg_shardings`: run dtl-propagate-sharding first");
-    auto stackedDims = [](const Layout &slice) {
-      SmallVector<Axes> dims{Axes()};
+    // Pipeline stages each run their block of the iterations.
+    Axes layers;
+    if (repeat.runsAsStages()) {
+      layers = {int16_t(mesh.axisIndex(*repeat.getPipeline()))};
+      repeat.setCount(repeat.getCount() / mesh.span(layers));
+    }
+    auto stackedDims = [&](const Layout &slice) {
+      SmallVector<Axes> dims{layers};
       dims.append(slice.dims.begin(), slice.dims.end());
       return dims;
     };

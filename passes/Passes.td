@@ -132,6 +132,30 @@ def CheckSchedule : Pass<"dtl-check-schedule", "mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::scf::SCFDialect", "::mlir::shard::ShardDialect"];
 }
 
+def SchedulePipeline : Pass<"dtl-schedule-pipeline", "mlir::ModuleOp"> {
+  let summary = "Run the micro-batches through the pipeline stages in the train section's order.";
+  let description = [{
+    On the partitioned program: a micro-batch loop (`dtl.repeat
+    accumulate`) whose body runs a pipelined repeat (each rank its stage's
+    block of layers) and its backward becomes one `scf.index_switch` on the
+    rank's stage coordinate (`shard.process_multi_index`), each case that
+    stage's unrolled schedule (`gpipe` or `1f1b`, `dtl.train`'s
+    `pipeline`): per micro-batch (`dtl.stacked_slice` of the loop's
+    inputs) a receive of the carried activation from the stage before (the
+    first stage computes it), the stage's layers and a send to the next
+    (the last stage computes the head, the loss and the head's gradient),
+    and the backward the other way (`shard.send`/`shard.recv`). A value
+    only the first or the last stage computes (the loss, the embedding's or
+    the head's gradient, a tied weight's gradient as the sum of both) is
+    zero on the other stages and all-reduced over the stage axis after the
+    switch; the stacked params' gradients are each stage's own block.
+    Where a send and a receive meet, odd stages receive first and even
+    stages send first, so blocking transfers cannot wait in a cycle
+    (dtl-check-schedule proves it).
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect", "::mlir::shard::ShardDialect"];
+}
+
 def FuseEpilogues : Pass<"dtl-fuse-epilogues", "mlir::ModuleOp"> {
   let summary = "Fold bias additions into the matmuls that produce their input.";
   let description = [{

@@ -23,6 +23,7 @@ void dtl::buildPipeline(OpPassManager &pm, const PipelineOptions &options) {
   pm.addPass(createOptimizer());
   pm.addPass(createPropagateSharding());
   pm.addPass(createPartition(PartitionOptions{options.annotate}));
+  pm.addPass(createSchedulePipeline());
   pm.addPass(createCheckSchedule());
   if (options.stage == Stage::Partitioned)
     return;

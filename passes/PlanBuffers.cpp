@@ -58,12 +58,16 @@ public:
   }
 
 private:
-  /// Numbers the ops in pre-order; a repeat spans its body.
+  /// Numbers the ops in pre-order; an op spans its regions (a repeat's
+  /// body, a pipeline's stage cases one after another, so stages share
+  /// the arena).
   void number(Block &block, int64_t &next) {
     for (Operation &op : block) {
       begin_[&op] = next++;
-      if (auto repeat = dyn_cast<RepeatOp>(op))
-        number(repeat.getBodyBlock(), next);
+      for (Region &region : op.getRegions())
+        if (!isa<FusedOp>(op))
+          for (Block &inner : region)
+            number(inner, next);
       end_[&op] = next - 1;
     }
   }
@@ -98,7 +102,8 @@ private:
         continue;
       SmallVector<std::pair<PlaceKind, int64_t>> &places = places_[&op];
       for (Value r : op.getResults()) {
-        if (isa<ViewLikeOpInterface>(op) || !isa<RankedTensorType>(r.getType())) {
+        // A send's result is only the upstream op's form: nothing reads it.
+        if (isa<ViewLikeOpInterface, shard::SendOp>(op) || !isa<RankedTensorType>(r.getType())) {
           places.push_back({PlaceKind::view, 0});
         } else if (op.hasAttr(attr::inPlace)) {
           places.push_back({PlaceKind::result, returnIndex(r)});
@@ -118,8 +123,10 @@ private:
           intervals_.push_back({r, &op, places.size() - 1, begin_[&op], lastUse(r, &op), bytes});
         }
       }
-      if (auto inner = dyn_cast<RepeatOp>(op))
-        collect(inner.getBodyBlock());
+      for (Region &region : op.getRegions())
+        if (!isa<FusedOp>(op))
+          for (Block &inner : region)
+            collect(inner);
     }
   }
 

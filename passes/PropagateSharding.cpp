@@ -33,6 +33,7 @@ struct Rule {
   SmallVector<AffineMap> maps;
   SmallVector<LoopKind> kinds;
   SmallVector<int64_t> divisors; ///< per loop, or empty (see getLoopShardDivisors)
+  Axes leading;                  ///< the layout of the leading dimension no loop indexes
 };
 
 bool isTensor(Value v) { return isa<RankedTensorType>(v.getType()); }
@@ -60,24 +61,32 @@ Rule tie(ArrayRef<Value> values, ArrayRef<bool> leading) {
   return rule;
 }
 
-/// The ties of a repeat.
-SmallVector<Rule> repeatRules(RepeatOp repeat) {
-  SmallVector<Rule> rules;
+/// The ties of a repeat. Pipeline stages split the stacked values' layer
+/// dimension over their axis.
+SmallVector<Rule, 0> repeatRules(RepeatOp repeat, MeshAttr mesh) {
+  Axes layers;
+  if (repeat.runsAsStages())
+    layers = {int16_t(mesh.axisIndex(*repeat.getPipeline()))};
+  SmallVector<Rule, 0> rules;
   ValueRange yielded = repeat.getYield().getValues();
   for (auto [init, arg, next, result] :
        llvm::zip(repeat.getInits(), repeat.getCarryArgs(), yielded, repeat.getCarryResults()))
     if (isTensor(init))
       rules.push_back(tie({init, arg, next, result}, {false, false, false, false}));
-  for (auto [operand, arg] : llvm::zip(repeat.getStacked(), repeat.getStackedArgs()))
+  for (auto [operand, arg] : llvm::zip(repeat.getStacked(), repeat.getStackedArgs())) {
     rules.push_back(tie({operand, arg}, {true, false}));
+    rules.back().leading = layers;
+  }
   for (auto [operand, arg] : llvm::zip(repeat.getInvariants(), repeat.getInvariantArgs()))
     if (isTensor(operand))
       rules.push_back(tie({operand, arg}, {false, false}));
   // A sum's layout is the one the body gives it (see dtl-partition).
   if (!repeat.getAccumulate())
     for (auto [next, result] :
-         llvm::zip(yielded.drop_front(repeat.getInits().size()), repeat.getStackedResults()))
+         llvm::zip(yielded.drop_front(repeat.getInits().size()), repeat.getStackedResults())) {
       rules.push_back(tie({next, result}, {false, true}));
+      rules.back().leading = layers;
+    }
   return rules;
 }
 
@@ -177,7 +186,7 @@ struct Propagation {
         // A whole loop is what the op needs, not what its values must be:
         // it decides nothing for them (the partitioner gathers for the op).
         if (l < 0)
-          layout[d] = Axes();
+          layout[d] = rule.leading;
         else if (loops[l] && rule.kinds[l] != LoopKind::Whole &&
                  (intoLarger || sizeOf(v) <= sourceSize[l]) && !taken(*loops[l]))
           layout[d] = loops[l];
@@ -219,12 +228,12 @@ struct Propagation {
         pinned[arg] = pinned.lookup(operand);
     });
     // In program order: a repeat's ties come before its body.
-    SmallVector<Rule> rules;
+    SmallVector<Rule, 0> rules;
     SmallVector<Operation *> recorded;
     DenseMap<Operation *, size_t> ruleOf;
     fn.walk<WalkOrder::PreOrder>([&](Operation *op) {
       if (auto repeat = dyn_cast<RepeatOp>(op)) {
-        rules.append(repeatRules(repeat));
+        rules.append(repeatRules(repeat, mesh));
         recorded.push_back(op);
       } else if (auto rule = dyn_cast<ShardingRuleOpInterface>(op)) {
         // ZeRO's layouts are storage: a storage constraint is resolved by

@@ -22,7 +22,8 @@ using namespace dtl;
 namespace {
 
 bool communicates(Operation *op) {
-  return isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp>(op);
+  return isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp,
+             shard::SendOp, shard::RecvOp>(op);
 }
 
 /// The views of `v` (transitively) in its block, in block order.

@@ -309,9 +309,10 @@ LogicalResult TrainAttr::verify(function_ref<InFlightDiagnostic()> emitError, Da
                                 DataAttr eval, int64_t steps, int64_t logEvery, int64_t evalEvery,
                                 int64_t evalBatches, int64_t seed, LrSchedule schedule,
                                 int64_t warmup, F64 minLr, int64_t zero, int64_t accumulate,
-                                int64_t memoryLimit, Precision precision, Precision reducePrecision,
-                                F64 clipGradNorm, int64_t maxSkippedSteps, int64_t checkpointEvery,
-                                int64_t keepLast, StringRef checkpointDir) {
+                                PipelineSchedule pipeline, int64_t memoryLimit, Precision precision,
+                                Precision reducePrecision, F64 clipGradNorm,
+                                int64_t maxSkippedSteps, int64_t checkpointEvery, int64_t keepLast,
+                                StringRef checkpointDir) {
   if (steps < 1 || logEvery < 1)
     return emitError() << "steps and log_every must be at least 1";
   if (evalEvery < 0 || evalBatches < 0 || seed < 0 || warmup < 0)

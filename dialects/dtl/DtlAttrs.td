@@ -59,6 +59,13 @@ def Dtl_LrSchedule : I32EnumAttr<"LrSchedule", "how the learning rate moves", [
   let genSpecializedAttr = 0;
 }
 
+def Dtl_PipelineSchedule : I32EnumAttr<"PipelineSchedule",
+    "the order in which pipeline stages run micro-batches", [
+    I32EnumAttrCase<"gpipe", 0>, I32EnumAttrCase<"one_f_one_b", 1, "1f1b">]> {
+  let cppNamespace = "::dtl";
+  let genSpecializedAttr = 0;
+}
+
 def Dtl_Precision : I32EnumAttr<"Precision", "how reals are stored and multiplied", [
     I32EnumAttrCase<"f32", 0>, I32EnumAttrCase<"f64", 1>, I32EnumAttrCase<"bf16", 2>]> {
   let cppNamespace = "::dtl";
@@ -249,6 +256,9 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     `min_lr`). `zero` is the ZeRO stage (0-3) over the data axes.
     `accumulate` micro-batches (the model's batch each) make one step: their
     gradients are summed before the one reduction and update of the step.
+    A model with a pipelined `repeat` runs them through its stages in the
+    order `pipeline` names (`gpipe`: all forwards, then all backwards;
+    `1f1b`: one forward, one backward once the pipeline is full).
     With `memory_limit` (bytes per rank; 0: none) dtlc recomputes in the
     backward as little as makes the step's plan fit.
     `precision` is how reals are stored and multiplied (f64 on the CPU for
@@ -279,6 +289,7 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     Dtl_F64Param<"0.0">:$min_lr,
     DefaultValuedParameter<"int64_t", "0">:$zero,
     DefaultValuedParameter<"int64_t", "1">:$accumulate,
+    Dtl_EnumParam<Dtl_PipelineSchedule, "::dtl::PipelineSchedule::one_f_one_b">:$pipeline,
     DefaultValuedParameter<"int64_t", "0">:$memory_limit,
     Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$precision,
     Dtl_EnumParam<Dtl_Precision, "::dtl::Precision::f32">:$reduce_precision,
@@ -290,7 +301,7 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
   );
   let assemblyFormat = [{
     `<` struct($data, $eval, $steps, $log_every, $eval_every, $eval_batches, $seed, $schedule,
-               $warmup, $min_lr, $zero, $accumulate, $memory_limit,
+               $warmup, $min_lr, $zero, $accumulate, $pipeline, $memory_limit,
                $precision, $reduce_precision, $clip_grad_norm, $max_skipped_steps,
                $checkpoint_every, $keep_last, $checkpoint_dir) `>`
   }];

@@ -122,10 +122,10 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
   }
   if (name == attr::slot) {
     auto slot = dyn_cast<IntegerAttr>(value);
-    if (!isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp>(
-            op) ||
+    if (!isa<shard::AllReduceOp, shard::ReduceScatterOp, shard::AllGatherOp, shard::AllToAllOp,
+             shard::SendOp, shard::RecvOp>(op) ||
         !slot || slot.getInt() < 0)
-      return error() << "numbers a communicating shard collective";
+      return error() << "numbers a communicating shard collective or transfer";
     return success();
   }
   if (name == attr::recomputed) {

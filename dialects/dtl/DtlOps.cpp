@@ -416,11 +416,29 @@ LogicalResult ReshapeOp::verify() {
 }
 
 Value ReshapeOp::getViewSource() { return getInput(); }
+Value StackedSliceOp::getViewSource() { return getInput(); }
+
+LogicalResult StackedSliceOp::verify() {
+  auto input = cast<RankedTensorType>(getInput().getType());
+  auto result = cast<RankedTensorType>(getResult().getType());
+  if (input.getRank() < 1 || input.getShape().drop_front() != result.getShape() ||
+      input.getElementType() != result.getElementType())
+    return emitOpError("needs a result of the input's type without its leading dimension");
+  if (getIndex() < 0 || getIndex() >= input.getShape()[0])
+    return emitOpError("index ") << getIndex() << " is outside the leading dimension of size "
+                                 << input.getShape()[0];
+  return success();
+}
 Value CollectiveWaitOp::getViewSource() { return getPending(); }
 
 //===----------------------------------------------------------------------===//
 // dtl.repeat
 //===----------------------------------------------------------------------===//
+
+bool RepeatOp::runsAsStages() {
+  auto loop = (*this)->getParentOfType<RepeatOp>();
+  return getPipeline() && loop && loop.getAccumulate();
+}
 
 YieldOp RepeatOp::getYield() { return cast<YieldOp>(getBodyBlock().getTerminator()); }
 
@@ -511,9 +529,10 @@ struct DropUnused : OpRewritePattern<RepeatOp> {
         resultTypes.push_back(r.getType());
         yielded.push_back(yield.getValues()[i]);
       }
-    auto replacement = RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(),
-                                        op.getReverseAttr(), op.getAccumulateAttr(),
-                                        op.getRecomputeAttr(), op.getInits(), stacked, invariants);
+    auto replacement =
+        RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(), op.getReverseAttr(),
+                         op.getAccumulateAttr(), op.getRecomputeAttr(), op.getPipelineAttr(),
+                         op.getInits(), stacked, invariants);
     rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(), replacement.getBody().end());
     Block &body = replacement.getBodyBlock();
     rewriter.setInsertionPoint(body.getTerminator());

@@ -479,6 +479,26 @@ def Dtl_ReshapeOp : Dtl_MathOp<"reshape",
   }];
 }
 
+def Dtl_StackedSliceOp : Dtl_Op<"stacked_slice",
+    [Pure, DeclareOpInterfaceMethods<ViewLikeOpInterface>]> {
+  let summary = "Slice `index` of a stacked tensor's leading dimension, as a view.";
+  let description = [{
+    What iteration `index` of a `dtl.repeat` sees of a stacked operand,
+    outside the loop: dtl-schedule-pipeline unrolls the micro-batch loop
+    and takes each micro-batch's inputs with it. Free: a view of the
+    input's buffer at the slice's offset. Per-rank programs only (it has no
+    sharding rule).
+
+    ```mlir
+    %x1 = dtl.stacked_slice %x[1] : tensor<4x16x32xf32> -> tensor<16x32xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$index);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `[` $index `]` attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 // Split and concat: pieces of one dimension. With `interleave = n` the
 // dimension is n blocks, each the concatenation of its share (1/n) of every
 // piece: the order a fused weight such as nanoGPT's `c_attn` is stored in
@@ -809,6 +829,14 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     adds) and saves the rest. The ops it runs again are marked
     `dtl.recomputed`.
 
+    With `pipeline "pp"`, the iterations are split over the mesh axis `pp`
+    in consecutive blocks (pipeline stages): its stacked operands and
+    results are split over `pp` along their leading dimension. Inside a
+    micro-batch loop (`accumulate`), dtl-partition gives each rank its
+    stage's iterations and dtl-schedule-pipeline makes the stages pass the
+    carried value on with point-to-point sends; anywhere else the stacked
+    operands are gathered and every rank runs every iteration.
+
     With `accumulate`, what the body yields after the carried values is
     summed over the iterations instead of stacked: those results have the
     yielded type. Gradient accumulation is such a loop over micro-batches
@@ -832,12 +860,13 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     ```
   }];
   let arguments = (ins I64Attr:$count, UnitAttr:$reverse, UnitAttr:$accumulate,
-                   OptionalAttr<Dtl_RecomputeAttr>:$recompute, Variadic<AnyType>:$inits,
+                   OptionalAttr<Dtl_RecomputeAttr>:$recompute, OptionalAttr<StrAttr>:$pipeline,
+                   Variadic<AnyType>:$inits,
                    Variadic<AnyRankedTensor>:$stacked, Variadic<AnyType>:$invariants);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
-    $count (`reverse` $reverse^)? (`accumulate` $accumulate^)? (`recompute` $recompute^)?
+    $count (`reverse` $reverse^)? (`accumulate` $accumulate^)? (`recompute` $recompute^)? (`pipeline` $pipeline^)?
     (`carry` `(` $inits^ `:` type($inits) `)`)?
     (`stacked` `(` $stacked^ `:` type($stacked) `)`)?
     (`invariant` `(` $invariants^ `:` type($invariants) `)`)?
@@ -847,6 +876,10 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
   let hasCanonicalizer = 1;
   let extraClassDeclaration = [{
     ::mlir::Block &getBodyBlock() { return getBody().front(); }
+    /// Whether the iterations run as pipeline stages: the repeat is
+    /// pipelined and inside a micro-batch loop (which dtl-schedule-pipeline
+    /// schedules). Elsewhere a pipelined repeat runs whole on every rank.
+    bool runsAsStages();
     /// The body's block arguments, by kind.
     ::mlir::BlockArgument getIndex() { return getBodyBlock().getArgument(0); }
     ::mlir::Block::BlockArgListType getCarryArgs() {

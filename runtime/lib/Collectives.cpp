@@ -50,10 +50,26 @@ struct InCollective {
 
 /// The ranks that share every coordinate outside `axes` form one group,
 /// ordered by their index along `axes`. Made once per axis set.
+///
+/// Making one is collective over all ranks, so all make them in one order:
+/// on the first call, every set of axes in ascending order. Pipeline stages
+/// run different code, and would otherwise first need different groups.
 MPI_Comm Context::commFor(const Axes &axes) {
+  if (comms_.empty())
+    for (unsigned mask = 1; mask < (1u << sizes_.size()); ++mask) {
+      Axes subset;
+      for (int a = 0; a < (int)sizes_.size(); ++a)
+        if (mask & (1u << a))
+          subset.push_back(a);
+      makeComm(subset);
+    }
   auto it = comms_.find(axes);
   if (it != comms_.end())
     return it->second;
+  return makeComm(axes);
+}
+
+MPI_Comm Context::makeComm(const Axes &axes) {
   int color = 0;
   for (size_t a = 0; a < sizes_.size(); ++a)
     if (std::find(axes.begin(), axes.end(), (int)a) == axes.end())

@@ -208,11 +208,12 @@ bool compileCuda(llvm::StringRef cuPath, llvm::StringRef exePath) {
 
 /// `train` with --memory-limit's figure.
 dtl::TrainAttr withMemoryLimit(dtl::TrainAttr t, int64_t memoryLimit) {
-  return dtl::TrainAttr::get(
-      t.getContext(), t.getData(), t.getEval(), t.getSteps(), t.getLogEvery(), t.getEvalEvery(),
-      t.getEvalBatches(), t.getSeed(), t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(),
-      t.getAccumulate(), memoryLimit, t.getPrecision(), t.getReducePrecision(), t.getClipGradNorm(),
-      t.getMaxSkippedSteps(), t.getCheckpointEvery(), t.getKeepLast(), t.getCheckpointDir());
+  return dtl::TrainAttr::get(t.getContext(), t.getData(), t.getEval(), t.getSteps(),
+                             t.getLogEvery(), t.getEvalEvery(), t.getEvalBatches(), t.getSeed(),
+                             t.getSchedule(), t.getWarmup(), t.getMinLr(), t.getZero(),
+                             t.getAccumulate(), t.getPipeline(), memoryLimit, t.getPrecision(),
+                             t.getReducePrecision(), t.getClipGradNorm(), t.getMaxSkippedSteps(),
+                             t.getCheckpointEvery(), t.getKeepLast(), t.getCheckpointDir());
 }
 
 /// Output goes to -o, else stdout (text) or the input's stem (executables).

@@ -62,6 +62,8 @@ public:
   static int64_t maxElementsPerCall() { return maxElementsPerCall_; }
 
 private:
+  /// The group along `axes`, made now (collectively over all ranks).
+  MPI_Comm makeComm(const Axes &axes);
   std::vector<int> sizes_;
   std::vector<int> coords_; ///< along each mesh axis (row-major: last axis fastest)
   std::map<Axes, MPI_Comm> comms_;

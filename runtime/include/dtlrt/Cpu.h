@@ -60,6 +60,17 @@ void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inS
   ctx.allSlice(in, out, inShape, dim, axes);
 }
 
+template <typename T>
+void send(Context &ctx, const T *data, int64_t count, int peer, const Axes &axes, int,
+          const char *) {
+  ctx.send(data, count, peer, axes);
+}
+
+template <typename T>
+void recv(Context &ctx, T *data, int64_t count, int peer, const Axes &axes, int, const char *) {
+  ctx.recv(data, count, peer, axes);
+}
+
 /// Collectives complete when they return.
 inline void waitFor(int) {}
 

@@ -1,0 +1,391 @@
+//===- SchedulePipeline.cpp - micro-batches through pipeline stages -------===//
+//
+// After dtl-partition, each rank of a pipelined program holds its stage's
+// block of layers, and the micro-batch loop (`dtl.repeat accumulate`) still
+// runs every micro-batch's forward and backward in turn on every rank. This
+// pass replaces the loop by one `scf.index_switch` on the rank's stage: each
+// case is that stage's schedule, unrolled. For each micro-batch the stage
+// receives the carried activation from the stage before (the first stage
+// computes it: the embedding), runs its layers, and sends the result on (the
+// last stage computes the head, the loss and the head's gradient); the
+// backward runs the other way. What a stage computes that only it computes
+// (the loss, the head's or the embedding's gradient) is zero on the other
+// stages and summed over the stage axis after the switch: one all-reduce per
+// such value, which also keeps a tied weight's copies on the first and last
+// stages equal. The stacked params' gradients are each stage's own block.
+//
+// The order of forwards (F) and backwards (B) on a stage is the schedule's:
+// GPipe runs every F, then every B; 1F1B runs p - 1 - s forwards, then one F
+// and one B alternately, then the remaining Bs. Sends block, so in 1F1B's
+// steady state a stage sending forward while its neighbour sends back would
+// wait forever: odd stages receive first where a send and a receive meet
+// (even stages send first), which dtl-check-schedule then proves.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+
+namespace dtl {
+#define GEN_PASS_DEF_SCHEDULEPIPELINE
+#include "passes/Passes.h.inc"
+} // namespace dtl
+
+using namespace mlir;
+using namespace dtl;
+
+namespace {
+
+/// Where a value of the micro-batch loop's body is computed: on every stage
+/// (each its own copy or block), only on the first or the last stage, or a
+/// sum of values of both (a tied weight's gradient).
+enum class Home { All, First, Last, Mixed };
+
+Home join(Home a, Home b) {
+  if (a == b || b == Home::All)
+    return a;
+  if (a == Home::All)
+    return b;
+  return Home::Mixed;
+}
+
+/// One forward or backward of one micro-batch.
+struct Action {
+  bool forward;
+  int64_t micro;
+};
+
+/// The actions of `stage` of `stages` over `micro` micro-batches, in order.
+SmallVector<Action> actionsOf(PipelineSchedule schedule, int64_t stage, int64_t stages,
+                              int64_t micro) {
+  SmallVector<Action> actions;
+  int64_t warmup =
+      schedule == PipelineSchedule::gpipe ? micro : std::min(stages - 1 - stage, micro);
+  for (int64_t i = 0; i < warmup; ++i)
+    actions.push_back({true, i});
+  for (int64_t i = 0; i < micro - warmup; ++i) {
+    actions.push_back({true, warmup + i});
+    actions.push_back({false, i});
+  }
+  for (int64_t i = micro - warmup; i < micro; ++i)
+    actions.push_back({false, i});
+  return actions;
+}
+
+struct Scheduler {
+  MeshAttr mesh;
+  PipelineSchedule schedule;
+  RepeatOp loop, forward, backward;
+  int16_t axis = 0;
+  int64_t stages = 1;
+  DenseMap<Value, Home> home;
+
+  /// Finds the staged repeats of `loop` and where each value is computed.
+  LogicalResult analyze() {
+    Block &body = loop.getBodyBlock();
+    for (Operation &op : body.without_terminator()) {
+      auto repeat = dyn_cast<RepeatOp>(op);
+      if (!repeat || !repeat.runsAsStages())
+        continue;
+      RepeatOp &slot = repeat.getReverse() ? backward : forward;
+      if (slot)
+        return repeat.emitError("a micro-batch loop can run one pipelined repeat (and its "
+                                "backward), not two");
+      slot = repeat;
+      if (repeat.getInits().size() != 1)
+        return repeat.emitError("a pipelined repeat carries one value from stage to stage");
+    }
+    if (!forward || !backward)
+      return loop.emitError("a pipelined micro-batch loop needs the repeat's forward and backward");
+    axis = int16_t(mesh.axisIndex(*forward.getPipeline()));
+    stages = mesh.span({axis});
+    if (loop.getIndex().use_empty() == false)
+      return loop.emitError("the pipeline schedule unrolls the micro-batch loop, whose body may "
+                            "not read the iteration index");
+
+    for (BlockArgument arg : body.getArguments())
+      home[arg] = Home::All;
+    for (Operation &op : body.without_terminator()) {
+      auto operandHome = [&](Value v) { return home.lookup(v); };
+      if (&op == forward || &op == backward) {
+        auto repeat = cast<RepeatOp>(op);
+        Home init = operandHome(repeat.getInits()[0]);
+        Home allowed = &op == forward ? Home::First : Home::Last;
+        if (init != Home::All && init != allowed)
+          return op.emitError("the pipeline's ") << (&op == forward ? "first" : "last")
+                                                 << " stage cannot compute this repeat's input";
+        for (Value v : op.getOperands().drop_front())
+          if (operandHome(v) != Home::All)
+            return op.emitError("a pipelined repeat's layers can read params and their own "
+                                "saved values, not a value one stage computes");
+        home[repeat.getCarryResults()[0]] = &op == forward ? Home::Last : Home::First;
+        for (Value r : repeat.getStackedResults())
+          home[r] = Home::All;
+        continue;
+      }
+      Home h = Home::All;
+      for (Value v : op.getOperands()) {
+        if (operandHome(v) == Home::Mixed && !isa<AddOp>(op))
+          return op.emitError("reads a sum of values of the first and last pipeline stages; "
+                              "only a sum of gradients can be");
+        h = join(h, operandHome(v));
+      }
+      if (h == Home::Mixed && !isa<AddOp>(op))
+        return op.emitError("combines a value only the first pipeline stage computes with one "
+                            "only the last computes");
+      for (Value r : op.getResults())
+        home[r] = h;
+    }
+    for (auto [i, carried] : llvm::enumerate(loop.getCarryResults()))
+      if (!carried.use_empty())
+        return loop.emitError("the pipeline schedule unrolls the micro-batch loop; its carried "
+                              "value #")
+               << i << " is read after it";
+    return success();
+  }
+
+  /// The stage that adds `term` (a value of one home) into its sum: the
+  /// first for values every stage has (one copy counts), else its own.
+  int64_t ownerOf(Value term) const { return home.lookup(term) == Home::Last ? stages - 1 : 0; }
+
+  /// The addends of the loop's yielded sum `v`: a mixed value split at its adds.
+  void termsOf(Value v, SmallVectorImpl<Value> &out) const {
+    if (home.lookup(v) == Home::Mixed) {
+      auto add = v.getDefiningOp<AddOp>();
+      termsOf(add.getLhs(), out);
+      termsOf(add.getRhs(), out);
+      return;
+    }
+    out.push_back(v);
+  }
+
+  /// Whether the loop's k-th sum is summed over the stages after the switch.
+  bool reducedOverStages(Value yielded) const { return home.lookup(yielded) != Home::All; }
+
+  /// Builds one stage's case into `block`; returns the failure of a clone.
+  LogicalResult buildStage(OpBuilder &b, int64_t stage);
+  LogicalResult run();
+};
+
+/// One stage's unrolled schedule.
+struct StageBuilder {
+  Scheduler &s;
+  OpBuilder &b;
+  int64_t stage;
+  Location loc;
+  StringRef grid;
+  SmallVector<IRMapping> micro;        ///< the loop body's values, per micro-batch
+  SmallVector<Value> sums;             ///< per yielded sum, what this stage added so far
+  DenseMap<Type, Value> recvBuffers{}; ///< the operand a receive of each type names
+
+  bool first() const { return stage == 0; }
+  bool last() const { return stage == s.stages - 1; }
+
+  /// `v` (a value of the loop body) for micro-batch `i`, cloning what it is
+  /// computed from on first use.
+  Value materialize(Value v, int64_t i) {
+    if (Value known = micro[i].lookupOrNull(v))
+      return known;
+    Operation *def = v.getDefiningOp();
+    assert(def && def != s.forward && def != s.backward && "mapped before use");
+    for (Value operand : def->getOperands())
+      materialize(operand, i);
+    b.clone(*def, micro[i]);
+    return micro[i].lookup(v);
+  }
+
+  Value recv(Type type, int64_t from) {
+    Value &buffer = recvBuffers[type];
+    if (!buffer) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(b.getInsertionBlock());
+      buffer = ConstantOp::create(b, loc, cast<RankedTensorType>(type), b.getF64FloatAttr(0.0));
+    }
+    return shard::RecvOp::create(b, loc, type, grid, ArrayRef<int16_t>{s.axis}, buffer,
+                                 b.getDenseI64ArrayAttr({from}), ValueRange{});
+  }
+
+  void send(Value v, int64_t to) {
+    shard::SendOp::create(b, loc, v.getType(), grid, ArrayRef<int16_t>{s.axis}, v,
+                          b.getDenseI64ArrayAttr({to}), ValueRange{});
+  }
+
+  /// The stage's layers of `repeat` for micro-batch `i`, from `init`.
+  void runLayers(RepeatOp repeat, Value init, int64_t i) {
+    for (Value v : repeat->getOperands().drop_front())
+      materialize(v, i);
+    IRMapping withInit = micro[i];
+    withInit.map(repeat.getInits()[0], init);
+    Operation *clone = b.clone(*repeat, withInit);
+    for (auto [from, to] : llvm::zip(repeat->getResults(), clone->getResults()))
+      micro[i].map(from, to);
+  }
+
+  /// Adds micro-batch `i`'s share of the loop's sums that `ready` selects.
+  void addToSums(int64_t i, llvm::function_ref<bool(Value)> ready) {
+    ValueRange yielded = s.loop.getYield().getValues().drop_front(s.loop.getInits().size());
+    for (auto [k, v] : llvm::enumerate(yielded)) {
+      SmallVector<Value> terms;
+      if (s.reducedOverStages(v))
+        s.termsOf(v, terms);
+      else
+        terms.push_back(v);
+      for (Value term : terms) {
+        if ((s.reducedOverStages(v) && s.ownerOf(term) != stage) || !ready(term))
+          continue;
+        Value share = materialize(term, i);
+        sums[k] =
+            sums[k] ? AddOp::create(b, loc, share.getType(), sums[k], share).getResult() : share;
+      }
+    }
+  }
+
+  /// The receive that starts `a` (if any), as a deferred step.
+  std::function<void()> receiveOf(Action a, Value &into) {
+    RepeatOp repeat = a.forward ? s.forward : s.backward;
+    if (a.forward ? first() : last())
+      return nullptr;
+    int64_t from = a.forward ? stage - 1 : stage + 1;
+    Type type = repeat.getInits()[0].getType();
+    return [this, type, from, &into] { into = recv(type, from); };
+  }
+
+  LogicalResult build() {
+    int64_t count = s.loop.getCount();
+    for (int64_t i = 0; i < count; ++i) {
+      IRMapping &map = micro.emplace_back();
+      for (auto [arg, init] : llvm::zip(s.loop.getCarryArgs(), s.loop.getInits())) {
+        if (arg.use_empty())
+          continue;
+        auto type = cast<RankedTensorType>(arg.getType());
+        Value offset = ConstantOp::create(b, loc, type, b.getF64FloatAttr(double(i)));
+        map.map(arg, AddOp::create(b, loc, type, init, offset).getResult());
+      }
+      for (auto [arg, stacked] : llvm::zip(s.loop.getStackedArgs(), s.loop.getStacked()))
+        if (!arg.use_empty())
+          map.map(arg,
+                  StackedSliceOp::create(b, loc, arg.getType(), stacked, b.getI64IntegerAttr(i))
+                      .getResult());
+      for (auto [arg, invariant] : llvm::zip(s.loop.getInvariantArgs(), s.loop.getInvariants()))
+        map.map(arg, invariant);
+    }
+    sums.assign(s.loop.getYield().getNumOperands() - s.loop.getInits().size(), Value());
+
+    // Odd stages receive before a send that precedes the receive; even
+    // stages send first. Every link joins an odd and an even stage.
+    bool receiveFirst = stage % 2 == 1;
+    std::function<void()> pendingSend;
+    SmallVector<Action> actions = actionsOf(s.schedule, stage, s.stages, count);
+    SmallVector<Value> received(actions.size());
+    for (auto [n, a] : llvm::enumerate(actions)) {
+      std::function<void()> receive = receiveOf(a, received[n]);
+      if (pendingSend && !(receiveFirst && receive)) {
+        pendingSend();
+        pendingSend = nullptr;
+      }
+      if (receive)
+        receive();
+      if (pendingSend)
+        pendingSend();
+      pendingSend = nullptr;
+
+      int64_t i = a.micro;
+      if (a.forward) {
+        Value init = first() ? materialize(s.forward.getInits()[0], i) : received[n];
+        runLayers(s.forward, init, i);
+        Value out = micro[i].lookup(s.forward.getCarryResults()[0]);
+        if (!last()) {
+          pendingSend = [this, out] { send(out, stage + 1); };
+        } else {
+          // The head, the loss and the head's gradient right away: the
+          // backward's input, and the last stage's shares of the sums.
+          materialize(s.backward.getInits()[0], i);
+          addToSums(i, [&](Value term) { return s.home.lookup(term) == Home::Last; });
+        }
+      } else {
+        Value init = last() ? micro[i].lookup(s.backward.getInits()[0]) : received[n];
+        runLayers(s.backward, init, i);
+        Value out = micro[i].lookup(s.backward.getCarryResults()[0]);
+        if (!first())
+          pendingSend = [this, out] { send(out, stage - 1); };
+        addToSums(i, [&](Value term) { return s.home.lookup(term) != Home::Last; });
+      }
+    }
+    if (pendingSend)
+      pendingSend();
+
+    SmallVector<Value> results;
+    ValueRange yielded = s.loop.getYield().getValues().drop_front(s.loop.getInits().size());
+    for (auto [k, v] : llvm::enumerate(yielded))
+      results.push_back(sums[k] ? sums[k]
+                                : ConstantOp::create(b, loc, cast<RankedTensorType>(v.getType()),
+                                                     b.getF64FloatAttr(0.0))
+                                      .getResult());
+    scf::YieldOp::create(b, loc, results);
+    return success();
+  }
+};
+
+LogicalResult Scheduler::buildStage(OpBuilder &b, int64_t stage) {
+  return StageBuilder{*this, b, stage, loop.getLoc(), mesh.getGrid().getValue()}.build();
+}
+
+LogicalResult Scheduler::run() {
+  if (failed(analyze()))
+    return failure();
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  StringRef grid = mesh.getGrid().getValue();
+  ValueRange sumResults = loop.getStackedResults();
+  auto coordinate = shard::ProcessMultiIndexOp::create(b, loc, grid, ArrayRef<int16_t>{axis});
+  SmallVector<int64_t> cases = llvm::to_vector(llvm::seq<int64_t>(0, stages - 1));
+  auto choice = scf::IndexSwitchOp::create(b, loc, TypeRange(sumResults), coordinate->getResult(0),
+                                           cases, cases.size());
+  for (int64_t stage = 0; stage < stages; ++stage) {
+    Region &region =
+        stage < stages - 1 ? choice.getCaseRegions()[stage] : choice.getDefaultRegion();
+    OpBuilder inCase(loop.getContext());
+    inCase.setInsertionPointToStart(&region.emplaceBlock());
+    if (failed(buildStage(inCase, stage)))
+      return failure();
+  }
+  b.setInsertionPointAfter(choice);
+  ValueRange yielded = loop.getYield().getValues().drop_front(loop.getInits().size());
+  for (auto [k, result] : llvm::enumerate(sumResults)) {
+    Value total = choice.getResult(k);
+    if (reducedOverStages(yielded[k]))
+      total = shard::AllReduceOp::create(b, loc, total, grid, ArrayRef<int16_t>{axis},
+                                         shard::ReductionKind::Sum);
+    result.replaceAllUsesWith(total);
+  }
+  loop.erase();
+  return success();
+}
+
+struct SchedulePipeline : dtl::impl::SchedulePipelineBase<SchedulePipeline> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MeshAttr mesh = getMesh(module);
+    auto train = module->getAttrOfType<TrainAttr>(attr::train);
+    PipelineSchedule schedule = train ? train.getPipeline() : PipelineSchedule::one_f_one_b;
+    // The micro-batch loops of pipelines over more than one stage (one
+    // stage runs its loop as it is).
+    SmallVector<RepeatOp> loops;
+    module.walk([&](RepeatOp repeat) {
+      auto loop = repeat->getParentOfType<RepeatOp>();
+      if (repeat.runsAsStages() && !llvm::is_contained(loops, loop) &&
+          mesh.span({int16_t(mesh.axisIndex(*repeat.getPipeline()))}) > 1)
+        loops.push_back(loop);
+    });
+    for (RepeatOp loop : loops) {
+      Scheduler scheduler{mesh, schedule, loop, {}, {}};
+      if (failed(scheduler.run()))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
