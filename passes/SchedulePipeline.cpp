@@ -18,8 +18,9 @@
 // GPipe runs every F, then every B; 1F1B runs p - 1 - s forwards, then one F
 // and one B alternately, then the remaining Bs. Sends block, so in 1F1B's
 // steady state a stage sending forward while its neighbour sends back would
-// wait forever: odd stages receive first where a send and a receive meet
-// (even stages send first), which dtl-check-schedule then proves.
+// wait forever: the transfers are ordered by running the stages together
+// (orderSteps), which puts the receive first on one side of such a pair, and
+// dtl-check-schedule proves the result.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +29,8 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+
+#include <deque>
 
 namespace dtl {
 #define GEN_PASS_DEF_SCHEDULEPIPELINE
@@ -56,6 +59,13 @@ Home join(Home a, Home b) {
 struct Action {
   bool forward;
   int64_t micro;
+};
+
+/// A stage's receive before an action, the action's computation, or its
+/// send after.
+struct Step {
+  enum Kind { Recv, Compute, Send } kind;
+  size_t action;
 };
 
 /// The actions of `stage` of `stages` over `micro` micro-batches, in order.
@@ -165,8 +175,28 @@ struct Scheduler {
   /// Whether the loop's k-th sum is summed over the stages after the switch.
   bool reducedOverStages(Value yielded) const { return home.lookup(yielded) != Home::All; }
 
-  /// Builds one stage's case into `block`; returns the failure of a clone.
-  LogicalResult buildStage(OpBuilder &b, int64_t stage);
+  /// The stage `a` receives its input from on `stage`, if any.
+  std::optional<int64_t> peerFrom(Action a, int64_t stage) const {
+    if (a.forward ? stage == 0 : stage == stages - 1)
+      return std::nullopt;
+    return a.forward ? stage - 1 : stage + 1;
+  }
+  /// The stage `a` sends its output to from `stage`, if any.
+  std::optional<int64_t> peerTo(Action a, int64_t stage) const {
+    if (a.forward ? stage == stages - 1 : stage == 0)
+      return std::nullopt;
+    return a.forward ? stage + 1 : stage - 1;
+  }
+
+  /// Every stage's receives, computations and sends, in an order in which
+  /// blocking transfers complete: all stages run together, a transfer
+  /// happens as soon as both ends can take part, a stage computes its next
+  /// action once it has what it receives, and a stage whose send is not
+  /// taken yet waits for it unless no stage could go on otherwise (then it
+  /// computes ahead and sends later, as 1F1B's steady state needs: a stage
+  /// sending forward while its neighbour sends back would wait forever).
+  FailureOr<SmallVector<SmallVector<Step>>> orderSteps(ArrayRef<SmallVector<Action>> actions);
+
   LogicalResult run();
 };
 
@@ -243,17 +273,7 @@ struct StageBuilder {
     }
   }
 
-  /// The receive that starts `a` (if any), as a deferred step.
-  std::function<void()> receiveOf(Action a, Value &into) {
-    RepeatOp repeat = a.forward ? s.forward : s.backward;
-    if (a.forward ? first() : last())
-      return nullptr;
-    int64_t from = a.forward ? stage - 1 : stage + 1;
-    Type type = repeat.getInits()[0].getType();
-    return [this, type, from, &into] { into = recv(type, from); };
-  }
-
-  LogicalResult build() {
+  LogicalResult build(ArrayRef<Action> actions, ArrayRef<Step> steps) {
     int64_t count = s.loop.getCount();
     for (int64_t i = 0; i < count; ++i) {
       IRMapping &map = micro.emplace_back();
@@ -274,48 +294,37 @@ struct StageBuilder {
     }
     sums.assign(s.loop.getYield().getNumOperands() - s.loop.getInits().size(), Value());
 
-    // Odd stages receive before a send that precedes the receive; even
-    // stages send first. Every link joins an odd and an even stage.
-    bool receiveFirst = stage % 2 == 1;
-    std::function<void()> pendingSend;
-    SmallVector<Action> actions = actionsOf(s.schedule, stage, s.stages, count);
-    SmallVector<Value> received(actions.size());
-    for (auto [n, a] : llvm::enumerate(actions)) {
-      std::function<void()> receive = receiveOf(a, received[n]);
-      if (pendingSend && !(receiveFirst && receive)) {
-        pendingSend();
-        pendingSend = nullptr;
+    // What each action received and computes to send on.
+    SmallVector<Value> received(actions.size()), computed(actions.size());
+    for (Step step : steps) {
+      Action a = actions[step.action];
+      RepeatOp repeat = a.forward ? s.forward : s.backward;
+      if (step.kind == Step::Recv) {
+        received[step.action] = recv(repeat.getInits()[0].getType(), *s.peerFrom(a, stage));
+        continue;
       }
-      if (receive)
-        receive();
-      if (pendingSend)
-        pendingSend();
-      pendingSend = nullptr;
-
+      if (step.kind == Step::Send) {
+        send(computed[step.action], *s.peerTo(a, stage));
+        continue;
+      }
       int64_t i = a.micro;
       if (a.forward) {
-        Value init = first() ? materialize(s.forward.getInits()[0], i) : received[n];
+        Value init = first() ? materialize(s.forward.getInits()[0], i) : received[step.action];
         runLayers(s.forward, init, i);
-        Value out = micro[i].lookup(s.forward.getCarryResults()[0]);
-        if (!last()) {
-          pendingSend = [this, out] { send(out, stage + 1); };
-        } else {
+        computed[step.action] = micro[i].lookup(s.forward.getCarryResults()[0]);
+        if (last()) {
           // The head, the loss and the head's gradient right away: the
           // backward's input, and the last stage's shares of the sums.
           materialize(s.backward.getInits()[0], i);
           addToSums(i, [&](Value term) { return s.home.lookup(term) == Home::Last; });
         }
       } else {
-        Value init = last() ? micro[i].lookup(s.backward.getInits()[0]) : received[n];
+        Value init = last() ? micro[i].lookup(s.backward.getInits()[0]) : received[step.action];
         runLayers(s.backward, init, i);
-        Value out = micro[i].lookup(s.backward.getCarryResults()[0]);
-        if (!first())
-          pendingSend = [this, out] { send(out, stage - 1); };
+        computed[step.action] = micro[i].lookup(s.backward.getCarryResults()[0]);
         addToSums(i, [&](Value term) { return s.home.lookup(term) != Home::Last; });
       }
     }
-    if (pendingSend)
-      pendingSend();
 
     SmallVector<Value> results;
     ValueRange yielded = s.loop.getYield().getValues().drop_front(s.loop.getInits().size());
@@ -329,8 +338,61 @@ struct StageBuilder {
   }
 };
 
-LogicalResult Scheduler::buildStage(OpBuilder &b, int64_t stage) {
-  return StageBuilder{*this, b, stage, loop.getLoc(), mesh.getGrid().getValue()}.build();
+FailureOr<SmallVector<SmallVector<Step>>>
+Scheduler::orderSteps(ArrayRef<SmallVector<Action>> actions) {
+  SmallVector<SmallVector<Step>> steps(stages);
+  SmallVector<size_t> next(stages, 0);
+  SmallVector<bool> hasInput(stages, false);
+  SmallVector<std::deque<size_t>> pending(stages); // actions whose send waits
+  auto ready = [&](int64_t q) {
+    return next[q] < actions[q].size() && (hasInput[q] || !peerFrom(actions[q][next[q]], q));
+  };
+  auto compute = [&](int64_t q) {
+    steps[q].push_back({Step::Compute, next[q]});
+    if (peerTo(actions[q][next[q]], q))
+      pending[q].push_back(next[q]);
+    ++next[q];
+    hasInput[q] = false;
+  };
+  while (true) {
+    bool progress = false;
+    // Transfers first: the receiver's next action waits for them.
+    for (int64_t q = 0; q < stages; ++q) {
+      if (next[q] >= actions[q].size() || hasInput[q])
+        continue;
+      std::optional<int64_t> from = peerFrom(actions[q][next[q]], q);
+      if (!from)
+        continue;
+      auto it = llvm::find_if(pending[*from],
+                              [&](size_t n) { return peerTo(actions[*from][n], *from) == q; });
+      if (it == pending[*from].end())
+        continue;
+      steps[*from].push_back({Step::Send, *it});
+      steps[q].push_back({Step::Recv, next[q]});
+      pending[*from].erase(it);
+      hasInput[q] = true;
+      progress = true;
+    }
+    if (progress)
+      continue;
+    for (int64_t q = 0; q < stages; ++q)
+      if (ready(q) && pending[q].empty()) {
+        compute(q);
+        progress = true;
+      }
+    for (int64_t q = 0; q < stages && !progress; ++q)
+      if (ready(q)) {
+        compute(q);
+        progress = true;
+      }
+    if (progress)
+      continue;
+    if (llvm::all_of(llvm::seq<int64_t>(0, stages),
+                     [&](int64_t q) { return next[q] == actions[q].size() && pending[q].empty(); }))
+      return steps;
+    return loop.emitError("the pipeline schedule's transfers cannot be ordered without a "
+                          "deadlock");
+  }
 }
 
 LogicalResult Scheduler::run() {
@@ -344,12 +406,19 @@ LogicalResult Scheduler::run() {
   SmallVector<int64_t> cases = llvm::to_vector(llvm::seq<int64_t>(0, stages - 1));
   auto choice = scf::IndexSwitchOp::create(b, loc, TypeRange(sumResults), coordinate->getResult(0),
                                            cases, cases.size());
+  SmallVector<SmallVector<Action>> actions;
+  for (int64_t stage = 0; stage < stages; ++stage)
+    actions.push_back(actionsOf(schedule, stage, stages, loop.getCount()));
+  FailureOr<SmallVector<SmallVector<Step>>> steps = orderSteps(actions);
+  if (failed(steps))
+    return failure();
   for (int64_t stage = 0; stage < stages; ++stage) {
     Region &region =
         stage < stages - 1 ? choice.getCaseRegions()[stage] : choice.getDefaultRegion();
     OpBuilder inCase(loop.getContext());
     inCase.setInsertionPointToStart(&region.emplaceBlock());
-    if (failed(buildStage(inCase, stage)))
+    StageBuilder builder{*this, inCase, stage, loc, grid};
+    if (failed(builder.build(actions[stage], (*steps)[stage])))
       return failure();
   }
   b.setInsertionPointAfter(choice);
