@@ -12,9 +12,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/Explain.h"
+#include "codegen/PipelineTimeline.h"
 #include "codegen/Printer.h"
 #include "dialects/dtl/Layout.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -63,6 +65,19 @@ public:
     for (StringAttr a : mesh_.getNames())
       axisNames_.push_back(a.getValue().str());
     classifyPhases();
+    stages_ = pipelineSwitch(step_);
+    if (stages_)
+      timeline_ = simulatePipeline(
+          step_, mesh_, [&](Operation *op) { return opSeconds(op); },
+          [&](int64_t bytes) {
+            LinkModel link = linkOfAxis(timelineAxis());
+            return link.alphaSeconds + double(bytes) / link.bytesPerSecond;
+          },
+          [&](Operation *op) { return opFlops(op); }, realBytes_);
+    if (options_.trace) {
+      os << llvm::formatv("{0:2}", json::Value(traceJson())) << "\n";
+      return success();
+    }
     auto target = module_->getAttrOfType<TargetAttr>(attr::target);
     json::Object report{{"source", options_.sourceFile},
                         {"model", model.getValue().str()},
@@ -74,8 +89,10 @@ public:
                         {"weight_decay", weightDecayJson()},
                         {"activations", activationsJson()},
                         {"collectives", collectivesJson()},
-                        {"memory", memoryJson()},
-                        {"step_time", stepTimeJson()}};
+                        {"memory", memoryJson()}};
+    if (timeline_)
+      report["pipeline"] = pipelineJson();
+    report["step_time"] = stepTimeJson();
     if (options_.json)
       os << llvm::formatv("{0:2}", json::Value(std::move(report))) << "\n";
     else
@@ -312,50 +329,159 @@ private:
   /// Ring algorithms: an all-reduce of S bytes over n ranks sends
   /// 2 (n-1)/n S per rank in 2 (n-1) steps; an all-gather (S gathered) or a
   /// reduce-scatter (S scattered) sends (n-1)/n S in n-1 steps.
+  /// A collective's kind, axes, the bytes each rank sends and its time on
+  /// the link model; the kind is empty for other ops.
+  struct CollectiveCost {
+    StringRef kind;
+    ArrayRef<int16_t> axes;
+    int64_t ranks = 1;
+    double sent = 0, seconds = 0;
+  };
+  CollectiveCost collectiveCost(Operation *op) const {
+    ArrayRef<int16_t> axes;
+    int64_t full = 0;
+    double factor = 0;
+    StringRef kind;
+    if (auto r = dyn_cast<shard::AllReduceOp>(op)) {
+      kind = "all_reduce", axes = r.getGridAxes(), full = bytes(r.getInput().getType()), factor = 2;
+    } else if (auto g = dyn_cast<shard::AllGatherOp>(op)) {
+      kind = "all_gather", axes = g.getGridAxes(), full = bytes(g.getResult().getType()),
+      factor = 1;
+    } else if (auto s = dyn_cast<shard::ReduceScatterOp>(op)) {
+      kind = "reduce_scatter", axes = s.getGridAxes(), full = bytes(s.getInput().getType()),
+      factor = 1;
+    } else if (auto a = dyn_cast<shard::AllToAllOp>(op)) {
+      // Each rank keeps 1/n of its tensor and sends the rest, in n-1 steps.
+      kind = "all_to_all", axes = a.getGridAxes(), full = bytes(a.getInput().getType()), factor = 1;
+    } else if (auto s = dyn_cast<shard::AllSliceOp>(op)) {
+      kind = "all_slice", axes = s.getGridAxes(), full = bytes(s.getInput().getType());
+    } else {
+      return {};
+    }
+    int64_t n = 1;
+    for (int16_t a : axes)
+      n *= mesh_.getSizes()[a];
+    double sent = n > 1 ? factor * double(n - 1) / n * full : 0;
+    LinkModel link = linkFor(axes);
+    double seconds =
+        sent > 0 ? factor * (n - 1) * link.alphaSeconds + sent / link.bytesPerSecond : 0;
+    return {kind, axes, n, sent, seconds};
+  }
+
+  int16_t timelineAxis() const {
+    auto choice = cast<scf::IndexSwitchOp>(stages_);
+    return choice.getArg().getDefiningOp<shard::ProcessMultiIndexOp>().getAxes()[0];
+  }
+
+  double opFlops(Operation *op) const {
+    auto costed = dyn_cast<CostOpInterface>(op);
+    return costed ? costed.getCost(realBytes_).flops() : 0;
+  }
+
+  /// An op's predicted time: its FLOPs at the sustained rate, and the
+  /// collectives in it (a tensor-parallel all-reduce per layer).
+  double opSeconds(Operation *op) const {
+    double seconds = opFlops(op) / (options_.teraflops * 1e12);
+    int64_t outer = timesRun(op);
+    op->walk([&](Operation *inner) {
+      CollectiveCost c = collectiveCost(inner);
+      seconds += c.seconds * double(timesRun(inner) / outer);
+    });
+    return seconds;
+  }
+
+  /// The stages run together: what each holds and does, the timeline and
+  /// its idle share (the bubble), against the formula.
+  json::Object pipelineJson() const {
+    const PipelineTimeline &t = *timeline_;
+    auto train = module_->getAttrOfType<TrainAttr>(attr::train);
+    PipelineSchedule schedule = train ? train.getPipeline() : PipelineSchedule::one_f_one_b;
+    json::Array stages;
+    double busy = 0;
+    for (int64_t s = 0; s < t.stages; ++s) {
+      busy += t.busySeconds[s];
+      stages.push_back(json::Object{{"stage", s},
+                                    {"first_layer", t.firstLayer[s]},
+                                    {"layers", t.layers[s]},
+                                    {"flops", t.flops[s]},
+                                    {"compute_seconds", t.busySeconds[s]},
+                                    {"transfer_seconds", t.transferSeconds[s]},
+                                    {"idle_fraction", 1 - t.busySeconds[s] / t.seconds},
+                                    {"max_micro_batches_in_flight", t.maxInFlight[s]},
+                                    {"saved_bytes_per_micro_batch", t.savedBytes[s]},
+                                    {"saved_bytes_at_peak", t.maxInFlight[s] * t.savedBytes[s]}});
+    }
+    json::Array spans;
+    for (const TimelineSpan &span : t.spans)
+      spans.push_back(json::Object{{"stage", span.stage},
+                                   {"what", span.what},
+                                   {"transfer", span.transfer},
+                                   {"start_seconds", span.start},
+                                   {"end_seconds", span.end}});
+    double p = double(t.stages), m = double(t.microBatches);
+    return json::Object{{"axis", axisNames_[t.axis]},
+                        {"stages", t.stages},
+                        {"micro_batches", t.microBatches},
+                        {"schedule", stringifyPipelineSchedule(schedule)},
+                        {"seconds", t.seconds},
+                        {"bubble_fraction", 1 - busy / (p * t.seconds)},
+                        {"bubble_formula", (p - 1) / (m + p - 1)},
+                        {"per_stage", std::move(stages)},
+                        {"timeline", std::move(spans)}};
+  }
+
+  /// Chrome's trace event format (Perfetto, chrome://tracing): one row per
+  /// pipeline stage, or one span per step without a pipeline.
+  json::Object traceJson() const {
+    json::Array events;
+    auto span = [&](StringRef name, StringRef category, int64_t row, double start, double end) {
+      events.push_back(json::Object{{"name", name},
+                                    {"cat", category},
+                                    {"ph", "X"},
+                                    {"pid", 0},
+                                    {"tid", row},
+                                    {"ts", start * 1e6},
+                                    {"dur", (end - start) * 1e6}});
+    };
+    if (timeline_) {
+      for (int64_t s = 0; s < timeline_->stages; ++s)
+        events.push_back(json::Object{
+            {"name", "thread_name"},
+            {"ph", "M"},
+            {"pid", 0},
+            {"tid", s},
+            {"args",
+             json::Object{{"name", axisNames_[timeline_->axis] + " stage " + std::to_string(s)}}}});
+      for (const TimelineSpan &s : timeline_->spans)
+        span(s.what, s.transfer ? "transfer" : "compute", s.stage, s.start, s.end);
+    } else {
+      double flops = 0;
+      for (Operation &op : step_.getBody().front())
+        flops += opFlops(&op);
+      span("train_step", "compute", 0, 0, flops / (options_.teraflops * 1e12));
+    }
+    return json::Object{{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
+  }
+
+  /// The collectives outside a pipeline's stages (see pipelineJson for those).
   json::Array collectivesJson() {
     json::Array out;
     step_.walk([&](Operation *op) {
-      ArrayRef<int16_t> axes;
-      int64_t full = 0;
-      double factor = 0;
-      StringRef kind;
-      if (auto r = dyn_cast<shard::AllReduceOp>(op)) {
-        kind = "all_reduce", axes = r.getGridAxes(), full = bytes(r.getInput().getType()),
-        factor = 2;
-      } else if (auto g = dyn_cast<shard::AllGatherOp>(op)) {
-        kind = "all_gather", axes = g.getGridAxes(), full = bytes(g.getResult().getType()),
-        factor = 1;
-      } else if (auto s = dyn_cast<shard::ReduceScatterOp>(op)) {
-        kind = "reduce_scatter", axes = s.getGridAxes(), full = bytes(s.getInput().getType()),
-        factor = 1;
-      } else if (auto a = dyn_cast<shard::AllToAllOp>(op)) {
-        // Each rank keeps 1/n of its tensor and sends the rest, in n-1 steps.
-        kind = "all_to_all", axes = a.getGridAxes(), full = bytes(a.getInput().getType()),
-        factor = 1;
-      } else if (auto s = dyn_cast<shard::AllSliceOp>(op)) {
-        kind = "all_slice", axes = s.getGridAxes(), full = bytes(s.getInput().getType());
-      } else {
+      CollectiveCost c = collectiveCost(op);
+      if (c.kind.empty() || (stages_ && stages_->isAncestor(op)))
         return;
-      }
-      int64_t n = 1;
-      for (int16_t a : axes)
-        n *= mesh_.getSizes()[a];
-      double sent = n > 1 ? factor * double(n - 1) / n * full : 0;
-      LinkModel link = linkFor(axes);
-      double seconds =
-          sent > 0 ? factor * (n - 1) * link.alphaSeconds + sent / link.bytesPerSecond : 0;
       // Inside a repeat, once per layer.
       int64_t times = timesRun(op);
-      commSeconds_ += seconds * times;
-      commBytes_ += sent * times;
-      out.push_back(json::Object{{"kind", kind},
-                                 {"axes", axesString(axes)},
-                                 {"ranks", n},
+      commSeconds_ += c.seconds * times;
+      commBytes_ += c.sent * times;
+      out.push_back(json::Object{{"kind", c.kind},
+                                 {"axes", axesString(c.axes)},
+                                 {"ranks", c.ranks},
                                  {"times", times},
                                  {"tensor", typeString(op->getOperand(0).getType())},
                                  {"result", typeString(op->getResult(0).getType())},
-                                 {"bytes_sent_per_rank", (int64_t)sent},
-                                 {"seconds", seconds},
+                                 {"bytes_sent_per_rank", (int64_t)c.sent},
+                                 {"seconds", c.seconds},
                                  {"phase", phaseOf(op)},
                                  {"source", sourcePosition(op->getLoc())},
                                  {"for_constraint", forConstraint(op->getLoc())}});
@@ -421,16 +547,18 @@ private:
         cost += costed.getCost(realBytes_);
     double flops = cost.flops();
     double compute = flops / (options_.teraflops * 1e12);
-    return json::Object{{"flops_per_rank", flops},
-                        {"matmul_flops_per_rank", cost.matmulFlops},
-                        {"recomputed_flops_per_rank", recomputedFlops()},
-                        {"recomputed_repeats", recomputedRepeats()},
-                        {"bytes_moved_per_rank", cost.bytes},
-                        {"teraflops_per_rank", options_.teraflops},
-                        {"compute_seconds", compute},
-                        {"communication_seconds", commSeconds_},
-                        {"communication_bytes_per_rank", (int64_t)commBytes_},
-                        {"total_seconds", compute + commSeconds_}};
+    return json::Object{
+        {"flops_per_rank", flops},
+        {"matmul_flops_per_rank", cost.matmulFlops},
+        {"recomputed_flops_per_rank", recomputedFlops()},
+        {"recomputed_repeats", recomputedRepeats()},
+        {"bytes_moved_per_rank", cost.bytes},
+        {"teraflops_per_rank", options_.teraflops},
+        {"compute_seconds", compute},
+        {"communication_seconds", commSeconds_},
+        {"communication_bytes_per_rank", (int64_t)commBytes_},
+        {"pipeline_seconds", timeline_ ? timeline_->seconds : 0.0},
+        {"total_seconds", compute + commSeconds_ + (timeline_ ? timeline_->seconds : 0.0)}};
   }
 
   void printText(const json::Object &r, raw_ostream &os) const {
@@ -494,6 +622,8 @@ private:
                           str(o.get("source")), constraint ? " (for the constraint)" : "",
                           times > 1 ? " x " + std::to_string(times) : "");
     }
+    if (const json::Object *p = r.getObject("pipeline"))
+      printPipeline(*p, os);
     const json::Object &m = *r.getObject("memory");
     os << "\nMemory per rank (what the program allocates):\n";
     for (auto [key, label] : {std::pair{"params", "params"},
@@ -522,8 +652,12 @@ private:
     }
     os << llvm::formatv("  communication  {0} sent = {1}\n",
                         formatBytes(integer(t.get("communication_bytes_per_rank"))),
-                        timeString(num(t.get("communication_seconds"))))
-       << llvm::formatv("  total          {0}\n", timeString(num(t.get("total_seconds"))));
+                        timeString(num(t.get("communication_seconds"))));
+    if (const json::Object *p = r.getObject("pipeline"))
+      os << llvm::formatv("  pipeline       {0} stages, {1} micro-batches, with transfers = {2}\n",
+                          integer(p->get("stages")), integer(p->get("micro_batches")),
+                          timeString(num(p->get("seconds"))));
+    os << llvm::formatv("  total          {0}\n", timeString(num(t.get("total_seconds"))));
     os << "  links (--link AXIS=ALPHA_US,BETA_GB_PER_S overrides):\n";
     for (const json::Value &l : *r.getArray("links")) {
       const json::Object &o = *l.getAsObject();
@@ -532,10 +666,62 @@ private:
     }
   }
 
+  void printPipeline(const json::Object &p, raw_ostream &os) const {
+    auto str = [](const json::Value *v) { return v ? v->getAsString().value_or("").str() : ""; };
+    auto num = [](const json::Value *v) { return v ? v->getAsNumber().value_or(0) : 0.0; };
+    auto integer = [](const json::Value *v) { return v ? v->getAsInteger().value_or(0) : 0; };
+    double seconds = num(p.get("seconds"));
+    os << llvm::formatv("\nPipeline over {0}: {1} stages, {2} micro-batches, {3} (predicted; the "
+                        "stages' collectives are in their time, not in the list above):\n",
+                        str(p.get("axis")), integer(p.get("stages")),
+                        integer(p.get("micro_batches")), str(p.get("schedule")));
+    os << llvm::formatv("  {0,-6} {1,-8} {2,-10} {3,-10} {4,-10} {5,-7} {6,-10} {7}\n", "stage",
+                        "layers", "GFLOP", "compute", "transfers", "idle", "in flight",
+                        "saved activations (peak)");
+    for (const json::Value &v : *p.getArray("per_stage")) {
+      const json::Object &o = *v.getAsObject();
+      int64_t first = integer(o.get("first_layer")), n = integer(o.get("layers"));
+      os << llvm::formatv(
+          "  {0,-6} {1,-8} {2,-10} {3,-10} {4,-10} {5,-7} {6,-10} {7}\n", integer(o.get("stage")),
+          n > 1 ? llvm::formatv("{0}-{1}", first, first + n - 1).str() : std::to_string(first),
+          llvm::formatv("{0:f3}", num(o.get("flops")) / 1e9).str(),
+          timeString(num(o.get("compute_seconds"))), timeString(num(o.get("transfer_seconds"))),
+          llvm::formatv("{0:f1}%", 100 * num(o.get("idle_fraction"))).str(),
+          integer(o.get("max_micro_batches_in_flight")),
+          formatBytes(integer(o.get("saved_bytes_at_peak"))));
+    }
+    constexpr int kColumns = 72;
+    os << llvm::formatv(
+        "  timeline (F forward, B backward, ~ transfer, . idle; a column is {0}):\n",
+        timeString(seconds / kColumns));
+    for (int64_t s = 0; s < integer(p.get("stages")); ++s) {
+      // Every span shows in at least one column; computation over transfers.
+      std::string row(kColumns, '.');
+      for (bool transfers : {true, false})
+        for (const json::Value &v : *p.getArray("timeline")) {
+          const json::Object &o = *v.getAsObject();
+          bool transfer = o.getBoolean("transfer").value_or(false);
+          if (integer(o.get("stage")) != s || transfer != transfers)
+            continue;
+          double width = seconds / kColumns;
+          int first = std::min(kColumns - 1, int(num(o.get("start_seconds")) / width));
+          int last = std::min(kColumns - 1, int(std::ceil(num(o.get("end_seconds")) / width)) - 1);
+          for (int col = first; col <= std::max(first, last); ++col)
+            row[col] = transfer ? '~' : str(o.get("what"))[0];
+        }
+      os << llvm::formatv("  {0,-6} |{1}|\n", s, row);
+    }
+    os << llvm::formatv("  bubble: {0:f1}% of the stages' time idle, predicted; (p - 1) / (m + p "
+                        "- 1) = {1:f1}% for equal stages and free transfers\n",
+                        100 * num(p.get("bubble_fraction")), 100 * num(p.get("bubble_formula")));
+  }
+
   ModuleOp module_;
   const ExplainOptions &options_;
   MeshAttr mesh_;
-  mutable func::FuncOp step_; // op handles: their accessors are not const
+  mutable func::FuncOp step_;   // op handles: their accessors are not const
+  Operation *stages_ = nullptr; ///< the pipeline's stage switch, if any
+  std::optional<PipelineTimeline> timeline_;
   std::vector<std::string> axisNames_;
   llvm::DenseSet<Operation *> forward_, backward_;
   int64_t gradBytes_ = 0, realBytes_ = 4;

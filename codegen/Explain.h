@@ -20,6 +20,8 @@ struct LinkModel {
 struct ExplainOptions {
   std::string sourceFile;
   bool json = false;
+  /// A Chrome trace (JSON) of the step's predicted timeline instead.
+  bool trace = false;
   /// Per axis name; axes not named get the defaults (see explain()).
   std::map<std::string, LinkModel> links;
   /// Sustained compute per rank, for the compute part of the step time.

@@ -250,6 +250,7 @@ struct StageBuilder {
     IRMapping withInit = micro[i];
     withInit.map(repeat.getInits()[0], init);
     Operation *clone = b.clone(*repeat, withInit);
+    clone->setAttr(attr::microBatch, b.getI64IntegerAttr(i));
     for (auto [from, to] : llvm::zip(repeat->getResults(), clone->getResults()))
       micro[i].map(from, to);
   }

@@ -47,6 +47,8 @@ inline constexpr llvm::StringLiteral inPlace = "dtl.in_place"; // updates over t
 // An op a `dtl.repeat recompute`'s backward runs again (a UnitAttr).
 inline constexpr llvm::StringLiteral recomputed = "dtl.recomputed";
 inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: its arena's size
+/// A pipeline stage's layers (dtl.repeat): the micro-batch they run for.
+inline constexpr llvm::StringLiteral microBatch = "dtl.micro_batch";
 inline constexpr llvm::StringLiteral slot = "dtl.slot"; // shard collectives: their wait slot
 } // namespace attr
 

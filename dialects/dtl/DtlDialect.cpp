@@ -128,6 +128,12 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
       return error() << "numbers a communicating shard collective or transfer";
     return success();
   }
+  if (name == attr::microBatch) {
+    auto index = dyn_cast<IntegerAttr>(value);
+    if (!isa<RepeatOp>(op) || !index || index.getInt() < 0)
+      return error() << "numbers the micro-batch a pipeline stage's repeat runs for";
+    return success();
+  }
   if (name == attr::recomputed) {
     if (!isa<UnitAttr>(value))
       return error() << "is a unit attribute";

@@ -104,7 +104,7 @@ cl::opt<bool> verifyDiagnostics(
     "verify-diagnostics",
     cl::desc("Check the errors against expected-error comments in the input (for tests)"),
     cl::cat(dtlcCategory));
-enum class Explain { None, Text, Json };
+enum class Explain { None, Text, Json, Trace };
 cl::opt<Explain>
     explainMode("explain",
                 cl::desc("Instead of compiling, explain the partitioned program: shardings, "
@@ -112,7 +112,10 @@ cl::opt<Explain>
                 cl::ValueOptional, cl::init(Explain::None),
                 cl::values(clEnumValN(Explain::Text, "", "as text"),
                            clEnumValN(Explain::Text, "text", "as text"),
-                           clEnumValN(Explain::Json, "json", "as JSON, for tools")),
+                           clEnumValN(Explain::Json, "json", "as JSON, for tools"),
+                           clEnumValN(Explain::Trace, "trace",
+                                      "the predicted timeline as a Chrome trace (JSON; Perfetto "
+                                      "and chrome://tracing open it): a row per pipeline stage")),
                 cl::cat(dtlcCategory));
 cl::list<std::string> links("link",
                             cl::desc("--explain: alpha (us) and beta (GB/s) of a mesh axis's "
@@ -312,8 +315,12 @@ public:
     if (failed(pm.run(*module)))
       return kUserError;
     if (explaining) {
-      dtl::ExplainOptions options{
-          inputFile, explainMode == Explain::Json, {}, explainTeraflops, ranksPerNode};
+      dtl::ExplainOptions options{inputFile,
+                                  explainMode == Explain::Json,
+                                  explainMode == Explain::Trace,
+                                  {},
+                                  explainTeraflops,
+                                  ranksPerNode};
       for (llvm::StringRef link : links) {
         auto [axis, figures] = link.split('=');
         auto [alpha, beta] = figures.split(',');
