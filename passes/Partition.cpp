@@ -507,7 +507,9 @@ struct FunctionPartitioner {
     // Pipeline stages each run their block of the iterations.
     Axes layers;
     if (repeat.runsAsStages()) {
-      layers = {int16_t(mesh.axisIndex(*repeat.getPipeline()))};
+      layers =
+          withoutTrivialAxes(mesh, Layout{{{int16_t(mesh.axisIndex(*repeat.getPipeline()))}}, {}})
+              .dims[0];
       repeat.setCount(repeat.getCount() / mesh.span(layers));
     }
     auto stackedDims = [&](const Layout &slice) {

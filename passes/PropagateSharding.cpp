@@ -66,7 +66,9 @@ Rule tie(ArrayRef<Value> values, ArrayRef<bool> leading) {
 SmallVector<Rule, 0> repeatRules(RepeatOp repeat, MeshAttr mesh) {
   Axes layers;
   if (repeat.runsAsStages())
-    layers = {int16_t(mesh.axisIndex(*repeat.getPipeline()))};
+    layers =
+        withoutTrivialAxes(mesh, Layout{{{int16_t(mesh.axisIndex(*repeat.getPipeline()))}}, {}})
+            .dims[0];
   SmallVector<Rule, 0> rules;
   ValueRange yielded = repeat.getYield().getValues();
   for (auto [init, arg, next, result] :
