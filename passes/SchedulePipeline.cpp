@@ -88,10 +88,10 @@ SmallVector<Action> actionsOf(PipelineSchedule schedule, int64_t stage, int64_t 
 struct Scheduler {
   MeshAttr mesh;
   PipelineSchedule schedule;
-  RepeatOp loop, forward, backward;
+  RepeatOp loop, forward{}, backward{};
   int16_t axis = 0;
   int64_t stages = 1;
-  DenseMap<Value, Home> home;
+  DenseMap<Value, Home> home{};
 
   /// Finds the staged repeats of `loop` and where each value is computed.
   LogicalResult analyze() {
@@ -207,8 +207,8 @@ struct StageBuilder {
   int64_t stage;
   Location loc;
   StringRef grid;
-  SmallVector<IRMapping> micro;        ///< the loop body's values, per micro-batch
-  SmallVector<Value> sums;             ///< per yielded sum, what this stage added so far
+  SmallVector<IRMapping> micro{};      ///< the loop body's values, per micro-batch
+  SmallVector<Value> sums{};           ///< per yielded sum, what this stage added so far
   DenseMap<Type, Value> recvBuffers{}; ///< the operand a receive of each type names
 
   bool first() const { return stage == 0; }
@@ -451,7 +451,7 @@ struct SchedulePipeline : dtl::impl::SchedulePipelineBase<SchedulePipeline> {
         loops.push_back(loop);
     });
     for (RepeatOp loop : loops) {
-      Scheduler scheduler{mesh, schedule, loop, {}, {}};
+      Scheduler scheduler{mesh, schedule, loop};
       if (failed(scheduler.run()))
         return signalPassFailure();
     }
