@@ -146,6 +146,21 @@ struct FunctionPartitioner {
     StringRef grid = mesh.getGrid().getValue();
     OpBuilder b = builderAfter(v);
     Location loc = at.value_or(v.getLoc());
+    // A constant is made in the layout wanted (each rank its block of the
+    // same value), not made whole and moved: nothing to communicate or
+    // slice, and it fuses into its reader.
+    if (auto constant = v.getDefiningOp<ConstantOp>(); constant && from.partial.empty()) {
+      auto type = cast<RankedTensorType>(v.getType());
+      SmallVector<int64_t> global(type.getShape());
+      for (auto [d, axes] : llvm::enumerate(from.dims))
+        global[d] *= mesh.span(axes);
+      Layout target{SmallVector<Axes>(dims), {}};
+      FailureOr<RankedTensorType> local = localType(loc, type.clone(global), target);
+      if (succeeded(local)) {
+        Value made = ConstantOp::create(b, loc, *local, constant.getValueAttr());
+        return reshardCache[key(v, dims, keepPartial)] = remember(v, made, target, keepPartial);
+      }
+    }
     Value next;
     if (!keepPartial && !from.partial.empty()) {
       Layout reduced{from.dims, {}};
@@ -628,6 +643,11 @@ struct FunctionPartitioner {
     for (shard::AllSliceOp slice : llvm::reverse(slices))
       if (slice->use_empty())
         slice.erase();
+    // So is a constant every reader made again in its own layout.
+    fn.walk([](ConstantOp constant) {
+      if (constant->use_empty())
+        constant.erase();
+    });
     return success();
   }
 };

@@ -517,3 +517,25 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["tp" = 2]>} {
     return %c, %q : tensor<4x8xf32>, tensor<4x4xf32>
   }
 }
+
+// -----
+
+// A constant needed in two layouts is made in each (every rank its block of
+// the same value), never gathered or sliced: the one the mul reads is the
+// rank's [2, 3] block, the one returned whole is whole.
+
+// CHECK-LABEL: func.func @constant
+// CHECK-DAG:  %[[BLOCK:.*]] = dtl.constant 2.000000e+00 : tensor<2x3xf32>
+// CHECK-DAG:  %[[WHOLE:.*]] = dtl.constant 2.000000e+00 : tensor<4x3xf32>
+// CHECK:      %[[Y:.*]] = dtl.mul %arg0, %[[BLOCK]] : tensor<2x3xf32>
+// CHECK-NEXT: %[[G:.*]] = shard.all_gather %[[Y]]
+// CHECK-NEXT: return %[[G]], %[[WHOLE]]
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["dp" = 2]>} {
+  shard.grid @grid(shape = 2)
+  func.func @constant(%x: tensor<4x3xf32> {dtl.sharding = #dtl.sharding<@grid, [[0], []]>})
+      -> (tensor<4x3xf32>, tensor<4x3xf32>) {
+    %c = dtl.constant 2.000000e+00 : tensor<4x3xf32>
+    %y = dtl.mul %x, %c : tensor<4x3xf32>
+    return %y, %c : tensor<4x3xf32>, tensor<4x3xf32>
+  }
+}
