@@ -462,7 +462,7 @@ LogicalResult StepPrinter::print(scf::IndexSwitchOp op) {
     os_ << "}\n";
     return success();
   };
-  os_ << "switch (" << name(op.getArg()) << ") {\n";
+  os_ << "ctx.beginStages();\nswitch (" << name(op.getArg()) << ") {\n";
   for (auto [value, region] : llvm::zip(op.getCases(), op.getCaseRegions())) {
     os_ << "case " << value << ": {\n";
     if (failed(printCase(region.front())))
@@ -471,7 +471,7 @@ LogicalResult StepPrinter::print(scf::IndexSwitchOp op) {
   os_ << "default: {\n";
   if (failed(printCase(op.getDefaultRegion().front())))
     return failure();
-  os_ << "}\n";
+  os_ << "}\nctx.endStages();\n";
   return success();
 }
 

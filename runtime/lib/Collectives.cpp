@@ -121,16 +121,20 @@ template <typename T> void Context::allReduceSum(T *data, int64_t count, const A
 
 template <typename T> void Context::send(const T *data, int64_t count, int peer, const Axes &axes) {
   InCollective waiting("send", count, axes);
+  double start = MPI_Wtime();
   forEachPiece(count, maxElementsPerCall_, [&](int64_t offset, int64_t n) {
     MPI_Send(data + offset, int(n), mpiType<T>(), peer, 0, commFor(axes));
   });
+  pointToPointSeconds_ += MPI_Wtime() - start;
 }
 
 template <typename T> void Context::recv(T *data, int64_t count, int peer, const Axes &axes) {
   InCollective waiting("recv", count, axes);
+  double start = MPI_Wtime();
   forEachPiece(count, maxElementsPerCall_, [&](int64_t offset, int64_t n) {
     MPI_Recv(data + offset, int(n), mpiType<T>(), peer, 0, commFor(axes), MPI_STATUS_IGNORE);
   });
+  pointToPointSeconds_ += MPI_Wtime() - start;
 }
 
 /// Views a tensor as [outer, dim, inner] around dimension `dim`.

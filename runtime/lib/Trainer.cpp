@@ -60,6 +60,9 @@ int Trainer::run() {
   using Clock = std::chrono::steady_clock;
   auto intervalStart = Clock::now();
   int64_t intervalSteps = 0, firstStep = position_.step + 1;
+  // A pipeline's stages: the time in their schedules and in transfers,
+  // after the first step (which makes the communicators, warms the caches).
+  double stageSeconds = 0, transferSeconds = 0;
   for (int64_t s = firstStep; s <= o_.steps; ++s) {
     watchdogBeat("starting the step", s);
     auto stepStart = Clock::now();
@@ -73,7 +76,12 @@ int Trainer::run() {
     double lr = scheduledLr(p_, s, o_.steps);
     setScalar(Role::Lr, lr);
     setScalar(Role::Step, double(s));
+    double transfersBefore = ctx_.pointToPointSeconds(), stagesBefore = ctx_.stageSeconds();
     call(step);
+    if (s > firstStep) {
+      stageSeconds += ctx_.stageSeconds() - stagesBefore;
+      transferSeconds += ctx_.pointToPointSeconds() - transfersBefore;
+    }
     ++intervalSteps;
     position_.step = s;
     position_.samplesSeen += batch;
@@ -134,6 +142,7 @@ int Trainer::run() {
       return kPreemptedExitCode;
     }
   }
+  reportBubble(stageSeconds, transferSeconds);
   if (eval_)
     evaluate(*eval_, o_.steps);
   if (!o_.exportPath.empty())
@@ -369,6 +378,31 @@ void Trainer::call(Step &step) {
   device_->run(step.spec->fn, ctx_, step.args, step.results);
   for (Buffer &b : step.ownedResults)
     toHost(b);
+}
+
+void Trainer::reportBubble(double stageSeconds, double transferSeconds) {
+  double longest = 0;
+  watchdogBeat("in the report of the pipeline's bubble");
+  MPI_Allreduce(&stageSeconds, &longest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  if (longest <= 0)
+    return; // no pipeline, or no step after the first
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  double computing = stageSeconds - transferSeconds;
+  std::vector<double> all(size);
+  MPI_Gather(&computing, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  if (rank_ != 0)
+    return;
+  double busy = 0;
+  std::printf("pipeline, measured over the steps after the first: the slowest stage took %.1f "
+              "ms; computing:",
+              1e3 * longest);
+  for (int r = 0; r < size; ++r) {
+    std::printf(" rank %d %.1f%%", r, 100 * all[r] / longest);
+    busy += all[r] / size;
+  }
+  std::printf("; bubble (idle) %.1f%%\n", 100 * (1 - busy / longest));
+  std::fflush(stdout);
 }
 
 /// What this rank allocated (the state by role, the train step's result

@@ -74,6 +74,9 @@ private:
   ModelIdentity identity();
   int exportParams(int64_t atStep);
   void reportMemory(const Step &step);
+  /// For a pipeline: the share of the stages' time not computing (in sends
+  /// and receives, or done before the slowest stage): the bubble, measured.
+  void reportBubble(double stageSeconds, double transferSeconds);
   int checkGrads();
 
   const Program &p_;

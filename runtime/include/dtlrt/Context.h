@@ -47,6 +47,14 @@ public:
   /// program order.
   template <typename T> void send(const T *data, int64_t count, int peer, const Axes &axes);
   template <typename T> void recv(T *data, int64_t count, int peer, const Axes &axes);
+  /// Seconds spent in send and recv so far: a pipeline stage waiting for
+  /// its neighbours (the bubble) and moving activations.
+  double pointToPointSeconds() const { return pointToPointSeconds_; }
+  /// Around a pipeline's stages (the generated step's switch on the stage):
+  /// the seconds this rank spent in its stage's schedule so far.
+  void beginStages() { stagesStart_ = MPI_Wtime(); }
+  void endStages() { stageSeconds_ += MPI_Wtime() - stagesStart_; }
+  double stageSeconds() const { return stageSeconds_; }
   /// This rank's slice, on dimension `dim`, of a tensor replicated along `axes`.
   template <typename T>
   void allSlice(const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
@@ -67,6 +75,7 @@ private:
   std::vector<int> sizes_;
   std::vector<int> coords_; ///< along each mesh axis (row-major: last axis fastest)
   std::map<Axes, MPI_Comm> comms_;
+  double pointToPointSeconds_ = 0, stagesStart_ = 0, stageSeconds_ = 0;
   static inline int64_t maxElementsPerCall_ = INT32_MAX;
 };
 
