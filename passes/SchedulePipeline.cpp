@@ -219,12 +219,33 @@ struct StageBuilder {
   Value materialize(Value v, int64_t i) {
     if (Value known = micro[i].lookupOrNull(v))
       return known;
+    if (auto arg = dyn_cast<BlockArgument>(v)) {
+      micro[i].map(arg, iterationValue(arg, i));
+      return micro[i].lookup(v);
+    }
     Operation *def = v.getDefiningOp();
     assert(def && def != s.forward && def != s.backward && "mapped before use");
     for (Value operand : def->getOperands())
       materialize(operand, i);
     b.clone(*def, micro[i]);
     return micro[i].lookup(v);
+  }
+
+  /// What the loop's iteration `i` saw as `arg` (a carried value or a
+  /// stacked operand's slice; invariants are mapped up front): made where
+  /// the stage first reads it.
+  Value iterationValue(BlockArgument arg, int64_t i) {
+    auto type = cast<RankedTensorType>(arg.getType());
+    for (auto [carried, init] : llvm::zip(s.loop.getCarryArgs(), s.loop.getInits()))
+      if (carried == arg) {
+        // The loop carries the model's step as step * m + i.
+        Value offset = ConstantOp::create(b, loc, type, b.getF64FloatAttr(double(i)));
+        return AddOp::create(b, loc, type, init, offset);
+      }
+    for (auto [slice, stacked] : llvm::zip(s.loop.getStackedArgs(), s.loop.getStacked()))
+      if (slice == arg)
+        return StackedSliceOp::create(b, loc, type, stacked, b.getI64IntegerAttr(i));
+    llvm_unreachable("the loop's index is refused before");
   }
 
   Value recv(Type type, int64_t from) {
@@ -278,18 +299,6 @@ struct StageBuilder {
     int64_t count = s.loop.getCount();
     for (int64_t i = 0; i < count; ++i) {
       IRMapping &map = micro.emplace_back();
-      for (auto [arg, init] : llvm::zip(s.loop.getCarryArgs(), s.loop.getInits())) {
-        if (arg.use_empty())
-          continue;
-        auto type = cast<RankedTensorType>(arg.getType());
-        Value offset = ConstantOp::create(b, loc, type, b.getF64FloatAttr(double(i)));
-        map.map(arg, AddOp::create(b, loc, type, init, offset).getResult());
-      }
-      for (auto [arg, stacked] : llvm::zip(s.loop.getStackedArgs(), s.loop.getStacked()))
-        if (!arg.use_empty())
-          map.map(arg,
-                  StackedSliceOp::create(b, loc, arg.getType(), stacked, b.getI64IntegerAttr(i))
-                      .getResult());
       for (auto [arg, invariant] : llvm::zip(s.loop.getInvariantArgs(), s.loop.getInvariants()))
         map.map(arg, invariant);
     }
