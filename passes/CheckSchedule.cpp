@@ -14,6 +14,9 @@
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <algorithm>
+#include <numeric>
+
 namespace dtl {
 #define GEN_PASS_DEF_CHECKSCHEDULE
 #include "passes/Passes.h.inc"
@@ -214,8 +217,26 @@ private:
         }
       }
     }
-    // Stuck: report the first waiting rank and whom it waits for.
-    for (size_t r = 0; r < ranks; ++r) {
+    // Stuck. Ranks waiting on a transfer wait for its peer: following that
+    // from each rank in turn finds a cycle if there is one, and the report
+    // is at a rank in it (not at a rank merely waiting on the cycle).
+    auto peerWaitedFor = [&](int64_t r) -> int64_t {
+      const Event *e = current(r);
+      return e && e->kind != Event::Kind::Collective ? e->peer : -1;
+    };
+    std::vector<size_t> order(ranks);
+    std::iota(order.begin(), order.end(), 0);
+    for (size_t start = 0; start < ranks; ++start) {
+      llvm::SmallDenseSet<int64_t> seen;
+      int64_t r = int64_t(start);
+      while (r >= 0 && seen.insert(r).second)
+        r = peerWaitedFor(r);
+      if (r >= 0) {
+        std::rotate(order.begin(), order.begin() + r, order.end());
+        break;
+      }
+    }
+    for (size_t r : order) {
       const Event *e = current(r);
       if (!e)
         continue;
@@ -229,10 +250,10 @@ private:
       const Event *other = current(e->peer);
       if (!other)
         return mismatch(r, *e, e->peer, nullptr, "nothing matches it");
-      bool cycle = other->kind != Event::Kind::Collective && other->peer == int64_t(r);
+      bool pair = other->kind != Event::Kind::Collective && other->peer == int64_t(r);
       return mismatch(r, *e, e->peer, other,
-                      cycle ? "each waits for the other (a deadlock)"
-                            : "the order of their operations does not match");
+                      pair ? "each waits for the other (a deadlock)"
+                           : "the order of their operations does not match");
     }
     return success();
   }
