@@ -2,6 +2,7 @@
 
 #include "codegen/StepPrinter.h"
 #include "codegen/Printer.h"
+#include "dialects/dtl/Layout.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -743,8 +744,8 @@ LogicalResult StepPrinter::print(RepeatOp op) {
   if (op.getPipeline() && op->getParentOfType<scf::IndexSwitchOp>() && !op.getIndex().use_empty()) {
     std::string layer = "l" + str(nextIndex_++);
     os_ << "const int64_t " << layer << " = "
-        << "ctx.indexAlong(" << axesOf({int16_t(mesh_.axisIndex(*op.getPipeline()))}) << ") * "
-        << count << " + " << i << ";\n";
+        << "ctx.indexAlong(" << axesOf(stageAxes(op, mesh_)) << ") * " << count << " + " << i
+        << ";\n";
     globalLayers_[op.getIndex()] = layer;
   }
   for (auto [arg, result] : llvm::zip(op.getCarryArgs(), op.getCarryResults()))

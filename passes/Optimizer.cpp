@@ -275,10 +275,7 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     SmallVector<Value> localGrads;
     // A pipeline's stages take micro-batches from such a loop, even one.
     bool pipelined = false;
-    grad.walk([&](RepeatOp repeat) {
-      pipelined |= repeat.getPipeline() && mesh &&
-                   mesh.span({int16_t(mesh.axisIndex(*repeat.getPipeline()))}) > 1;
-    });
+    grad.walk([&](RepeatOp repeat) { pipelined |= mesh && !stageAxes(repeat, mesh).empty(); });
     if (microBatches > 1 || pipelined) {
       std::tie(loss, localGrads) = accumulateMicroBatches(b, loc, grad, mapping, microBatches);
     } else {

@@ -522,9 +522,7 @@ struct FunctionPartitioner {
     // Pipeline stages each run their block of the iterations.
     Axes layers;
     if (repeat.runsAsStages()) {
-      layers =
-          withoutTrivialAxes(mesh, Layout{{{int16_t(mesh.axisIndex(*repeat.getPipeline()))}}, {}})
-              .dims[0];
+      layers = stageAxes(repeat, mesh);
       repeat.setCount(repeat.getCount() / mesh.span(layers));
     }
     auto stackedDims = [&](const Layout &slice) {

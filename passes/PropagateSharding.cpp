@@ -66,9 +66,7 @@ Rule tie(ArrayRef<Value> values, ArrayRef<bool> leading) {
 SmallVector<Rule, 0> repeatRules(RepeatOp repeat, MeshAttr mesh) {
   Axes layers;
   if (repeat.runsAsStages())
-    layers =
-        withoutTrivialAxes(mesh, Layout{{{int16_t(mesh.axisIndex(*repeat.getPipeline()))}}, {}})
-            .dims[0];
+    layers = stageAxes(repeat, mesh);
   SmallVector<Rule, 0> rules;
   ValueRange yielded = repeat.getYield().getValues();
   for (auto [init, arg, next, result] :

@@ -110,7 +110,7 @@ struct Scheduler {
     }
     if (!forward || !backward)
       return loop.emitError("a pipelined micro-batch loop needs the repeat's forward and backward");
-    axis = int16_t(mesh.axisIndex(*forward.getPipeline()));
+    axis = stageAxes(forward, mesh)[0];
     stages = mesh.span({axis});
     if (loop.getIndex().use_empty() == false)
       return loop.emitError("the pipeline schedule unrolls the micro-batch loop, whose body may "
@@ -455,8 +455,8 @@ struct SchedulePipeline : dtl::impl::SchedulePipelineBase<SchedulePipeline> {
     SmallVector<RepeatOp> loops;
     module.walk([&](RepeatOp repeat) {
       auto loop = repeat->getParentOfType<RepeatOp>();
-      if (repeat.runsAsStages() && !llvm::is_contained(loops, loop) &&
-          mesh.span({int16_t(mesh.axisIndex(*repeat.getPipeline()))}) > 1)
+      if (repeat.runsAsStages() && !stageAxes(repeat, mesh).empty() &&
+          !llvm::is_contained(loops, loop))
         loops.push_back(loop);
     });
     for (RepeatOp loop : loops) {

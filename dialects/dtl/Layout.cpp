@@ -42,6 +42,15 @@ Layout dtl::withoutTrivialAxes(MeshAttr mesh, Layout layout) {
   return layout;
 }
 
+Axes dtl::stageAxes(RepeatOp repeat, MeshAttr mesh) {
+  if (!repeat.getPipeline())
+    return {};
+  int64_t axis = mesh.axisIndex(*repeat.getPipeline());
+  if (axis < 0 || mesh.span({int16_t(axis)}) == 1)
+    return {};
+  return {int16_t(axis)};
+}
+
 int64_t dtl::loopOf(AffineExpr expr) {
   if (auto dim = dyn_cast<AffineDimExpr>(expr))
     return dim.getPosition();

@@ -29,6 +29,10 @@ Layout argLayout(mlir::func::FuncOp fn, unsigned index);
 /// split (`--mesh dp=2,tp=1`), so it must not cost a collective nor show.
 Layout withoutTrivialAxes(MeshAttr mesh, Layout layout);
 
+/// The mesh axes a pipelined repeat's layers are split over as stages: its
+/// `pipeline` axis when that spans more than one device; none otherwise.
+Axes stageAxes(RepeatOp repeat, MeshAttr mesh);
+
 /// The loop index a map result refers to, or -1 for a constant (unsplit) dim.
 int64_t loopOf(mlir::AffineExpr expr);
 
