@@ -17,6 +17,7 @@
 #define DTLRT_CUDAEMULATION_H
 
 #include "dtlrt/Context.h"
+#include "dtlrt/Cpu.h"
 #include "dtlrt/CudaCommon.h"
 #include "dtlrt/Device.h"
 #include "dtlrt/Kernels.h"
@@ -159,17 +160,11 @@ void allToAll(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inS
     ctx.allToAll(in, out, inShape, splitDim, concatDim, axes);
   };
 }
-// Point to point runs at once, in program order: deferred to its wait, a
-// send could be queued behind a receive its peer needs first.
-template <typename T>
-void send(Context &ctx, const T *data, int64_t count, int peer, const Axes &axes, int,
-          const char *) {
-  ctx.send(data, count, peer, axes);
-}
-template <typename T>
-void recv(Context &ctx, T *data, int64_t count, int peer, const Axes &axes, int, const char *) {
-  ctx.recv(data, count, peer, axes);
-}
+// Point to point runs at once, in program order, as on the CPU target:
+// deferred to its wait, a send could be queued behind a receive its peer
+// needs first.
+using dtlrt::recv;
+using dtlrt::send;
 template <typename T>
 void allSlice(Context &ctx, const T *in, T *out, const std::vector<int64_t> &inShape, int dim,
               const Axes &axes) {
