@@ -51,13 +51,17 @@ dtl::simulatePipeline(func::FuncOp step, MeshAttr mesh,
   for (int64_t s = 0; s < t.stages; ++s) {
     Region &region = s < t.stages - 1 ? choice.getCaseRegions()[s] : choice.getDefaultRegion();
     std::vector<Event> &out = events[s];
-    Event pending; // compute since the last staged repeat or transfer
-    // What runs after a micro-batch's layers (the sums, the embedding's
-    // gradient) is part of its work, as is what runs before them.
+    // What runs after a micro-batch's layers and before the next transfer
+    // or layers (its sums, the embedding's gradient) is part of its work;
+    // what runs after a transfer (the embedding), part of the next layers'.
+    Event pending;
+    auto attachToLast = [&] {
+      if (!out.empty() && !out.back().transfer)
+        out.back().seconds += std::exchange(pending.seconds, 0);
+    };
     auto flush = [&] {
-      if (pending.seconds > 0 && pending.what.empty() && !out.empty() && !out.back().transfer)
-        out.back().seconds += pending.seconds;
-      else if (pending.seconds > 0)
+      attachToLast();
+      if (pending.seconds > 0)
         out.push_back(pending);
       pending = Event();
     };
@@ -76,21 +80,17 @@ dtl::simulatePipeline(func::FuncOp step, MeshAttr mesh,
         out.push_back(e);
         continue;
       }
-      pending.seconds += opSeconds(&op);
+      double seconds = opSeconds(&op);
       t.flops[s] += opFlops(&op);
       auto repeat = dyn_cast<RepeatOp>(op);
       auto micro = repeat ? repeat->getAttrOfType<IntegerAttr>(attr::microBatch) : IntegerAttr();
-      if (!micro)
+      if (!micro) {
+        pending.seconds += seconds;
         continue;
-      bool forward = !repeat.getReverse();
-      // What ran since the last transfer without layers of its own (the
-      // sums of the micro-batch before) stays with that one.
-      if (!out.empty() && !out.back().transfer && pending.what.empty()) {
-        Event layers;
-        layers.seconds = opSeconds(&op);
-        out.back().seconds += pending.seconds - layers.seconds;
-        pending = layers;
       }
+      attachToLast();
+      pending.seconds += seconds;
+      bool forward = !repeat.getReverse();
       pending.what = (forward ? "F" : "B") + std::to_string(micro.getInt());
       t.microBatches = std::max(t.microBatches, micro.getInt() + 1);
       inFlight += forward ? 1 : -1;
