@@ -206,7 +206,7 @@ std::string StepPrinter::define(Value v) {
   case PlaceKind::slice: {
     auto repeat = cast<RepeatOp>(v.getParentBlock()->getParentOp());
     os_ << this->name(repeat.getStackedResults()[place.getIndex()]) << " + "
-        << this->name(repeat.getIndex()) << " * " << elements(v) << ";\n";
+        << stackedSlots_.lookup(repeat) << " * " << elements(v) << ";\n";
     break;
   }
   case PlaceKind::view:
@@ -739,20 +739,33 @@ LogicalResult StepPrinter::print(RepeatOp op) {
   os_.indent();
   names_[op.getIndex()] = i;
   // A pipeline stage's layers (dtl-schedule-pipeline put them in its case)
-  // are its block of the global layers: what the body draws by layer (a
+  // are its block of the global layers, or its chunk (virtual stage) v of
+  // them, the model's chunk v·p + stage: what the body draws by layer (a
   // dropout mask) takes the global index; its slices stay local.
   if (op.getPipeline() && op->getParentOfType<scf::IndexSwitchOp>() && !op.getIndex().use_empty()) {
     std::string layer = "l" + str(nextIndex_++);
-    os_ << "const int64_t " << layer << " = "
-        << "ctx.indexAlong(" << axesOf(stageAxes(op, mesh_)) << ") * " << count << " + " << i
-        << ";\n";
+    auto chunk = op->getAttrOfType<IntegerAttr>(attr::virtualStage);
+    Axes axes = stageAxes(op, mesh_);
+    os_ << "const int64_t " << layer << " = (" << (chunk ? chunk.getInt() : 0) * mesh_.span(axes)
+        << " + ctx.indexAlong(" << axesOf(axes) << ")) * " << count << " + " << i << ";\n";
     globalLayers_[op.getIndex()] = layer;
   }
+  // Run whole, an interleaved pipeline's layers are stored by stage.
+  std::string slot = i;
+  if (op.getVirtualStages() && !stageAxes(op, mesh_).empty()) {
+    slot = "s" + str(nextIndex_++);
+    int64_t stages = mesh_.span(stageAxes(op, mesh_));
+    os_ << "static constexpr int64_t " << slot << "_of[] = {";
+    for (int64_t layer = 0; layer < count; ++layer)
+      os_ << (layer ? ", " : "") << op.storedLayer(layer, stages);
+    os_ << "};\nconst int64_t " << slot << " = " << slot << "_of[" << i << "];\n";
+  }
+  stackedSlots_[op] = slot;
   for (auto [arg, result] : llvm::zip(op.getCarryArgs(), op.getCarryResults()))
     alias(arg, result);
   for (auto [arg, stacked] : llvm::zip(op.getStackedArgs(), op.getStacked())) {
     std::string n = "t" + str(nextName_++), type = elementType(arg.getType());
-    os_ << "const " << type << " *const " << n << " = " << name(stacked) << " + " << i << " * "
+    os_ << "const " << type << " *const " << n << " = " << name(stacked) << " + " << slot << " * "
         << elements(arg) << ";\n";
     names_[arg] = n;
   }
@@ -777,9 +790,9 @@ LogicalResult StepPrinter::print(RepeatOp op) {
                           i + " == " + first});
       continue;
     }
-    call("copy",
-         {name(value), name(op.getStackedResults()[k]) + " + " + i + " * " + str(elements(value)),
-          bytesOf(value)});
+    call("copy", {name(value),
+                  name(op.getStackedResults()[k]) + " + " + slot + " * " + str(elements(value)),
+                  bytesOf(value)});
   }
   for (auto [value, arg, result] :
        llvm::zip(yielded.take_front(carries), op.getCarryArgs(), op.getCarryResults())) {

@@ -147,6 +147,9 @@ private:
   int nextName_ = 0, nextIndex_ = 0, kernelCount_ = 0;
   /// A pipeline stage's layer indices: the global layer, for what is drawn by it.
   llvm::DenseMap<mlir::Value, std::string> globalLayers_;
+  /// Per repeat, the slot of its stacked operands and results the current
+  /// iteration reads and writes.
+  llvm::DenseMap<mlir::Operation *, std::string> stackedSlots_;
 };
 
 /// The targets (CpuTarget.cpp, CudaTarget.cpp).

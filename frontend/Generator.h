@@ -126,6 +126,7 @@ public:
 
   // Train section (TrainSection.cpp) -------------------------------------------
   void emitTrain(mlir::ModuleOp module, const ast::Train &train);
+  bool interleaveStages(int64_t chunks, int64_t microBatches, ast::Pos pos);
   void checkTensorSizes(mlir::ModuleOp module);
   void markInputBounds();
   DataAttr dataSource(const ast::DataSource &source);
@@ -148,7 +149,8 @@ public:
   const ast::Mesh *mesh = nullptr;
   std::vector<int64_t> meshShape;
   std::string meshName = "mesh";
-  bool pipelined = false; ///< the model has a pipelined repeat
+  bool pipelined = false;   ///< the model has a pipelined repeat
+  RepeatOp pipelinedRepeat; ///< ... made (null when it failed)
   llvm::SmallVector<std::pair<mlir::Value, mlir::Value>> crossEntropies; // (logits, labels)
   mlir::func::FuncOp fn;
   llvm::StringMap<const ast::Block *> blocks;

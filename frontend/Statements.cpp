@@ -327,11 +327,13 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
     return {};
   StringAttr pipeline = pipelineAxis.empty() ? StringAttr() : b.getStringAttr(pipelineAxis);
   auto repeat = RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count),
-                                 UnitAttr(), UnitAttr(), recompute, pipeline, ValueRange{init},
-                                 scope.stacked, scope.invariants);
+                                 UnitAttr(), UnitAttr(), recompute, pipeline, IntegerAttr(),
+                                 ValueRange{init}, scope.stacked, scope.invariants);
   repeat.getBody().push_back(body.release());
   // A pipelined repeat's stacked params are stored split into the stages'
   // consecutive blocks of layers (on one stage, as they were).
+  if (pipeline)
+    pipelinedRepeat = repeat;
   if (pipeline && meshShape[meshAxis(pipelineAxis)] > 1)
     for (Value stacked : scope.stacked) {
       auto arg = cast<BlockArgument>(stacked);

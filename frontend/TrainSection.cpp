@@ -106,6 +106,8 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   double minLr = 0, clipGradNorm = 0;
   LrSchedule schedule = LrSchedule::constant;
   PipelineSchedule pipeline = PipelineSchedule::one_f_one_b;
+  int64_t virtualStages = 1;
+  ast::Pos virtualStagesPos;
   Precision precision = Precision::f32, reducePrecision = Precision::f32;
   OptimizerKind optimizer = OptimizerKind::sgd;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, momentum = 0;
@@ -139,12 +141,24 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       setInt(s, 1, accumulate);
     } else if (s.key == "pipeline") {
       std::optional<PipelineSchedule> order;
-      if (s.value.kind == ast::Value::Kind::Expr && s.value.expr->kind == ast::Expr::Kind::Name)
-        order = symbolizePipelineSchedule(s.value.expr->name);
+      const ast::Expr *e = s.value.kind == ast::Value::Kind::Expr ? s.value.expr.get() : nullptr;
+      if (e && e->kind == ast::Expr::Kind::Name && e->name != "one_f_one_b" &&
+          e->name != "interleaved")
+        order = symbolizePipelineSchedule(e->name);
       else if (s.value.kind == ast::Value::Kind::OneFOneB)
         order = PipelineSchedule::one_f_one_b;
-      if (!order || s.value.kind == ast::Value::Kind::Expr && s.value.expr->name == "one_f_one_b")
-        error(s.value.pos) << "'pipeline' is the stages' micro-batch order: gpipe or 1f1b";
+      else if (e && e->kind == ast::Expr::Kind::Call && e->call->callee == "interleaved" &&
+               e->call->args.size() == 1 && e->call->args[0].key.empty()) {
+        std::optional<double> v = number(*e->call->args[0].value);
+        if (v && *v == (int64_t)*v && *v >= 1) {
+          order = PipelineSchedule::interleaved;
+          virtualStages = (int64_t)*v;
+          virtualStagesPos = s.value.pos;
+        }
+      }
+      if (!order)
+        error(s.value.pos) << "'pipeline' is the stages' micro-batch order: gpipe, 1f1b or "
+                              "interleaved(V) (V >= 1 virtual stages per rank)";
       else
         pipeline = *order;
     } else if (s.key == "max_skipped_steps") {
@@ -256,6 +270,11 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   }
   if (hadError)
     return;
+  if (pipeline == PipelineSchedule::interleaved && virtualStages == 1)
+    pipeline = PipelineSchedule::one_f_one_b; // what interleaving one chunk per rank is
+  if (pipeline == PipelineSchedule::interleaved &&
+      !interleaveStages(virtualStages, accumulate, virtualStagesPos))
+    return;
   if (options.precision) {
     precision = *options.precision;
     if (reducePrecision == Precision::bf16 && precision != Precision::bf16) {
@@ -277,4 +296,34 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
     return;
   module->setAttr(attr::optimizer, optimizerAttr);
   module->setAttr(attr::train, trainAttr);
+}
+
+/// Gives the pipelined repeat `chunks` virtual stages per rank: its stacked
+/// params stored so that each stage's block holds its chunks of layers.
+bool Generator::interleaveStages(int64_t chunks, int64_t microBatches, ast::Pos pos) {
+  RepeatOp repeat = pipelinedRepeat;
+  if (!repeat)
+    return true; // nothing pipelined (or it failed, reported already)
+  int64_t stages = meshShape[meshAxis(*repeat.getPipeline())];
+  if (stages == 1)
+    return true; // one stage runs its layers as they are
+  int64_t layers = repeat.getCount();
+  if (layers % (stages * chunks)) {
+    error(pos) << "interleaved(" << chunks << ") splits " << layers << " layers into " << stages
+               << " stages of " << chunks << " virtual stages of equal size, which does not divide";
+    return false;
+  }
+  if (microBatches % stages) {
+    error(pos) << "interleaved(" << chunks << ") runs micro-batches in groups of the " << stages
+               << " stages (Megatron's order): 'microbatches' must be a multiple of " << stages
+               << ", got " << microBatches;
+    return false;
+  }
+  repeat.setVirtualStages(chunks);
+  SmallVector<int64_t> order{0, stages};
+  order.append(chunks, layers / chunks);
+  for (Value stacked : repeat.getStacked())
+    if (auto arg = dyn_cast<BlockArgument>(stacked))
+      fn.setArgAttr(arg.getArgNumber(), attr::interleave, b.getDenseI64ArrayAttr(order));
+  return true;
 }

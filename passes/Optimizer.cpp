@@ -165,7 +165,7 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     llvm::append_range(types, gradReturn.getOperandTypes());
     auto repeat =
         RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(), b.getUnitAttr(),
-                         RecomputeAttr(), StringAttr(), inits, stacked, invariants);
+                         RecomputeAttr(), StringAttr(), IntegerAttr(), inits, stacked, invariants);
     {
       OpBuilder::InsertionGuard guard(b);
       Block *body = b.createBlock(&repeat.getBody());

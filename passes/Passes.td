@@ -25,7 +25,9 @@ def InterleaveSplits : Pass<"dtl-interleave-splits", "mlir::ModuleOp"> {
     declared, so a checkpoint is the same on every mesh (and nanoGPT's
     `c_attn` maps onto it directly). A split whose cone reaches anything
     else (an input, dropout, another use of a value in it) is left as is:
-    the partitioner gathers for it.
+    the partitioner gathers for it; so is one whose params are already
+    stored interleaved (the layers of an interleaved pipeline: a param has
+    one stored order).
   }];
   let dependentDialects = ["::dtl::DtlDialect"];
 }

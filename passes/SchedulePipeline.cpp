@@ -16,7 +16,12 @@
 //
 // The order of forwards (F) and backwards (B) on a stage is the schedule's:
 // GPipe runs every F, then every B; 1F1B runs p - 1 - s forwards, then one F
-// and one B alternately, then the remaining Bs. Sends block, so in 1F1B's
+// and one B alternately, then the remaining Bs. The interleaved schedule
+// (Megatron's) splits each stage's layers into V chunks (virtual stages):
+// chunk v of stage s is the model's chunk v·p + s, so a micro-batch passes
+// through every stage V times, the last stage sending on to the first; each
+// stage runs its chunks for groups of p micro-batches in turn, with
+// 2(p - 1 - s) + (V - 1)p forwards before the first backward. Sends block, so in 1F1B's
 // steady state a stage sending forward while its neighbour sends back would
 // wait forever: the transfers are ordered by running the stages together
 // (orderSteps), which puts the receive first on one side of such a pair, and
@@ -55,10 +60,16 @@ Home join(Home a, Home b) {
   return Home::Mixed;
 }
 
-/// One forward or backward of one micro-batch.
+/// One forward or backward of one micro-batch through one chunk of a
+/// stage's layers (its only chunk unless the schedule is interleaved).
 struct Action {
   bool forward;
   int64_t micro;
+  int64_t chunk = 0;
+
+  bool operator==(const Action &o) const {
+    return forward == o.forward && micro == o.micro && chunk == o.chunk;
+  }
 };
 
 /// A stage's receive before an action, the action's computation, or its
@@ -68,9 +79,36 @@ struct Step {
   size_t action;
 };
 
+/// Megatron's interleaved 1F1B on `stage` of `stages`, each with `chunks`
+/// chunks: the k-th forward (backward) runs the k-th group of `stages`
+/// micro-batches' way through one chunk, chunks in turn (backwards from the
+/// last chunk).
+SmallVector<Action> interleavedActionsOf(int64_t stage, int64_t stages, int64_t micro,
+                                         int64_t chunks) {
+  int64_t total = micro * chunks;
+  auto at = [&](int64_t k, bool forward) {
+    int64_t chunk = k / stages % chunks;
+    return Action{forward, k / (stages * chunks) * stages + k % stages,
+                  forward ? chunk : chunks - 1 - chunk};
+  };
+  int64_t warmup = std::min(total, (stages - 1 - stage) * 2 + (chunks - 1) * stages);
+  SmallVector<Action> actions;
+  for (int64_t k = 0; k < warmup; ++k)
+    actions.push_back(at(k, true));
+  for (int64_t k = 0; k < total - warmup; ++k) {
+    actions.push_back(at(warmup + k, true));
+    actions.push_back(at(k, false));
+  }
+  for (int64_t k = total - warmup; k < total; ++k)
+    actions.push_back(at(k, false));
+  return actions;
+}
+
 /// The actions of `stage` of `stages` over `micro` micro-batches, in order.
 SmallVector<Action> actionsOf(PipelineSchedule schedule, int64_t stage, int64_t stages,
-                              int64_t micro) {
+                              int64_t micro, int64_t chunks) {
+  if (schedule == PipelineSchedule::interleaved)
+    return interleavedActionsOf(stage, stages, micro, chunks);
   SmallVector<Action> actions;
   int64_t warmup =
       schedule == PipelineSchedule::gpipe ? micro : std::min(stages - 1 - stage, micro);
@@ -90,7 +128,7 @@ struct Scheduler {
   PipelineSchedule schedule;
   RepeatOp loop, forward{}, backward{};
   int16_t axis = 0;
-  int64_t stages = 1;
+  int64_t stages = 1, chunks = 1;
   DenseMap<Value, Home> home{};
 
   /// Finds the staged repeats of `loop` and where each value is computed.
@@ -112,6 +150,10 @@ struct Scheduler {
       return loop.emitError("a pipelined micro-batch loop needs the repeat's forward and backward");
     axis = stageAxes(forward, mesh)[0];
     stages = mesh.span({axis});
+    chunks = forward.getVirtualStages().value_or(1);
+    if (schedule == PipelineSchedule::interleaved && loop.getCount() % stages)
+      return loop.emitError("the interleaved schedule runs micro-batches in groups of the ")
+             << stages << " stages; " << loop.getCount() << " micro-batches do not divide";
     if (loop.getIndex().use_empty() == false)
       return loop.emitError("the pipeline schedule unrolls the micro-batch loop, whose body may "
                             "not read the iteration index");
@@ -175,17 +217,30 @@ struct Scheduler {
   /// Whether the loop's k-th sum is summed over the stages after the switch.
   bool reducedOverStages(Value yielded) const { return home.lookup(yielded) != Home::All; }
 
-  /// The stage `a` receives its input from on `stage`, if any.
-  std::optional<int64_t> peerFrom(Action a, int64_t stage) const {
-    if (a.forward ? stage == 0 : stage == stages - 1)
-      return std::nullopt;
-    return a.forward ? stage - 1 : stage + 1;
+  /// A stage and one of its actions.
+  using StageAction = std::pair<int64_t, Action>;
+
+  /// Where `a` on `stage` receives its input from: the stage before (the
+  /// last stage's previous chunk, from the first stage's) or, backwards,
+  /// after; none where the embedding or the head's gradient starts it.
+  std::optional<StageAction> producerOf(Action a, int64_t stage) const {
+    int64_t step = a.forward ? -1 : 1, chunkStep = a.forward ? -1 : 1;
+    return neighbour(a, stage, step, chunkStep);
   }
-  /// The stage `a` sends its output to from `stage`, if any.
-  std::optional<int64_t> peerTo(Action a, int64_t stage) const {
-    if (a.forward ? stage == stages - 1 : stage == 0)
+  /// Where `a` on `stage` sends its output, if on.
+  std::optional<StageAction> consumerOf(Action a, int64_t stage) const {
+    int64_t step = a.forward ? 1 : -1, chunkStep = a.forward ? 1 : -1;
+    return neighbour(a, stage, step, chunkStep);
+  }
+  std::optional<StageAction> neighbour(Action a, int64_t stage, int64_t step,
+                                       int64_t chunkStep) const {
+    if (stage + step >= 0 && stage + step < stages)
+      return StageAction{stage + step, a};
+    if (a.chunk + chunkStep < 0 || a.chunk + chunkStep >= chunks)
       return std::nullopt;
-    return a.forward ? stage + 1 : stage - 1;
+    Action other = a;
+    other.chunk += chunkStep;
+    return StageAction{step > 0 ? 0 : stages - 1, other};
   }
 
   /// Every stage's receives, computations and sends, in an order in which
@@ -210,9 +265,8 @@ struct StageBuilder {
   SmallVector<IRMapping> micro{};      ///< the loop body's values, per micro-batch
   SmallVector<Value> sums{};           ///< per yielded sum, what this stage added so far
   DenseMap<Type, Value> recvBuffers{}; ///< the operand a receive of each type names
-
-  bool first() const { return stage == 0; }
-  bool last() const { return stage == s.stages - 1; }
+  /// A staged repeat's stacked result per micro-batch, by chunk.
+  DenseMap<std::pair<Value, int64_t>, SmallVector<Value>> chunkResults{};
 
   /// `v` (a value of the loop body) for micro-batch `i`, cloning what it is
   /// computed from on first use.
@@ -264,16 +318,72 @@ struct StageBuilder {
                           b.getDenseI64ArrayAttr({to}), ValueRange{});
   }
 
-  /// The stage's layers of `repeat` for micro-batch `i`, from `init`.
-  void runLayers(RepeatOp repeat, Value init, int64_t i) {
-    for (Value v : repeat->getOperands().drop_front())
-      materialize(v, i);
-    IRMapping withInit = micro[i];
-    withInit.map(repeat.getInits()[0], init);
-    Operation *clone = b.clone(*repeat, withInit);
-    clone->setAttr(attr::microBatch, b.getI64IntegerAttr(i));
-    for (auto [from, to] : llvm::zip(repeat->getResults(), clone->getResults()))
-      micro[i].map(from, to);
+  /// `a`'s chunk of the stage's layers of `repeat`, from `init`: its
+  /// carried result. Once the chunk last in `repeat`'s direction has run,
+  /// the micro-batch's results of `repeat` are known (a stacked result
+  /// whole, concatenated from the chunks', where more than the backward
+  /// repeat reads it).
+  Value runLayers(RepeatOp repeat, Value init, Action a) {
+    int64_t i = a.micro, count = repeat.getCount() / s.chunks;
+    SmallVector<Value> stacked, invariants;
+    for (Value v : repeat.getStacked()) {
+      auto chunks = chunkResults.find({v, i});
+      if (chunks != chunkResults.end()) {
+        stacked.push_back(chunks->second[a.chunk]);
+        continue;
+      }
+      Value whole = materialize(v, i);
+      stacked.push_back(s.chunks == 1 ? whole : chunkOf(whole, a.chunk, count));
+    }
+    for (Value v : repeat.getInvariants())
+      invariants.push_back(materialize(v, i));
+    SmallVector<Type> types{init.getType()};
+    for (Value r : repeat.getStackedResults())
+      types.push_back(withLeading(r.getType(), count));
+    auto chunk = RepeatOp::create(b, loc, types, b.getI64IntegerAttr(count),
+                                  repeat.getReverseAttr(), repeat.getAccumulateAttr(),
+                                  repeat.getRecomputeAttr(), repeat.getPipelineAttr(),
+                                  IntegerAttr(), ValueRange{init}, stacked, invariants);
+    chunk->setDiscardableAttrs(repeat->getDiscardableAttrDictionary());
+    IRMapping body;
+    repeat.getBody().cloneInto(&chunk.getBody(), body);
+    chunk->setAttr(attr::microBatch, b.getI64IntegerAttr(i));
+    if (s.chunks > 1)
+      chunk->setAttr(attr::virtualStage, b.getI64IntegerAttr(a.chunk));
+    for (auto [r, part] : llvm::zip(repeat.getStackedResults(), chunk.getStackedResults()))
+      chunkResults[{r, i}].push_back(part);
+    if (a.chunk == (repeat.getReverse() ? 0 : s.chunks - 1)) {
+      micro[i].map(repeat.getCarryResults()[0], chunk.getCarryResults()[0]);
+      for (Value r : repeat.getStackedResults()) {
+        SmallVector<Value> parts = chunkResults.lookup({r, i});
+        if (repeat.getReverse())
+          std::reverse(parts.begin(), parts.end());
+        bool onlyBackwardReads = llvm::all_of(
+            r.getUsers(), [&](Operation *user) { return user == s.backward.getOperation(); });
+        if (s.chunks == 1)
+          micro[i].map(r, parts[0]);
+        else if (!onlyBackwardReads)
+          micro[i].map(r, ConcatOp::create(b, loc, r.getType(), parts, 0, 1).getResult());
+        if (repeat.getReverse() || s.chunks == 1)
+          chunkResults.erase({r, i});
+        else
+          chunkResults[{r, i}] = parts;
+      }
+    }
+    return chunk.getCarryResults()[0];
+  }
+
+  /// Block `chunk` (of `count` layers) of the stacked value `whole`.
+  Value chunkOf(Value whole, int64_t chunk, int64_t count) {
+    return StackedSliceOp::create(b, loc, withLeading(whole.getType(), count), whole,
+                                  b.getI64IntegerAttr(chunk));
+  }
+
+  static RankedTensorType withLeading(Type type, int64_t size) {
+    auto tensor = cast<RankedTensorType>(type);
+    SmallVector<int64_t> shape(tensor.getShape());
+    shape[0] = size;
+    return RankedTensorType::get(shape, tensor.getElementType());
   }
 
   /// Adds micro-batch `i`'s share of the loop's sums that `ready` selects.
@@ -310,29 +420,30 @@ struct StageBuilder {
       Action a = actions[step.action];
       RepeatOp repeat = a.forward ? s.forward : s.backward;
       if (step.kind == Step::Recv) {
-        received[step.action] = recv(repeat.getInits()[0].getType(), *s.peerFrom(a, stage));
+        received[step.action] = recv(repeat.getInits()[0].getType(), s.producerOf(a, stage)->first);
         continue;
       }
       if (step.kind == Step::Send) {
-        send(computed[step.action], *s.peerTo(a, stage));
+        send(computed[step.action], s.consumerOf(a, stage)->first);
         continue;
       }
       int64_t i = a.micro;
       if (a.forward) {
-        Value init = first() ? materialize(s.forward.getInits()[0], i) : received[step.action];
-        runLayers(s.forward, init, i);
-        computed[step.action] = micro[i].lookup(s.forward.getCarryResults()[0]);
-        if (last()) {
+        Value init = s.producerOf(a, stage) ? received[step.action]
+                                            : materialize(s.forward.getInits()[0], i);
+        computed[step.action] = runLayers(s.forward, init, a);
+        if (!s.consumerOf(a, stage)) {
           // The head, the loss and the head's gradient right away: the
           // backward's input, and the last stage's shares of the sums.
           materialize(s.backward.getInits()[0], i);
           addToSums(i, [&](Value term) { return s.home.lookup(term) == Home::Last; });
         }
       } else {
-        Value init = last() ? micro[i].lookup(s.backward.getInits()[0]) : received[step.action];
-        runLayers(s.backward, init, i);
-        computed[step.action] = micro[i].lookup(s.backward.getCarryResults()[0]);
-        addToSums(i, [&](Value term) { return s.home.lookup(term) != Home::Last; });
+        Value init = s.producerOf(a, stage) ? received[step.action]
+                                            : micro[i].lookup(s.backward.getInits()[0]);
+        computed[step.action] = runLayers(s.backward, init, a);
+        if (a.chunk == 0) // the stage's last chunk backwards
+          addToSums(i, [&](Value term) { return s.home.lookup(term) != Home::Last; });
       }
     }
 
@@ -355,11 +466,11 @@ Scheduler::orderSteps(ArrayRef<SmallVector<Action>> actions) {
   SmallVector<bool> hasInput(stages, false);
   SmallVector<std::deque<size_t>> pending(stages); // actions whose send waits
   auto ready = [&](int64_t q) {
-    return next[q] < actions[q].size() && (hasInput[q] || !peerFrom(actions[q][next[q]], q));
+    return next[q] < actions[q].size() && (hasInput[q] || !producerOf(actions[q][next[q]], q));
   };
   auto compute = [&](int64_t q) {
     steps[q].push_back({Step::Compute, next[q]});
-    if (peerTo(actions[q][next[q]], q))
+    if (consumerOf(actions[q][next[q]], q))
       pending[q].push_back(next[q]);
     ++next[q];
     hasInput[q] = false;
@@ -370,16 +481,16 @@ Scheduler::orderSteps(ArrayRef<SmallVector<Action>> actions) {
     for (int64_t q = 0; q < stages; ++q) {
       if (next[q] >= actions[q].size() || hasInput[q])
         continue;
-      std::optional<int64_t> from = peerFrom(actions[q][next[q]], q);
-      if (!from)
+      std::optional<StageAction> producer = producerOf(actions[q][next[q]], q);
+      if (!producer)
         continue;
-      auto it = llvm::find_if(pending[*from],
-                              [&](size_t n) { return peerTo(actions[*from][n], *from) == q; });
-      if (it == pending[*from].end())
+      auto [from, action] = *producer;
+      auto it = llvm::find_if(pending[from], [&](size_t n) { return actions[from][n] == action; });
+      if (it == pending[from].end())
         continue;
-      steps[*from].push_back({Step::Send, *it});
+      steps[from].push_back({Step::Send, *it});
       steps[q].push_back({Step::Recv, next[q]});
-      pending[*from].erase(it);
+      pending[from].erase(it);
       hasInput[q] = true;
       progress = true;
     }
@@ -418,7 +529,7 @@ LogicalResult Scheduler::run() {
                                            cases, cases.size());
   SmallVector<SmallVector<Action>> actions;
   for (int64_t stage = 0; stage < stages; ++stage)
-    actions.push_back(actionsOf(schedule, stage, stages, loop.getCount()));
+    actions.push_back(actionsOf(schedule, stage, stages, loop.getCount(), chunks));
   FailureOr<SmallVector<SmallVector<Step>>> steps = orderSteps(actions);
   if (failed(steps))
     return failure();

@@ -49,6 +49,9 @@ inline constexpr llvm::StringLiteral recomputed = "dtl.recomputed";
 inline constexpr llvm::StringLiteral arenaBytes = "dtl.arena_bytes"; // func: its arena's size
 /// A pipeline stage's layers (dtl.repeat): the micro-batch they run for.
 inline constexpr llvm::StringLiteral microBatch = "dtl.micro_batch";
+/// ... and, in an interleaved schedule, which of the stage's virtual stages
+/// (chunks of layers) they are.
+inline constexpr llvm::StringLiteral virtualStage = "dtl.virtual_stage";
 inline constexpr llvm::StringLiteral slot = "dtl.slot"; // shard collectives: their wait slot
 } // namespace attr
 

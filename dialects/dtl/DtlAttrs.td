@@ -61,7 +61,8 @@ def Dtl_LrSchedule : I32EnumAttr<"LrSchedule", "how the learning rate moves", [
 
 def Dtl_PipelineSchedule : I32EnumAttr<"PipelineSchedule",
     "the order in which pipeline stages run micro-batches", [
-    I32EnumAttrCase<"gpipe", 0>, I32EnumAttrCase<"one_f_one_b", 1, "1f1b">]> {
+    I32EnumAttrCase<"gpipe", 0>, I32EnumAttrCase<"one_f_one_b", 1, "1f1b">,
+    I32EnumAttrCase<"interleaved", 2>]> {
   let cppNamespace = "::dtl";
   let genSpecializedAttr = 0;
 }
@@ -258,7 +259,9 @@ def Dtl_TrainAttr : AttrDef<Dtl_Dialect, "Train"> {
     gradients are summed before the one reduction and update of the step.
     A model with a pipelined `repeat` runs them through its stages in the
     order `pipeline` names (`gpipe`: all forwards, then all backwards;
-    `1f1b`: one forward, one backward once the pipeline is full).
+    `1f1b`: one forward, one backward once the pipeline is full;
+    `interleaved`: Megatron's interleaved 1F1B over the repeat's
+    `virtual_stages`).
     With `memory_limit` (bytes per rank; 0: none) dtlc recomputes in the
     backward as little as makes the step's plan fit.
     `precision` is how reals are stored and multiplied (f64 on the CPU for

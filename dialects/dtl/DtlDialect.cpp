@@ -128,10 +128,12 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
       return error() << "numbers a communicating shard collective or transfer";
     return success();
   }
-  if (name == attr::microBatch) {
+  if (name == attr::microBatch || name == attr::virtualStage) {
     auto index = dyn_cast<IntegerAttr>(value);
     if (!isa<RepeatOp>(op) || !index || index.getInt() < 0)
-      return error() << "numbers the micro-batch a pipeline stage's repeat runs for";
+      return error() << (name == attr::microBatch
+                             ? "numbers the micro-batch a pipeline stage's repeat runs for"
+                             : "numbers the virtual stage (chunk) a pipeline stage's repeat is");
     return success();
   }
   if (name == attr::recomputed) {

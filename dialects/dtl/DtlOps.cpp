@@ -421,12 +421,18 @@ Value StackedSliceOp::getViewSource() { return getInput(); }
 LogicalResult StackedSliceOp::verify() {
   auto input = cast<RankedTensorType>(getInput().getType());
   auto result = cast<RankedTensorType>(getResult().getType());
-  if (input.getRank() < 1 || input.getShape().drop_front() != result.getShape() ||
-      input.getElementType() != result.getElementType())
-    return emitOpError("needs a result of the input's type without its leading dimension");
-  if (getIndex() < 0 || getIndex() >= input.getShape()[0])
-    return emitOpError("index ") << getIndex() << " is outside the leading dimension of size "
-                                 << input.getShape()[0];
+  // One slice drops the leading dimension; a block of n slices keeps it.
+  bool block = input.getRank() == result.getRank();
+  if (input.getRank() < 1 || input.getElementType() != result.getElementType() ||
+      (block ? input.getShape().drop_front() != result.getShape().drop_front() ||
+                   result.getShape()[0] < 1 || input.getShape()[0] % result.getShape()[0]
+             : input.getShape().drop_front() != result.getShape()))
+    return emitOpError("needs a result of the input's type without its leading dimension, or "
+                       "with a leading dimension that divides the input's");
+  int64_t blocks = input.getShape()[0] / (block ? result.getShape()[0] : 1);
+  if (getIndex() < 0 || getIndex() >= blocks)
+    return emitOpError("index ") << getIndex() << " is outside the " << blocks << " blocks of "
+                                 << "the leading dimension";
   return success();
 }
 Value CollectiveWaitOp::getViewSource() { return getPending(); }
@@ -440,12 +446,26 @@ bool RepeatOp::runsAsStages() {
   return getPipeline() && loop && loop.getAccumulate();
 }
 
+int64_t RepeatOp::storedLayer(int64_t layer, int64_t stages) {
+  if (!getVirtualStages() || stages == 1)
+    return layer;
+  // Layer i is in piece v (of V, count / V layers each), block r of it;
+  // stage r's block holds its share of every piece, in piece order.
+  int64_t pieces = *getVirtualStages(), piece = getCount() / pieces, share = piece / stages;
+  int64_t v = layer / piece, r = layer % piece / share, k = layer % share;
+  return r * (getCount() / stages) + v * share + k;
+}
+
 YieldOp RepeatOp::getYield() { return cast<YieldOp>(getBodyBlock().getTerminator()); }
 
 LogicalResult RepeatOp::verifyRegions() {
   int64_t count = getCount();
   if (count < 1)
     return emitOpError("needs a positive count");
+  if (std::optional<int64_t> chunks = getVirtualStages())
+    if (!getPipeline() || count % *chunks)
+      return emitOpError("virtual_stages ")
+             << *chunks << " needs a pipelined repeat whose count they divide";
   Block &body = getBodyBlock();
   size_t carries = getInits().size(), stacked = getStacked().size();
   if (body.getNumArguments() != 1 + carries + stacked + getInvariants().size() ||
@@ -532,7 +552,7 @@ struct DropUnused : OpRewritePattern<RepeatOp> {
     auto replacement =
         RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(), op.getReverseAttr(),
                          op.getAccumulateAttr(), op.getRecomputeAttr(), op.getPipelineAttr(),
-                         op.getInits(), stacked, invariants);
+                         op.getVirtualStagesAttr(), op.getInits(), stacked, invariants);
     rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(), replacement.getBody().end());
     Block &body = replacement.getBodyBlock();
     rewriter.setInsertionPoint(body.getTerminator());

@@ -481,16 +481,19 @@ def Dtl_ReshapeOp : Dtl_MathOp<"reshape",
 
 def Dtl_StackedSliceOp : Dtl_Op<"stacked_slice",
     [Pure, DeclareOpInterfaceMethods<ViewLikeOpInterface>]> {
-  let summary = "Slice `index` of a stacked tensor's leading dimension, as a view.";
+  let summary = "Block `index` of a stacked tensor's leading dimension, as a view.";
   let description = [{
     What iteration `index` of a `dtl.repeat` sees of a stacked operand,
     outside the loop: dtl-schedule-pipeline unrolls the micro-batch loop
-    and takes each micro-batch's inputs with it. Free: a view of the
-    input's buffer at the slice's offset. Per-rank programs only (it has no
-    sharding rule).
+    and takes each micro-batch's inputs with it. When the result keeps the
+    leading dimension (size n), it is slices `[index * n, (index + 1) * n)`:
+    the layers of one virtual stage of an interleaved pipeline. Free: a
+    view of the input's buffer at the block's offset. Per-rank programs
+    only (it has no sharding rule).
 
     ```mlir
     %x1 = dtl.stacked_slice %x[1] : tensor<4x16x32xf32> -> tensor<16x32xf32>
+    %w1 = dtl.stacked_slice %w[1] : tensor<4x32x32xf32> -> tensor<2x32x32xf32>
     ```
   }];
   let arguments = (ins AnyRankedTensor:$input, I64Attr:$index);
@@ -837,6 +840,14 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     carried value on with point-to-point sends; anywhere else the stacked
     operands are gathered and every rank runs every iteration.
 
+    With `virtual_stages V` as well (Megatron's interleaved schedule), the
+    iterations are V·p chunks of `count / (V·p)`, and stage `r` runs chunks
+    `r, p + r, ..., (V - 1)·p + r`: the stacked operands and results are
+    stored so that each stage's block holds its chunks, in order (param
+    storage `dtl.interleave = [0, p, count / V, ...]`, V pieces). Where the
+    repeat runs whole, iteration `i` reads and writes the stacked slice
+    stored for layer `i`.
+
     With `accumulate`, what the body yields after the carried values is
     summed over the iterations instead of stacked: those results have the
     yielded type. Gradient accumulation is such a loop over micro-batches
@@ -861,13 +872,14 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
   }];
   let arguments = (ins I64Attr:$count, UnitAttr:$reverse, UnitAttr:$accumulate,
                    OptionalAttr<Dtl_RecomputeAttr>:$recompute, OptionalAttr<StrAttr>:$pipeline,
+                   OptionalAttr<ConfinedAttr<I64Attr, [IntMinValue<2>]>>:$virtual_stages,
                    Variadic<AnyType>:$inits,
                    Variadic<AnyRankedTensor>:$stacked, Variadic<AnyType>:$invariants);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     $count (`reverse` $reverse^)? (`accumulate` $accumulate^)? (`recompute` $recompute^)? (`pipeline` $pipeline^)?
-    (`carry` `(` $inits^ `:` type($inits) `)`)?
+    (`virtual_stages` $virtual_stages^)? (`carry` `(` $inits^ `:` type($inits) `)`)?
     (`stacked` `(` $stacked^ `:` type($stacked) `)`)?
     (`invariant` `(` $invariants^ `:` type($invariants) `)`)?
     (`->` `(` type($results)^ `)`)? $body attr-dict-with-keyword
@@ -880,6 +892,10 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     /// pipelined and inside a micro-batch loop (which dtl-schedule-pipeline
     /// schedules). Elsewhere a pipelined repeat runs whole on every rank.
     bool runsAsStages();
+    /// Where iteration `layer`'s stacked slices are stored, running whole
+    /// (not as stages) on a mesh that splits the pipeline axis `stages`
+    /// ways: `layer` unless the repeat has virtual stages.
+    int64_t storedLayer(int64_t layer, int64_t stages);
     /// The body's block arguments, by kind.
     ::mlir::BlockArgument getIndex() { return getBodyBlock().getArgument(0); }
     ::mlir::Block::BlockArgListType getCarryArgs() {

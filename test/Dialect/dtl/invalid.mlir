@@ -240,6 +240,33 @@ func.func @repeat_count(%x: tensor<4xf32>) {
 
 // -----
 
+func.func @repeat_virtual_stages(%x: tensor<4xf32>, %w: tensor<6x4xf32>) {
+  // expected-error @+1 {{'dtl.repeat' op virtual_stages 4 needs a pipelined repeat whose count they divide}}
+  %0 = dtl.repeat 6 pipeline "pp" virtual_stages 4 carry(%x : tensor<4xf32>) stacked(%w : tensor<6x4xf32>) -> (tensor<4xf32>) {
+  ^bb0(%i: index, %xi: tensor<4xf32>, %wi: tensor<4xf32>):
+    dtl.yield %wi : tensor<4xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @stacked_slice_block(%w: tensor<6x4xf32>) {
+  // expected-error @+1 {{'dtl.stacked_slice' op needs a result of the input's type without its leading dimension, or with a leading dimension that divides the input's}}
+  %0 = dtl.stacked_slice %w[0] : tensor<6x4xf32> -> tensor<4x4xf32>
+  return
+}
+
+// -----
+
+func.func @stacked_slice_index(%w: tensor<6x4xf32>) {
+  // expected-error @+1 {{'dtl.stacked_slice' op index 3 is outside the 3 blocks of the leading dimension}}
+  %0 = dtl.stacked_slice %w[3] : tensor<6x4xf32> -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
 func.func @repeat_accumulate_type(%x: tensor<4xf32>) {
   // expected-error @+1 {{'dtl.repeat' op summed result 0 must be a real tensor of the type its body yields}}
   %0 = dtl.repeat 2 accumulate invariant(%x : tensor<4xf32>) -> (tensor<2x4xf32>) {
