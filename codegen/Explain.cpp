@@ -400,15 +400,17 @@ private:
     double busy = 0;
     for (int64_t s = 0; s < t.stages; ++s) {
       busy += t.busySeconds[s];
+      json::Array chunks;
+      for (int64_t first : t.chunkFirstLayers[s])
+        chunks.push_back(json::Array{first, first + t.chunkLayers[s] - 1});
       stages.push_back(json::Object{{"stage", s},
-                                    {"first_layer", t.firstLayer[s]},
-                                    {"layers", t.layers[s]},
+                                    {"layer_ranges", std::move(chunks)},
                                     {"flops", t.flops[s]},
                                     {"compute_seconds", t.busySeconds[s]},
                                     {"transfer_seconds", t.transferSeconds[s]},
                                     {"idle_fraction", 1 - t.busySeconds[s] / t.seconds},
-                                    {"max_micro_batches_in_flight", t.maxInFlight[s]},
-                                    {"saved_bytes_per_micro_batch", t.savedBytes[s]},
+                                    {"max_forwards_in_flight", t.maxInFlight[s]},
+                                    {"saved_bytes_per_forward", t.savedBytes[s]},
                                     {"saved_bytes_at_peak", t.maxInFlight[s] * t.savedBytes[s]}});
     }
     json::Array spans;
@@ -418,14 +420,20 @@ private:
                                    {"transfer", span.transfer},
                                    {"start_seconds", span.start},
                                    {"end_seconds", span.end}});
-    double p = double(t.stages), m = double(t.microBatches);
+    double p = double(t.stages), m = double(t.microBatches), v = double(t.virtualStages);
+    std::string name = stringifyPipelineSchedule(schedule).str();
+    if (schedule == PipelineSchedule::interleaved)
+      name += "(" + std::to_string(t.virtualStages) + ")";
     return json::Object{{"axis", axisNames_[t.axis]},
                         {"stages", t.stages},
                         {"micro_batches", t.microBatches},
-                        {"schedule", stringifyPipelineSchedule(schedule)},
+                        {"virtual_stages", t.virtualStages},
+                        {"schedule", name},
                         {"seconds", t.seconds},
                         {"bubble_fraction", 1 - busy / (p * t.seconds)},
-                        {"bubble_formula", (p - 1) / (m + p - 1)},
+                        // The bubble's p - 1 forwards and backwards are of a
+                        // chunk, 1/V of a stage's layers.
+                        {"bubble_formula", (p - 1) / (v * m + p - 1)},
                         {"per_stage", std::move(stages)},
                         {"timeline", std::move(spans)}};
   }
@@ -680,14 +688,20 @@ private:
                         "saved activations (peak)");
     for (const json::Value &v : *p.getArray("per_stage")) {
       const json::Object &o = *v.getAsObject();
-      int64_t first = integer(o.get("first_layer")), n = integer(o.get("layers"));
+      std::string layers;
+      for (const json::Value &range : *o.getArray("layer_ranges")) {
+        int64_t first = integer(&(*range.getAsArray())[0]),
+                last = integer(&(*range.getAsArray())[1]);
+        layers +=
+            (layers.empty() ? "" : ",") +
+            (last > first ? llvm::formatv("{0}-{1}", first, last).str() : std::to_string(first));
+      }
       os << llvm::formatv(
           "  {0,-6} {1,-8} {2,-10} {3,-10} {4,-10} {5,-7} {6,-10} {7}\n", integer(o.get("stage")),
-          n > 1 ? llvm::formatv("{0}-{1}", first, first + n - 1).str() : std::to_string(first),
-          llvm::formatv("{0:f3}", num(o.get("flops")) / 1e9).str(),
+          layers, llvm::formatv("{0:f3}", num(o.get("flops")) / 1e9).str(),
           timeString(num(o.get("compute_seconds"))), timeString(num(o.get("transfer_seconds"))),
           llvm::formatv("{0:f1}%", 100 * num(o.get("idle_fraction"))).str(),
-          integer(o.get("max_micro_batches_in_flight")),
+          integer(o.get("max_forwards_in_flight")),
           formatBytes(integer(o.get("saved_bytes_at_peak"))));
     }
     constexpr int kColumns = 72;
@@ -711,9 +725,13 @@ private:
         }
       os << llvm::formatv("  {0,-6} |{1}|\n", s, row);
     }
-    os << llvm::formatv("  bubble: {0:f1}% of the stages' time idle, predicted; (p - 1) / (m + p "
-                        "- 1) = {1:f1}% for equal stages and free transfers\n",
-                        100 * num(p.get("bubble_fraction")), 100 * num(p.get("bubble_formula")));
+    bool interleaved = integer(p.get("virtual_stages")) > 1;
+    if (interleaved)
+      os << "  (in flight: forwards of one virtual stage whose backward has not run)\n";
+    os << llvm::formatv("  bubble: {0:f1}% of the stages' time idle, predicted; (p - 1) / ({1}m + "
+                        "p - 1) = {2:f1}% for equal stages and free transfers\n",
+                        100 * num(p.get("bubble_fraction")), interleaved ? "V*" : "",
+                        100 * num(p.get("bubble_formula")));
   }
 
   ModuleOp module_;

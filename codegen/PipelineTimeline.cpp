@@ -44,8 +44,9 @@ dtl::simulatePipeline(func::FuncOp step, MeshAttr mesh,
   t.stages = mesh.span({t.axis});
   for (std::vector<double> *v : {&t.busySeconds, &t.transferSeconds, &t.flops})
     v->assign(t.stages, 0);
-  for (std::vector<int64_t> *v : {&t.firstLayer, &t.layers, &t.maxInFlight, &t.savedBytes})
+  for (std::vector<int64_t> *v : {&t.chunkLayers, &t.maxInFlight, &t.savedBytes})
     v->assign(t.stages, 0);
+  t.chunkFirstLayers.assign(t.stages, {});
 
   std::vector<std::vector<Event>> events(t.stages);
   for (int64_t s = 0; s < t.stages; ++s) {
@@ -91,15 +92,21 @@ dtl::simulatePipeline(func::FuncOp step, MeshAttr mesh,
       attachToLast();
       pending.seconds += seconds;
       bool forward = !repeat.getReverse();
-      pending.what = (forward ? "F" : "B") + std::to_string(micro.getInt());
+      auto chunkAttr = repeat->getAttrOfType<IntegerAttr>(attr::virtualStage);
+      int64_t chunk = chunkAttr ? chunkAttr.getInt() : 0;
+      pending.what = (forward ? "F" : "B") + std::to_string(micro.getInt()) +
+                     (chunkAttr ? "." + std::to_string(chunk) : "");
       t.microBatches = std::max(t.microBatches, micro.getInt() + 1);
+      t.virtualStages = std::max(t.virtualStages, chunk + 1);
       inFlight += forward ? 1 : -1;
       t.maxInFlight[s] = std::max(t.maxInFlight[s], inFlight);
       if (forward && micro.getInt() == 0) {
-        t.layers[s] = repeat.getCount();
-        t.firstLayer[s] = s * repeat.getCount();
-        for (Value saved : repeat.getStackedResults())
-          t.savedBytes[s] += tensorBytes(saved.getType(), realBytes);
+        // Stage s's chunk v is the model's chunk v·p + s.
+        t.chunkLayers[s] = repeat.getCount();
+        t.chunkFirstLayers[s].push_back((chunk * t.stages + s) * repeat.getCount());
+        if (chunk == 0)
+          for (Value saved : repeat.getStackedResults())
+            t.savedBytes[s] += tensorBytes(saved.getType(), realBytes);
       }
       out.push_back(std::exchange(pending, Event()));
     }

@@ -20,7 +20,8 @@
 namespace dtl {
 
 /// One stretch of one stage's time: a micro-batch's forward ("F3") or
-/// backward ("B3") with what runs around it, or a transfer.
+/// backward ("B3") with what runs around it (of virtual stage v: "F3.v"),
+/// or a transfer.
 struct TimelineSpan {
   int64_t stage;
   std::string what;
@@ -30,13 +31,16 @@ struct TimelineSpan {
 
 struct PipelineTimeline {
   int16_t axis = 0;
-  int64_t stages = 0, microBatches = 0;
+  int64_t stages = 0, microBatches = 0, virtualStages = 1;
   std::vector<TimelineSpan> spans;
   /// Per stage.
   std::vector<double> busySeconds, transferSeconds, flops;
-  std::vector<int64_t> firstLayer, layers;
-  /// Micro-batches whose forward has run and backward not yet, at most, and
-  /// what one micro-batch's forward saves for its backward on the stage.
+  /// The first layer of each of the stage's chunks (one unless
+  /// interleaved), and the layers of one chunk.
+  std::vector<std::vector<int64_t>> chunkFirstLayers;
+  std::vector<int64_t> chunkLayers;
+  /// Forwards (of a chunk) whose backward has not run yet, at most, and what
+  /// one such forward saves for its backward on the stage.
   std::vector<int64_t> maxInFlight, savedBytes;
   double seconds = 0; ///< when the last stage finishes
 };

@@ -35,8 +35,6 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 
-#include <deque>
-
 namespace dtl {
 #define GEN_PASS_DEF_SCHEDULEPIPELINE
 #include "passes/Passes.h.inc"
@@ -224,32 +222,33 @@ struct Scheduler {
   /// last stage's previous chunk, from the first stage's) or, backwards,
   /// after; none where the embedding or the head's gradient starts it.
   std::optional<StageAction> producerOf(Action a, int64_t stage) const {
-    int64_t step = a.forward ? -1 : 1, chunkStep = a.forward ? -1 : 1;
-    return neighbour(a, stage, step, chunkStep);
+    return neighbour(a, stage, a.forward ? -1 : 1);
   }
   /// Where `a` on `stage` sends its output, if on.
   std::optional<StageAction> consumerOf(Action a, int64_t stage) const {
-    int64_t step = a.forward ? 1 : -1, chunkStep = a.forward ? 1 : -1;
-    return neighbour(a, stage, step, chunkStep);
+    return neighbour(a, stage, a.forward ? 1 : -1);
   }
-  std::optional<StageAction> neighbour(Action a, int64_t stage, int64_t step,
-                                       int64_t chunkStep) const {
+  /// The same pass of the micro-batch `step` stages on, past the last
+  /// (first) stage into the next (previous) chunk.
+  std::optional<StageAction> neighbour(Action a, int64_t stage, int64_t step) const {
     if (stage + step >= 0 && stage + step < stages)
       return StageAction{stage + step, a};
-    if (a.chunk + chunkStep < 0 || a.chunk + chunkStep >= chunks)
+    if (a.chunk + step < 0 || a.chunk + step >= chunks)
       return std::nullopt;
     Action other = a;
-    other.chunk += chunkStep;
+    other.chunk += step;
     return StageAction{step > 0 ? 0 : stages - 1, other};
   }
 
   /// Every stage's receives, computations and sends, in an order in which
-  /// blocking transfers complete: all stages run together, a transfer
-  /// happens as soon as both ends can take part, a stage computes its next
-  /// action once it has what it receives, and a stage whose send is not
-  /// taken yet waits for it unless no stage could go on otherwise (then it
-  /// computes ahead and sends later, as 1F1B's steady state needs: a stage
-  /// sending forward while its neighbour sends back would wait forever).
+  /// blocking transfers complete and stages wait little: all stages run
+  /// together on a model of time (a forward takes 1, a backward 2, a
+  /// transfer nothing), a transfer happens once both ends are free, a stage
+  /// computes its next action once it has what it receives, and a stage
+  /// whose send is not taken yet computes ahead (sending later) unless its
+  /// receiver, free sooner, would then wait longer than it waits for the
+  /// receiver. Computing ahead is what 1F1B's steady state needs: a stage
+  /// sending forward while its neighbour sends back would wait forever.
   FailureOr<SmallVector<SmallVector<Step>>> orderSteps(ArrayRef<SmallVector<Action>> actions);
 
   LogicalResult run();
@@ -464,52 +463,66 @@ Scheduler::orderSteps(ArrayRef<SmallVector<Action>> actions) {
   SmallVector<SmallVector<Step>> steps(stages);
   SmallVector<size_t> next(stages, 0);
   SmallVector<bool> hasInput(stages, false);
-  SmallVector<std::deque<size_t>> pending(stages); // actions whose send waits
-  auto ready = [&](int64_t q) {
-    return next[q] < actions[q].size() && (hasInput[q] || !producerOf(actions[q][next[q]], q));
-  };
-  auto compute = [&](int64_t q) {
-    steps[q].push_back({Step::Compute, next[q]});
-    if (consumerOf(actions[q][next[q]], q))
-      pending[q].push_back(next[q]);
-    ++next[q];
-    hasInput[q] = false;
+  SmallVector<double> freeAt(stages, 0);
+  SmallVector<SmallVector<size_t>> pending(stages); // computed actions whose send waits
+  auto seconds = [](Action a) { return a.forward ? 1.0 : 2.0; };
+  auto done = [&](int64_t q) { return next[q] == actions[q].size(); };
+  // The stage and pending action whose send `q`'s next action waits for.
+  auto awaited = [&](int64_t q) -> std::optional<std::pair<int64_t, size_t>> {
+    if (done(q) || hasInput[q])
+      return std::nullopt;
+    std::optional<StageAction> producer = producerOf(actions[q][next[q]], q);
+    if (!producer)
+      return std::nullopt;
+    auto [from, action] = *producer;
+    for (size_t n : pending[from])
+      if (actions[from][n] == action)
+        return std::pair{from, n};
+    return std::nullopt;
   };
   while (true) {
-    bool progress = false;
-    // Transfers first: the receiver's next action waits for them.
-    for (int64_t q = 0; q < stages; ++q) {
-      if (next[q] >= actions[q].size() || hasInput[q])
-        continue;
-      std::optional<StageAction> producer = producerOf(actions[q][next[q]], q);
-      if (!producer)
-        continue;
-      auto [from, action] = *producer;
-      auto it = llvm::find_if(pending[from], [&](size_t n) { return actions[from][n] == action; });
-      if (it == pending[from].end())
-        continue;
-      steps[from].push_back({Step::Send, *it});
-      steps[q].push_back({Step::Recv, next[q]});
-      pending[from].erase(it);
-      hasInput[q] = true;
-      progress = true;
-    }
-    if (progress)
-      continue;
+    // The earliest transfer, then the earliest computation.
+    std::optional<int64_t> receiver, computer;
+    double transferAt = 0, computeAt = 0;
     for (int64_t q = 0; q < stages; ++q)
-      if (ready(q) && pending[q].empty()) {
-        compute(q);
-        progress = true;
+      if (auto from = awaited(q)) {
+        double at = std::max(freeAt[q], freeAt[from->first]);
+        if (!receiver || at < transferAt)
+          receiver = q, transferAt = at;
       }
-    for (int64_t q = 0; q < stages && !progress; ++q)
-      if (ready(q)) {
-        compute(q);
-        progress = true;
-      }
-    if (progress)
+    for (int64_t q = 0; q < stages; ++q) {
+      if (done(q) || (!hasInput[q] && producerOf(actions[q][next[q]], q)))
+        continue;
+      // Wait for a receiver that is free before half this action is done.
+      double end = freeAt[q] + seconds(actions[q][next[q]]);
+      bool waits = llvm::any_of(llvm::seq<int64_t>(0, stages), [&](int64_t r) {
+        auto from = awaited(r);
+        return from && from->first == q && freeAt[r] - freeAt[q] < end - freeAt[r];
+      });
+      if (!waits && (!computer || freeAt[q] < computeAt))
+        computer = q, computeAt = freeAt[q];
+    }
+    if (receiver && (!computer || transferAt <= computeAt)) {
+      auto [from, n] = *awaited(*receiver);
+      steps[from].push_back({Step::Send, n});
+      steps[*receiver].push_back({Step::Recv, next[*receiver]});
+      llvm::erase(pending[from], n);
+      hasInput[*receiver] = true;
+      freeAt[from] = freeAt[*receiver] = transferAt;
       continue;
+    }
+    if (computer) {
+      int64_t q = *computer;
+      steps[q].push_back({Step::Compute, next[q]});
+      if (consumerOf(actions[q][next[q]], q))
+        pending[q].push_back(next[q]);
+      freeAt[q] += seconds(actions[q][next[q]]);
+      ++next[q];
+      hasInput[q] = false;
+      continue;
+    }
     if (llvm::all_of(llvm::seq<int64_t>(0, stages),
-                     [&](int64_t q) { return next[q] == actions[q].size() && pending[q].empty(); }))
+                     [&](int64_t q) { return done(q) && pending[q].empty(); }))
       return steps;
     return loop.emitError("the pipeline schedule's transfers cannot be ordered without a "
                           "deadlock");
