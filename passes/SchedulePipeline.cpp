@@ -21,11 +21,12 @@
 // chunk v of stage s is the model's chunk v·p + s, so a micro-batch passes
 // through every stage V times, the last stage sending on to the first; each
 // stage runs its chunks for groups of p micro-batches in turn, with
-// 2(p - 1 - s) + (V - 1)p forwards before the first backward. Sends block, so in 1F1B's
-// steady state a stage sending forward while its neighbour sends back would
-// wait forever: the transfers are ordered by running the stages together
-// (orderSteps), which puts the receive first on one side of such a pair, and
-// dtl-check-schedule proves the result.
+// 2(p - 1 - s) + (V - 1)p forwards before the first backward.
+//
+// Sends block, so in 1F1B's steady state a stage sending forward while its
+// neighbour sends back would wait forever: the transfers are ordered by
+// running the stages together (orderSteps), which puts the receive first on
+// one side of such a pair, and dtl-check-schedule proves the result.
 //
 //===----------------------------------------------------------------------===//
 
