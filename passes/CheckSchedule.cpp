@@ -226,6 +226,7 @@ private:
     };
     std::vector<size_t> order(ranks);
     std::iota(order.begin(), order.end(), 0);
+    std::string cycle; // "1 -> 2 -> 0 -> 1" when longer than a pair
     for (size_t start = 0; start < ranks; ++start) {
       llvm::SmallDenseSet<int64_t> seen;
       int64_t r = int64_t(start);
@@ -233,6 +234,10 @@ private:
         r = peerWaitedFor(r);
       if (r >= 0) {
         std::rotate(order.begin(), order.begin() + r, order.end());
+        cycle = std::to_string(r);
+        for (int64_t q = peerWaitedFor(r); q != r; q = peerWaitedFor(q))
+          cycle += " -> " + std::to_string(q);
+        cycle += " -> " + std::to_string(r);
         break;
       }
     }
@@ -251,9 +256,12 @@ private:
       if (!other)
         return mismatch(r, *e, e->peer, nullptr, "nothing matches it");
       bool pair = other->kind != Event::Kind::Collective && other->peer == int64_t(r);
-      return mismatch(r, *e, e->peer, other,
-                      pair ? "each waits for the other (a deadlock)"
-                           : "the order of their operations does not match");
+      if (pair)
+        return mismatch(r, *e, e->peer, other, "each waits for the other (a deadlock)");
+      if (!cycle.empty())
+        return mismatch(r, *e, e->peer, other,
+                        "ranks " + cycle + " each wait for the next (a deadlock)");
+      return mismatch(r, *e, e->peer, other, "the order of their operations does not match");
     }
     return success();
   }

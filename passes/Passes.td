@@ -126,7 +126,8 @@ def CheckSchedule : Pass<"dtl-check-schedule", "mlir::ModuleOp"> {
     of its group is at the same collective. A schedule that cannot
     complete is refused with an error at the waiting rank's operation and
     a note at its peer's, naming both ranks and why: a peer that finished,
-    two ranks each waiting for the other, a collective a rank never
+    two ranks each waiting for the other (or a ring of them, as an
+    interleaved pipeline's stages send around), a collective a rank never
     reaches, or kinds or types that differ. Programs without stage code or
     point-to-point transfers run the same collectives on every rank by
     construction and are not walked.
@@ -141,8 +142,8 @@ def SchedulePipeline : Pass<"dtl-schedule-pipeline", "mlir::ModuleOp"> {
     accumulate`) whose body runs a pipelined repeat (each rank its stage's
     block of layers) and its backward becomes one `scf.index_switch` on the
     rank's stage coordinate (`shard.process_multi_index`), each case that
-    stage's unrolled schedule (`gpipe` or `1f1b`, `dtl.train`'s
-    `pipeline`): per micro-batch (`dtl.stacked_slice` of the loop's
+    stage's unrolled schedule (`gpipe`, `1f1b` or `interleaved`,
+    `dtl.train`'s `pipeline`): per micro-batch (`dtl.stacked_slice` of the loop's
     inputs) a receive of the carried activation from the stage before (the
     first stage computes it), the stage's layers and a send to the next
     (the last stage computes the head, the loss and the head's gradient),
@@ -151,9 +152,13 @@ def SchedulePipeline : Pass<"dtl-schedule-pipeline", "mlir::ModuleOp"> {
     the head's gradient, a tied weight's gradient as the sum of both) is
     zero on the other stages and all-reduced over the stage axis after the
     switch; the stacked params' gradients are each stage's own block.
-    Where a send and a receive meet, odd stages receive first and even
-    stages send first, so blocking transfers cannot wait in a cycle
-    (dtl-check-schedule proves it).
+    With `virtual_stages V` on the repeat (`interleaved`), each stage's
+    block is V chunks of layers, each run as its own repeat on a view of
+    its layers (`dtl.virtual_stage`), and a micro-batch leaving the last
+    stage's chunk goes on to the first stage's next chunk. The transfers
+    are ordered by running the stages together on a model of time, so
+    that blocking sends and receives cannot wait in a cycle
+    (dtl-check-schedule proves it) and stages wait little.
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect", "::mlir::shard::ShardDialect"];
 }

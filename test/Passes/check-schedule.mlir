@@ -264,3 +264,35 @@ module attributes {dtl.mesh = #dtl.mesh<@grid, ["pp" = 3]>} {
     return
   }
 }
+
+// -----
+
+// An interleaved schedule's ring written wrongly: the last stage sends a
+// micro-batch on to the first stage's next chunk, and every stage sends
+// its chunk's output before it receives the next input. Each waits for the
+// next to receive.
+module attributes {dtl.mesh = #dtl.mesh<@grid, ["pp" = 3]>} {
+  shard.grid @grid(shape = 3)
+  func.func @ring(%x: tensor<4x8xf32>) {
+    %stage = shard.process_multi_index on @grid axes = [0] : index
+    scf.index_switch %stage
+    case 0 {
+      // expected-error @+1 {{rank 0 (0) waits at a send to rank 1 (1), but rank 1 (1) is at a send to rank 2 (2): ranks 0 -> 1 -> 2 -> 0 each wait for the next (a deadlock)}}
+      %a = shard.send %x on @grid grid_axes = [0] destination = [1] : (tensor<4x8xf32>) -> tensor<4x8xf32>
+      %b = shard.recv %x on @grid grid_axes = [0] source = [2] : (tensor<4x8xf32>) -> tensor<4x8xf32>
+      scf.yield
+    }
+    case 1 {
+      // expected-note @+1 {{rank 1 (1)'s a send to rank 2 (2)}}
+      %a = shard.send %x on @grid grid_axes = [0] destination = [2] : (tensor<4x8xf32>) -> tensor<4x8xf32>
+      %b = shard.recv %x on @grid grid_axes = [0] source = [0] : (tensor<4x8xf32>) -> tensor<4x8xf32>
+      scf.yield
+    }
+    default {
+      %a = shard.send %x on @grid grid_axes = [0] destination = [0] : (tensor<4x8xf32>) -> tensor<4x8xf32>
+      %b = shard.recv %x on @grid grid_axes = [0] source = [1] : (tensor<4x8xf32>) -> tensor<4x8xf32>
+      scf.yield
+    }
+    return
+  }
+}
