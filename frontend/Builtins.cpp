@@ -104,13 +104,13 @@ Value reduction(BuiltinCall &c) {
   SmallVector<int64_t> dims;
   if (const ast::Arg *a = c.named.lookup("axis")) {
     for (const ast::Value *item : itemsOf(*a->value)) {
-      std::optional<double> n = g.number(*item);
-      if (!n || *n != (int64_t)*n) {
+      std::optional<int64_t> n = g.integer(*item);
+      if (!n) {
         g.error(item->pos) << "axis must be an integer or a tuple of integers";
         return {};
       }
       // Negative axes count from the end; one out of range stays as written.
-      int64_t axis = (int64_t)*n;
+      int64_t axis = *n;
       dims.push_back(axis < 0 && axis + type.getRank() >= 0 ? axis + type.getRank() : axis);
     }
   } else {
@@ -223,12 +223,12 @@ Value transpose(BuiltinCall &c) {
 std::optional<int64_t> piecesDim(BuiltinCall &c, int64_t rank) {
   int64_t dim = 0;
   if (const ast::Arg *a = c.named.lookup("dim")) {
-    std::optional<double> n = c.g.number(*a->value);
-    if (!n || *n != (int64_t)*n) {
+    std::optional<int64_t> n = c.g.integer(*a->value);
+    if (!n) {
       c.g.error(a->pos) << "dim must be an integer";
       return std::nullopt;
     }
-    dim = (int64_t)*n;
+    dim = *n;
   }
   if (dim < -rank || dim >= rank) {
     c.g.error(c.call.pos) << "'" << c.call.callee << "' has no dim " << dim

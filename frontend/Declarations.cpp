@@ -319,3 +319,12 @@ std::optional<double> Generator::number(const ast::Value &v) {
     return std::nullopt;
   return sign * e->number;
 }
+
+std::optional<int64_t> Generator::integer(const ast::Value &v) {
+  // Whole numbers a double holds exactly (converting a larger one to
+  // int64_t is undefined).
+  std::optional<double> n = number(v);
+  if (!n || *n != std::trunc(*n) || std::abs(*n) > 9007199254740992.0)
+    return std::nullopt;
+  return int64_t(*n);
+}

@@ -85,6 +85,8 @@ public:
   std::optional<double> constantValue(const ast::Expr &e);
   /// A literal number (or its negation) in the train section.
   std::optional<double> number(const ast::Value &v);
+  /// `v` as a whole number, if it is one.
+  std::optional<int64_t> integer(const ast::Value &v);
 
   // Model, statements, blocks, expressions (Statements.cpp) -----------------
   mlir::func::FuncOp emitModel(const ast::Model &model);

@@ -40,12 +40,12 @@ DataAttr Generator::dataSource(const ast::DataSource &source) {
   } else if (c.callee == "synthetic") {
     kind = DataSourceKind::synthetic;
     for (const ast::Arg &a : c.args) {
-      std::optional<double> n = number(*a.value);
+      std::optional<int64_t> n = integer(*a.value);
       if ((a.key != "classes" && a.key != "size") || !n || *n < 1) {
-        error(a.pos) << "synthetic(...) takes classes = N and size = N (positive)";
+        error(a.pos) << "synthetic(...) takes classes = N and size = N (positive integers)";
         continue;
       }
-      (a.key == "classes" ? classes : size) = (int64_t)*n;
+      (a.key == "classes" ? classes : size) = *n;
     }
   } else if (c.callee == "tokens") {
     kind = DataSourceKind::tokens;
@@ -112,11 +112,11 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
   OptimizerKind optimizer = OptimizerKind::sgd;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, momentum = 0;
   auto setInt = [&](const ast::Setting &s, int64_t min, int64_t &out) {
-    std::optional<double> n = number(s.value);
-    if (!n || *n != (int64_t)*n || *n < min)
+    std::optional<int64_t> n = integer(s.value);
+    if (!n || *n < min)
       error(s.value.pos) << "'" << s.key << "' must be an integer >= " << min;
     else
-      out = (int64_t)*n;
+      out = *n;
   };
   for (const ast::Setting &s : train.settings) {
     if (s.key == "steps") {
@@ -149,10 +149,10 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
         order = PipelineSchedule::one_f_one_b;
       else if (e && e->kind == ast::Expr::Kind::Call && e->call->callee == "interleaved" &&
                e->call->args.size() == 1 && e->call->args[0].key.empty()) {
-        std::optional<double> v = number(*e->call->args[0].value);
-        if (v && *v == (int64_t)*v && *v >= 1) {
+        std::optional<int64_t> v = integer(*e->call->args[0].value);
+        if (v && *v >= 1) {
           order = PipelineSchedule::interleaved;
-          virtualStages = (int64_t)*v;
+          virtualStages = *v;
           virtualStagesPos = s.value.pos;
         }
       }
@@ -180,11 +180,11 @@ void Generator::emitTrain(ModuleOp module, const ast::Train &train) {
       else
         clipGradNorm = *n;
     } else if (s.key == "zero") {
-      std::optional<double> n = number(s.value);
-      if (!n || (*n != 0 && *n != 1 && *n != 2 && *n != 3))
+      std::optional<int64_t> n = integer(s.value);
+      if (!n || *n < 0 || *n > 3)
         error(s.value.pos) << "'zero' is the ZeRO stage: 0, 1, 2 or 3";
       else
-        zero = (int64_t)*n;
+        zero = *n;
     } else if (s.key == "precision" || s.key == "reduce_precision") {
       bool isName =
           s.value.kind == ast::Value::Kind::Expr && s.value.expr->kind == ast::Expr::Kind::Name;
