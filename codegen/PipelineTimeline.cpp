@@ -101,9 +101,9 @@ dtl::simulatePipeline(func::FuncOp step, MeshAttr mesh,
       inFlight += forward ? 1 : -1;
       t.maxInFlight[s] = std::max(t.maxInFlight[s], inFlight);
       if (forward && micro.getInt() == 0) {
-        // Stage s's chunk v is the model's chunk v·p + s.
         t.chunkLayers[s] = repeat.getCount();
-        t.chunkFirstLayers[s].push_back((chunk * t.stages + s) * repeat.getCount());
+        auto first = repeat->getAttrOfType<IntegerAttr>(attr::firstLayer);
+        t.chunkFirstLayers[s].push_back(first ? first.getInt() : 0);
         if (chunk == 0)
           for (Value saved : repeat.getStackedResults())
             t.savedBytes[s] += tensorBytes(saved.getType(), realBytes);

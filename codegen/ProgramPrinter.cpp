@@ -15,7 +15,8 @@ using namespace mlir;
 using namespace dtl;
 
 // The runtime's table limits (runtime/include/dtlrt/Runtime.h).
-static constexpr int64_t kMaxRank = 8, kMaxAxesPerDim = 4, kMaxInterleavePieces = 16;
+static constexpr int64_t kMaxRank = 8, kMaxAxesPerDim = 4, kMaxInterleavePieces = 16,
+                         kMaxStages = 64;
 
 namespace {
 
@@ -160,6 +161,19 @@ private:
                               << interleave.size() - 2 << " pieces; the runtime takes "
                               << kMaxInterleavePieces << " at most";
     }
+    // Uneven pipeline stages: declared with the stages' layers, stored with
+    // max(n) slots each.
+    SmallVector<int64_t> stageLayers;
+    if (auto layers = attrs ? attrs.getAs<DenseI64ArrayAttr>(attr::stageLayers) : nullptr) {
+      if (int64_t(layers.size()) > kMaxStages)
+        return emitError(loc) << "'" << name << "' is split into " << layers.size()
+                              << " uneven pipeline stages; the runtime takes " << kMaxStages
+                              << " at most";
+      stageLayers.assign(layers.asArrayRef().begin(), layers.asArrayRef().end());
+      global[0] = 0;
+      for (int64_t n : stageLayers)
+        global[0] += n;
+    }
     return "{" + runtimeEnum("Role", stringifyRole(role.value_or(Role::input))) + ", " +
            cpp::quoted(name) + ", " + dtype + ", " + std::to_string(local.getRank()) + ", " +
            cpp::list(global) + ", " + cpp::list(local.getShape()) + ", {" +
@@ -168,7 +182,7 @@ private:
            cpp::literal(init ? double(init.getB()) : 0) + ", " +
            std::to_string(bound ? bound.getInt() : 0) + ", " +
            (attrs && attrs.get(attr::ignorable) ? "true" : "false") + ", " + cpp::list(interleave) +
-           "}";
+           ", " + cpp::list(stageLayers) + "}";
   }
 
   /// The tables k<table>Args and k<table>Results of `fn`'s arguments and

@@ -738,21 +738,19 @@ LogicalResult StepPrinter::print(RepeatOp op) {
     os_ << "for (int64_t " << i << " = 0; " << i << " < " << count << "; ++" << i << ") {\n";
   os_.indent();
   names_[op.getIndex()] = i;
-  // A pipeline stage's layers (dtl-schedule-pipeline put them in its case)
-  // are its block of the global layers, or its chunk (virtual stage) v of
-  // them, the model's chunk v·p + stage: what the body draws by layer (a
-  // dropout mask) takes the global index; its slices stay local.
-  if (op.getPipeline() && op->getParentOfType<scf::IndexSwitchOp>() && !op.getIndex().use_empty()) {
+  // A pipeline stage's layers (dtl-schedule-pipeline put them in its case,
+  // with the model's layer they start at): what the body draws by layer (a
+  // dropout mask) takes the model's index; its slices stay local.
+  if (auto first = op->getAttrOfType<IntegerAttr>(attr::firstLayer);
+      first && !op.getIndex().use_empty()) {
     std::string layer = "l" + str(nextIndex_++);
-    auto chunk = op->getAttrOfType<IntegerAttr>(attr::virtualStage);
-    Axes axes = stageAxes(op, mesh_);
-    os_ << "const int64_t " << layer << " = (" << (chunk ? chunk.getInt() : 0) * mesh_.span(axes)
-        << " + ctx.indexAlong(" << axesOf(axes) << ")) * " << count << " + " << i << ";\n";
+    os_ << "const int64_t " << layer << " = " << first.getInt() << " + " << i << ";\n";
     globalLayers_[op.getIndex()] = layer;
   }
-  // Run whole, an interleaved pipeline's layers are stored by stage.
+  // Run whole, an interleaved or uneven pipeline's layers are stored by
+  // stage; an uneven one's holes hold zeros.
   std::string slot = i;
-  if (op.getVirtualStages() && !stageAxes(op, mesh_).empty()) {
+  if ((op.getVirtualStages() || op.getStageLayers()) && !stageAxes(op, mesh_).empty()) {
     slot = "s" + str(nextIndex_++);
     int64_t stages = mesh_.span(stageAxes(op, mesh_));
     os_ << "static constexpr int64_t " << slot << "_of[] = {";

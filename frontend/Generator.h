@@ -129,6 +129,9 @@ public:
   // Train section (TrainSection.cpp) -------------------------------------------
   void emitTrain(mlir::ModuleOp module, const ast::Train &train);
   bool interleaveStages(int64_t chunks, int64_t microBatches, ast::Pos pos);
+  /// Splits a pipelined repeat whose layers do not divide into equal
+  /// stages into stages of about equal cost (uneven stages).
+  void balanceStages();
   void checkTensorSizes(mlir::ModuleOp module);
   void markInputBounds();
   DataAttr dataSource(const ast::DataSource &source);

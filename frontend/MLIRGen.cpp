@@ -60,6 +60,7 @@ OwningOpRef<ModuleOp> Generator::run(const ast::Program &program) {
   }
   if (!emitModel(*model))
     return nullptr;
+  balanceStages();
   markInputBounds();
   b.setInsertionPointAfter(fn);
   (*module)->setAttr(attr::model, FlatSymbolRefAttr::get(&ctx, model->name));

@@ -280,15 +280,61 @@ bool Generator::pipelineAxisOk(const ast::Stmt &s, int64_t count) {
     return false;
   }
   int64_t stages = meshShape[axis];
-  if (count % stages != 0) {
+  if (count < stages) {
     error(s.pipelinePos) << "'pipeline " << s.pipelineAxis << "' splits " << count
-                         << " layers into " << stages
-                         << " stages of equal size, which does not divide (uneven stages are "
-                            "not supported yet)";
+                         << " layers into " << stages << " stages: each needs at least one";
     return false;
   }
   pipelined = true;
   return true;
+}
+
+void Generator::balanceStages() {
+  RepeatOp repeat = pipelinedRepeat;
+  if (!repeat)
+    return;
+  int64_t stages = meshShape[meshAxis(*repeat.getPipeline())], count = repeat.getCount();
+  if (count % stages == 0)
+    return; // equal stages
+  // What the first stage runs besides its layers (the embedding), what the
+  // last does (the head and the loss), and one layer, by FLOPs of the
+  // forward (the backward's are about twice each).
+  double before = 0, after = 0, layer = repeat.getCost(4).flops() / double(count);
+  bool past = false;
+  for (Operation &op : fn.getBody().front()) {
+    if (&op == repeat.getOperation()) {
+      past = true;
+      continue;
+    }
+    if (auto costed = dyn_cast<CostOpInterface>(op))
+      (past ? after : before) += costed.getCost(4).flops();
+  }
+  // One layer each, then each next layer to the stage it leaves least
+  // loaded (with equal layers, that minimises the most loaded stage).
+  SmallVector<int64_t> layers(stages, 1);
+  auto load = [&](int64_t s) {
+    return double(layers[s]) * layer + (s == 0 ? before : 0) + (s == stages - 1 ? after : 0);
+  };
+  for (int64_t left = count - stages; left > 0; --left) {
+    int64_t best = 0;
+    for (int64_t s = 1; s < stages; ++s)
+      if (load(s) + layer < load(best) + layer)
+        best = s;
+    ++layers[best];
+  }
+  repeat.setStageLayers(layers);
+  // Every stage stores max(n) slots; its layers fill the first.
+  int64_t slots = *llvm::max_element(layers) * stages;
+  for (Value stacked : repeat.getStacked()) {
+    auto arg = cast<BlockArgument>(stacked);
+    auto type = cast<RankedTensorType>(arg.getType());
+    SmallVector<int64_t> shape(type.getShape());
+    shape[0] = slots;
+    arg.setType(RankedTensorType::get(shape, type.getElementType()));
+    fn.setArgAttr(arg.getArgNumber(), attr::stageLayers, b.getDenseI64ArrayAttr(layers));
+  }
+  fn.setType(FunctionType::get(&ctx, fn.getBody().front().getArgumentTypes(),
+                               fn.getFunctionType().getResults()));
 }
 
 Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRef prefix,
@@ -326,9 +372,10 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
   if (!next)
     return {};
   StringAttr pipeline = pipelineAxis.empty() ? StringAttr() : b.getStringAttr(pipelineAxis);
-  auto repeat = RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count),
-                                 UnitAttr(), UnitAttr(), recompute, pipeline, IntegerAttr(),
-                                 ValueRange{init}, scope.stacked, scope.invariants);
+  auto repeat =
+      RepeatOp::create(b, l, TypeRange{init.getType()}, b.getI64IntegerAttr(count), UnitAttr(),
+                       UnitAttr(), recompute, pipeline, IntegerAttr(), DenseI64ArrayAttr(),
+                       ValueRange{init}, scope.stacked, scope.invariants);
   repeat.getBody().push_back(body.release());
   // A pipelined repeat's stacked params are stored split into the stages'
   // consecutive blocks of layers (on one stage, as they were).

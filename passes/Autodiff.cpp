@@ -207,9 +207,10 @@ struct RepeatVjp {
       types.push_back(forward.getStacked()[k].getType());
     RepeatOp saving = saveResiduals(b); // `forward` is gone after this
     // The backward runs through the same stages, in reverse.
-    auto backward = RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(),
-                                     UnitAttr(), RecomputeAttr(), saving.getPipelineAttr(),
-                                     saving.getVirtualStagesAttr(), inits, stacked, invariants);
+    auto backward =
+        RepeatOp::create(b, loc, types, saving.getCountAttr(), b.getUnitAttr(), UnitAttr(),
+                         RecomputeAttr(), saving.getPipelineAttr(), saving.getVirtualStagesAttr(),
+                         saving.getStageLayersAttr(), inits, stacked, invariants);
     backward.getBody().push_back(body.release());
 
     operandGrads.assign(saving->getNumOperands(), Value());
@@ -307,12 +308,12 @@ struct RepeatVjp {
     b.setInsertionPoint(forward);
     SmallVector<Type> types(forward.getResultTypes());
     for (Value r : residuals)
-      types.push_back(stackedType(r.getType(), forward.getCount()));
-    auto saving = RepeatOp::create(b, forward.getLoc(), types, forward.getCountAttr(),
-                                   forward.getReverseAttr(), forward.getAccumulateAttr(),
-                                   forward.getRecomputeAttr(), forward.getPipelineAttr(),
-                                   forward.getVirtualStagesAttr(), forward.getInits(),
-                                   forward.getStacked(), forward.getInvariants());
+      types.push_back(stackedType(r.getType(), forward.slots()));
+    auto saving = RepeatOp::create(
+        b, forward.getLoc(), types, forward.getCountAttr(), forward.getReverseAttr(),
+        forward.getAccumulateAttr(), forward.getRecomputeAttr(), forward.getPipelineAttr(),
+        forward.getVirtualStagesAttr(), forward.getStageLayersAttr(), forward.getInits(),
+        forward.getStacked(), forward.getInvariants());
     saving->setDiscardableAttrs(forward->getDiscardableAttrDictionary());
     saving.getBody().takeBody(forward.getBody());
     YieldOp yield = saving.getYield();

@@ -132,10 +132,13 @@ void interleave(func::FuncOp fn, MeshAttr mesh, SplitOp split) {
   cone.setRoot(split->getOpOperand(0));
   if (!cone.add(split.getInput(), split.getDim()) || !cone.closed() || cone.params().empty())
     return;
-  // A param has one stored order: one already interleaved (an interleaved
-  // pipeline's layers) keeps it, and the partitioner moves the pieces.
-  if (llvm::any_of(cone.params(),
-                   [&](auto param) { return bool(fn.getArgAttr(param.first, attr::interleave)); }))
+  // A param has one stored order: one already stored otherwise (an
+  // interleaved or uneven pipeline's layers) keeps it, and the partitioner
+  // moves the pieces.
+  if (llvm::any_of(cone.params(), [&](auto param) {
+        return fn.getArgAttr(param.first, attr::interleave) ||
+               fn.getArgAttr(param.first, attr::stageLayers);
+      }))
     return;
   std::optional<int64_t> blocks = blocksOf(fn, mesh, cone);
   if (!blocks || *blocks == 1)

@@ -163,9 +163,9 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
     }
     SmallVector<Type> types(ValueRange(inits).getTypes());
     llvm::append_range(types, gradReturn.getOperandTypes());
-    auto repeat =
-        RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(), b.getUnitAttr(),
-                         RecomputeAttr(), StringAttr(), IntegerAttr(), inits, stacked, invariants);
+    auto repeat = RepeatOp::create(b, loc, types, b.getI64IntegerAttr(n), UnitAttr(),
+                                   b.getUnitAttr(), RecomputeAttr(), StringAttr(), IntegerAttr(),
+                                   DenseI64ArrayAttr(), inits, stacked, invariants);
     {
       OpBuilder::InsertionGuard guard(b);
       Block *body = b.createBlock(&repeat.getBody());
@@ -239,8 +239,9 @@ struct Optimizer : dtl::impl::OptimizerBase<Optimizer> {
         NamedAttrList attrs(
             named(Role::opt_state, b.getStringAttr(argName(grad, i) + "." + state), sharding));
         // The state is stored in its param's order.
-        if (Attribute order = grad.getArgAttr(i, attr::interleave))
-          attrs.set(attr::interleave, order);
+        for (StringRef order : {attr::interleave, attr::stageLayers})
+          if (Attribute value = grad.getArgAttr(i, order))
+            attrs.set(order, value);
         argAttrs.push_back(attrs.getDictionary(ctx));
       }
     for (unsigned i : inputArgs) {

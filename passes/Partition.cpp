@@ -519,11 +519,13 @@ struct FunctionPartitioner {
     if (argLayouts.size() != body.getNumArguments() ||
         resultLayouts.size() != repeat.getNumResults())
       return repeat.emitError("has no `dtl.arg_shardings`: run dtl-propagate-sharding first");
-    // Pipeline stages each run their block of the iterations.
+    // Pipeline stages each run their block of the iterations (uneven
+    // stages: each its slots, dtl-schedule-pipeline runs its layers).
     Axes layers;
     if (repeat.runsAsStages()) {
       layers = stageAxes(repeat, mesh);
-      repeat.setCount(repeat.getCount() / mesh.span(layers));
+      repeat.setCount(repeat.getStageLayers() ? repeat.slots() / mesh.span(layers)
+                                              : repeat.getCount() / mesh.span(layers));
     }
     auto stackedDims = [&](const Layout &slice) {
       SmallVector<Axes> dims{layers};

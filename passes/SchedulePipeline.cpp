@@ -128,6 +128,7 @@ struct Scheduler {
   RepeatOp loop, forward{}, backward{};
   int16_t axis = 0;
   int64_t stages = 1, chunks = 1;
+  std::optional<ArrayRef<int64_t>> stageLayers{}; ///< uneven stages' layers
   DenseMap<Value, Home> home{};
 
   /// Finds the staged repeats of `loop` and where each value is computed.
@@ -150,6 +151,7 @@ struct Scheduler {
     axis = stageAxes(forward, mesh)[0];
     stages = mesh.span({axis});
     chunks = forward.getVirtualStages().value_or(1);
+    stageLayers = forward.getStageLayers();
     if (schedule == PipelineSchedule::interleaved && loop.getCount() % stages)
       return loop.emitError("the interleaved schedule runs micro-batches in groups of the ")
              << stages << " stages; " << loop.getCount() << " micro-batches do not divide";
@@ -215,6 +217,20 @@ struct Scheduler {
 
   /// Whether the loop's k-th sum is summed over the stages after the switch.
   bool reducedOverStages(Value yielded) const { return home.lookup(yielded) != Home::All; }
+
+  /// The layers `stage` runs of each chunk's `slots`, and the first of
+  /// them in the model (stage s's chunk v is the model's chunk v·p + s).
+  int64_t layersOn(int64_t stage, int64_t slots) const {
+    return stageLayers ? (*stageLayers)[stage] : slots;
+  }
+  int64_t firstLayer(int64_t stage, int64_t chunk, int64_t slots) const {
+    if (!stageLayers)
+      return (chunk * stages + stage) * slots;
+    int64_t first = 0;
+    for (int64_t s = 0; s < stage; ++s)
+      first += (*stageLayers)[s];
+    return first;
+  }
 
   /// A stage and one of its actions.
   using StageAction = std::pair<int64_t, Action>;
@@ -324,7 +340,10 @@ struct StageBuilder {
   /// whole, concatenated from the chunks', where more than the backward
   /// repeat reads it).
   Value runLayers(RepeatOp repeat, Value init, Action a) {
-    int64_t i = a.micro, count = repeat.getCount() / s.chunks;
+    int64_t i = a.micro, slots = repeat.getCount() / s.chunks, count = s.layersOn(stage, slots);
+    // The stage's slots are its layers unless they are interleaved chunks
+    // or, with uneven stages, some are holes.
+    bool whole = s.chunks == 1 && count == slots;
     SmallVector<Value> stacked, invariants;
     for (Value v : repeat.getStacked()) {
       auto chunks = chunkResults.find({v, i});
@@ -332,24 +351,25 @@ struct StageBuilder {
         stacked.push_back(chunks->second[a.chunk]);
         continue;
       }
-      Value whole = materialize(v, i);
-      stacked.push_back(s.chunks == 1 ? whole : chunkOf(whole, a.chunk, count));
+      Value all = materialize(v, i);
+      stacked.push_back(whole ? all : chunkOf(all, a.chunk, count));
     }
     for (Value v : repeat.getInvariants())
       invariants.push_back(materialize(v, i));
     SmallVector<Type> types{init.getType()};
     for (Value r : repeat.getStackedResults())
       types.push_back(withLeading(r.getType(), count));
-    auto chunk = RepeatOp::create(b, loc, types, b.getI64IntegerAttr(count),
-                                  repeat.getReverseAttr(), repeat.getAccumulateAttr(),
-                                  repeat.getRecomputeAttr(), repeat.getPipelineAttr(),
-                                  IntegerAttr(), ValueRange{init}, stacked, invariants);
+    auto chunk = RepeatOp::create(
+        b, loc, types, b.getI64IntegerAttr(count), repeat.getReverseAttr(),
+        repeat.getAccumulateAttr(), repeat.getRecomputeAttr(), repeat.getPipelineAttr(),
+        IntegerAttr(), DenseI64ArrayAttr(), ValueRange{init}, stacked, invariants);
     chunk->setDiscardableAttrs(repeat->getDiscardableAttrDictionary());
     IRMapping body;
     repeat.getBody().cloneInto(&chunk.getBody(), body);
     chunk->setAttr(attr::microBatch, b.getI64IntegerAttr(i));
     if (s.chunks > 1)
       chunk->setAttr(attr::virtualStage, b.getI64IntegerAttr(a.chunk));
+    chunk->setAttr(attr::firstLayer, b.getI64IntegerAttr(s.firstLayer(stage, a.chunk, slots)));
     for (auto [r, part] : llvm::zip(repeat.getStackedResults(), chunk.getStackedResults()))
       chunkResults[{r, i}].push_back(part);
     if (a.chunk == (repeat.getReverse() ? 0 : s.chunks - 1)) {
@@ -360,11 +380,18 @@ struct StageBuilder {
           std::reverse(parts.begin(), parts.end());
         bool onlyBackwardReads = llvm::all_of(
             r.getUsers(), [&](Operation *user) { return user == s.backward.getOperation(); });
-        if (s.chunks == 1)
+        if (whole) {
           micro[i].map(r, parts[0]);
-        else if (!onlyBackwardReads)
-          micro[i].map(r, ConcatOp::create(b, loc, r.getType(), parts, 0, 1).getResult());
-        if (repeat.getReverse() || s.chunks == 1)
+        } else if (!onlyBackwardReads) {
+          // The chunks in order, and zeros in the stage's holes.
+          SmallVector<Value> rows(parts);
+          if (count < slots)
+            rows.push_back(ConstantOp::create(b, loc, withLeading(r.getType(), slots - count),
+                                              b.getF64FloatAttr(0.0)));
+          micro[i].map(r, ConcatOp::create(b, loc, r.getType(), rows, 0, 1).getResult());
+        }
+        // The backward reads the forward's saved values by chunk.
+        if (repeat.getReverse())
           chunkResults.erase({r, i});
         else
           chunkResults[{r, i}] = parts;
@@ -373,9 +400,9 @@ struct StageBuilder {
     return chunk.getCarryResults()[0];
   }
 
-  /// Block `chunk` (of `count` layers) of the stacked value `whole`.
-  Value chunkOf(Value whole, int64_t chunk, int64_t count) {
-    return StackedSliceOp::create(b, loc, withLeading(whole.getType(), count), whole,
+  /// Block `chunk` of `count` layers of the stacked value `all`.
+  Value chunkOf(Value all, int64_t chunk, int64_t count) {
+    return StackedSliceOp::create(b, loc, withLeading(all.getType(), count), all,
                                   b.getI64IntegerAttr(chunk));
   }
 

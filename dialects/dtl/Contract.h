@@ -31,6 +31,10 @@ inline constexpr llvm::StringLiteral sharding = "dtl.sharding"; // ShardingAttr
 // Params (and their optimizer state) stored interleaved for a split
 // (dtl-interleave-splits): [dim, blocks, piece sizes...] (DenseI64ArrayAttr).
 inline constexpr llvm::StringLiteral interleave = "dtl.interleave";
+// Params (and their optimizer state) of uneven pipeline stages: stored as
+// max(n) slots per stage along dim 0, stage s's n_s layers first
+// ([n_0, ..., n_{p-1}], DenseI64ArrayAttr; the rest are holes).
+inline constexpr llvm::StringLiteral stageLayers = "dtl.stage_layers";
 inline constexpr llvm::StringLiteral globalType = "dtl.global_type"; // TypeAttr (partitioned)
 // i32 inputs: their values lie in [0, bound) (an IntegerAttr): the classes
 // of the cross-entropy they label, the rows of the table they index.
@@ -52,6 +56,8 @@ inline constexpr llvm::StringLiteral microBatch = "dtl.micro_batch";
 /// ... and, in an interleaved schedule, which of the stage's virtual stages
 /// (chunks of layers) they are.
 inline constexpr llvm::StringLiteral virtualStage = "dtl.virtual_stage";
+/// ... and the model's layer its first iteration is.
+inline constexpr llvm::StringLiteral firstLayer = "dtl.first_layer";
 inline constexpr llvm::StringLiteral slot = "dtl.slot"; // shard collectives: their wait slot
 } // namespace attr
 

@@ -128,12 +128,14 @@ LogicalResult DtlDialect::verifyOperationAttribute(Operation *op, NamedAttribute
       return error() << "numbers a communicating shard collective or transfer";
     return success();
   }
-  if (name == attr::microBatch || name == attr::virtualStage) {
+  if (name == attr::microBatch || name == attr::virtualStage || name == attr::firstLayer) {
     auto index = dyn_cast<IntegerAttr>(value);
     if (!isa<RepeatOp>(op) || !index || index.getInt() < 0)
-      return error() << (name == attr::microBatch
-                             ? "numbers the micro-batch a pipeline stage's repeat runs for"
-                             : "numbers the virtual stage (chunk) a pipeline stage's repeat is");
+      return error() << (name == attr::microBatch ? "numbers the micro-batch a pipeline stage's "
+                                                    "repeat runs for"
+                         : name == attr::virtualStage
+                             ? "numbers the virtual stage (chunk) a pipeline stage's repeat is"
+                             : "numbers the model's layer a pipeline stage's repeat starts at");
     return success();
   }
   if (name == attr::recomputed) {
@@ -203,6 +205,15 @@ static LogicalResult verifyValueAttribute(Operation *op, Type type, NamedAttribu
         llvm::any_of(v.drop_front(2), [&](int64_t piece) { return piece < 1 || piece % v[1]; }))
       return error() << "must be [dim, blocks >= 2, piece sizes divisible by blocks...] on a "
                         "tensor with that dim";
+    return success();
+  }
+  if (name == attr::stageLayers) {
+    auto layers = dyn_cast<DenseI64ArrayAttr>(value);
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!layers || layers.size() < 2 || !tensor || tensor.getRank() < 1 ||
+        llvm::any_of(layers.asArrayRef(), [](int64_t n) { return n < 1; }))
+      return error() << "must be [layers per stage...] (at least two stages of at least one "
+                        "layer) on a tensor";
     return success();
   }
   if (name == attr::bound) {

@@ -425,14 +425,14 @@ LogicalResult StackedSliceOp::verify() {
   bool block = input.getRank() == result.getRank();
   if (input.getRank() < 1 || input.getElementType() != result.getElementType() ||
       (block ? input.getShape().drop_front() != result.getShape().drop_front() ||
-                   result.getShape()[0] < 1 || input.getShape()[0] % result.getShape()[0]
+                   result.getShape()[0] < 1
              : input.getShape().drop_front() != result.getShape()))
     return emitOpError("needs a result of the input's type without its leading dimension, or "
-                       "with a leading dimension that divides the input's");
+                       "with a leading dimension of its own");
   int64_t blocks = input.getShape()[0] / (block ? result.getShape()[0] : 1);
   if (getIndex() < 0 || getIndex() >= blocks)
-    return emitOpError("index ") << getIndex() << " is outside the " << blocks << " blocks of "
-                                 << "the leading dimension";
+    return emitOpError("index ") << getIndex() << " is outside the " << blocks
+                                 << " whole blocks of the leading dimension";
   return success();
 }
 Value CollectiveWaitOp::getViewSource() { return getPending(); }
@@ -447,6 +447,16 @@ bool RepeatOp::runsAsStages() {
 }
 
 int64_t RepeatOp::storedLayer(int64_t layer, int64_t stages) {
+  if (std::optional<ArrayRef<int64_t>> layers = getStageLayers()) {
+    // Stage s's layers fill the first of its max(n) slots.
+    int64_t slots = *llvm::max_element(*layers);
+    for (auto [s, n] : llvm::enumerate(*layers)) {
+      if (layer < n)
+        return int64_t(s) * slots + layer;
+      layer -= n;
+    }
+    llvm_unreachable("a layer beyond the stages' layers");
+  }
   if (!getVirtualStages() || stages == 1)
     return layer;
   // Layer i is in piece v (of V, count / V layers each), block r of it;
@@ -454,6 +464,16 @@ int64_t RepeatOp::storedLayer(int64_t layer, int64_t stages) {
   int64_t pieces = *getVirtualStages(), piece = getCount() / pieces, share = piece / stages;
   int64_t v = layer / piece, r = layer % piece / share, k = layer % share;
   return r * (getCount() / stages) + v * share + k;
+}
+
+int64_t RepeatOp::slots() {
+  std::optional<ArrayRef<int64_t>> layers = getStageLayers();
+  if (!layers)
+    return getCount();
+  int64_t slots = *llvm::max_element(*layers), total = 0;
+  for (int64_t n : *layers)
+    total += n;
+  return getCount() == total ? slots * int64_t(layers->size()) : slots;
 }
 
 YieldOp RepeatOp::getYield() { return cast<YieldOp>(getBodyBlock().getTerminator()); }
@@ -466,6 +486,18 @@ LogicalResult RepeatOp::verifyRegions() {
     if (!getPipeline() || count % *chunks)
       return emitOpError("virtual_stages ")
              << *chunks << " needs a pipelined repeat whose count they divide";
+  if (std::optional<ArrayRef<int64_t>> layers = getStageLayers()) {
+    int64_t total = 0;
+    for (int64_t n : *layers)
+      total += n;
+    if (!getPipeline() || getVirtualStages() || layers->size() < 2 ||
+        llvm::any_of(*layers, [](int64_t n) { return n < 1; }) ||
+        (count != total && count != *llvm::max_element(*layers)))
+      return emitOpError("stage_layers needs a pipelined repeat without virtual stages, at least "
+                         "one layer per stage, and a count of their sum (or, as stages, their "
+                         "largest)");
+  }
+  int64_t slots = this->slots();
   Block &body = getBodyBlock();
   size_t carries = getInits().size(), stacked = getStacked().size();
   if (body.getNumArguments() != 1 + carries + stacked + getInvariants().size() ||
@@ -478,7 +510,7 @@ LogicalResult RepeatOp::verifyRegions() {
   for (auto [operand, arg] : llvm::zip(getStacked(), getStackedArgs())) {
     auto type = cast<RankedTensorType>(operand.getType());
     auto slice = dyn_cast<RankedTensorType>(arg.getType());
-    if (type.getRank() == 0 || type.getShape()[0] != count || !slice ||
+    if (type.getRank() == 0 || type.getShape()[0] != slots || !slice ||
         slice != withShape(type, type.getShape().drop_front()))
       return emitOpError("a stacked operand is [count, ...] and its body argument one slice");
   }
@@ -502,7 +534,7 @@ LogicalResult RepeatOp::verifyRegions() {
                << i - carries << " must be a real tensor of the type its body yields";
       continue;
     }
-    SmallVector<int64_t> shape{count};
+    SmallVector<int64_t> shape{slots};
     if (slice)
       shape.append(slice.getShape().begin(), slice.getShape().end());
     if (!slice || result != withShape(slice, shape))
@@ -549,10 +581,10 @@ struct DropUnused : OpRewritePattern<RepeatOp> {
         resultTypes.push_back(r.getType());
         yielded.push_back(yield.getValues()[i]);
       }
-    auto replacement =
-        RepeatOp::create(rewriter, op.getLoc(), resultTypes, op.getCountAttr(), op.getReverseAttr(),
-                         op.getAccumulateAttr(), op.getRecomputeAttr(), op.getPipelineAttr(),
-                         op.getVirtualStagesAttr(), op.getInits(), stacked, invariants);
+    auto replacement = RepeatOp::create(
+        rewriter, op.getLoc(), resultTypes, op.getCountAttr(), op.getReverseAttr(),
+        op.getAccumulateAttr(), op.getRecomputeAttr(), op.getPipelineAttr(),
+        op.getVirtualStagesAttr(), op.getStageLayersAttr(), op.getInits(), stacked, invariants);
     rewriter.inlineRegionBefore(op.getBody(), replacement.getBody(), replacement.getBody().end());
     Block &body = replacement.getBodyBlock();
     rewriter.setInsertionPoint(body.getTerminator());

@@ -848,6 +848,16 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     repeat runs whole, iteration `i` reads and writes the stacked slice
     stored for layer `i`.
 
+    With `stage_layers [n_0, ..., n_(p-1)]` instead (uneven stages: the
+    count does not divide by p), stage `s` runs `n_s` consecutive layers,
+    and every stage has `c = max(n_s)` slots: the stacked operands and
+    results have `p * c` of them, stage `s`'s layers in the first `n_s` of
+    its `c` (param storage `dtl.stage_layers` on the argument), the rest
+    holes no iteration reads or writes. Partitioned into stages, the
+    repeat has a count of `c`, each rank's `c` slots, and
+    dtl-schedule-pipeline runs `n_s` of them (the stage's gradients are
+    zero in its holes).
+
     With `accumulate`, what the body yields after the carried values is
     summed over the iterations instead of stacked: those results have the
     yielded type. Gradient accumulation is such a loop over micro-batches
@@ -873,13 +883,14 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
   let arguments = (ins I64Attr:$count, UnitAttr:$reverse, UnitAttr:$accumulate,
                    OptionalAttr<Dtl_RecomputeAttr>:$recompute, OptionalAttr<StrAttr>:$pipeline,
                    OptionalAttr<ConfinedAttr<I64Attr, [IntMinValue<2>]>>:$virtual_stages,
+                   OptionalAttr<DenseI64ArrayAttr>:$stage_layers,
                    Variadic<AnyType>:$inits,
                    Variadic<AnyRankedTensor>:$stacked, Variadic<AnyType>:$invariants);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     $count (`reverse` $reverse^)? (`accumulate` $accumulate^)? (`recompute` $recompute^)? (`pipeline` $pipeline^)?
-    (`virtual_stages` $virtual_stages^)? (`carry` `(` $inits^ `:` type($inits) `)`)?
+    (`virtual_stages` $virtual_stages^)? (`stage_layers` $stage_layers^)? (`carry` `(` $inits^ `:` type($inits) `)`)?
     (`stacked` `(` $stacked^ `:` type($stacked) `)`)?
     (`invariant` `(` $invariants^ `:` type($invariants) `)`)?
     (`->` `(` type($results)^ `)`)? $body attr-dict-with-keyword
@@ -894,8 +905,12 @@ def Dtl_RepeatOp : Dtl_Op<"repeat", [RecursiveMemoryEffects, IsolatedFromAbove,
     bool runsAsStages();
     /// Where iteration `layer`'s stacked slices are stored, running whole
     /// (not as stages) on a mesh that splits the pipeline axis `stages`
-    /// ways: `layer` unless the repeat has virtual stages.
+    /// ways: `layer` unless the repeat has virtual stages or uneven stages.
     int64_t storedLayer(int64_t layer, int64_t stages);
+    /// The stacked operands' and results' leading dimension: the count,
+    /// unless the stages are uneven (`stage_layers`): every stage's slots
+    /// (running whole), or one stage's (as stages).
+    int64_t slots();
     /// The body's block arguments, by kind.
     ::mlir::BlockArgument getIndex() { return getBodyBlock().getArgument(0); }
     ::mlir::Block::BlockArgListType getCarryArgs() {

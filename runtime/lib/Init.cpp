@@ -18,9 +18,14 @@ void forEachLocal(const TensorSpec &spec, const Context &ctx,
       int64_t at = offset[d] + index[d];
       if (int(d) == spec.interleaveDim)
         at = spec.declaredRun(at).first;
+      if (at < 0) { // a hole: in no declared place
+        global = -1;
+        break;
+      }
       global = global * spec.globalShape[d] + at;
     }
-    fn(local, global);
+    if (global >= 0)
+      fn(local, global);
     for (int d = (int)rank - 1; d >= 0; --d) {
       if (++index[d] < spec.localShape[d])
         break;

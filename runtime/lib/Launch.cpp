@@ -74,6 +74,19 @@ int64_t TensorSpec::localSize() const { return numElements(localShape); }
 std::pair<int64_t, int64_t> TensorSpec::declaredRun(int64_t stored) const {
   if (interleaveDim < 0)
     return {stored, std::numeric_limits<int64_t>::max()};
+  if (!stageLayers.empty()) {
+    int64_t slots = *std::max_element(stageLayers.begin(), stageLayers.end());
+    size_t stage = size_t(stored / slots);
+    int64_t within = stored % slots, first = 0;
+    if (stage >= stageLayers.size())
+      throw std::logic_error(name + ": stored position " + std::to_string(stored) +
+                             " is outside its stages' slots");
+    for (size_t s = 0; s < stage; ++s)
+      first += stageLayers[s];
+    if (within >= stageLayers[stage])
+      return {-1, slots - within};
+    return {first + within, stageLayers[stage] - within};
+  }
   int64_t total = 0;
   for (int64_t piece : interleavePieces)
     total += piece;
@@ -162,6 +175,10 @@ TensorSpec tensorFrom(const TensorDecl &decl) {
     for (int i = 2; i < kMaxInterleavePieces + 2 && decl.interleave[i] > 0; ++i)
       spec.interleavePieces.push_back(decl.interleave[i]);
   }
+  for (int s = 0; s < kMaxStages && decl.stageLayers[s] > 0; ++s)
+    spec.stageLayers.push_back(decl.stageLayers[s]);
+  if (!spec.stageLayers.empty())
+    spec.interleaveDim = 0;
   return spec;
 }
 

@@ -72,6 +72,10 @@ std::vector<Part> localParts(const TensorSpec &spec, const Context &ctx) {
   for (int64_t stored = block.offset[d]; stored < end;) {
     auto [declared, run] = spec.declaredRun(stored);
     run = std::min(run, end - stored);
+    if (declared < 0) { // a hole
+      stored += run;
+      continue;
+    }
     Part part{block, zero};
     part.declared.offset[d] = declared;
     part.declared.shape[d] = run;

@@ -18,26 +18,26 @@
 // CHECK:        %[[X0:.*]] = dtl.stacked_slice %{{.*}}[0] : tensor<2x4x4xf32> -> tensor<4x4xf32>
 // CHECK:        %[[A0:.*]] = dtl.stacked_slice %arg1[0] : tensor<2x4x4xf32> -> tensor<1x4x4xf32>
 // CHECK:        %[[F00:.*]]:3 = dtl.repeat 1 pipeline "pp" carry(%[[X0]] : tensor<4x4xf32>) stacked(%[[A0]] : tensor<1x4x4xf32>)
-// CHECK:        } attributes {dtl.micro_batch = 0 : i64, dtl.virtual_stage = 0 : i64}
+// CHECK:        } attributes {dtl.first_layer = 0 : i64, dtl.micro_batch = 0 : i64, dtl.virtual_stage = 0 : i64}
 // CHECK-NEXT:   shard.send %[[F00]]#0 on @grid grid_axes = [0] destination = [1]
-// CHECK:        } attributes {dtl.micro_batch = 1 : i64, dtl.virtual_stage = 0 : i64}
+// CHECK:        } attributes {dtl.first_layer = 0 : i64, dtl.micro_batch = 1 : i64, dtl.virtual_stage = 0 : i64}
 // Micro-batch 0 back from stage 1's first chunk, into stage 0's second.
 // CHECK:        %[[IN:.*]] = shard.recv %{{.*}} source = [1]
 // CHECK:        shard.send
 // CHECK:        %[[A1:.*]] = dtl.stacked_slice %arg1[1] : tensor<2x4x4xf32> -> tensor<1x4x4xf32>
 // CHECK:        dtl.repeat 1 pipeline "pp" carry(%[[IN]] : tensor<4x4xf32>) stacked(%[[A1]] : tensor<1x4x4xf32>)
-// CHECK:        } attributes {dtl.micro_batch = 0 : i64, dtl.virtual_stage = 1 : i64}
+// CHECK:        } attributes {dtl.first_layer = 2 : i64, dtl.micro_batch = 0 : i64, dtl.virtual_stage = 1 : i64}
 // The backwards, chunk 1 then chunk 0, and the stage's gradient of h.a.
 // CHECK:        %[[B1:.*]]:2 = dtl.repeat 1 reverse pipeline "pp"
-// CHECK:        } attributes {dtl.micro_batch = 0 : i64, dtl.virtual_stage = 1 : i64}
-// CHECK:        } attributes {dtl.micro_batch = 1 : i64, dtl.virtual_stage = 1 : i64}
-// CHECK:        } attributes {dtl.micro_batch = 0 : i64, dtl.virtual_stage = 0 : i64}
+// CHECK:        } attributes {dtl.first_layer = 2 : i64, dtl.micro_batch = 0 : i64, dtl.virtual_stage = 1 : i64}
+// CHECK:        } attributes {dtl.first_layer = 2 : i64, dtl.micro_batch = 1 : i64, dtl.virtual_stage = 1 : i64}
+// CHECK:        } attributes {dtl.first_layer = 0 : i64, dtl.micro_batch = 0 : i64, dtl.virtual_stage = 0 : i64}
 // CHECK-NEXT:   dtl.concat %{{.*}}#1, %[[B1]]#1 dim 0 : tensor<1x4x4xf32>, tensor<1x4x4xf32> -> tensor<2x4x4xf32>
 // CHECK:      default {
 // CHECK:        shard.recv %{{.*}} source = [0]
-// CHECK:        } attributes {dtl.micro_batch = 0 : i64, dtl.virtual_stage = 0 : i64}
+// CHECK:        } attributes {dtl.first_layer = 1 : i64, dtl.micro_batch = 0 : i64, dtl.virtual_stage = 0 : i64}
 // CHECK-NEXT:   shard.send %{{.*}} destination = [0]
-// CHECK:        } attributes {dtl.micro_batch = 0 : i64, dtl.virtual_stage = 1 : i64}
+// CHECK:        } attributes {dtl.first_layer = 3 : i64, dtl.micro_batch = 0 : i64, dtl.virtual_stage = 1 : i64}
 // The head and the loss follow stage 1's last chunk.
 // CHECK-NEXT:   dtl.matmul
 // CHECK:      shard.all_reduce

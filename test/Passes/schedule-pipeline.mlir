@@ -25,11 +25,11 @@
 // ONEF-NOT:     tensor<2x2xi32>
 // ONEF:         %[[X0:.*]] = dtl.stacked_slice %{{.*}}[0] : tensor<2x2x4xf32> -> tensor<2x4xf32>
 // ONEF-NEXT:    %[[F0:.*]]:3 = dtl.repeat 1 pipeline "pp" carry(%[[X0]] : tensor<2x4xf32>)
-// ONEF:         } attributes {dtl.micro_batch = 0 : i64}
+// ONEF:         } attributes {dtl.first_layer = 0 : i64, dtl.micro_batch = 0 : i64}
 // ONEF-NEXT:    shard.send %[[F0]]#0 on @grid grid_axes = [0] destination = [1]
 // ONEF-NEXT:    %[[X1:.*]] = dtl.stacked_slice %{{.*}}[1] : tensor<2x2x4xf32> -> tensor<2x4xf32>
 // ONEF-NEXT:    %[[F1:.*]]:3 = dtl.repeat 1 pipeline "pp" carry(%[[X1]] : tensor<2x4xf32>)
-// ONEF:         } attributes {dtl.micro_batch = 1 : i64}
+// ONEF:         } attributes {dtl.first_layer = 0 : i64, dtl.micro_batch = 1 : i64}
 // ONEF-NEXT:    %[[G0:.*]] = shard.recv %{{.*}} on @grid grid_axes = [0] source = [1]
 // ONEF-NEXT:    shard.send %[[F1]]#0 on @grid grid_axes = [0] destination = [1]
 // ONEF-NEXT:    dtl.repeat 1 reverse pipeline "pp" carry(%[[G0]] : tensor<2x4xf32>)
@@ -41,11 +41,11 @@
 // ONEF-NEXT:    dtl.repeat 1 pipeline "pp" carry(%[[A0]] : tensor<2x4xf32>)
 // ONEF:         dtl.cross_entropy_grad
 // ONEF:         dtl.repeat 1 reverse pipeline "pp"
-// ONEF:         } attributes {dtl.micro_batch = 0 : i64}
+// ONEF:         } attributes {dtl.first_layer = 1 : i64, dtl.micro_batch = 0 : i64}
 // ONEF-NEXT:    shard.send %{{.*}}#0 on @grid grid_axes = [0] destination = [0]
 // ONEF-NEXT:    shard.recv %{{.*}} on @grid grid_axes = [0] source = [0]
 // ONEF:         dtl.repeat 1 reverse pipeline "pp"
-// ONEF:         } attributes {dtl.micro_batch = 1 : i64}
+// ONEF:         } attributes {dtl.first_layer = 1 : i64, dtl.micro_batch = 1 : i64}
 // ONEF:         shard.send %{{.*}}#0 on @grid grid_axes = [0] destination = [0]
 // ONEF-NEXT:    scf.yield
 // ONEF:       %[[LOSS:.*]] = shard.all_reduce %[[SW]]#0 on @grid grid_axes = [0] : tensor<f32>
@@ -56,18 +56,18 @@
 // GPipe: every forward, then every backward, on both stages.
 // GPIPE:      case 0 {
 // GPIPE:        shard.send
-// GPIPE:        } attributes {dtl.micro_batch = 1 : i64}
+// GPIPE:        } attributes {dtl.first_layer = 0 : i64, dtl.micro_batch = 1 : i64}
 // GPIPE-NEXT:   shard.send
 // GPIPE-NEXT:   shard.recv
 // GPIPE:      default {
-// GPIPE:        } attributes {dtl.micro_batch = 0 : i64}
+// GPIPE:        } attributes {dtl.first_layer = 1 : i64, dtl.micro_batch = 0 : i64}
 // GPIPE:        shard.recv
 // GPIPE:        dtl.repeat 1 pipeline "pp"
 // GPIPE:        dtl.repeat 1 reverse pipeline "pp"
-// GPIPE:        } attributes {dtl.micro_batch = 0 : i64}
+// GPIPE:        } attributes {dtl.first_layer = 1 : i64, dtl.micro_batch = 0 : i64}
 // GPIPE-NEXT:   shard.send
 // GPIPE:        dtl.repeat 1 reverse pipeline "pp"
-// GPIPE:        } attributes {dtl.micro_batch = 1 : i64}
+// GPIPE:        } attributes {dtl.first_layer = 1 : i64, dtl.micro_batch = 1 : i64}
 // GPIPE:        shard.send
 // GPIPE-NEXT:   scf.yield
 

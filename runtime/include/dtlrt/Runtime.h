@@ -61,10 +61,15 @@ struct TensorSpec {
   int interleaveDim = -1;
   int64_t interleaveBlocks = 1;
   std::vector<int64_t> interleavePieces;
+  /// Uneven pipeline stages (dimension 0, then interleaveDim too): stage s
+  /// stores its stageLayers[s] layers first in its max(stageLayers) slots;
+  /// the rest are holes, in no declared place.
+  std::vector<int64_t> stageLayers;
   int64_t localSize() const;
   /// Where stored position `stored` along interleaveDim is in the tensor as
-  /// declared, and how many stored positions from it on stay consecutive
-  /// there (to the end of its piece's share of the block).
+  /// declared (-1: a hole), and how many stored positions from it on stay
+  /// consecutive there (to the end of its piece's share of the block, or of
+  /// the stage's layers or hole).
   std::pair<int64_t, int64_t> declaredRun(int64_t stored) const;
 };
 
@@ -109,7 +114,7 @@ struct Program {
 /// the host compiler reads in no time (the same description built as
 /// std::vectors in main() took it seconds at -O3). dtlrt::run turns them
 /// into a Program.
-constexpr int kMaxRank = 8, kMaxAxesPerDim = 4, kMaxInterleavePieces = 16;
+constexpr int kMaxRank = 8, kMaxAxesPerDim = 4, kMaxInterleavePieces = 16, kMaxStages = 64;
 
 struct TensorDecl {
   Role role;
@@ -125,6 +130,8 @@ struct TensorDecl {
   bool ignorable;
   /// {dim, blocks, piece sizes..., 0...}; blocks 0: stored in order.
   int64_t interleave[kMaxInterleavePieces + 2];
+  /// Uneven pipeline stages: their layers, {n_0, ..., 0...}; {0}: none.
+  int64_t stageLayers[kMaxStages];
 };
 
 struct StepDecl {

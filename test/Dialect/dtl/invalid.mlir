@@ -251,16 +251,27 @@ func.func @repeat_virtual_stages(%x: tensor<4xf32>, %w: tensor<6x4xf32>) {
 
 // -----
 
+func.func @repeat_stage_layers(%x: tensor<4xf32>, %w: tensor<6x4xf32>) {
+  // expected-error @+1 {{'dtl.repeat' op stage_layers needs a pipelined repeat without virtual stages, at least one layer per stage, and a count of their sum (or, as stages, their largest)}}
+  %0 = dtl.repeat 4 pipeline "pp" stage_layers [3, 2] carry(%x : tensor<4xf32>) stacked(%w : tensor<6x4xf32>) -> (tensor<4xf32>) {
+  ^bb0(%i: index, %xi: tensor<4xf32>, %wi: tensor<4xf32>):
+    dtl.yield %wi : tensor<4xf32>
+  }
+  return
+}
+
+// -----
+
 func.func @stacked_slice_block(%w: tensor<6x4xf32>) {
-  // expected-error @+1 {{'dtl.stacked_slice' op needs a result of the input's type without its leading dimension, or with a leading dimension that divides the input's}}
-  %0 = dtl.stacked_slice %w[0] : tensor<6x4xf32> -> tensor<4x4xf32>
+  // expected-error @+1 {{'dtl.stacked_slice' op needs a result of the input's type without its leading dimension, or with a leading dimension of its own}}
+  %0 = dtl.stacked_slice %w[0] : tensor<6x4xf32> -> tensor<4x5xf32>
   return
 }
 
 // -----
 
 func.func @stacked_slice_index(%w: tensor<6x4xf32>) {
-  // expected-error @+1 {{'dtl.stacked_slice' op index 3 is outside the 3 blocks of the leading dimension}}
+  // expected-error @+1 {{'dtl.stacked_slice' op index 3 is outside the 3 whole blocks of the leading dimension}}
   %0 = dtl.stacked_slice %w[3] : tensor<6x4xf32> -> tensor<2x4xf32>
   return
 }
