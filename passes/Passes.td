@@ -155,8 +155,11 @@ def SchedulePipeline : Pass<"dtl-schedule-pipeline", "mlir::ModuleOp"> {
     With `virtual_stages V` on the repeat (`interleaved`), each stage's
     block is V chunks of layers, each run as its own repeat on a view of
     its layers (`dtl.virtual_stage`), and a micro-batch leaving the last
-    stage's chunk goes on to the first stage's next chunk. The transfers
-    are ordered by running the stages together on a model of time, so
+    stage's chunk goes on to the first stage's next chunk. With
+    `stage_layers` (uneven stages), stage s runs its n_s layers of its
+    slots and its layer gradients are zero in the rest. Each stage's
+    repeat is marked with the model's layer it starts at
+    (`dtl.first_layer`). The transfers are ordered by running the stages together on a model of time, so
     that blocking sends and receives cannot wait in a cycle
     (dtl-check-schedule proves it) and stages wait little.
   }];
