@@ -748,7 +748,7 @@ LogicalResult StepPrinter::print(RepeatOp op) {
     globalLayers_[op.getIndex()] = layer;
   }
   // Run whole, an interleaved or uneven pipeline's layers are stored by
-  // stage; an uneven one's holes hold zeros.
+  // stage (no iteration touches an uneven one's holes).
   std::string slot = i;
   if ((op.getVirtualStages() || op.getStageLayers()) && !stageAxes(op, mesh_).empty()) {
     slot = "s" + str(nextIndex_++);

@@ -318,7 +318,7 @@ void Generator::balanceStages() {
   for (int64_t left = count - stages; left > 0; --left) {
     int64_t best = 0;
     for (int64_t s = 1; s < stages; ++s)
-      if (load(s) + layer < load(best) + layer)
+      if (load(s) < load(best))
         best = s;
     ++layers[best];
   }
@@ -377,10 +377,10 @@ Value Generator::repeatBlock(const ast::Block &blk, const ast::Call &c, StringRe
                        UnitAttr(), recompute, pipeline, IntegerAttr(), DenseI64ArrayAttr(),
                        ValueRange{init}, scope.stacked, scope.invariants);
   repeat.getBody().push_back(body.release());
-  // A pipelined repeat's stacked params are stored split into the stages'
-  // consecutive blocks of layers (on one stage, as they were).
   if (pipeline)
     pipelinedRepeat = repeat;
+  // A pipelined repeat's stacked params are stored split into the stages'
+  // consecutive blocks of layers (on one stage, as they were).
   if (pipeline && meshShape[meshAxis(pipelineAxis)] > 1)
     for (Value stacked : scope.stacked) {
       auto arg = cast<BlockArgument>(stacked);

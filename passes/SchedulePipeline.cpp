@@ -393,8 +393,6 @@ struct StageBuilder {
         // The backward reads the forward's saved values by chunk.
         if (repeat.getReverse())
           chunkResults.erase({r, i});
-        else
-          chunkResults[{r, i}] = parts;
       }
     }
     return chunk.getCarryResults()[0];
