@@ -78,6 +78,22 @@ TEST(Init, InterleavedColumnsMapToTheirPlaceAsDeclared) {
   EXPECT_EQ(t.declaredRun(5), (std::pair<int64_t, int64_t>{5, 1}));
 }
 
+TEST(Init, UnevenStagesSkipTheirHoles) {
+  // Layers 0-2 on stage 0, 3-4 on stage 1, each with 3 slots: stage 1's
+  // last slot is a hole, in no declared place.
+  TensorSpec t = spec({3, 2}, {{0}, {}});
+  t.globalShape = {5, 2};
+  t.interleaveDim = 0;
+  t.stageLayers = {3, 2};
+  EXPECT_EQ(t.declaredRun(1), (std::pair<int64_t, int64_t>{1, 2}));
+  EXPECT_EQ(t.declaredRun(3), (std::pair<int64_t, int64_t>{3, 2}));
+  EXPECT_EQ(t.declaredRun(5), (std::pair<int64_t, int64_t>{-1, 1}));
+  Context ctx({2}, 1);
+  std::vector<std::pair<int64_t, int64_t>> seen; // (local, declared)
+  forEachLocal(t, ctx, [&](int64_t local, int64_t g) { seen.push_back({local, g}); });
+  EXPECT_EQ(seen, (std::vector<std::pair<int64_t, int64_t>>{{0, 6}, {1, 7}, {2, 8}, {3, 9}}));
+}
+
 TEST(Init, DifferentNamesDifferentValues) {
   TensorSpec a = spec({4, 6}, {{}, {}}), b = a;
   b.name = "other";
